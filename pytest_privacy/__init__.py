@@ -1,0 +1,48 @@
+"""pytest-privacy: membership-inference privacy gates for ML models, as a pytest plugin.
+
+Everything public is re-exported here lazily, so ``import pytest_privacy`` imports neither torch
+nor pytest; they load on first use of what needs them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "assert_tpr_at_fpr_below": "assertions",
+    "assert_auc_below": "assertions",
+    "attack_scores": "assertions",
+    "PrivacyInconclusiveWarning": "assertions",
+    "PrivacyInconclusiveError": "assertions",
+    "PrivacyLeakError": "assertions",
+    "MembershipData": "data",
+    "References": "data",
+    "load_example_dataset": "datasets",
+    "Dataset": "datasets",
+    "PrivacyConfig": "config",
+    "AttackResult": "results",
+    "GateResult": "results",
+    "Verdict": "results",
+    "TrainingRecipe": "training.recipe",
+    "train_ensemble": "training.ensemble",
+    "Ensemble": "training.ensemble",
+    "balanced_keep": "training.keep",
+    "make_queries": "queries",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # cache: later lookups skip this function
+        return value
+    raise AttributeError(f"module 'pytest_privacy' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

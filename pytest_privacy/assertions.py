@@ -1,0 +1,185 @@
+"""assert_* helpers: run an attack, gate its scores, and fail with a message a person can act on."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+
+from .attacks import get_attack
+from .data import MembershipData
+from .metrics import auc_confidence_interval, gate
+from .querying import query_logits
+from .reporting import record_result
+from .results import AttackResult, GateResult, Verdict
+
+__all__ = [
+    "PrivacyInconclusiveError",
+    "PrivacyInconclusiveWarning",
+    "PrivacyLeakError",
+    "attack_scores",
+    "assert_auc_below",
+    "assert_tpr_at_fpr_below",
+    "set_inconclusive_default",
+]
+
+OnInconclusive = Literal["fail", "warn", "skip", "xfail"]
+_default_inconclusive: list[OnInconclusive] = ["fail"]
+
+_HINT = (
+    "what to try: regularise (weight decay, fewer epochs, early stopping, augmentation), train on "
+    "more data, or train with the MMD+mixup defense; then look at the most vulnerable points for "
+    "duplicates and mislabels."
+)
+
+
+class PrivacyLeakError(AssertionError):
+    """A gate proved a leak (verdict FAIL). Use ``xfail(raises=PrivacyLeakError)`` for known leaks."""
+
+
+class PrivacyInconclusiveError(AssertionError):
+    """A gate could not decide and inconclusive results are set to ``fail`` (the default)."""
+
+
+class PrivacyInconclusiveWarning(UserWarning):
+    """A privacy gate could not decide; emitted when inconclusive results are set to ``warn``."""
+
+
+def set_inconclusive_default(policy: OnInconclusive) -> None:
+    """What helpers do with an INCONCLUSIVE verdict when ``on_inconclusive`` is not given
+    (the plugin sets it from ``--privacy-inconclusive``)."""
+    if policy not in ("fail", "warn", "skip", "xfail"):
+        raise ValueError(f"on_inconclusive must be fail, warn, skip or xfail, got {policy!r}.")
+    _default_inconclusive[0] = policy
+
+
+def _check_data(data: Any) -> MembershipData:
+    if not isinstance(data, MembershipData):
+        raise TypeError(
+            f"data must be a pytest_privacy.MembershipData, got {type(data).__name__}; build one "
+            "with MembershipData(x, y, is_member, references=...) or use the membership_data fixture."
+        )
+    return data
+
+
+def attack_scores(model: Any, data: MembershipData, attack: str = "lira") -> tuple[np.ndarray, str]:
+    """Membership scores ``[N]`` (higher = member) of ``attack`` against ``model``, and the variant.
+
+    The model is queried on the same augmentations as the references, as LiRA requires.
+    """
+    data = _check_data(data)
+    spec = get_attack(attack)
+    refs = data.references
+    if spec.needs_references and refs is None:
+        raise ValueError(
+            f"attack {attack!r} needs reference models: build MembershipData(..., references=...) "
+            "or use the membership_data fixture; attack='loss' needs none."
+        )
+    logits = query_logits(model, data.x, refs.augmentations if refs is not None else ())
+    if refs is not None and logits.shape[1:] != refs.logits.shape[2:]:
+        raise ValueError(
+            f"the model returns {logits.shape[1]} queries x {logits.shape[2]} classes per point but the "
+            f"references have {refs.logits.shape[2]} x {refs.logits.shape[3]}: train them on the same task."
+        )
+    if int(data.y.max()) >= logits.shape[-1]:
+        raise ValueError(f"label {int(data.y.max())} is out of range for a model with {logits.shape[-1]} classes.")
+    return spec.score(logits, data.y, refs)
+
+
+def _attack_result(gate_result: GateResult, attack: str, variant: str, data: MembershipData) -> AttackResult:
+    refs = data.references
+    return AttackResult(
+        **gate_result.model_dump(),
+        attack=attack,
+        variant=variant,
+        n_references=0 if refs is None else refs.n_references,
+        seed=None if refs is None else refs.seed,
+    )
+
+
+def _describe(r: AttackResult) -> str:
+    return (
+        f"{r.attack} ({r.variant}) TPR {r.tpr:.4f} [{r.confidence:.0%} CI {r.tpr_low:.4f}, "
+        f"{r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f} (<= {r.fpr_high:.4f}); limit: TPR <= "
+        f"{r.max_tpr:g} at FPR {r.fpr:g}\n"
+        f"  audit: {r.n_members:,} members, {r.n_nonmembers:,} non-members, "
+        f"{r.n_references} reference models, AUC {r.auc:.3f}, seed {r.seed}"
+    )
+
+
+def _enforce(r: AttackResult, on_inconclusive: OnInconclusive | None, what: str) -> AttackResult:
+    if r.verdict is Verdict.FAIL:
+        raise PrivacyLeakError(f"privacy leak: {what}\n  {_describe(r)}\n  {r.reason}\n  {_HINT}")
+    if r.verdict is Verdict.INCONCLUSIVE:
+        policy = on_inconclusive or _default_inconclusive[0]
+        message = f"privacy gate inconclusive: {what}\n  {_describe(r)}\n  {r.reason}"
+        if policy == "fail":
+            raise PrivacyInconclusiveError(message + "\n  (set --privacy-inconclusive=warn|skip|xfail to not fail)")
+        if policy == "warn":
+            warnings.warn(message, PrivacyInconclusiveWarning, stacklevel=3)
+        else:
+            import pytest  # only reached under pytest
+
+            (pytest.skip if policy == "skip" else pytest.xfail)(message)
+    return r
+
+
+def assert_tpr_at_fpr_below(
+    model: Any,
+    data: MembershipData,
+    *,
+    fpr: float = 1e-3,
+    max_tpr: float,
+    attack: str = "lira",
+    confidence: float = 0.95,
+    on_inconclusive: OnInconclusive | None = None,
+) -> AttackResult:
+    """Assert that ``attack`` finds members with TPR at most ``max_tpr`` at FPR ``fpr``.
+
+    Fails (``AssertionError``) only when a leak is proven at ``confidence``; passes only when safety
+    is proven; otherwise the result is INCONCLUSIVE and handled by ``on_inconclusive``
+    (default: the session's ``--privacy-inconclusive``, ``fail``). See :func:`metrics.gate`.
+    The result is recorded in the session report and returned.
+    """
+    data = _check_data(data)
+    scores, variant = attack_scores(model, data, attack)
+    g = gate(scores, data.is_member, fpr=fpr, max_tpr=max_tpr, confidence=confidence)
+    r = record_result(_attack_result(g, attack, variant, data))
+    return _enforce(r, on_inconclusive, f"TPR at FPR {fpr:g} must be <= {max_tpr:g}")
+
+
+def assert_auc_below(
+    model: Any,
+    data: MembershipData,
+    *,
+    max_auc: float,
+    attack: str = "lira",
+    confidence: float = 0.95,
+    on_inconclusive: OnInconclusive | None = None,
+) -> AttackResult:
+    """Assert that ``attack``'s ROC AUC is at most ``max_auc`` (Hanley-McNeil interval).
+
+    AUC measures average-case leakage; prefer :func:`assert_tpr_at_fpr_below` for a release
+    gate, since attacks that matter are confident on a few points (Carlini et al. 2022).
+    """
+    data = _check_data(data)
+    if not 0.5 <= max_auc <= 1.0:
+        raise ValueError(f"max_auc must be in [0.5, 1] (0.5 is chance), got {max_auc}.")
+    scores, variant = attack_scores(model, data, attack)
+    g = gate(scores, data.is_member, fpr=0.01, max_tpr=1.0, confidence=confidence)
+    low, high = auc_confidence_interval(g.auc, g.n_members, g.n_nonmembers, confidence)
+    if g.auc_high < 0.45:
+        verdict, reason = Verdict.INCONCLUSIVE, g.reason
+    elif low > max_auc:
+        verdict, reason = Verdict.FAIL, f"leak proven: AUC >= {low:.4f} > max_auc={max_auc:g} at {confidence:.0%}"
+    elif high <= max_auc:
+        verdict, reason = Verdict.PASS, f"safe: AUC <= {high:.4f} <= max_auc={max_auc:g} at {confidence:.0%}"
+    else:
+        verdict, reason = Verdict.INCONCLUSIVE, (
+            f"AUC {g.auc:.4f} has interval [{low:.4f}, {high:.4f}] containing max_auc={max_auc:g}; "
+            "more audit points narrow it"
+        )
+    g = g.model_copy(update={"verdict": verdict, "reason": reason, "auc_low": low, "auc_high": high})
+    r = record_result(_attack_result(g, attack, variant, data))
+    return _enforce(r, on_inconclusive, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{low:.4f}, {high:.4f}])")

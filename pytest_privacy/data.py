@@ -1,0 +1,181 @@
+"""MembershipData: the audit points, who is a member, and the reference models' outputs on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MembershipData", "References"]
+
+
+@dataclass(frozen=True)
+class References:
+    """Reference (shadow) models' logits on the audit queries, and which point each trained on.
+
+    ``logits [M, N, A, C]``: model m on query a of audit point n (A = original + augmentations,
+    in the order of :func:`pytest_privacy.queries.make_queries`); ``keep [M, N]`` bool.
+    The target is queried with the same ``augmentations``, as LiRA requires.
+    """
+
+    logits: np.ndarray
+    keep: np.ndarray
+    augmentations: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        logits = np.asarray(self.logits)
+        if logits.ndim == 3:
+            logits = logits[:, :, None, :]
+        if logits.ndim != 4:
+            raise ValueError(f"references.logits must be [M, N, A, C], got shape {logits.shape}.")
+        if not np.isfinite(logits).all():
+            raise ValueError("references.logits contain NaN/inf: a reference model diverged; retrain it with a lower lr.")
+        keep = np.asarray(self.keep)
+        if keep.dtype != np.bool_ or keep.shape != logits.shape[:2]:
+            raise ValueError(
+                f"references.keep must be bool [M, N] = {list(logits.shape[:2])}, got {keep.dtype} {list(keep.shape)}."
+            )
+        object.__setattr__(self, "logits", logits)
+        object.__setattr__(self, "keep", keep)
+        object.__setattr__(self, "augmentations", tuple(self.augmentations))
+
+    @property
+    def n_references(self) -> int:
+        """Number of reference models M."""
+        return int(self.logits.shape[0])
+
+    @classmethod
+    def from_ensemble(cls, ensemble: Any, x: np.ndarray, *, models: Any = None) -> References:
+        """Query a trained :class:`~pytest_privacy.training.ensemble.Ensemble` on ``x``."""
+        idx = list(range(len(ensemble))) if models is None else list(models)
+        return cls(
+            logits=ensemble.logits(x, models=idx),
+            keep=ensemble.keep[idx],
+            augmentations=tuple(ensemble.recipe.augmentations),
+            seed=getattr(ensemble, "seed", None),
+        )
+
+
+class MembershipData:
+    """Audit points ``x``, labels ``y``, membership flags, and optionally reference models.
+
+    Validated on construction: every problem raises a ``ValueError``/``TypeError`` naming the field
+    and the fix. ``references`` is a :class:`References` or a trained ``Ensemble`` (queried on
+    ``x`` here). Identical inputs flagged both member and non-member are rejected: such a point
+    makes any attack look better or worse than it is.
+    """
+
+    def __init__(self, x: Any, y: Any, is_member: Any, references: Any = None) -> None:
+        self.x = _check_x(x)
+        n = self.x.shape[0]
+        self.y = _check_labels(y, n)
+        self.is_member = _check_membership(is_member, n)
+        _check_no_overlap(self.x, self.is_member)
+        if references is not None and not isinstance(references, References):
+            if not hasattr(references, "logits") or not hasattr(references, "keep"):
+                raise TypeError(
+                    "references must be pytest_privacy.References or a trained Ensemble, got "
+                    f"{type(references).__name__}."
+                )
+            references = References.from_ensemble(references, self.x)
+        if references is not None and references.logits.shape[1] != n:
+            raise ValueError(
+                f"references cover {references.logits.shape[1]} points but x has {n}; compute "
+                "their logits on exactly these audit points, in this order."
+            )
+        if references is not None and int(self.y.max()) >= references.logits.shape[-1]:
+            raise ValueError(
+                f"label {int(self.y.max())} is out of range for reference models with "
+                f"{references.logits.shape[-1]} classes."
+            )
+        self.references: References | None = references
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def n_members(self) -> int:
+        """Number of members."""
+        return int(self.is_member.sum())
+
+    @property
+    def n_nonmembers(self) -> int:
+        """Number of non-members."""
+        return len(self) - self.n_members
+
+    def shuffled_membership(self, seed: int) -> MembershipData:
+        """The same data with ``is_member`` randomly permuted: labels no model ever saw.
+
+        A sound attack must not find a leak here (the sanity check behind every gate).
+        """
+        rng = np.random.default_rng(seed)
+        return MembershipData(self.x, self.y, rng.permutation(self.is_member), self.references)
+
+    def __repr__(self) -> str:
+        refs = self.references.n_references if self.references is not None else 0
+        return (
+            f"MembershipData(n={len(self)}, members={self.n_members}, "
+            f"non_members={self.n_nonmembers}, references={refs})"
+        )
+
+
+def _check_x(x: Any) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim < 2:
+        raise ValueError(f"x must be [N, ...] with one row per audit point, got shape {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"x must be a real numeric array, got dtype {arr.dtype}.")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[:5].tolist()
+        raise ValueError(f"x contains NaN/inf (rows {bad}...); clean or impute these points first.")
+    return arr
+
+
+def _check_labels(y: Any, n: int) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.shape != (n,):
+        raise ValueError(f"y must have shape ({n},), one label per row of x; got {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(
+            f"y must hold integer class labels, got dtype {arr.dtype}; convert with "
+            "y.astype(int) if they are whole numbers, or encode them (sklearn LabelEncoder)."
+        )
+    if arr.min() < 0:
+        raise ValueError(f"y contains negative label {int(arr.min())}; labels must be 0..C-1.")
+    return arr.astype(np.int64, copy=False)
+
+
+def _check_membership(is_member: Any, n: int) -> np.ndarray:
+    arr = np.asarray(is_member)
+    if arr.shape != (n,):
+        raise ValueError(f"is_member must have shape ({n},), one flag per row of x; got {arr.shape}.")
+    if arr.dtype != np.bool_:
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"is_member must be boolean or 0/1, got values {np.unique(arr)[:5].tolist()}.")
+        arr = arr.astype(bool)
+    k = int(arr.sum())
+    if k == 0 or k == n:
+        raise ValueError(
+            f"is_member has {k} members and {n - k} non-members: a membership audit needs both "
+            "(add held-out points the model never trained on)."
+        )
+    return arr
+
+
+def _check_no_overlap(x: np.ndarray, is_member: np.ndarray) -> None:
+    rows = np.ascontiguousarray(x.reshape(len(x), -1))
+    _, inverse = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))), return_inverse=True)
+    inverse = inverse.ravel()
+    in_member = np.zeros(inverse.max() + 1, dtype=bool)
+    in_member[inverse[is_member]] = True
+    clash = np.flatnonzero(in_member[inverse] & ~is_member)
+    if clash.size:
+        j = int(clash[0])
+        i = int(np.flatnonzero((inverse == inverse[j]) & is_member)[0])
+        raise ValueError(
+            f"{clash.size} non-member points are identical to members (e.g. x[{j}] == x[{i}]): "
+            "members overlap non-members. Deduplicate before splitting train/holdout."
+        )

@@ -1,0 +1,296 @@
+"""ROC metrics, exact binomial bounds and the three-way privacy gate (numpy/scipy only).
+
+Conventions follow scikit-learn's ``roc_curve``: a higher score means "more likely a member", a
+point is predicted member when ``score >= threshold``, thresholds decrease, the first point is
+(0, 0) at threshold ``+inf``, and tied scores form a single threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy import special, stats
+
+from .results import GateResult, Verdict
+
+__all__ = [
+    "auc",
+    "auc_confidence_interval",
+    "clopper_pearson",
+    "gate",
+    "nonmembers_needed",
+    "roc_curve",
+    "tpr_at_fpr",
+]
+
+# An AUC whose 99% interval lies wholly below this is an input error, not privacy (DESIGN 6).
+_INVERTED_AUC = 0.45
+
+
+class _Counts(NamedTuple):
+    fps: np.ndarray  # false positives at each threshold, increasing
+    tps: np.ndarray  # true positives at each threshold, increasing
+    thresholds: np.ndarray  # decreasing, first is +inf
+    n_members: int
+    n_nonmembers: int
+
+
+def _check_scores(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert ``(scores, is_member)``; raise a ValueError that names the fix."""
+    s = np.asarray(scores)
+    m = np.asarray(is_member)
+    if s.ndim != 1 or m.ndim != 1:
+        raise ValueError(
+            f"scores and is_member must be 1-D arrays, got shapes {s.shape} and {m.shape}; "
+            "pass one score and one membership flag per audit point."
+        )
+    if s.shape != m.shape:
+        raise ValueError(
+            f"scores has {s.shape[0]} entries but is_member has {m.shape[0]}; they must align "
+            "point by point."
+        )
+    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
+        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}.")
+    s = s.astype(np.float64)
+    bad = ~np.isfinite(s)
+    if bad.any():
+        idx = np.flatnonzero(bad)[:5].tolist()
+        raise ValueError(
+            f"scores contain {int(bad.sum())} NaN/inf values (first at indices {idx}); an attack "
+            "that produced them overflowed or saw NaN inputs: fix the model outputs first."
+        )
+    if m.dtype != np.bool_:
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(
+                "is_member must be boolean (or 0/1); got values "
+                f"{np.unique(m)[:5].tolist()}."
+            )
+        m = m.astype(bool)
+    n_pos = int(m.sum())
+    if n_pos == 0 or n_pos == m.size:
+        raise ValueError(
+            f"is_member has {n_pos} members and {m.size - n_pos} non-members; a membership test "
+            "needs both (hold out points the model never trained on)."
+        )
+    return s, m
+
+
+def _counts(scores: object, is_member: object) -> _Counts:
+    s, m = _check_scores(scores, is_member)
+    order = np.argsort(-s, kind="mergesort")
+    s, m = s[order], m[order]
+    # Last index of each run of equal scores: ties are one threshold.
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tps = np.cumsum(m)[last]
+    fps = last + 1 - tps
+    return _Counts(
+        fps=np.r_[0, fps],
+        tps=np.r_[0, tps],
+        thresholds=np.r_[np.inf, s[last]],
+        n_members=int(m.sum()),
+        n_nonmembers=int((~m).sum()),
+    )
+
+
+def roc_curve(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact ROC curve at every distinct score.
+
+    Returns ``(fpr, tpr, thresholds)`` with decreasing thresholds, the first being ``+inf`` at
+    the point (0, 0), like ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``.
+    """
+    c = _counts(scores, is_member)
+    return c.fps / c.n_nonmembers, c.tps / c.n_members, c.thresholds
+
+
+def tpr_at_fpr(scores: object, is_member: object, fpr: float) -> float:
+    """Largest TPR over thresholds whose empirical FPR is ``<= fpr`` (0.0 when there is none)."""
+    _check_rate("fpr", fpr)
+    f, t, _ = roc_curve(scores, is_member)
+    ok = f <= fpr
+    return float(t[ok].max()) if ok.any() else 0.0
+
+
+def auc(scores: object, is_member: object) -> float:
+    """Area under the ROC curve (trapezoidal, i.e. the Mann-Whitney statistic with ties as 1/2)."""
+    f, t, _ = roc_curve(scores, is_member)
+    return float(np.trapezoid(t, f))
+
+
+def auc_confidence_interval(
+    auc_value: float, n_members: int, n_nonmembers: int, confidence: float = 0.99
+) -> tuple[float, float]:
+    """Normal-approximation interval for an AUC (Hanley & McNeil 1982), clipped to [0, 1]."""
+    a = auc_value
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (
+        a * (1 - a) + (n_members - 1) * (q1 - a * a) + (n_nonmembers - 1) * (q2 - a * a)
+    ) / (n_members * n_nonmembers)
+    half = stats.norm.ppf(0.5 + confidence / 2) * math.sqrt(max(var, 0.0))
+    return max(0.0, a - half), min(1.0, a + half)
+
+
+def clopper_pearson(
+    k: int | np.ndarray, n: int | np.ndarray, confidence: float = 0.95
+) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """Two-sided exact (Clopper-Pearson) interval for a binomial proportion ``k / n``.
+
+    ``low = Beta.ppf(a/2, k, n-k+1)`` (0 when k = 0), ``high = Beta.ppf(1-a/2, k+1, n-k)`` (1 when
+    k = n), with ``a = 1 - confidence``. Vectorised over ``k`` and ``n``.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    k_arr = np.asarray(k, dtype=np.float64)
+    n_arr = np.asarray(n, dtype=np.float64)
+    if np.any(k_arr < 0) or np.any(k_arr > n_arr) or np.any(n_arr <= 0):
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}.")
+    a = 1.0 - confidence
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k_arr == 0, 0.0, special.betaincinv(k_arr, n_arr - k_arr + 1, a / 2))
+        high = np.where(
+            k_arr == n_arr, 1.0, special.betaincinv(k_arr + 1, n_arr - k_arr, 1 - a / 2)
+        )
+    if low.ndim == 0:
+        return float(low), float(high)
+    return low, high
+
+
+def nonmembers_needed(fpr: float, confidence: float = 0.95) -> int:
+    """Fewest non-members with which zero false positives certify ``FPR <= fpr``.
+
+    Solves ``clopper_pearson(0, n, confidence).high <= fpr``, i.e.
+    ``n >= ln((1 - confidence) / 2) / ln(1 - fpr)`` (about ``3.7 / fpr`` at 95%).
+    """
+    _check_rate("fpr", fpr)
+    return math.ceil(math.log((1 - confidence) / 2) / math.log1p(-fpr) - 1e-9)
+
+
+def _check_rate(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float, np.floating)) and 0.0 < float(value) < 1.0):
+        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}.")
+
+
+def gate(
+    scores: object,
+    is_member: object,
+    *,
+    fpr: float,
+    max_tpr: float,
+    confidence: float = 0.95,
+) -> GateResult:
+    """Decide whether membership scores prove a leak, prove safety, or prove nothing.
+
+    The claim under test is "TPR at FPR = ``fpr`` is at most ``max_tpr``". At every threshold we
+    bound the false-positive rate and the true-positive rate with two-sided Clopper-Pearson
+    intervals at ``confidence`` (``a/2`` in each tail):
+
+    - **FAIL** when some threshold has ``fpr_high <= fpr`` and ``tpr_low > max_tpr``;
+    - **PASS** when some threshold has ``fpr_low >= fpr`` and ``tpr_high <= max_tpr`` (the ROC is
+      monotone, so the TPR at ``fpr`` cannot exceed it);
+    - **INCONCLUSIVE** otherwise, with the reason, and also whenever the AUC's 99% interval lies
+      below 0.45 (inverted scores or swapped labels are an input error, never evidence of privacy).
+
+    Why scanning every threshold needs no multiplicity correction: let ``t*`` be the threshold at
+    which the true FPR crosses ``fpr``. Thresholds are ordered, so every certifying threshold
+    ``t_k`` (k false positives) is wrong about its FPR only if the largest certifying one is, which
+    is a single event ``Binomial(n_nonmembers, fpr) <= k_max`` of probability ``<= a/2``; and every
+    threshold at or above ``t*`` has at most the true positives of ``t*``, so all TPR lower bounds
+    are wrong only if the one at ``t*`` is, again probability ``<= a/2``. Hence a model exactly at
+    the limit is FAILed with probability at most ``1 - confidence`` (and PASS symmetrically),
+    however many thresholds are scanned. FAIL and PASS cannot both hold.
+    """
+    _check_rate("fpr", fpr)
+    if not (isinstance(max_tpr, (int, float, np.floating)) and 0.0 <= float(max_tpr) <= 1.0):
+        raise ValueError(f"max_tpr must be a number in [0, 1], got {max_tpr!r}.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    c = _counts(scores, is_member)
+    fpr_low, fpr_high = clopper_pearson(c.fps, c.n_nonmembers, confidence)
+    tpr_low, tpr_high = clopper_pearson(c.tps, c.n_members, confidence)
+    emp_fpr = c.fps / c.n_nonmembers
+    emp_tpr = c.tps / c.n_members
+    operating = int(np.flatnonzero(emp_fpr <= fpr)[-1])  # index 0 (the +inf point) always qualifies
+    area = float(np.trapezoid(emp_tpr, emp_fpr))
+    auc_low, auc_high = auc_confidence_interval(area, c.n_members, c.n_nonmembers, 0.99)
+
+    fail_at = np.flatnonzero((fpr_high <= fpr) & (tpr_low > max_tpr))
+    pass_at = np.flatnonzero((fpr_low >= fpr) & (tpr_high <= max_tpr))
+    pct = f"{confidence:.0%}"
+    if fail_at.size:
+        verdict, at = Verdict.FAIL, int(fail_at[np.argmax(tpr_low[fail_at])])
+        reason = (
+            f"leak proven: with {pct} confidence TPR >= {tpr_low[at]:.4f} > max_tpr={max_tpr:g} "
+            f"while FPR <= {fpr_high[at]:.4g} <= {fpr:g}"
+        )
+    elif pass_at.size:
+        verdict, at = Verdict.PASS, int(pass_at[np.argmin(tpr_high[pass_at])])
+        reason = (
+            f"safe: with {pct} confidence TPR <= {tpr_high[at]:.4f} <= max_tpr={max_tpr:g} at a "
+            f"threshold whose FPR >= {fpr_low[at]:.4g} >= {fpr:g}"
+        )
+    else:
+        verdict, at = Verdict.INCONCLUSIVE, operating
+        reason = _inconclusive_reason(c, fpr, max_tpr, confidence, tpr_low, tpr_high, fpr_low)
+    if auc_high < _INVERTED_AUC:
+        verdict, at = Verdict.INCONCLUSIVE, operating
+        reason = (
+            f"AUC = {area:.3f} (99% interval [{auc_low:.3f}, {auc_high:.3f}]) is clearly below 0.5: "
+            "the scores rank non-members above members, which means inverted scores (higher must "
+            "mean 'member') or swapped is_member labels, not privacy. Check both."
+        )
+    return GateResult(
+        verdict=verdict,
+        reason=reason,
+        fpr=float(fpr),
+        max_tpr=float(max_tpr),
+        confidence=float(confidence),
+        tpr=float(emp_tpr[at]),
+        tpr_low=float(tpr_low[at]),
+        tpr_high=float(tpr_high[at]),
+        fpr_achieved=float(emp_fpr[at]),
+        fpr_low=float(fpr_low[at]),
+        fpr_high=float(fpr_high[at]),
+        threshold=float(c.thresholds[at]),
+        tpr_at_fpr=float(emp_tpr[operating]),
+        n_members=c.n_members,
+        n_nonmembers=c.n_nonmembers,
+        auc=area,
+        auc_low=auc_low,
+        auc_high=auc_high,
+    )
+
+
+def _inconclusive_reason(
+    c: _Counts,
+    fpr: float,
+    max_tpr: float,
+    confidence: float,
+    tpr_low: np.ndarray,
+    tpr_high: np.ndarray,
+    fpr_low: np.ndarray,
+) -> str:
+    needed = nonmembers_needed(fpr, confidence)
+    parts = []
+    if c.n_nonmembers < needed:
+        parts.append(
+            f"certifying FPR <= {fpr:g} needs >= {needed:,} non-members at {confidence:.0%}; "
+            f"you have {c.n_nonmembers:,}, so a leak at this FPR cannot be proven"
+        )
+    certifiable = np.flatnonzero(fpr_low >= fpr)
+    if certifiable.size:
+        j = int(certifiable[0])
+        parts.append(
+            f"the TPR at FPR {fpr:g} is only bounded above by {tpr_high[j]:.4f} > "
+            f"max_tpr={max_tpr:g}"
+        )
+    if max_tpr <= fpr:
+        parts.append(
+            f"max_tpr={max_tpr:g} <= fpr={fpr:g} can never pass: random guessing already has "
+            "TPR = FPR; raise max_tpr above fpr"
+        )
+    parts.append(
+        f"more audit points narrow the intervals (now {c.n_members:,} members, "
+        f"{c.n_nonmembers:,} non-members)"
+    )
+    return "; ".join(parts)

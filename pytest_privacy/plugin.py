@@ -1,0 +1,199 @@
+"""The pytest plugin: options, ini keys, markers, fixtures and the terminal summary.
+
+A thin layer: every computation lives in the core (trainer, assertions, metrics); this module only
+wires pytest's configuration to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .assertions import set_inconclusive_default
+from .attacks import SUITES
+from .config import PrivacyConfig, resolve_config
+from .reporting import clear_results, current_test, format_summary, recorded_results, write_report
+from .trainer import PrivacyTrainer
+
+# option name (without --privacy-), config field, help
+_OPTIONS: list[tuple[str, str, str]] = [
+    ("profile", "profile", "budget profile: smoke|ci|full (default: ci; smoke = 4 references, ci = 16, full = 64)"),
+    ("attacks", "attacks", "comma-separated suites or attacks to run, e.g. lira,label_only (default: all)"),
+    ("device", "device", "device for training references: auto|cpu|cuda[:N] (default: auto)"),
+    ("seed", "seed", "seed from which every random choice flows (default: 0)"),
+    ("references", "n_references", "number of reference models (default: from the profile)"),
+    ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
+    ("report", "report", "write every privacy result as JSON to this path"),
+]
+# Markers that name a suite: --privacy-attacks deselects tests of suites it does not name.
+_SUITE_MARKERS = {
+    "lira": "LiRA likelihood-ratio attacks (needs reference models)",
+    "label_only": "label-only attacks (the model exposes only labels)",
+    "mmd_baseline": "comparisons against the MMD+mixup-defended baseline",
+}
+_STASH = pytest.StashKey[dict[str, Any]]()
+_TRAINER = pytest.StashKey[PrivacyTrainer]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("privacy", "membership-inference privacy gates (pytest-privacy)")
+    for name, _, help_text in _OPTIONS:
+        group.addoption(f"--privacy-{name}", dest=f"privacy_{name}", default=None, help=help_text)
+        parser.addini(f"privacy_{name}", help=help_text, default=None)
+
+
+def _layers(config: pytest.Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    ini = {field: config.getini(f"privacy_{name}") or None for name, field, _ in _OPTIONS}
+    cli = {field: config.getoption(f"privacy_{name}") for name, field, _ in _OPTIONS}
+    return ini, cli
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "privacy(**overrides): override privacy settings for this test "
+        "(n_references, seed, profile, device, inconclusive, confidence)",
+    )
+    for name, text in _SUITE_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    ini, cli = _layers(config)
+    try:
+        base = resolve_config(ini, cli)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_STASH] = {"ini": ini, "cli": cli}
+    config.stash[_TRAINER] = PrivacyTrainer()
+    set_inconclusive_default(base.inconclusive)
+    clear_results()
+
+
+def _session_config(config: pytest.Config, marker: pytest.Mark | None = None) -> PrivacyConfig:
+    layers = config.stash[_STASH]
+    overrides = dict(marker.kwargs) if marker is not None else {}
+    if marker is not None and marker.args:
+        raise pytest.UsageError("@pytest.mark.privacy takes keyword arguments only, e.g. privacy(n_references=8).")
+    try:
+        return resolve_config(layers["ini"], layers["cli"], overrides)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    selected = _session_config(config).attacks
+    if selected is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        suites = [m.name for m in item.iter_markers() if m.name in _SUITE_MARKERS]
+        (keep if not suites or any(s in selected for s in suites) else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "privacy_attack" in metafunc.fixturenames:
+        chosen = _session_config(metafunc.config).selected_attacks()
+        names = chosen if chosen is not None else [a for suite in SUITES.values() for a in suite]
+        metafunc.parametrize("privacy_attack", names, ids=names)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    token = current_test.set(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        current_test.reset(token)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    try:
+        results = recorded_results()
+        trainer = config.stash.get(_TRAINER, None)
+        if not results and not (trainer and trainer.models_trained):
+            return
+        terminalreporter.section("privacy")
+        for line in format_summary(results):
+            terminalreporter.write_line(line)
+        if trainer and trainer.models_trained:
+            terminalreporter.write_line(
+                f"trained {trainer.models_trained} models in {trainer.seconds_training:.1f}s"
+            )
+        path = _session_config(config).report
+        if path:
+            write_report(path, results)
+            terminalreporter.write_line(f"privacy report written to {path}")
+    except Exception as exc:  # a summary must never turn a green run red
+        terminalreporter.write_line(f"pytest-privacy: could not write the summary: {exc!r}")
+
+
+# ----------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def privacy_config(request: pytest.FixtureRequest) -> PrivacyConfig:
+    """This test's privacy settings: ``@pytest.mark.privacy(...)`` > command line > ini > profile."""
+    return _session_config(request.config, request.node.get_closest_marker("privacy"))
+
+
+@pytest.fixture(scope="session")
+def privacy_trainer(pytestconfig: pytest.Config) -> PrivacyTrainer:
+    """The session's trainer: trains target and reference models once and memoises them."""
+    return pytestconfig.stash[_TRAINER]
+
+
+@pytest.fixture(scope="session")
+def privacy_recipe() -> Any:
+    """Override me: return the ``TrainingRecipe`` your model is trained with."""
+    pytest.fail(
+        "pytest-privacy needs to know how your model is trained: define a `privacy_recipe` fixture "
+        "in conftest.py returning pytest_privacy.TrainingRecipe(...) (see the README).",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def privacy_dataset() -> Any:
+    """Override me: return the ``(x, y)`` audit population, e.g. ``load_example_dataset("digits")``."""
+    pytest.fail(
+        "pytest-privacy needs data to audit on: define a `privacy_dataset` fixture in conftest.py "
+        "returning (x, y) arrays, e.g. pytest_privacy.load_example_dataset('digits').",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def privacy_audit(privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_dataset: Any, privacy_config: PrivacyConfig) -> Any:
+    """The trained target, references and audit data for this test's settings (memoised)."""
+    c = privacy_config
+    return privacy_trainer.audit(
+        privacy_recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device
+    )
+
+
+@pytest.fixture
+def reference_models(privacy_audit: Any) -> Any:
+    """Reference models' logits on the audit points and their keep matrix (``References``)."""
+    return privacy_audit.references
+
+
+@pytest.fixture
+def target_model(privacy_audit: Any) -> Any:
+    """The model under test: ``privacy_recipe`` trained on a random half of ``privacy_dataset``."""
+    return privacy_audit.target
+
+
+@pytest.fixture
+def membership_data(privacy_audit: Any) -> Any:
+    """``MembershipData`` for ``target_model``: all audit points, its members, the references."""
+    return privacy_audit.membership_data()
+
+
+@pytest.fixture
+def privacy_attack(request: pytest.FixtureRequest) -> str:
+    """Parametrised over the selected attacks (``--privacy-attacks``); use as ``attack=privacy_attack``."""
+    return request.param
+

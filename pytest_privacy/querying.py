@@ -1,0 +1,78 @@
+"""Query the model under test: an ``nn.Module`` or any callable returning logits or probabilities."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from .queries import make_queries
+
+__all__ = ["query_logits"]
+
+_BATCH = 4096
+
+
+def _is_module(model: Any) -> bool:
+    torch = sys.modules.get("torch")  # a Module can only exist if torch was imported
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _predict_module(model: Any, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), _BATCH):
+                xb = torch.from_numpy(x[start : start + _BATCH]).to(device)
+                out.append(model(xb).detach().float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out)
+
+
+def _predict_callable(model: Any, x: np.ndarray) -> np.ndarray:
+    out = []
+    for start in range(0, len(x), _BATCH):
+        res = model(x[start : start + _BATCH])
+        if hasattr(res, "detach"):
+            res = res.detach().cpu().numpy()
+        out.append(np.asarray(res))
+    return np.concatenate(out)
+
+
+def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ()) -> np.ndarray:
+    """Logits ``[N, A, C]`` (float64) of ``model`` on ``x`` and its augmentations.
+
+    A callable that returns probabilities (non-negative rows summing to 1) is converted to
+    log-probabilities, which every attack treats like logits. Outputs are validated: a model that
+    returns labels, the wrong number of rows, or NaN/inf gets a clear error here rather than a
+    confusing one inside an attack.
+    """
+    if not callable(model):
+        raise TypeError(f"model must be an nn.Module or a callable, got {type(model).__name__}.")
+    q = make_queries(np.asarray(x, dtype=np.float32), augmentations)
+    n, a = q.shape[:2]
+    flat = q.reshape(n * a, *q.shape[2:])
+    out = _predict_module(model, flat) if _is_module(model) else _predict_callable(model, flat)
+    if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
+        raise ValueError(
+            f"the model returned shape {out.shape}, one value per input: score attacks need logits or "
+            "probabilities [B, C]; for a model that returns labels only use a label_only attack."
+        )
+    if out.ndim != 2 or out.shape[0] != n * a:
+        raise ValueError(f"the model must return [B, C] for a batch of B inputs; got {out.shape} for B={n * a}.")
+    out = out.astype(np.float64)
+    if not np.isfinite(out).all():
+        raise ValueError("the model returned NaN/inf outputs on the audit points; check its weights and inputs.")
+    if (out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
+        out = np.log(np.clip(out, 1e-300, None))
+    return out.reshape(n, a, -1)

@@ -1,0 +1,54 @@
+"""Session report: results recorded by the assert_* helpers, the terminal summary, the JSON file."""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from pathlib import Path
+
+from .results import AttackResult
+
+__all__ = ["clear_results", "current_test", "format_summary", "record_result", "recorded_results", "write_report"]
+
+current_test: ContextVar[str | None] = ContextVar("pytest_privacy_current_test", default=None)
+_RESULTS: list[AttackResult] = []
+
+
+def record_result(result: AttackResult) -> AttackResult:
+    """Add a result to the session report, tagged with the running test's id when there is one."""
+    if result.test_id is None and current_test.get() is not None:
+        result = result.model_copy(update={"test_id": current_test.get()})
+    _RESULTS.append(result)
+    return result
+
+
+def recorded_results() -> list[AttackResult]:
+    """Every result recorded in this process so far."""
+    return list(_RESULTS)
+
+
+def clear_results() -> None:
+    """Forget recorded results (a new session)."""
+    _RESULTS.clear()
+
+
+def format_summary(results: list[AttackResult]) -> list[str]:
+    """One line per result: test, attack, TPR (interval) at the achieved FPR, limit, AUC, verdict."""
+    lines = []
+    for r in results:
+        lines.append(
+            f"{r.verdict.value.upper():12} {r.test_id or '-'}  {r.attack} ({r.variant}): "
+            f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}, "
+            f"limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}, "
+            f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}, seed={r.seed}"
+        )
+    return lines
+
+
+def write_report(path: str | Path, results: list[AttackResult]) -> None:
+    """Write results as JSON (atomically: a reader never sees half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"results": [r.model_dump(mode="json") for r in results]}, indent=2))
+    tmp.replace(path)

@@ -1,0 +1,56 @@
+"""Result records: what a gate decided and what an attack measured (pydantic, JSON-serialisable)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Verdict(str, Enum):
+    """Outcome of a privacy gate."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class GateResult(BaseModel):
+    """Decision of :func:`pytest_privacy.metrics.gate` and the evidence behind it.
+
+    ``tpr``, ``tpr_low``, ``tpr_high``, ``fpr_achieved``, ``fpr_high`` and ``threshold`` all describe
+    one threshold: the one that proves the verdict (for FAIL the strongest proof of a leak, for PASS
+    the tightest proof of safety) or, when INCONCLUSIVE, the empirical operating point at ``fpr``.
+    ``tpr_at_fpr`` is always the plain point estimate at the requested ``fpr``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    verdict: Verdict
+    reason: str
+    fpr: float
+    max_tpr: float
+    confidence: float
+    tpr: float
+    tpr_low: float
+    tpr_high: float
+    fpr_achieved: float
+    fpr_low: float
+    fpr_high: float
+    threshold: float
+    tpr_at_fpr: float
+    n_members: int
+    n_nonmembers: int
+    auc: float
+    auc_low: float
+    auc_high: float
+
+
+class AttackResult(GateResult):
+    """A gate's result together with the attack that produced the scores."""
+
+    attack: str
+    variant: str
+    n_references: int
+    seed: int | None
+    test_id: str | None = None

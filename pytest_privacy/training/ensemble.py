@@ -1,0 +1,274 @@
+"""Train M models as one vectorised program and query them together (DESIGN section 7).
+
+Parameters of the M models are stacked ``[M, ...]``; one ``torch.func.vmap(grad(...))`` computes all
+M gradients per step, each model on its own minibatch drawn from its own keep subset, and one
+functional optimizer updates the stacked tensors. Adam and SGD are elementwise, so this is exactly M
+separate optimizers. Every random choice of model ``m`` (initialisation, batch order, augmentation)
+comes from its own ``SeedSequence``, never from a global generator, so model ``m`` is the same
+whether it is trained alone or with others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..queries import make_queries
+from .keep import model_seeds
+from .recipe import TrainingRecipe, build_model
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["Ensemble", "resolve_device", "train_ensemble"]
+
+_EVAL_ROWS = 4096  # rows per forward chunk when querying
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; an unavailable explicit device is an error."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device={device!r} was requested but CUDA is not available; use device='auto' or 'cpu'."
+        )
+    return dev
+
+
+def _child(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    # A stateless child: spawn() would depend on how often it was called before.
+    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, k))
+
+
+def _torch_seed(seed: np.random.SeedSequence) -> int:
+    return int(seed.generate_state(1, np.uint64)[0] % (2**63))
+
+
+@dataclass
+class Ensemble:
+    """M trained models of one recipe, stored as stacked parameters on the CPU.
+
+    ``keep[m, n]`` says whether model ``m`` trained on point ``n`` of the data it was trained on.
+    """
+
+    recipe: TrainingRecipe
+    params: dict[str, torch.Tensor]
+    keep: np.ndarray
+    seeds: list[np.random.SeedSequence]
+    example_shape: tuple[int, ...]
+    n_classes: int
+    _base: nn.Module | None = field(default=None, repr=False)
+    seed: int | None = None
+
+    def __len__(self) -> int:
+        return int(self.keep.shape[0])
+
+    @property
+    def base(self) -> nn.Module:
+        """The architecture (weights not meaningful), used with ``functional_call``."""
+        if self._base is None:
+            self._base = build_model(self.recipe, self.example_shape, self.n_classes)
+        return self._base
+
+    def model(self, m: int) -> nn.Module:
+        """Model ``m`` as a plain ``nn.Module`` in eval mode, on the CPU."""
+        import copy
+
+        if not -len(self) <= m < len(self):
+            raise IndexError(f"model index {m} out of range for an ensemble of {len(self)}.")
+        module = copy.deepcopy(self.base)
+        module.load_state_dict({k: v[m].clone() for k, v in self.params.items()}, strict=True)
+        return module.eval()
+
+    def logits(
+        self, x: np.ndarray, *, queries: bool = True, device: str = "auto", models: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Logits ``[M, N, A, C]`` (float32) of every model on ``x`` and, with ``queries``, on the
+        recipe's augmentations of it (``A = 1`` without)."""
+        import torch
+
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.example_shape:
+            raise ValueError(f"x has examples of shape {x.shape[1:]}, the models expect {self.example_shape}.")
+        q = make_queries(x, self.recipe.augmentations if queries else ())
+        n, a = q.shape[:2]
+        dev = resolve_device(device)
+        idx = list(range(len(self))) if models is None else list(models)
+        params = {k: v[idx].to(dev) for k, v in self.params.items()}
+        flat = torch.from_numpy(q.reshape(n * a, *self.example_shape))
+        out = []
+        with torch.no_grad():
+            for start in range(0, n * a, _EVAL_ROWS):
+                xb = flat[start : start + _EVAL_ROWS].to(dev)
+                out.append(_forward_all(self.base, params, xb).float().cpu())
+        logits = torch.cat(out, dim=1).numpy()
+        return logits.reshape(len(idx), n, a, -1)
+
+
+def _forward_all(base: nn.Module, params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+    """Every stacked model on the same inputs: ``[M, B, C]``."""
+    from torch.func import functional_call, vmap
+
+    return vmap(lambda p: functional_call(base, p, (xb,)))(params)
+
+
+def train_ensemble(
+    recipe: TrainingRecipe,
+    x: np.ndarray,
+    y: np.ndarray,
+    keep: np.ndarray,
+    *,
+    seed: int,
+    device: str = "auto",
+) -> Ensemble:
+    """Train ``M = keep.shape[0]`` models of ``recipe``, model ``m`` on the points where ``keep[m]``.
+
+    Model ``m`` uses ``model_seeds(seed, [m])``; it equals (allclose) the same model trained alone.
+    """
+    keep = np.asarray(keep)
+    if keep.ndim != 2 or keep.dtype != np.bool_:
+        raise ValueError(f"keep must be a 2-D bool array [M, N], got {keep.dtype} {keep.shape}.")
+    ensemble = train_models(recipe, x, y, keep, model_seeds(seed, range(keep.shape[0])), device=device)
+    ensemble.seed = seed
+    return ensemble
+
+
+def train_models(
+    recipe: TrainingRecipe,
+    x: np.ndarray,
+    y: np.ndarray,
+    keep: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    *,
+    device: str = "auto",
+) -> Ensemble:
+    """Train one model per row of ``keep`` with the matching per-model seed (the engine's core)."""
+    import torch
+    from torch.func import functional_call, grad, stack_module_state, vmap
+    import torch.nn.functional as F
+
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y)
+    if x.shape[0] != y.shape[0] or keep.shape[1] != x.shape[0] or len(seeds) != keep.shape[0]:
+        raise ValueError(
+            f"x ({x.shape[0]}), y ({y.shape[0]}), keep columns ({keep.shape[1]}) and seeds/keep rows "
+            f"({len(seeds)}/{keep.shape[0]}) must agree."
+        )
+    if (keep.sum(axis=1) == 0).any():
+        raise ValueError("every model needs at least one training point (a keep row is all False).")
+    dev = resolve_device(device)
+    n_models = keep.shape[0]
+    example_shape = tuple(x.shape[1:])
+    n_classes = int(y.max()) + 1
+
+    modules = []
+    for s in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_torch_seed(_child(s, 0)))
+            modules.append(build_model(recipe, example_shape, n_classes))
+    base = modules[0]
+    if list(base.buffers()):
+        raise ValueError(
+            "the model has buffers (e.g. BatchNorm running statistics), which the vectorised trainer "
+            "cannot batch; use GroupNorm/LayerNorm, or pass your own training function."
+        )
+    params, _ = stack_module_state(modules)
+    params = {k: v.detach().to(dev) for k, v in params.items()}
+
+    queries = torch.from_numpy(make_queries(x, recipe.augmentations)).to(dev)  # [N, A, ...]
+    n_aug = queries.shape[1]
+    labels = torch.from_numpy(y.astype(np.int64)).to(dev)
+
+    def loss(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
+        out = functional_call(base, p, (xb,))
+        return (F.cross_entropy(out, yb, reduction="none") * wb).sum() / wb.sum().clamp_min(1.0)
+
+    grads_of = vmap(grad(loss))
+    optimizer = _StackedOptimizer(recipe, params, n_models)
+    members = [np.flatnonzero(row) for row in keep]
+    rngs = [np.random.default_rng(_child(s, 1)) for s in seeds]
+    bsz = recipe.batch_size
+    steps = [math.ceil(len(idx) / bsz) for idx in members]
+    width = max(steps)
+    for _ in range(recipe.epochs):
+        # Per model: a fresh permutation of its own points and a query (augmentation) per point.
+        order = np.zeros((n_models, width * bsz), dtype=np.int64)
+        aug = np.zeros_like(order)
+        weight = np.zeros(order.shape, dtype=np.float32)
+        for m, (idx, rng) in enumerate(zip(members, rngs)):
+            perm = rng.permutation(idx)
+            order[m, : perm.size] = perm
+            weight[m, : perm.size] = 1.0
+            if n_aug > 1:
+                aug[m, : perm.size] = rng.integers(0, n_aug, size=perm.size)
+        order_t = torch.from_numpy(order).to(dev)
+        aug_t = torch.from_numpy(aug).to(dev)
+        weight_t = torch.from_numpy(weight).to(dev)
+        for step in range(width):
+            cols = slice(step * bsz, (step + 1) * bsz)
+            ib, ab, wb = order_t[:, cols], aug_t[:, cols], weight_t[:, cols]
+            xb = queries[ib, ab]  # [M, B, ...]
+            g = grads_of(params, xb, labels[ib], wb)
+            optimizer.step(g, [step < s for s in steps])
+    cpu = {k: v.detach().cpu() for k, v in params.items()}
+    return Ensemble(recipe, cpu, keep.copy(), list(seeds), example_shape, n_classes, _base=base.to("meta").to_empty(device="cpu"))
+
+
+class _StackedOptimizer:
+    """Adam or SGD (torch's semantics and fused kernels, L2 weight decay) over stacked tensors.
+
+    The fused kernels take lists of tensors, so each model's slice ``p[m]`` is updated in one
+    cache-friendly pass (an elementwise update over the whole ``[M, ...]`` stack is ~10x slower on
+    CPU: it streams every model through memory once per arithmetic op). ``active[m]`` False leaves
+    model ``m`` untouched, step counter included: a model whose epoch has fewer minibatches waits,
+    so it stays identical to the same model trained alone.
+    """
+
+    def __init__(self, recipe: TrainingRecipe, params: dict[str, torch.Tensor], n_models: int) -> None:
+        import torch
+
+        self.recipe = recipe
+        self.keys = list(params)
+        dev = params[self.keys[0]].device
+        self.slices = [[params[k][m] for k in self.keys] for m in range(n_models)]
+        self.buf1 = [[torch.zeros_like(t) for t in row] for row in self.slices]
+        self.buf2 = [[torch.zeros_like(t) for t in row] for row in self.slices]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=dev) for _ in range(n_models)]
+
+    def step(self, grads: dict[str, torch.Tensor], active: list[bool]) -> None:
+        import torch
+
+        r = self.recipe
+        models = [m for m, a in enumerate(active) if a]
+        gathered = [grads[k] for k in self.keys]
+        params = [t for m in models for t in self.slices[m]]
+        grad_list = [g[m] for m in models for g in gathered]
+        with torch.no_grad():
+            if r.optimizer == "sgd":
+                first = bool(self.steps[models[0]].item() == 0)
+                torch._foreach_add_([self.steps[m] for m in models], 1)
+                torch._fused_sgd_(
+                    params, grad_list, [b for m in models for b in self.buf1[m]] if r.momentum else [],
+                    weight_decay=r.weight_decay, momentum=r.momentum, lr=r.lr, dampening=0.0,
+                    nesterov=False, maximize=False, is_first_step=first,
+                )
+                return
+            torch._foreach_add_([self.steps[m] for m in models], 1)
+            torch._fused_adam_(
+                params, grad_list,
+                [b for m in models for b in self.buf1[m]],
+                [b for m in models for b in self.buf2[m]],
+                [],
+                [self.steps[m] for m in models for _ in self.keys],
+                lr=r.lr, beta1=0.9, beta2=0.999, weight_decay=r.weight_decay, eps=1e-8,
+                amsgrad=False, maximize=False,
+            )

@@ -1,0 +1,42 @@
+"""Which reference model trains on which point."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["balanced_keep", "model_seeds"]
+
+
+def balanced_keep(n_models: int, n_points: int, seed: int) -> np.ndarray:
+    """Keep matrix ``bool[M, N]``: reference ``m`` trains on point ``n`` where True.
+
+    Every column has exactly ``M // 2`` True, so every audit point is IN for half of the references
+    and OUT for the other half (what online LiRA needs), and every row holds ``N // 2`` or
+    ``(N + 1) // 2`` points, so references train on as many points as a target trained on a random
+    half. Models come in complementary pairs: row ``2j`` is a seeded random half and row ``2j + 1``
+    its complement.
+    """
+    if not isinstance(n_models, (int, np.integer)) or n_models < 2 or n_models % 2:
+        raise ValueError(
+            f"n_models must be an even integer >= 2 (half IN, half OUT per point), got {n_models!r}."
+        )
+    if not isinstance(n_points, (int, np.integer)) or n_points < 2:
+        raise ValueError(f"n_points must be an integer >= 2, got {n_points!r}.")
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0x6B656570,)))
+    keep = np.zeros((n_models, n_points), dtype=bool)
+    for j in range(n_models // 2):
+        order = rng.permutation(n_points)
+        # Alternate which side gets the odd point so row sizes stay balanced overall.
+        half = (n_points + (j % 2)) // 2
+        keep[2 * j, order[:half]] = True
+        keep[2 * j + 1] = ~keep[2 * j]
+    return keep
+
+
+def model_seeds(seed: int, indices: range | list[int]) -> list[np.random.SeedSequence]:
+    """Per-model seeds: model ``i`` always gets ``SeedSequence(seed).spawn(...)[i]``.
+
+    Independent of how many models are trained together, so a model trained in a chunk equals
+    the same model trained alone, and adding references never changes the existing ones.
+    """
+    return [np.random.SeedSequence(seed, spawn_key=(int(i),)) for i in indices]

@@ -1,0 +1,128 @@
+"""TrainingRecipe: how the target and every reference model are trained, and the models it names."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..queries import AUGMENTATIONS
+
+if TYPE_CHECKING:  # torch stays out of import time
+    from torch import nn
+
+__all__ = ["TrainingRecipe", "build_model", "MODELS"]
+
+MODELS = ("mlp", "cnn")
+
+
+class TrainingRecipe(BaseModel):
+    """A complete, hashable description of a training run (DESIGN section 4).
+
+    ``model`` is ``"mlp"`` (fully connected, ``hidden`` widths), ``"cnn"`` (conv blocks with
+    ``hidden`` channels for 1-D signals or images) or a zero-argument factory returning an
+    ``nn.Module`` that maps a batch to ``[B, C]`` logits. ``augmentations`` are used both in
+    training (each example shown as a random member of its query set) and as LiRA's query set.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    model: str | Callable[[], Any] = "mlp"
+    hidden: tuple[int, ...] = (128,)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum; ignored by Adam")
+    weight_decay: float = Field(0.0, ge=0)
+    augmentations: tuple[str, ...] = ()
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in MODELS:
+            raise ValueError(f"unknown model {value!r}; use one of {MODELS} or a zero-arg factory")
+        return value
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 1 for w in value):
+            raise ValueError(f"hidden widths must be >= 1, got {value}")
+        return value
+
+    @field_validator("augmentations")
+    @classmethod
+    def _known_augmentations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [a for a in value if a not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"unknown augmentations {unknown}; choose from {AUGMENTATIONS}")
+        return value
+
+    def canonical_json(self) -> str:
+        """Stable JSON of every field; a factory is named by qualified name and source hash."""
+        data = self.model_dump()
+        if callable(self.model):
+            data["model"] = _callable_identity(self.model)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _callable_identity(fn: Callable[..., Any]) -> str:
+    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        source = ""
+    return f"{name}#{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+
+
+def build_model(recipe: TrainingRecipe, example_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """Instantiate the recipe's model for inputs of ``example_shape`` (no batch axis)."""
+    from torch import nn
+
+    if callable(recipe.model):
+        module = recipe.model()
+        if not isinstance(module, nn.Module):
+            raise TypeError(
+                f"the recipe's model factory returned {type(module).__name__}, not an nn.Module."
+            )
+        return module
+    if recipe.model == "mlp":
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(example_shape)
+        for h in recipe.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        return nn.Sequential(*layers, nn.Linear(width, n_classes))
+    return _cnn(recipe.hidden, example_shape, n_classes)
+
+
+def _cnn(channels: tuple[int, ...], shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """Conv(3x3 or 3) + ReLU + MaxPool(2) blocks, then a linear head; no batch norm (vectorisable)."""
+    from torch import nn
+
+    if len(shape) == 1:  # [L] signal -> [1, L]
+        conv, pool, c_in, spatial = nn.Conv1d, nn.MaxPool1d, 1, list(shape)
+        head: list[nn.Module] = [nn.Unflatten(1, (1, shape[0]))]
+    elif len(shape) == 2:  # [H, W] grayscale -> [1, H, W]
+        conv, pool, c_in, spatial = nn.Conv2d, nn.MaxPool2d, 1, list(shape)
+        head = [nn.Unflatten(1, (1, *shape))]
+    elif len(shape) == 3:
+        conv, pool, c_in, spatial = nn.Conv2d, nn.MaxPool2d, shape[0], list(shape[1:])
+        head = []
+    else:
+        raise ValueError(f"model='cnn' needs [L], [H, W] or [C, H, W] examples, got {shape}.")
+    layers = head
+    for c_out in channels:
+        layers += [conv(c_in, c_out, 3, padding=1), nn.ReLU()]
+        if min(spatial) >= 2:
+            layers.append(pool(2))
+            spatial = [s // 2 for s in spatial]
+        c_in = c_out
+    layers += [nn.Flatten(), nn.Linear(c_in * math.prod(spatial), n_classes)]
+    return nn.Sequential(*layers)
