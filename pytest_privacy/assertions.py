@@ -181,5 +181,6 @@ def assert_auc_below(
             "more audit points narrow it"
         )
     g = g.model_copy(update={"verdict": verdict, "reason": reason, "auc_low": low, "auc_high": high})
-    r = record_result(_attack_result(g, attack, variant, data))
+    r = _attack_result(g, attack, variant, data).model_copy(update={"gate": "auc", "max_auc": float(max_auc)})
+    r = record_result(r)
     return _enforce(r, on_inconclusive, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{low:.4f}, {high:.4f}])")

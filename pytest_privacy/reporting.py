@@ -36,10 +36,15 @@ def format_summary(results: list[AttackResult]) -> list[str]:
     """One line per result: test, attack, TPR (interval) at the achieved FPR, limit, AUC, verdict."""
     lines = []
     for r in results:
+        if r.gate == "auc":
+            measured = f"AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}], limit AUC<={r.max_auc:g}"
+        else:
+            measured = (
+                f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}, "
+                f"limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}"
+            )
         lines.append(
-            f"{r.verdict.value.upper():12} {r.test_id or '-'}  {r.attack} ({r.variant}): "
-            f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}, "
-            f"limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}, "
+            f"{r.verdict.value.upper():12} {r.test_id or '-'}  {r.attack} ({r.variant}): {measured}, "
             f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}, seed={r.seed}"
         )
     return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -51,6 +52,8 @@ class AttackResult(GateResult):
 
     attack: str
     variant: str
+    gate: Literal["tpr_at_fpr", "auc"] = "tpr_at_fpr"
+    max_auc: float | None = None
     n_references: int
     seed: int | None
     test_id: str | None = None

@@ -111,7 +111,7 @@ def _cnn(channels: tuple[int, ...], shape: tuple[int, ...], n_classes: int) -> n
         head: list[nn.Module] = [nn.Unflatten(1, (1, shape[0]))]
     elif len(shape) == 2:  # [H, W] grayscale -> [1, H, W]
         conv, pool, c_in, spatial = nn.Conv2d, nn.MaxPool2d, 1, list(shape)
-        head = [nn.Unflatten(1, (1, *shape))]
+        head = [nn.Unflatten(1, (1, shape[0]))]
     elif len(shape) == 3:
         conv, pool, c_in, spatial = nn.Conv2d, nn.MaxPool2d, shape[0], list(shape[1:])
         head = []

@@ -1,0 +1,18 @@
+"""The release gate a team runs in CI: a regularised digits model must not leak.
+
+Measured (seed 0, 16 references): LiRA TPR at 1% FPR is 0.014 with AUC 0.526, and the
+upper confidence bound of the TPR stays at 0.033, below the 0.05 limit: a proven PASS.
+"""
+
+import pytest
+
+from pytest_privacy import assert_tpr_at_fpr_below
+
+
+@pytest.mark.lira
+def test_release_does_not_leak(target_model, membership_data):
+    assert_tpr_at_fpr_below(target_model, membership_data, fpr=1e-2, max_tpr=0.05)
+
+
+def test_release_resists_a_loss_threshold(target_model, membership_data):
+    assert_tpr_at_fpr_below(target_model, membership_data, fpr=1e-2, max_tpr=0.05, attack="loss")

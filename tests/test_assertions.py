@@ -1,0 +1,105 @@
+"""assert_* helpers on known answers: noise labels must leak, unseen data must not."""
+
+import numpy as np
+import pytest
+
+from pytest_privacy import (
+    MembershipData,
+    PrivacyInconclusiveError,
+    PrivacyInconclusiveWarning,
+    PrivacyLeakError,
+    TrainingRecipe,
+    Verdict,
+    assert_auc_below,
+    assert_tpr_at_fpr_below,
+    attack_scores,
+    train_ensemble,
+)
+from pytest_privacy.reporting import recorded_results
+from pytest_privacy.trainer import PrivacyTrainer
+
+MEMORISE = TrainingRecipe(hidden=(128,), epochs=40)
+
+
+@pytest.fixture(scope="module")
+def noise_setup():
+    # Random labels can only be fit by memorising, so the target's members are exposed.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 20)).astype(np.float32)
+    y = rng.integers(0, 4, 600)
+    return PrivacyTrainer().audit(MEMORISE, (x, y), n_references=8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def stranger(noise_setup):
+    """A model of the same recipe that never saw any audit point."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 20)).astype(np.float32)
+    ens = train_ensemble(MEMORISE, x, rng.integers(0, 4, 300), np.ones((1, 300), bool), seed=9)
+    return ens.model(0)
+
+
+def test_a_model_trained_on_noise_labels_leaks(noise_setup):
+    data = noise_setup.membership_data()
+    with pytest.raises(PrivacyLeakError) as info:
+        assert_tpr_at_fpr_below(noise_setup.target, data, fpr=0.05, max_tpr=0.1)
+    msg = str(info.value)
+    for part in ("privacy leak", "lira (online, fixed variance)", "95% CI", "300 members", "8 reference models", "what to try"):
+        assert part in msg
+    result = recorded_results()[-1]
+    assert result.verdict is Verdict.FAIL and result.tpr_low > 0.1 and result.fpr_high <= 0.05
+    assert result.seed == 0 and result.n_references == 8
+
+
+def test_a_model_that_never_saw_the_data_does_not_leak(noise_setup, stranger):
+    data = noise_setup.membership_data()
+    r = assert_tpr_at_fpr_below(stranger, data, fpr=0.05, max_tpr=0.2)
+    assert r.verdict is Verdict.PASS
+    auc_result = assert_auc_below(stranger, data, max_auc=0.6)
+    assert auc_result.verdict is Verdict.PASS and auc_result.gate == "auc" and auc_result.max_auc == 0.6
+    with pytest.raises(PrivacyLeakError, match="AUC"):
+        assert_auc_below(noise_setup.target, data, max_auc=0.6)
+
+
+def test_shuffled_membership_labels_do_not_leak(noise_setup):
+    shuffled = noise_setup.membership_data().shuffled_membership(seed=1)
+    for attack in ("lira", "lira_offline", "loss"):
+        assert assert_tpr_at_fpr_below(noise_setup.target, shuffled, fpr=0.05, max_tpr=0.2, attack=attack).verdict is Verdict.PASS
+
+
+def test_probabilities_and_logits_give_the_same_scores(noise_setup):
+    import torch
+
+    data, model = noise_setup.membership_data(), noise_setup.target
+
+    def probabilities(x):
+        with torch.no_grad():
+            return torch.softmax(model(torch.from_numpy(x)), -1).numpy()
+
+    s1, _ = attack_scores(model, data)
+    s2, _ = attack_scores(probabilities, data)
+    np.testing.assert_allclose(s1, s2, rtol=1e-4, atol=1e-4)
+
+
+def test_inconclusive_policies(noise_setup):
+    data = noise_setup.membership_data()  # 300 non-members cannot certify FPR <= 1e-3
+    with pytest.raises(PrivacyInconclusiveError, match="needs >= 3,688 non-members"):
+        assert_tpr_at_fpr_below(noise_setup.target, data, fpr=1e-3, max_tpr=0.05)
+    with pytest.warns(PrivacyInconclusiveWarning):
+        r = assert_tpr_at_fpr_below(noise_setup.target, data, fpr=1e-3, max_tpr=0.05, on_inconclusive="warn")
+    assert r.verdict is Verdict.INCONCLUSIVE
+
+
+def test_helpful_errors(noise_setup):
+    data = noise_setup.membership_data()
+    no_refs = MembershipData(data.x, data.y, data.is_member)
+    with pytest.raises(ValueError, match="needs reference models"):
+        assert_tpr_at_fpr_below(noise_setup.target, no_refs, fpr=0.01, max_tpr=0.1)
+    with pytest.raises(ValueError, match="label_only"):
+        assert_tpr_at_fpr_below(lambda x: np.zeros(len(x), int), no_refs, fpr=0.01, max_tpr=0.1, attack="loss")
+    with pytest.raises(ValueError, match="NaN/inf"):
+        assert_tpr_at_fpr_below(lambda x: np.full((len(x), 4), np.nan), no_refs, fpr=0.01, max_tpr=0.1, attack="loss")
+    with pytest.raises(ValueError, match="3 queries x 4 classes|classes"):
+        assert_tpr_at_fpr_below(lambda x: np.zeros((len(x), 5)), data, fpr=0.01, max_tpr=0.1)
+    with pytest.raises(TypeError, match="MembershipData"):
+        assert_tpr_at_fpr_below(noise_setup.target, (data.x, data.y), fpr=0.01, max_tpr=0.1)

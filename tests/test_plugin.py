@@ -1,0 +1,143 @@
+"""The plugin through pytest itself (pytester): options, markers, fixtures, verdicts, report."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+CONFTEST = """
+import numpy as np
+import pytest
+from pytest_privacy import TrainingRecipe
+
+@pytest.fixture(scope="session")
+def privacy_dataset():
+    # Random labels: a model can only fit them by memorising, so its members are exposed.
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
+
+@pytest.fixture(scope="session")
+def privacy_recipe():
+    return TrainingRecipe(hidden=(128,), epochs=40)
+"""
+
+
+def test_import_is_light():
+    code = "import sys, pytest_privacy; print(sorted({'torch', 'pytest'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_markers_and_fixtures_are_documented(pytester):
+    help_text = pytester.runpytest("--help").stdout.str()
+    assert "membership-inference privacy gates" in help_text
+    for option in ("profile", "attacks", "device", "seed", "references", "inconclusive", "report"):
+        assert f"--privacy-{option}" in help_text and f"privacy_{option}" in help_text
+    markers = pytester.runpytest("--markers").stdout.str()
+    for marker in ("privacy(**overrides)", "lira:", "label_only:", "mmd_baseline:"):
+        assert f"@pytest.mark.{marker}" in markers
+    fixtures = pytester.runpytest("--fixtures").stdout.str()
+    for name, doc in [
+        ("target_model", "model under test"),
+        ("membership_data", "MembershipData"),
+        ("reference_models", "Reference models"),
+        ("privacy_config", "mark.privacy"),
+        ("privacy_trainer", "memoises"),
+        ("privacy_attack", "selected attacks"),
+    ]:
+        assert name in fixtures and doc in fixtures, name
+
+
+def test_gates_fail_and_pass_for_real_reasons_end_to_end(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        test_gate=textwrap.dedent(
+            """
+            import pytest
+            from pytest_privacy import assert_tpr_at_fpr_below
+
+            @pytest.mark.lira
+            def test_memorising_model(target_model, membership_data):
+                assert_tpr_at_fpr_below(target_model, membership_data, fpr=0.05, max_tpr=0.1)
+
+            @pytest.mark.lira
+            def test_labels_it_never_saw(target_model, membership_data):
+                data = membership_data.shuffled_membership(seed=1)
+                assert_tpr_at_fpr_below(target_model, data, fpr=0.05, max_tpr=0.2)
+
+            def test_too_few_points_for_this_fpr(target_model, membership_data):
+                assert_tpr_at_fpr_below(target_model, membership_data, fpr=1e-3, max_tpr=0.05)
+            """
+        )
+    )
+    report = pytester.path / "privacy.json"
+    result = pytester.runpytest_subprocess(
+        "--privacy-references=8", "--privacy-inconclusive=xfail", f"--privacy-report={report}"
+    )
+    result.assert_outcomes(passed=1, failed=1, xfailed=1)
+    out = result.stdout.str()
+    assert "PrivacyLeakError: privacy leak: TPR at FPR 0.05 must be <= 0.1" in out
+    assert "lira (online, fixed variance) TPR" in out and "what to try" in out
+    result.stdout.fnmatch_lines(["*= privacy =*", "FAIL *test_memorising_model*", "PASS *test_labels_it_never_saw*", "trained 9 models in *"])
+    results = json.loads(report.read_text())["results"]
+    assert [r["verdict"] for r in results] == ["fail", "pass", "inconclusive"]
+    assert results[0]["test_id"].endswith("test_memorising_model") and results[0]["n_references"] == 8
+
+
+def test_missing_recipe_is_a_clear_error(pytester):
+    pytester.makepyfile("def test_x(target_model):\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert "define a `privacy_recipe` fixture" in result.stdout.str()
+    assert "fixture 'privacy_recipe' not found" not in result.stdout.str()
+
+
+def test_attacks_option_selects_suites_and_parametrises_privacy_attack(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.lira
+        def test_lira(): pass
+
+        @pytest.mark.label_only
+        def test_label_only(): pass
+
+        def test_unmarked(): pass
+
+        def test_each(privacy_attack): pass
+        """
+    )
+    result = pytester.runpytest("--privacy-attacks=lira,loss", "-v")
+    result.assert_outcomes(passed=5, deselected=1)
+    result.stdout.fnmatch_lines(["*test_each?lira? PASSED*", "*test_each?lira_offline? PASSED*", "*test_each?loss? PASSED*"])
+    assert pytester.runpytest("--privacy-attacks=nope").ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_config_precedence_marker_over_cli_over_ini_over_profile(pytester):
+    pytester.makeini("[pytest]\nprivacy_seed = 2\nprivacy_references = 6\nprivacy_profile = full\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_ini_and_cli(privacy_config):
+            assert (privacy_config.seed, privacy_config.n_references, privacy_config.profile) == (1, 6, "full")
+
+        @pytest.mark.privacy(seed=3, n_references=8)
+        def test_marker(privacy_config):
+            assert (privacy_config.seed, privacy_config.n_references) == (3, 8)
+
+        @pytest.mark.privacy(profile="smoke", n_references=None)
+        def test_marker_profile(privacy_config):
+            assert privacy_config.profile == "smoke" and privacy_config.n_references == 6
+        """
+    )
+    pytester.runpytest("--privacy-seed=1").assert_outcomes(passed=3)
+
+
+def test_invalid_settings_are_usage_errors(pytester):
+    result = pytester.runpytest("--privacy-references=3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "n_references must be even" in result.stderr.str()

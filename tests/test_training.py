@@ -1,0 +1,150 @@
+"""The vectorised engine trains exactly what a one-model-at-a-time loop would."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pytest_privacy import TrainingRecipe, balanced_keep, load_example_dataset, train_ensemble
+from pytest_privacy.training.ensemble import _child, _torch_seed, train_models
+from pytest_privacy.training.keep import model_seeds
+from pytest_privacy.training.recipe import build_model
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = load_example_dataset("synthetic", n=300, seed=0)
+    return x, y
+
+
+def _plain_loop(recipe, x, y, keep_row, seed):
+    """Reference implementation: one model, torch.optim, batches drawn as the engine documents."""
+    torch.manual_seed(_torch_seed(_child(seed, 0)))
+    model = build_model(recipe, x.shape[1:], int(y.max()) + 1)
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+        if recipe.optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    )
+    rng = np.random.default_rng(_child(seed, 1))
+    idx = np.flatnonzero(keep_row)
+    for _ in range(recipe.epochs):
+        perm = rng.permutation(idx)
+        for start in range(0, perm.size, recipe.batch_size):
+            b = perm[start : start + recipe.batch_size]
+            opt.zero_grad()
+            F.cross_entropy(model(torch.from_numpy(x[b])), torch.from_numpy(y[b])).backward()
+            opt.step()
+    return model
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, weight_decay=1e-3),
+        TrainingRecipe(hidden=(32, 16), epochs=3, batch_size=50, optimizer="sgd", lr=0.05, weight_decay=1e-3),
+    ],
+    ids=["adam", "sgd-momentum"],
+)
+def test_ensemble_member_equals_a_plain_pytorch_loop(data, recipe):
+    x, y = data
+    keep = balanced_keep(4, len(x), 0)
+    keep[1, :7] = False  # unequal training-set sizes: models wait while others finish an epoch
+    ens = train_models(recipe, x, y, keep, model_seeds(7, range(4)))
+    for m in (0, 1):
+        plain = _plain_loop(recipe, x, y, keep[m], model_seeds(7, [m])[0])
+        with torch.no_grad():
+            expected = plain(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(ens.logits(x, queries=False)[m, :, 0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_member_of_16_equals_the_model_trained_alone(data):
+    x, y = data
+    recipe = TrainingRecipe(hidden=(32,), epochs=4)
+    keep = balanced_keep(16, len(x), 1)
+    together = train_ensemble(recipe, x, y, keep, seed=3)
+    alone = train_models(recipe, x, y, keep[11:12], model_seeds(3, [11]))
+    for k in together.params:
+        torch.testing.assert_close(together.params[k][11], alone.params[k][0], rtol=1e-5, atol=1e-6)
+    # Ensemble.model(m) is a plain nn.Module with the same function
+    module = together.model(11)
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), together.logits(x)[11, :, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_same_seed_same_logits_bit_for_bit(data):
+    x, y = data
+    recipe = TrainingRecipe(hidden=(16,), epochs=2)
+    keep = balanced_keep(4, len(x), 0)
+    a = train_ensemble(recipe, x, y, keep, seed=5).logits(x)
+    b = train_ensemble(recipe, x, y, keep, seed=5).logits(x)
+    c = train_ensemble(recipe, x, y, keep, seed=6).logits(x)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_models_learn(data):
+    x, y = data
+    ens = train_ensemble(TrainingRecipe(hidden=(64,), epochs=20), x, y, balanced_keep(2, len(x), 0), seed=0)
+    acc = (ens.logits(x)[:, :, 0].argmax(-1) == y).mean(axis=1)
+    assert (acc > 0.8).all()  # the 4-class mixture is ~90% separable; chance is 25%
+
+
+@pytest.mark.parametrize(
+    "name,kwargs,recipe,queries",
+    [
+        ("digits", {"n": 200}, TrainingRecipe(model="cnn", hidden=(4, 8), epochs=1, augmentations=("shift", "flip")), 10),
+        ("mnist1d", {"n": 200}, TrainingRecipe(model="cnn", hidden=(4,), epochs=1, augmentations=("shift",)), 3),
+        ("digits", {"n": 200}, TrainingRecipe(model="mlp", hidden=(8,), epochs=1, augmentations=("shift",)), 5),
+    ],
+)
+def test_cnn_and_augmented_queries(name, kwargs, recipe, queries):
+    x, y = load_example_dataset(name, **kwargs)
+    ens = train_ensemble(recipe, x, y, balanced_keep(2, len(x), 0), seed=0)
+    out = ens.logits(x)
+    assert out.shape == (2, len(x), queries, 10) and np.isfinite(out).all()
+    assert ens.logits(x, queries=False).shape == (2, len(x), 1, 10)
+
+
+def test_factory_models_and_their_limits(data):
+    x, y = data
+
+    def small() -> nn.Module:
+        return nn.Sequential(nn.Linear(20, 8), nn.Tanh(), nn.Linear(8, 4))
+
+    ens = train_ensemble(TrainingRecipe(model=small, epochs=1), x, y, balanced_keep(2, len(x), 0), seed=0)
+    assert ens.logits(x).shape == (2, len(x), 1, 4)
+    assert "small" in TrainingRecipe(model=small).canonical_json()
+
+    def with_bn() -> nn.Module:
+        return nn.Sequential(nn.Linear(20, 8), nn.BatchNorm1d(8), nn.Linear(8, 4))
+
+    with pytest.raises(ValueError, match="BatchNorm"):
+        train_ensemble(TrainingRecipe(model=with_bn, epochs=1), x, y, balanced_keep(2, len(x), 0), seed=0)
+
+
+def test_recipe_validation():
+    with pytest.raises(ValueError, match="unknown model"):
+        TrainingRecipe(model="transformer")
+    with pytest.raises(ValueError, match="augmentations"):
+        TrainingRecipe(augmentations=("rotate",))
+    a, b = TrainingRecipe(epochs=3), TrainingRecipe(epochs=4)
+    assert a.canonical_json() != b.canonical_json() and a.canonical_json() == TrainingRecipe(epochs=3).canonical_json()
+
+
+def test_unavailable_cuda_is_a_clear_error(data):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    x, y = data
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        train_ensemble(TrainingRecipe(epochs=1), x, y, balanced_keep(2, len(x), 0), seed=0, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(data):
+    x, y = data
+    recipe, keep = TrainingRecipe(hidden=(32,), epochs=2), balanced_keep(4, len(x), 0)
+    cpu = train_ensemble(recipe, x, y, keep, seed=1, device="cpu").logits(x, device="cpu")
+    gpu = train_ensemble(recipe, x, y, keep, seed=1, device="cuda").logits(x, device="cuda")
+    np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-3)
