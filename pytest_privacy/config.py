@@ -37,6 +37,21 @@ class PrivacyConfig(BaseModel):
     inconclusive: Inconclusive = "fail"
     confidence: float = Field(0.95, gt=0, lt=1)
     report: str | None = None
+    cache_dir: str | None = None  # None: under pytest's cache directory
+    no_cache: bool = False
+    max_memory: int | None = None  # bytes; None: 80% of free GPU memory, or a quarter of RAM
+
+    @field_validator("no_cache", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from an ini file
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return value
+
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("n_references")
     @classmethod
@@ -59,6 +74,19 @@ class PrivacyConfig(BaseModel):
     def selected_attacks(self) -> list[str] | None:
         """Attack names the run selects (suites expanded), or None for all."""
         return None if self.attacks is None else expand_attacks(list(self.attacks))
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """``"512MB"``, ``"4GiB"`` or ``"1000000"`` as bytes."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"cannot read {text!r} as a size; write e.g. 512MB or 4GiB")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
 def default_profile() -> str:

@@ -6,7 +6,9 @@ wires pytest's configuration to it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from .attacks import SUITES
 from .config import PrivacyConfig, resolve_config
 from .reporting import clear_results, current_test, format_summary, recorded_results, write_report
 from .trainer import PrivacyTrainer
+from .training.store import ModelStore
 
 # option name (without --privacy-), config field, help
 _OPTIONS: list[tuple[str, str, str]] = [
@@ -26,6 +29,11 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("references", "n_references", "number of reference models (default: from the profile)"),
     ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
     ("report", "report", "write every privacy result as JSON to this path"),
+    ("cache-dir", "cache_dir", "where trained models are cached: a path or fsspec URL (default: under .pytest_cache)"),
+    ("max-memory", "max_memory", "memory budget for training, e.g. 2GiB (default: 80%% of free GPU memory, or 1/4 of RAM)"),
+]
+_FLAGS: list[tuple[str, str, str]] = [
+    ("no-cache", "no_cache", "train every model afresh and store nothing"),
 ]
 # Markers that name a suite: --privacy-attacks deselects tests of suites it does not name.
 _SUITE_MARKERS = {
@@ -40,13 +48,25 @@ _TRAINER = pytest.StashKey[PrivacyTrainer]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("privacy", "membership-inference privacy gates (pytest-privacy)")
     for name, _, help_text in _OPTIONS:
-        group.addoption(f"--privacy-{name}", dest=f"privacy_{name}", default=None, help=help_text)
-        parser.addini(f"privacy_{name}", help=help_text, default=None)
+        group.addoption(f"--privacy-{name}", dest=_dest(name), default=None, help=help_text)
+        parser.addini(_dest(name), help=help_text, default=None)
+    for name, _, help_text in _FLAGS:
+        group.addoption(f"--privacy-{name}", dest=_dest(name), action="store_true", default=None, help=help_text)
+        parser.addini(_dest(name), help=help_text, default=None)
+    group.addoption(
+        "--privacy-clear-cache", dest="privacy_clear_cache", action="store_true",
+        help="delete every cached model before the run",
+    )
+
+
+def _dest(name: str) -> str:
+    return "privacy_" + name.replace("-", "_")
 
 
 def _layers(config: pytest.Config) -> tuple[dict[str, Any], dict[str, Any]]:
-    ini = {field: config.getini(f"privacy_{name}") or None for name, field, _ in _OPTIONS}
-    cli = {field: config.getoption(f"privacy_{name}") for name, field, _ in _OPTIONS}
+    options = _OPTIONS + _FLAGS
+    ini = {field: config.getini(_dest(name)) or None for name, field, _ in options}
+    cli = {field: config.getoption(_dest(name)) for name, field, _ in options}
     return ini, cli
 
 
@@ -64,7 +84,6 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_STASH] = {"ini": ini, "cli": cli}
-    config.stash[_TRAINER] = PrivacyTrainer()
     set_inconclusive_default(base.inconclusive)
     clear_results()
 
@@ -113,14 +132,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     try:
         results = recorded_results()
         trainer = config.stash.get(_TRAINER, None)
-        if not results and not (trainer and trainer.models_trained):
+        if not results and not (trainer and (trainer.models_trained or trainer.models_loaded)):
             return
         terminalreporter.section("privacy")
         for line in format_summary(results):
             terminalreporter.write_line(line)
-        if trainer and trainer.models_trained:
+        if trainer and (trainer.models_trained or trainer.models_loaded):
             terminalreporter.write_line(
-                f"trained {trainer.models_trained} models in {trainer.seconds_training:.1f}s"
+                f"models: {trainer.models_trained} trained in {trainer.seconds_training:.1f}s, "
+                f"{trainer.models_loaded} loaded from cache"
+                + (f" ({trainer.store.root})" if trainer.store is not None else " (cache off)")
             )
         path = _session_config(config).report
         if path:
@@ -141,8 +162,37 @@ def privacy_config(request: pytest.FixtureRequest) -> PrivacyConfig:
 
 @pytest.fixture(scope="session")
 def privacy_trainer(pytestconfig: pytest.Config) -> PrivacyTrainer:
-    """The session's trainer: trains target and reference models once and memoises them."""
-    return pytestconfig.stash[_TRAINER]
+    """The session's trainer: trains target and reference models once, caches them on disk
+    (``--privacy-cache-dir``, ``--privacy-no-cache``) and memoises them for the session."""
+    settings = _session_config(pytestconfig)
+    store = None
+    if not settings.no_cache:
+        root = settings.cache_dir or _default_cache_dir(pytestconfig)
+        store = ModelStore(root)
+        if pytestconfig.getoption("privacy_clear_cache") and not hasattr(pytestconfig, "workerinput"):
+            store.clear()
+    trainer = PrivacyTrainer(store=store, max_memory=settings.max_memory, progress=lambda: _progress(pytestconfig))
+    pytestconfig.stash[_TRAINER] = trainer
+    return trainer
+
+
+def _default_cache_dir(config: pytest.Config) -> str:
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+    if cache is not None:
+        return str(cache.mkdir("pytest-privacy"))
+    return str(config.rootpath / ".pytest_cache" / "d" / "pytest-privacy")
+
+
+@contextmanager
+def _progress(config: pytest.Config) -> Iterator[bool]:
+    """Show a progress bar while models train: pytest captures fixture output, so step outside
+    the capture; no bar under -q, off a terminal, or in xdist workers."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None or config.get_verbosity() < 0 or hasattr(config, "workerinput"):
+        yield False
+        return
+    with capman.global_and_fixture_disabled():
+        yield sys.stderr.isatty()
 
 
 @pytest.fixture(scope="session")

@@ -3,21 +3,23 @@
 The audit population is the whole data set. The target trains on a seeded random half (its
 members); the M references train on ``balanced_keep`` halves, so every audit point is IN for half
 of them. Target and references are one ensemble of M + 1 models, trained as one vectorised program.
-Results are memoised per (recipe, data, M, seed, device) for the life of the trainer.
+Results are memoised for the life of the trainer and, with a store, cached per model on disk.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .data import MembershipData, References
-from .training.keep import balanced_keep
+from .training.keep import balanced_keep, model_seeds
 from .training.recipe import TrainingRecipe
+from .training.store import ModelStore, digest
 
 if TYPE_CHECKING:
     from torch import nn
@@ -42,9 +44,17 @@ def as_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return data.x, data.y
 
 
+_TARGET = 0x746172  # the target's spawn key: apart from the references' 0, 1, 2, ...
+
+
+def target_seed(seed: int) -> np.random.SeedSequence:
+    """The target model's seed: independent of how many references there are."""
+    return np.random.SeedSequence(seed, spawn_key=(_TARGET, 1))
+
+
 def target_keep(n_points: int, seed: int) -> np.ndarray:
     """The target's members: a seeded random half of the audit points."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0x746172,)))
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_TARGET, 0)))
     keep = np.zeros(n_points, dtype=bool)
     keep[rng.permutation(n_points)[: n_points // 2]] = True
     return keep
@@ -76,36 +86,94 @@ class AuditSetup:
         return MembershipData(self.x, self.y, self.is_member, self.references)
 
 
+def model_key(
+    recipe: TrainingRecipe, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str
+) -> str:
+    """Cache key of one trained model: everything that determines its weights and logits."""
+    import torch
+
+    from . import __version__
+
+    return digest(
+        "pytest-privacy-model/1", recipe.canonical_json(), data_id, np.packbits(keep_row),
+        seed.entropy, seed.spawn_key, __version__, torch.__version__, device_type,
+        "bf16-autocast" if device_type == "cuda" else "float32",
+    )
+
+
 @dataclass
 class PrivacyTrainer:
-    """Trains and memoises audit setups, and counts the models it trained."""
+    """Trains and memoises audit setups, reusing models from a ``store`` when given one.
 
+    Each model is cached on its own (keyed by :func:`model_key`), so a larger reference set trains
+    only the new references, and a re-run with nothing changed trains nothing. Work on one
+    reference set is serialised by a lock, so xdist workers that need it train it once.
+    """
+
+    store: ModelStore | None = None
+    max_memory: int | None = None
+    progress: Callable[[], AbstractContextManager[bool]] | None = None
     _memo: dict[str, AuditSetup] = field(default_factory=dict)
     models_trained: int = 0
+    models_loaded: int = 0
     seconds_training: float = 0.0
 
     def audit(
         self, recipe: TrainingRecipe, dataset: Any, *, n_references: int, seed: int, device: str = "auto"
     ) -> AuditSetup:
         """Train (or reuse) the target and ``n_references`` references of ``recipe`` on ``dataset``."""
-        from .training.ensemble import train_ensemble
+        from .training.ensemble import Ensemble, resolve_device, train_models
 
         if not isinstance(recipe, TrainingRecipe):
             raise TypeError(
                 f"privacy_recipe must return a pytest_privacy.TrainingRecipe, got {type(recipe).__name__}."
             )
         x, y = as_dataset(dataset)
-        digest = hashlib.sha256()
-        for part in (recipe.canonical_json().encode(), x.tobytes(), y.tobytes(), repr((x.shape, n_references, seed, device)).encode()):
-            digest.update(part)
-        key = digest.hexdigest()
-        if key not in self._memo:
-            keep = np.vstack([balanced_keep(n_references, len(x), seed), target_keep(len(x), seed)])
+        dev = resolve_device(device)
+        data_id = digest(x, y)
+        keep = np.vstack([balanced_keep(n_references, len(x), seed), target_keep(len(x), seed)])
+        seeds = model_seeds(seed, range(n_references)) + [target_seed(seed)]
+        keys = [model_key(recipe, data_id, k, s, dev.type) for k, s in zip(keep, seeds)]
+        set_key = digest(*keys)
+        if set_key in self._memo:
+            return self._memo[set_key]
+        lock = self.store.lock(set_key) if self.store is not None else nullcontext()
+        with lock:
+            entries = [self.store.get(k) if self.store is not None else None for k in keys]
+            missing = [i for i, e in enumerate(entries) if e is None]
             start = time.perf_counter()
-            ensemble = train_ensemble(recipe, x, y, keep, seed=seed, device=device)
+            if missing:
+                show = self.progress() if self.progress is not None else nullcontext(False)
+                with show as progress:
+                    trained = train_models(
+                        recipe, x, y, keep[missing], [seeds[i] for i in missing],
+                        device=device, max_memory=self.max_memory, progress=bool(progress),
+                    )
+                logits = trained.logits(x, device=device)
+                for j, i in enumerate(missing):
+                    entries[i] = {"logits": logits[j], **{f"param.{k}": v[j].numpy() for k, v in trained.params.items()}}
+                    if self.store is not None:
+                        self.store.put(keys[i], entries[i])
             elapsed = time.perf_counter() - start
-            self.models_trained += len(ensemble)
-            self.seconds_training += elapsed
-            refs = References.from_ensemble(ensemble, x, models=range(n_references))
-            self._memo[key] = AuditSetup(ensemble, x, y, refs, seed, elapsed)
-        return self._memo[key]
+        self.models_trained += len(missing)
+        self.models_loaded += len(keys) - len(missing)
+        self.seconds_training += elapsed
+        params = {
+            k[len("param."):]: torch_stack([e[k] for e in entries]) for k in entries[0] if k.startswith("param.")
+        }
+        n_classes = int(entries[0]["logits"].shape[-1])
+        ensemble = Ensemble(recipe, params, keep, seeds, tuple(x.shape[1:]), n_classes, seed=seed)
+        refs = References(
+            np.stack([e["logits"] for e in entries[:n_references]]), keep[:n_references],
+            tuple(recipe.augmentations), seed,
+        )
+        setup = AuditSetup(ensemble, x, y, refs, seed, elapsed)
+        self._memo[set_key] = setup
+        return setup
+
+
+def torch_stack(arrays: list[np.ndarray]) -> Any:
+    """Stack per-model numpy arrays into one CPU tensor ``[M, ...]``."""
+    import torch
+
+    return torch.from_numpy(np.stack(arrays))

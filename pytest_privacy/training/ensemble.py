@@ -11,9 +11,10 @@ whether it is trained alone or with others.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["Ensemble", "resolve_device", "train_ensemble"]
+__all__ = ["Ensemble", "bytes_per_model", "resolve_device", "train_ensemble", "train_models"]
 
 _EVAL_ROWS = 4096  # rows per forward chunk when querying
 
@@ -76,7 +77,10 @@ class Ensemble:
     def base(self) -> nn.Module:
         """The architecture (weights not meaningful), used with ``functional_call``."""
         if self._base is None:
-            self._base = build_model(self.recipe, self.example_shape, self.n_classes)
+            import torch
+
+            with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+                self._base = build_model(self.recipe, self.example_shape, self.n_classes)
         return self._base
 
     def model(self, m: int) -> nn.Module:
@@ -129,17 +133,57 @@ def train_ensemble(
     *,
     seed: int,
     device: str = "auto",
+    max_memory: int | None = None,
+    progress: bool = False,
 ) -> Ensemble:
     """Train ``M = keep.shape[0]`` models of ``recipe``, model ``m`` on the points where ``keep[m]``.
 
     Model ``m`` uses ``model_seeds(seed, [m])``; it equals (allclose) the same model trained alone.
+    ``max_memory`` (bytes) bounds how many models train at once; see :func:`train_models`.
     """
     keep = np.asarray(keep)
     if keep.ndim != 2 or keep.dtype != np.bool_:
         raise ValueError(f"keep must be a 2-D bool array [M, N], got {keep.dtype} {keep.shape}.")
-    ensemble = train_models(recipe, x, y, keep, model_seeds(seed, range(keep.shape[0])), device=device)
+    seeds = model_seeds(seed, range(keep.shape[0]))
+    ensemble = train_models(recipe, x, y, keep, seeds, device=device, max_memory=max_memory, progress=progress)
     ensemble.seed = seed
     return ensemble
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes the trainer may use: 80% of free GPU memory on CUDA, a quarter of RAM on CPU."""
+    import torch
+
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(0.8 * free)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 4 << 30
+
+
+def bytes_per_model(module: nn.Module, example_shape: tuple[int, ...], batch_size: int) -> int:
+    """Training memory of one model: parameters with gradient and two optimizer buffers, plus
+    every layer's activations (kept for backward, and their gradients) for one minibatch."""
+    import torch
+
+    n_params = sum(p.numel() for p in module.parameters())
+    activations = 0
+
+    def count(_: nn.Module, __: Any, out: Any) -> None:
+        nonlocal activations
+        if isinstance(out, torch.Tensor):
+            activations += out.numel()
+
+    hooks = [m.register_forward_hook(count) for m in module.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            module(torch.zeros((1, *example_shape)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return 4 * (4 * n_params + 2 * activations * batch_size)
 
 
 def train_models(
@@ -150,11 +194,15 @@ def train_models(
     seeds: Sequence[np.random.SeedSequence],
     *,
     device: str = "auto",
+    max_memory: int | None = None,
+    progress: bool = False,
 ) -> Ensemble:
-    """Train one model per row of ``keep`` with the matching per-model seed (the engine's core)."""
+    """Train one model per row of ``keep`` with the matching per-model seed (the engine's core).
+
+    Models train in chunks that fit ``max_memory`` bytes (default: :func:`default_memory_budget`);
+    chunking never changes a model, since each draws only from its own seed.
+    """
     import torch
-    from torch.func import functional_call, grad, stack_module_state, vmap
-    import torch.nn.functional as F
 
     x = np.asarray(x, dtype=np.float32)
     y = np.asarray(y)
@@ -166,33 +214,86 @@ def train_models(
     if (keep.sum(axis=1) == 0).any():
         raise ValueError("every model needs at least one training point (a keep row is all False).")
     dev = resolve_device(device)
-    n_models = keep.shape[0]
     example_shape = tuple(x.shape[1:])
     n_classes = int(y.max()) + 1
-
     modules = []
     for s in seeds:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_torch_seed(_child(s, 0)))
             modules.append(build_model(recipe, example_shape, n_classes))
-    base = modules[0]
-    if list(base.buffers()):
+    if list(modules[0].buffers()):
         raise ValueError(
             "the model has buffers (e.g. BatchNorm running statistics), which the vectorised trainer "
             "cannot batch; use GroupNorm/LayerNorm, or pass your own training function."
         )
+    budget = default_memory_budget(dev) if max_memory is None else int(max_memory)
+    per_model = bytes_per_model(modules[0], example_shape, recipe.batch_size)
+    chunk = max(1, min(len(modules), budget // max(per_model, 1)))
+    queries = torch.from_numpy(make_queries(x, recipe.augmentations)).to(dev)  # [N, A, ...]
+    labels = torch.from_numpy(y.astype(np.int64)).to(dev)
+    bar = _progress_bar(recipe.epochs * math.ceil(len(modules) / chunk), progress, len(modules))
+    stacks = []
+    for start in range(0, len(modules), chunk):
+        part = slice(start, start + chunk)
+        stacks.append(
+            _train_stack(recipe, modules[part], keep[part], list(seeds)[part], queries, labels, dev, bar.update)
+        )
+    bar.close()
+    params = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}
+    base = modules[0].to("meta").to_empty(device="cpu")  # architecture only; weights live in params
+    return Ensemble(recipe, params, keep.copy(), list(seeds), example_shape, n_classes, _base=base)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, enabled: bool, n_models: int) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"pytest-privacy: training {n_models} models", unit="epoch", leave=False)
+
+
+def _train_stack(
+    recipe: TrainingRecipe,
+    modules: list[nn.Module],
+    keep: np.ndarray,
+    seeds: list[np.random.SeedSequence],
+    queries: torch.Tensor,
+    labels: torch.Tensor,
+    dev: torch.device,
+    tick: Callable[[int], Any],
+) -> dict[str, torch.Tensor]:
+    """Train ``len(modules)`` models as one stacked program; returns their parameters on the CPU."""
+    import contextlib
+
+    import torch
+    import torch.nn.functional as F
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    n_models = len(modules)
+    base = modules[0]
     params, _ = stack_module_state(modules)
     params = {k: v.detach().to(dev) for k, v in params.items()}
-
-    queries = torch.from_numpy(make_queries(x, recipe.augmentations)).to(dev)  # [N, A, ...]
     n_aug = queries.shape[1]
-    labels = torch.from_numpy(y.astype(np.int64)).to(dev)
 
     def loss(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
-        out = functional_call(base, p, (xb,))
+        out = functional_call(base, p, (xb,)).float()
         return (F.cross_entropy(out, yb, reduction="none") * wb).sum() / wb.sum().clamp_min(1.0)
 
     grads_of = vmap(grad(loss))
+    # bf16 autocast on CUDA: matmuls in bf16, master weights and optimizer state in float32.
+    amp = (
+        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
+        if dev.type == "cuda"
+        else contextlib.nullcontext
+    )
     optimizer = _StackedOptimizer(recipe, params, n_models)
     members = [np.flatnonzero(row) for row in keep]
     rngs = [np.random.default_rng(_child(s, 1)) for s in seeds]
@@ -216,11 +317,11 @@ def train_models(
         for step in range(width):
             cols = slice(step * bsz, (step + 1) * bsz)
             ib, ab, wb = order_t[:, cols], aug_t[:, cols], weight_t[:, cols]
-            xb = queries[ib, ab]  # [M, B, ...]
-            g = grads_of(params, xb, labels[ib], wb)
+            with amp():
+                g = grads_of(params, queries[ib, ab], labels[ib], wb)
             optimizer.step(g, [step < s for s in steps])
-    cpu = {k: v.detach().cpu() for k, v in params.items()}
-    return Ensemble(recipe, cpu, keep.copy(), list(seeds), example_shape, n_classes, _base=base.to("meta").to_empty(device="cpu"))
+        tick(1)
+    return {k: v.detach().cpu() for k, v in params.items()}
 
 
 class _StackedOptimizer:
