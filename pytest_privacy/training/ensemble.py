@@ -275,19 +275,24 @@ def _train_stack(
 
     import torch
     import torch.nn.functional as F
-    from torch.func import functional_call, grad, stack_module_state, vmap
+    from torch.func import functional_call, stack_module_state, vmap
 
     n_models = len(modules)
     base = modules[0]
     params, _ = stack_module_state(modules)
-    params = {k: v.detach().to(dev) for k, v in params.items()}
+    params = {k: v.detach().to(dev).requires_grad_() for k, v in params.items()}
+    leaves = list(params.values())
     n_aug = queries.shape[1]
+    forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
 
-    def loss(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
-        out = functional_call(base, p, (xb,)).float()
-        return (F.cross_entropy(out, yb, reduction="none") * wb).sum() / wb.sum().clamp_min(1.0)
+    def gradients(xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor) -> dict[str, torch.Tensor]:
+        # A vmapped forward and one ordinary backward through the sum of the M models' losses
+        # (each model's parameters only reach its own loss): ~1.5x faster than vmap(grad(...)).
+        out = forward(params, xb).float()  # [M, B, C]
+        per_example = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view_as(wb)
+        loss = ((per_example * wb).sum(1) / wb.sum(1).clamp_min(1.0)).sum()
+        return dict(zip(params, torch.autograd.grad(loss, leaves)))
 
-    grads_of = vmap(grad(loss))
     # bf16 autocast on CUDA: matmuls in bf16, master weights and optimizer state in float32.
     amp = (
         (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
@@ -318,7 +323,7 @@ def _train_stack(
             cols = slice(step * bsz, (step + 1) * bsz)
             ib, ab, wb = order_t[:, cols], aug_t[:, cols], weight_t[:, cols]
             with amp():
-                g = grads_of(params, queries[ib, ab], labels[ib], wb)
+                g = gradients(queries[ib, ab], labels[ib], wb)
             optimizer.step(g, [step < s for s in steps])
         tick(1)
     return {k: v.detach().cpu() for k, v in params.items()}
@@ -350,7 +355,9 @@ class _StackedOptimizer:
 
         r = self.recipe
         models = [m for m, a in enumerate(active) if a]
-        gathered = [grads[k] for k in self.keys]
+        # The fused kernels walk raw memory: a gradient whose strides differ from its parameter's
+        # (bmm's backward returns transposed ones) would be paired element for element wrongly.
+        gathered = [grads[k].contiguous() for k in self.keys]
         params = [t for m in models for t in self.slices[m]]
         grad_list = [g[m] for m in models for g in gathered]
         with torch.no_grad():
