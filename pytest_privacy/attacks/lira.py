@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 from scipy import special, stats
 
+from ._arrays import as_nac as _as_nac
+
 __all__ = ["LIRA_VARIANTS", "logit_scale", "lira_scores"]
 
 LIRA_VARIANTS = ("online", "offline", "global")
@@ -41,19 +43,6 @@ def logit_scale(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     others = z.copy()
     np.put_along_axis(others, y, -np.inf, axis=-1)
     return correct - special.logsumexp(others, axis=-1)
-
-
-def _as_nac(x: np.ndarray, lead: int, name: str) -> np.ndarray:
-    """Give logits an explicit query axis: ``lead`` leading axes, then N, A, C."""
-    x = np.asarray(x)
-    if x.ndim == lead + 2:
-        x = x[..., None, :]
-    if x.ndim != lead + 3:
-        raise ValueError(
-            f"{name} must have {lead + 3} axes ({'M, ' * lead}N, A, C) or {lead + 2} "
-            f"({'M, ' * lead}N, C); got shape {x.shape}."
-        )
-    return x
 
 
 def _std(values: np.ndarray, mask: np.ndarray | None) -> float:

@@ -1,0 +1,35 @@
+"""Shape and value checks shared by the score attacks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_nac"]
+
+
+def as_nac(x: object, lead: int, name: str) -> np.ndarray:
+    """Finite float64 logits with an explicit query axis: ``lead`` leading axes, then points, A, C.
+
+    A ``lead + 2``-axis input means one query per point (A = 1).
+    """
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}.")
+    arr = arr.astype(np.float64, copy=False)
+    if arr.ndim == lead + 2:
+        arr = arr[..., None, :]
+    if arr.ndim != lead + 3:
+        axes = "M, " * lead
+        raise ValueError(
+            f"{name} must have {lead + 3} axes ({axes}points, A, C) or {lead + 2} ({axes}points, C); "
+            f"got shape {arr.shape}."
+        )
+    if arr.shape[-1] < 2:
+        raise ValueError(f"{name} needs a class axis of >= 2 classes, got shape {arr.shape}.")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} NaN/inf values; attacks need finite logits (or "
+            "log-probabilities): fix the model outputs, or clip log(0) to a large negative number."
+        )
+    return arr

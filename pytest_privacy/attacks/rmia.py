@@ -1,0 +1,206 @@
+"""The relative membership-inference attack, RMIA (Zarifzadeh, Liu & Shokri, "Low-Cost High-Power
+Membership Inference Attacks", ICML 2024): a pairwise likelihood ratio against population points.
+
+Pure numpy, float64 throughout, shapes as in :mod:`pytest_privacy.attacks.lira`: ``target_logits
+[N, A, C]``, ``reference_logits [M, N, A, C]``, ``labels [N]``, ``keep [M, N]``; the population adds
+``[Z, A, C]``, ``[M, Z, A, C]`` and ``[Z]`` (a 2-D / 3-D input means A = 1).
+
+Recipe (checked against the paper and the reference implementation in privacytrustlab/ml_privacy_meter,
+reimplemented here):
+
+- ``p(x|theta)``: the softmax probability of the true label, averaged over the A queries (the mean of the
+  probabilities, not of their logarithms). Computed in the log domain, so no probability underflows.
+  (The authors' research code instead thresholds ``LR`` per query and takes a majority vote over the
+  queries, which costs ``N x Z x A`` comparisons; with A = 1 the two coincide. Its optional trimmed
+  means, temperature and soft-margin signals are not reproduced.)
+- ``p(x)``: the average of ``p(x|theta')`` over reference models ``theta'``, i.e. an estimate of the marginal
+  over models whose training set contains ``x`` with probability 1/2.
+
+  - ``online``: ``(mean over IN references + mean over OUT references) / 2``, which is the plain
+    mean over all references when ``keep`` is balanced (:func:`~pytest_privacy.training.keep.
+    balanced_keep`); with ``keep=None`` the plain mean over all references.
+  - ``offline`` (OUT references only; ``keep=None`` means every reference is OUT): the paper's linear
+    correction ``p(x) = ((1 + a) * p_OUT(x) + (1 - a)) / 2``. It follows from assuming
+    ``p_IN(x) = a * p_OUT(x) + (1 - a)`` and ``p(x) = (p_IN(x) + p_OUT(x)) / 2``; ``a = 1`` means no
+    correction (``p(x) = p_OUT(x)``), smaller ``a`` assumes more memorisation. The reference code
+    uses 0.3 by default and tunes ``a`` in [0, 1] on a pair of reference models.
+- ``p(z)`` for a population point: the mean over every reference (none trained on ``z``); in
+  ``offline`` mode it gets the same linear correction as ``p(x)``, as the reference code does, so
+  that both are estimates of the same marginal.
+- ``LR(x, z) = [p(x|theta) / p(x)] / [p(z|theta) / p(z)]``; ``score(x)`` = the fraction of population points
+  with ``LR(x, z) > gamma`` (strict, as in the paper's definition and the reference code).
+
+For a fixed population, ``score(x)`` is a non-decreasing function of ``p(x|theta) / p(x)``: the population
+and ``gamma`` set the scale (a fraction of typical non-members beaten by a factor ``gamma``) and the
+resolution (multiples of ``1/Z``), not the ranking. Points beyond every ``z`` tie at 1, so low-FPR
+audits need a population of several thousand points.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy import special
+
+from ._arrays import as_nac as _as_nac
+
+__all__ = ["RMIA_VARIANTS", "rmia_scores"]
+
+RMIA_VARIANTS = ("online", "offline")
+
+
+def _labels(labels: object, n_points: int, n_classes: int, name: str) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.shape != (n_points,):
+        raise ValueError(f"{name} must have shape ({n_points},), one label per point; got {y.shape}.")
+    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"{name} must be integer class indices in [0, {n_classes}).")
+    return y.astype(np.intp, copy=False)
+
+
+def _log_query_mean_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``log mean_a softmax(logits)[label]`` for ``logits [..., P, A, C]``, ``labels [P]``."""
+    y = np.broadcast_to(labels[:, None, None], logits.shape[:-1] + (1,))
+    log_p = np.take_along_axis(logits, y, axis=-1)[..., 0] - special.logsumexp(logits, axis=-1)
+    return special.logsumexp(log_p, axis=-1) - np.log(logits.shape[-2])
+
+
+def _log_masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``log mean_m exp(values[m])`` over axis 0 where ``mask`` (every column has one True)."""
+    count = mask.sum(axis=0)
+    return special.logsumexp(np.where(mask, values, -np.inf), axis=0) - np.log(count)
+
+
+def _offline_correction(log_p_out: np.ndarray, a: float) -> np.ndarray:
+    """``log(((1 + a) * p_out + (1 - a)) / 2)`` from ``log p_out``, without leaving the log domain."""
+    if a == 1.0:
+        return log_p_out
+    return np.logaddexp(np.log((1.0 + a) / 2.0) + log_p_out, np.log((1.0 - a) / 2.0))
+
+
+def rmia_scores(
+    target_logits: np.ndarray,
+    reference_logits: np.ndarray,
+    labels: np.ndarray,
+    keep: np.ndarray | None = None,
+    *,
+    population_target_logits: np.ndarray,
+    population_reference_logits: np.ndarray,
+    population_labels: np.ndarray,
+    variant: Literal["online", "offline"] = "offline",
+    offline_a: float = 0.3,
+    gamma: float = 1.0,
+) -> np.ndarray:
+    """RMIA membership scores in [0, 1], higher = more likely a member (DESIGN section 5).
+
+    ``score(x)`` is the fraction of population points ``z`` with
+    ``LR(x, z) = [p(x|theta) / p(x)] / [p(z|theta) / p(z)] > gamma``, where ``p(.|theta)`` is the target's
+    true-label softmax probability averaged over the A queries and ``p(.)`` its average over the
+    reference models (see the module docstring for the exact recipe):
+
+    - ``variant="online"``: ``p(x) = (mean_IN + mean_OUT) / 2`` over the references that did / did not
+      train on ``x`` (``keep=None``: the plain mean over all references, assuming each included ``x``
+      with probability 1/2).
+    - ``variant="offline"``: OUT references only (``keep=None`` means all are OUT) with the paper's
+      linear correction ``p(x) = ((1 + offline_a) * p_OUT(x) + (1 - offline_a)) / 2``; ``p(z)`` gets
+      the same correction.
+
+    Population assumption: the ``Z`` population points are drawn from the same distribution as the
+    audit points, are *not* audit points, and neither the target nor any reference trained on them,
+    so ``p(z)`` is the mean over every reference. Their logits must come from the same models and the
+    same A queries as the audit points.
+
+    ``gamma > 0`` compares ``log LR > log gamma``; sorting the population's ratios once and a binary
+    search per point make this ``O((N + Z) log Z)`` with no ``N x Z`` matrix. Logits may also be
+    log-probabilities (the recipe is invariant to adding a constant to each row).
+    """
+    if variant not in RMIA_VARIANTS:
+        raise ValueError(f"variant must be one of {RMIA_VARIANTS}, got {variant!r}.")
+    if not (isinstance(offline_a, (int, float, np.floating)) and 0.0 <= float(offline_a) <= 1.0):
+        raise ValueError(
+            f"offline_a must be a number in [0, 1] (1 = no correction, p(x) = p_OUT(x)); got {offline_a!r}."
+        )
+    if not (isinstance(gamma, (int, float, np.floating)) and 0.0 < float(gamma) < np.inf):
+        raise ValueError(f"gamma must be a positive finite number (the paper's default is 1); got {gamma!r}.")
+
+    target = _as_nac(target_logits, 0, "target_logits")
+    n_points, n_queries, n_classes = target.shape
+    y = _labels(labels, n_points, n_classes, "labels")
+    refs = _as_nac(reference_logits, 1, "reference_logits")
+    if refs.shape[1:] != target.shape:
+        raise ValueError(
+            f"reference_logits {refs.shape} must be [M, *target_logits.shape] = "
+            f"[M, {', '.join(map(str, target.shape))}]: same points, queries and classes."
+        )
+    n_refs = refs.shape[0]
+    if n_refs == 0:
+        raise ValueError("RMIA needs at least one reference model; reference_logits has M = 0.")
+
+    pop_target = _as_nac(population_target_logits, 0, "population_target_logits")
+    n_pop = pop_target.shape[0]
+    if n_pop == 0:
+        raise ValueError(
+            "the population is empty: RMIA compares each point with population points z that no "
+            "model trained on; pass a few thousand held-out points."
+        )
+    if pop_target.shape[1:] != (n_queries, n_classes):
+        raise ValueError(
+            f"population_target_logits {pop_target.shape} must be [Z, {n_queries}, {n_classes}]: the "
+            "same queries (A) and classes (C) as target_logits."
+        )
+    y_pop = _labels(population_labels, n_pop, n_classes, "population_labels")
+    pop_refs = _as_nac(population_reference_logits, 1, "population_reference_logits")
+    if pop_refs.shape != (n_refs, *pop_target.shape):
+        raise ValueError(
+            f"population_reference_logits {pop_refs.shape} must be [M, *population_target_logits.shape]"
+            f" = [{n_refs}, {', '.join(map(str, pop_target.shape))}]: the same {n_refs} reference "
+            "models as reference_logits."
+        )
+
+    if keep is None:
+        keep_b = np.zeros((n_refs, n_points), dtype=bool)
+    else:
+        keep_b = np.asarray(keep)
+        if keep_b.dtype != np.bool_ or keep_b.shape != (n_refs, n_points):
+            raise ValueError(
+                f"keep must be a bool array of shape ({n_refs}, {n_points}) (reference m trained on "
+                f"point n), got {keep_b.dtype} {keep_b.shape}."
+            )
+
+    # Audit and population points go through the same row-wise code, so identical inputs give
+    # bitwise identical ratios (ties are then decided by the strict '>' exactly as written).
+    log_p_target = np.concatenate([_log_query_mean_prob(target, y), _log_query_mean_prob(pop_target, y_pop)])
+    log_p_refs = np.concatenate(
+        [_log_query_mean_prob(refs, y), _log_query_mean_prob(pop_refs, y_pop)], axis=1
+    )  # [M, N + Z]
+    is_in = np.concatenate([keep_b, np.zeros((n_refs, n_pop), dtype=bool)], axis=1)  # [M, N + Z]
+
+    if variant == "offline":
+        if not (~keep_b).any(axis=0).all():
+            missing = np.flatnonzero(~(~keep_b).any(axis=0))[:5].tolist()
+            raise ValueError(
+                f"offline RMIA needs at least one OUT reference per point; points {missing} are IN "
+                "for every reference. Use balanced_keep, or variant='online'."
+            )
+        log_p = _offline_correction(_log_masked_mean(log_p_refs, ~is_in), float(offline_a))
+    elif keep is None:
+        log_p = _log_masked_mean(log_p_refs, np.ones_like(is_in))
+    else:
+        has_in, has_out = keep_b.any(axis=0), (~keep_b).any(axis=0)
+        if not (has_in & has_out).all():
+            missing = np.flatnonzero(~(has_in & has_out))[:5].tolist()
+            raise ValueError(
+                f"online RMIA with keep needs an IN and an OUT reference for every point; points "
+                f"{missing} lack one. Use balanced_keep, keep=None (references trained on random "
+                "halves, membership unknown), or variant='offline'."
+            )
+        log_p = _log_masked_mean(log_p_refs, ~is_in)  # population: every reference is OUT
+        log_in = _log_masked_mean(log_p_refs[:, :n_points], keep_b)
+        log_p[:n_points] = np.logaddexp(log_in, log_p[:n_points]) - np.log(2.0)
+
+    log_ratio = log_p_target - log_p  # log[p(.|theta) / p(.)], [N + Z]
+    ratio_x, ratio_z = log_ratio[:n_points], np.sort(log_ratio[n_points:])
+    # LR(x, z) > gamma  <=>  ratio_z < ratio_x - log(gamma): count the population strictly below.
+    beaten = np.searchsorted(ratio_z, ratio_x - np.log(float(gamma)), side="left")
+    return beaten / n_pop
