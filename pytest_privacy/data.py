@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MembershipData", "References"]
+__all__ = ["MembershipData", "References", "check_inputs", "check_labels"]
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,9 @@ class MembershipData:
     """
 
     def __init__(self, x: Any, y: Any, is_member: Any, references: Any = None) -> None:
-        self.x = _check_x(x)
+        self.x = check_inputs(x)
         n = self.x.shape[0]
-        self.y = _check_labels(y, n)
+        self.y = check_labels(y, n)
         self.is_member = _check_membership(is_member, n)
         _check_no_overlap(self.x, self.is_member)
         if references is not None and not isinstance(references, References):
@@ -121,7 +121,8 @@ class MembershipData:
         )
 
 
-def _check_x(x: Any) -> np.ndarray:
+def check_inputs(x: Any) -> np.ndarray:
+    """``x [N, *example_shape]`` as finite float32, or an error that names the problem."""
     arr = np.asarray(x)
     if arr.ndim < 2:
         raise ValueError(f"x must be [N, ...] with one row per audit point, got shape {arr.shape}.")
@@ -134,7 +135,8 @@ def _check_x(x: Any) -> np.ndarray:
     return arr
 
 
-def _check_labels(y: Any, n: int) -> np.ndarray:
+def check_labels(y: Any, n: int) -> np.ndarray:
+    """``y [n]`` as non-negative int64 class labels, or an error that names the problem."""
     arr = np.asarray(y)
     if arr.shape != (n,):
         raise ValueError(f"y must have shape ({n},), one label per row of x; got {arr.shape}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_nac"]
+__all__ = ["as_nac", "as_reference_logits"]
 
 
 def as_nac(x: object, lead: int, name: str) -> np.ndarray:
@@ -33,3 +33,14 @@ def as_nac(x: object, lead: int, name: str) -> np.ndarray:
             "log-probabilities): fix the model outputs, or clip log(0) to a large negative number."
         )
     return arr
+
+
+def as_reference_logits(reference_logits: object, target: np.ndarray) -> np.ndarray:
+    """Reference logits ``[M, *target.shape]`` (checked like :func:`as_nac`) for ``target [N, A, C]``."""
+    refs = as_nac(reference_logits, 1, "reference_logits")
+    if refs.shape[1:] != target.shape:
+        raise ValueError(
+            f"reference_logits {refs.shape} must be [M, *target_logits.shape] = "
+            f"[M, {', '.join(map(str, target.shape))}]: same points, queries and classes."
+        )
+    return refs

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import special, stats
 
 from ._arrays import as_nac as _as_nac
+from ._arrays import as_reference_logits
 
 __all__ = ["LIRA_VARIANTS", "logit_scale", "lira_scores"]
 
@@ -94,12 +95,7 @@ def lira_scores(
 
     if reference_logits is None:
         raise ValueError(f"LiRA {variant} needs reference_logits; use variant='global' without them.")
-    refs = _as_nac(reference_logits, 1, "reference_logits")
-    if refs.shape[1:] != target.shape:
-        raise ValueError(
-            f"reference_logits {refs.shape} must be [M, *target_logits.shape] = "
-            f"[M, {', '.join(map(str, target.shape))}]: same points, queries and classes."
-        )
+    refs = as_reference_logits(reference_logits, target)
     n_refs = refs.shape[0]
     phi_r = logit_scale(refs, y[:, None])  # [M, N, A]
     if keep is None:

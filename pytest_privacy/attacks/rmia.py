@@ -44,6 +44,7 @@ import numpy as np
 from scipy import special
 
 from ._arrays import as_nac as _as_nac
+from ._arrays import as_reference_logits
 
 __all__ = ["RMIA_VARIANTS", "rmia_scores"]
 
@@ -127,12 +128,7 @@ def rmia_scores(
     target = _as_nac(target_logits, 0, "target_logits")
     n_points, n_queries, n_classes = target.shape
     y = _labels(labels, n_points, n_classes, "labels")
-    refs = _as_nac(reference_logits, 1, "reference_logits")
-    if refs.shape[1:] != target.shape:
-        raise ValueError(
-            f"reference_logits {refs.shape} must be [M, *target_logits.shape] = "
-            f"[M, {', '.join(map(str, target.shape))}]: same points, queries and classes."
-        )
+    refs = as_reference_logits(reference_logits, target)
     n_refs = refs.shape[0]
     if n_refs == 0:
         raise ValueError("RMIA needs at least one reference model; reference_logits has M = 0.")
