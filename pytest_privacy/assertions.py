@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .attacks import get_attack
+from .attacks import LabelQuery, get_attack
 from .data import MembershipData
 from .metrics import auc_confidence_interval, gate
-from .querying import query_logits
+from .querying import label_oracle, query_logits
 from .reporting import record_result
 from .results import AttackResult, GateResult, Verdict
 
 __all__ = [
+    "AttackScores",
     "PrivacyInconclusiveError",
     "PrivacyInconclusiveWarning",
     "PrivacyLeakError",
@@ -32,6 +34,14 @@ _HINT = (
     "more data, or train with the MMD+mixup defense; then look at the most vulnerable points for "
     "duplicates and mislabels."
 )
+
+
+class AttackScores(NamedTuple):
+    """What :func:`attack_scores` measured."""
+
+    scores: np.ndarray
+    variant: str
+    queries: int | None
 
 
 class PrivacyLeakError(AssertionError):
@@ -63,10 +73,15 @@ def _check_data(data: Any) -> MembershipData:
     return data
 
 
-def attack_scores(model: Any, data: MembershipData, attack: str = "lira") -> tuple[np.ndarray, str]:
-    """Membership scores ``[N]`` (higher = member) of ``attack`` against ``model``, and the variant.
+def attack_scores(
+    model: Any, data: MembershipData, attack: str = "lira", *, attack_options: Mapping[str, Any] | None = None
+) -> AttackScores:
+    """Membership scores ``[N]`` (higher = member) of ``attack`` against ``model``, the variant that
+    ran, and the number of examples a label-only attack sent to the model (None for score attacks).
 
-    The model is queried on the same augmentations as the references, as LiRA requires.
+    Score attacks query the model on the same augmentations as the references, as LiRA requires.
+    Label-only attacks see only the model's predicted labels (``attack_options`` tunes them, e.g.
+    ``{"k": 200}`` noisy copies, ``{"max_queries": 2000}`` for the black-box boundary search).
     """
     data = _check_data(data)
     spec = get_attack(attack)
@@ -76,6 +91,16 @@ def attack_scores(model: Any, data: MembershipData, attack: str = "lira") -> tup
             f"attack {attack!r} needs reference models: build MembershipData(..., references=...) "
             "or use the membership_data fixture; attack='loss' needs none."
         )
+    if spec.score_labels is not None:
+        from .attacks.label_only import QueryCounter
+
+        oracle = QueryCounter(label_oracle(model))
+        query = LabelQuery(oracle, model, data.x, data.y, refs, refs.seed or 0 if refs else 0, dict(attack_options or {}))
+        scores, variant = spec.score_labels(query)
+        return AttackScores(scores, variant, oracle.queries)
+    if attack_options:
+        raise ValueError(f"attack {attack!r} takes no attack_options (got {sorted(attack_options)}).")
+    assert spec.score is not None
     logits = query_logits(model, data.x, refs.augmentations if refs is not None else ())
     if refs is not None and logits.shape[1:] != refs.logits.shape[2:]:
         raise ValueError(
@@ -84,15 +109,19 @@ def attack_scores(model: Any, data: MembershipData, attack: str = "lira") -> tup
         )
     if int(data.y.max()) >= logits.shape[-1]:
         raise ValueError(f"label {int(data.y.max())} is out of range for a model with {logits.shape[-1]} classes.")
-    return spec.score(logits, data.y, refs)
+    scores, variant = spec.score(logits, data.y, refs)
+    return AttackScores(scores, variant, None)
 
 
-def _attack_result(gate_result: GateResult, attack: str, variant: str, data: MembershipData) -> AttackResult:
+def _attack_result(
+    gate_result: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None
+) -> AttackResult:
     refs = data.references
     return AttackResult(
         **gate_result.model_dump(),
         attack=attack,
         variant=variant,
+        queries=queries,
         n_references=0 if refs is None else refs.n_references,
         seed=None if refs is None else refs.seed,
     )
@@ -134,6 +163,7 @@ def assert_tpr_at_fpr_below(
     attack: str = "lira",
     confidence: float = 0.95,
     on_inconclusive: OnInconclusive | None = None,
+    attack_options: Mapping[str, Any] | None = None,
 ) -> AttackResult:
     """Assert that ``attack`` finds members with TPR at most ``max_tpr`` at FPR ``fpr``.
 
@@ -143,9 +173,9 @@ def assert_tpr_at_fpr_below(
     The result is recorded in the session report and returned.
     """
     data = _check_data(data)
-    scores, variant = attack_scores(model, data, attack)
+    scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=fpr, max_tpr=max_tpr, confidence=confidence)
-    r = record_result(_attack_result(g, attack, variant, data))
+    r = record_result(_attack_result(g, attack, variant, data, queries))
     return _enforce(r, on_inconclusive, f"TPR at FPR {fpr:g} must be <= {max_tpr:g}")
 
 
@@ -157,6 +187,7 @@ def assert_auc_below(
     attack: str = "lira",
     confidence: float = 0.95,
     on_inconclusive: OnInconclusive | None = None,
+    attack_options: Mapping[str, Any] | None = None,
 ) -> AttackResult:
     """Assert that ``attack``'s ROC AUC is at most ``max_auc`` (Hanley-McNeil interval).
 
@@ -166,7 +197,7 @@ def assert_auc_below(
     data = _check_data(data)
     if not 0.5 <= max_auc <= 1.0:
         raise ValueError(f"max_auc must be in [0.5, 1] (0.5 is chance), got {max_auc}.")
-    scores, variant = attack_scores(model, data, attack)
+    scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=0.01, max_tpr=1.0, confidence=confidence)
     low, high = auc_confidence_interval(g.auc, g.n_members, g.n_nonmembers, confidence)
     if g.auc_high < 0.45:
@@ -181,6 +212,6 @@ def assert_auc_below(
             "more audit points narrow it"
         )
     g = g.model_copy(update={"verdict": verdict, "reason": reason, "auc_low": low, "auc_high": high})
-    r = _attack_result(g, attack, variant, data).model_copy(update={"gate": "auc", "max_auc": float(max_auc)})
+    r = _attack_result(g, attack, variant, data, queries).model_copy(update={"gate": "auc", "max_auc": float(max_auc)})
     r = record_result(r)
     return _enforce(r, on_inconclusive, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{low:.4f}, {high:.4f}])")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,16 @@ class References:
 
     ``logits [M, N, A, C]``: model m on query a of audit point n (A = original + augmentations,
     in the order of :func:`pytest_privacy.queries.make_queries`); ``keep [M, N]`` bool.
-    The target is queried with the same ``augmentations``, as LiRA requires.
+    The target is queried with the same ``augmentations``, as LiRA requires. ``predict``, when
+    given, maps a batch ``[B, ...]`` to every reference's logits ``[M, B, C]``: attacks that must
+    query the references on new inputs (the trained label-only attack) need it.
     """
 
     logits: np.ndarray
     keep: np.ndarray
     augmentations: tuple[str, ...] = ()
     seed: int | None = None
+    predict: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         logits = np.asarray(self.logits)
@@ -55,6 +59,7 @@ class References:
             keep=ensemble.keep[idx],
             augmentations=tuple(ensemble.recipe.augmentations),
             seed=getattr(ensemble, "seed", None),
+            predict=lambda xb: ensemble.logits(xb, queries=False, models=idx)[:, :, 0],
         )
 
 

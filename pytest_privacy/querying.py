@@ -9,12 +9,13 @@ import numpy as np
 
 from .queries import make_queries
 
-__all__ = ["query_logits"]
+__all__ = ["is_module", "label_oracle", "query_logits"]
 
 _BATCH = 4096
 
 
-def _is_module(model: Any) -> bool:
+def is_module(model: Any) -> bool:
+    """Whether ``model`` is a torch ``nn.Module`` (without importing torch if it never was)."""
     torch = sys.modules.get("torch")  # a Module can only exist if torch was imported
     return torch is not None and isinstance(model, torch.nn.Module)
 
@@ -62,7 +63,7 @@ def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ())
     q = make_queries(np.asarray(x, dtype=np.float32), augmentations)
     n, a = q.shape[:2]
     flat = q.reshape(n * a, *q.shape[2:])
-    out = _predict_module(model, flat) if _is_module(model) else _predict_callable(model, flat)
+    out = _predict_module(model, flat) if is_module(model) else _predict_callable(model, flat)
     if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
         raise ValueError(
             f"the model returned shape {out.shape}, one value per input: score attacks need logits or "
@@ -76,3 +77,13 @@ def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ())
     if (out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
         out = np.log(np.clip(out, 1e-300, None))
     return out.reshape(n, a, -1)
+
+
+def label_oracle(model: Any) -> Any:
+    """A numpy ``x -> labels`` callable for ``model``: an ``nn.Module``'s argmax, or the callable
+    itself (whose ``[B, C]`` scores, if it returns them, the label-only attacks reduce to argmax)."""
+    if not callable(model):
+        raise TypeError(f"model must be an nn.Module or a callable, got {type(model).__name__}.")
+    if is_module(model):
+        return lambda x: _predict_module(model, np.asarray(x, dtype=np.float32)).argmax(-1)
+    return model

@@ -53,6 +53,7 @@ class AttackResult(GateResult):
     attack: str
     variant: str
     gate: Literal["tpr_at_fpr", "auc"] = "tpr_at_fpr"
+    queries: int | None = None  # examples a label-only attack sent to the model
     max_auc: float | None = None
     n_references: int
     seed: int | None

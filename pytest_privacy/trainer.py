@@ -166,6 +166,7 @@ class PrivacyTrainer:
         refs = References(
             np.stack([e["logits"] for e in entries[:n_references]]), keep[:n_references],
             tuple(recipe.augmentations), seed,
+            predict=lambda xb: ensemble.logits(xb, queries=False, models=range(n_references))[:, :, 0],
         )
         setup = AuditSetup(ensemble, x, y, refs, seed, elapsed)
         self._memo[set_key] = setup

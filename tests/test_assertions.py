@@ -76,8 +76,8 @@ def test_probabilities_and_logits_give_the_same_scores(noise_setup):
         with torch.no_grad():
             return torch.softmax(model(torch.from_numpy(x)), -1).numpy()
 
-    s1, _ = attack_scores(model, data)
-    s2, _ = attack_scores(probabilities, data)
+    s1 = attack_scores(model, data).scores
+    s2 = attack_scores(probabilities, data).scores
     np.testing.assert_allclose(s1, s2, rtol=1e-4, atol=1e-4)
 
 
@@ -103,3 +103,44 @@ def test_helpful_errors(noise_setup):
         assert_tpr_at_fpr_below(lambda x: np.zeros((len(x), 5)), data, fpr=0.01, max_tpr=0.1)
     with pytest.raises(TypeError, match="MembershipData"):
         assert_tpr_at_fpr_below(noise_setup.target, (data.x, data.y), fpr=0.01, max_tpr=0.1)
+
+
+def test_label_only_attacks_through_the_helpers(noise_setup, stranger):
+    data = noise_setup.membership_data()
+    target = noise_setup.target
+    for attack in ("label_only_gap", "label_only_augmentation", "label_only_noise", "label_only_boundary"):
+        leak = assert_tpr_at_fpr_below(target, data, fpr=0.05, max_tpr=1.0, attack=attack, attack_options=None)
+        assert leak.auc > 0.5 and leak.attack == attack
+    # A model that never saw the points: nothing to find.
+    safe = assert_tpr_at_fpr_below(stranger, data, fpr=0.05, max_tpr=0.2, attack="label_only_noise", attack_options={"k": 20})
+    assert safe.verdict is Verdict.PASS and safe.queries == 20 * len(data)
+    gap = recorded_results()[-2]
+    assert gap.queries is None or gap.queries >= 0
+
+
+def test_label_only_attacks_accept_a_labels_only_callable(noise_setup):
+    import torch
+
+    data, target = noise_setup.membership_data(), noise_setup.target
+
+    def labels_only(x):
+        with torch.no_grad():
+            return target(torch.from_numpy(x)).argmax(-1).numpy()
+
+    r = assert_tpr_at_fpr_below(
+        labels_only, data, fpr=0.05, max_tpr=1.0, attack="label_only_boundary", attack_options={"max_queries": 60}
+    )
+    assert "HopSkipJump" in r.variant and 0 < r.queries <= 60 * len(data)
+    with pytest.raises(ValueError, match="label_only"):  # a score attack cannot use labels
+        assert_tpr_at_fpr_below(labels_only, data, fpr=0.05, max_tpr=1.0, attack="loss")
+    with pytest.raises(ValueError, match="takes no attack_options"):
+        assert_tpr_at_fpr_below(target, data, fpr=0.05, max_tpr=1.0, attack="loss", attack_options={"k": 1})
+
+
+def test_trained_augmentation_attack_fits_on_references_only(noise_setup):
+    data = noise_setup.membership_data()
+    r = assert_tpr_at_fpr_below(noise_setup.target, data, fpr=0.05, max_tpr=1.0, attack="label_only_augmentation_trained")
+    assert "8 references" in r.variant
+    no_refs = MembershipData(data.x, data.y, data.is_member)
+    with pytest.raises(ValueError, match="needs reference models"):
+        assert_tpr_at_fpr_below(noise_setup.target, no_refs, fpr=0.05, max_tpr=1.0, attack="label_only_augmentation_trained")

@@ -34,6 +34,7 @@ __all__ = [
     "BitAttack",
     "QueryCounter",
     "augmentation_bits",
+    "augmented_views",
     "augmentation_scores",
     "boundary_scores_blackbox",
     "boundary_scores_whitebox",
@@ -209,6 +210,13 @@ def _augmented_views(x: np.ndarray, d: int, r: int, axes: tuple[int, ...]) -> It
             yield ndimage.rotate(x, float(angle), axes=(axes[0] + 1, axes[1] + 1), reshape=False, order=1)
 
 
+def augmented_views(x: np.ndarray, *, d: int = 1, r: int = 0) -> list[np.ndarray]:
+    """The Q augmented copies of ``x`` that :func:`augmentation_bits` queries, in its column order."""
+    xa = check_inputs(x)
+    d, r, axes = _check_augmentations(xa.shape[1:], d, r)
+    return list(_augmented_views(xa, d, r, axes))
+
+
 def augmentation_bits(
     predict: Predict | QueryCounter, x: np.ndarray, y: np.ndarray, *, d: int = 1, r: int = 0
 ) -> np.ndarray:
@@ -224,10 +232,8 @@ def augmentation_bits(
     shifts up to ``d`` (the same count, ``4d + 1``; identical for ``d = 1``).
     """
     xa, ya = _check_xy(x, y)
-    d, r, axes = _check_augmentations(xa.shape[1:], d, r)
     counter = _as_counter(predict)
-    bits = [counter(view) == ya for view in _augmented_views(xa, d, r, axes)]
-    return np.stack(bits, axis=1)
+    return np.stack([counter(view) == ya for view in augmented_views(xa, d=d, r=r)], axis=1)
 
 
 def augmentation_scores(

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Ensemble", "bytes_per_model", "resolve_device", "train_ensemble", "train_models"]
 
-_EVAL_ROWS = 4096  # rows per forward chunk when querying
+_EVAL_BYTES = 256 << 20  # activation memory one querying forward may use, all models together
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -109,10 +109,12 @@ class Ensemble:
         idx = list(range(len(self))) if models is None else list(models)
         params = {k: v[idx].to(dev) for k, v in self.params.items()}
         flat = torch.from_numpy(q.reshape(n * a, *self.example_shape))
+        per_row = 4 * len(idx) * activations_per_example(self.base, self.example_shape)
+        rows = max(16, _EVAL_BYTES // max(per_row, 1))
         out = []
         with torch.no_grad():
-            for start in range(0, n * a, _EVAL_ROWS):
-                xb = flat[start : start + _EVAL_ROWS].to(dev)
+            for start in range(0, n * a, rows):
+                xb = flat[start : start + rows].to(dev)
                 out.append(_forward_all(self.base, params, xb).float().cpu())
         logits = torch.cat(out, dim=1).numpy()
         return logits.reshape(len(idx), n, a, -1)
@@ -166,9 +168,14 @@ def default_memory_budget(device: torch.device) -> int:
 def bytes_per_model(module: nn.Module, example_shape: tuple[int, ...], batch_size: int) -> int:
     """Training memory of one model: parameters with gradient and two optimizer buffers, plus
     every layer's activations (kept for backward, and their gradients) for one minibatch."""
+    n_params = sum(p.numel() for p in module.parameters())
+    return 4 * (4 * n_params + 2 * activations_per_example(module, example_shape) * batch_size)
+
+
+def activations_per_example(module: nn.Module, example_shape: tuple[int, ...]) -> int:
+    """Number of values all leaf layers output for one example (a dry run on zeros)."""
     import torch
 
-    n_params = sum(p.numel() for p in module.parameters())
     activations = 0
 
     def count(_: nn.Module, __: Any, out: Any) -> None:
@@ -183,7 +190,7 @@ def bytes_per_model(module: nn.Module, example_shape: tuple[int, ...], batch_siz
     finally:
         for h in hooks:
             h.remove()
-    return 4 * (4 * n_params + 2 * activations * batch_size)
+    return activations
 
 
 def train_models(

@@ -1,0 +1,240 @@
+"""Reference-training benchmark: the vectorised engine against a plain one-model-at-a-time loop.
+
+Prints JSON. Each measurement runs in a fresh subprocess, so peak memory (ru_maxrss on CPU,
+max_memory_allocated on CUDA) belongs to that run alone. For every case: wall time of both, their
+ratio, achieved GFLOP/s against a large matmul's on the same machine, peak memory, and the mean
+test accuracy of the models each trained (the engine must not trade accuracy for speed). Then a
+cold vs warm run of the cached trainer.
+
+    python benchmarks/bench_training.py [--cases mlp16,mlp64,cnn16] [--device auto] [--out f.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+CASES = {
+    # name: data set, recipe kwargs, models, epochs
+    "mlp16": ("digits", {"model": "mlp", "hidden": (128, 128), "batch_size": 64}, 16, 10),
+    "mlp64": ("digits", {"model": "mlp", "hidden": (128, 128), "batch_size": 64}, 64, 10),
+    "mlp16_wide": ("mnist1d", {"model": "mlp", "hidden": (256, 256), "batch_size": 128}, 16, 10),
+    "cnn16": ("images28", {"model": "cnn", "hidden": (16, 32), "batch_size": 64}, 16, 2),
+}
+
+
+def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+    from pytest_privacy import load_example_dataset
+
+    if name == "digits":
+        x, y = load_example_dataset("digits")
+        return x.reshape(len(x), -1), y
+    if name == "mnist1d":
+        return load_example_dataset("mnist1d", n=4000)
+    # 28x28 single-channel images: class-dependent blobs plus noise, generated locally.
+    rng = np.random.default_rng(0)
+    n = 2000
+    y = rng.integers(0, 10, n)
+    yy, xx = np.mgrid[0:28, 0:28]
+    centres = rng.uniform(6, 22, size=(10, 2))
+    blobs = np.exp(-((yy - centres[:, :1, None]) ** 2 + (xx - centres[:, 1:, None]) ** 2) / 18.0)
+    x = blobs[y] + 0.3 * rng.normal(size=(n, 28, 28))
+    return x[:, None].astype(np.float32), y.astype(np.int64)
+
+
+def train_flops(module, example_shape, examples: int) -> float:
+    """Multiply-adds of Linear and Conv layers per example, x2 FLOPs, x3 for forward + backward."""
+    import torch
+    from torch import nn
+
+    macs = 0
+
+    def hook(mod, inp, out):
+        nonlocal macs
+        if isinstance(mod, nn.Linear):
+            macs += mod.in_features * mod.out_features
+        elif isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            macs += out[0].numel() * mod.in_channels * math.prod(mod.kernel_size) // mod.groups
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()]
+    with torch.no_grad():
+        module(torch.zeros((1, *example_shape)))
+    for h in handles:
+        h.remove()
+    return 6.0 * macs * examples
+
+
+def _loop(recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, dev) -> np.ndarray:
+    """The plain loop anyone would write: one model at a time, torch.optim.Adam, its own batches."""
+    import torch
+    import torch.nn.functional as F
+
+    from pytest_privacy.training.recipe import build_model
+
+    xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
+    outs = []
+    for m in range(keep.shape[0]):
+        torch.manual_seed(m)
+        model = build_model(recipe, x.shape[1:], 10).to(dev)
+        opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        idx = np.flatnonzero(keep[m])
+        rng = np.random.default_rng(m)
+        for _ in range(recipe.epochs):
+            perm = torch.from_numpy(rng.permutation(idx)).to(dev)
+            for s in range(0, len(perm), recipe.batch_size):
+                b = perm[s : s + recipe.batch_size]
+                opt.zero_grad()
+                F.cross_entropy(model(xt[b]), yt[b]).backward()
+                opt.step()
+        with torch.no_grad():
+            outs.append(torch.cat([model(xb).float().cpu() for xb in xt.split(1024)]).numpy())
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return np.stack(outs)
+
+
+def run_one(case: str, what: str, device: str) -> dict:
+    import torch
+
+    from pytest_privacy import TrainingRecipe, balanced_keep
+    from pytest_privacy.training.ensemble import resolve_device, train_models
+    from pytest_privacy.training.keep import model_seeds
+    from pytest_privacy.training.recipe import build_model
+
+    data, kwargs, n_models, epochs = CASES[case]
+    x, y = load(data)
+    recipe = TrainingRecipe(epochs=epochs, **kwargs)
+    keep = balanced_keep(n_models, len(x), 0)
+    dev = resolve_device(device)
+    # Warm up both contenders (thread pools, first-call dispatch) on a one-epoch, two-model run:
+    # a session pays that once, and it is not what the comparison is about.
+    warm = recipe.model_copy(update={"epochs": 1})
+    if what == "engine":
+        train_models(warm, x, y, keep[:2], model_seeds(1, range(2)), device=device)
+    else:
+        _loop(warm, x, y, keep[:1], dev)
+    start = time.perf_counter()
+    if what == "engine":
+        ens = train_models(recipe, x, y, keep, model_seeds(0, range(n_models)), device=device)
+        elapsed = time.perf_counter() - start
+        logits = ens.logits(x, queries=False, device=device)[:, :, 0]
+    else:
+        logits = _loop(recipe, x, y, keep, dev)
+        elapsed = time.perf_counter() - start
+    test_acc = float(np.mean([(logits[m].argmax(-1) == y)[~keep[m]].mean() for m in range(n_models)]))
+    flops = train_flops(build_model(recipe, x.shape[1:], 10), x.shape[1:], epochs * int(keep.sum()))
+    peak = (
+        torch.cuda.max_memory_allocated() if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {"seconds": elapsed, "gflops": flops / elapsed / 1e9, "peak_memory_mb": peak / 2**20, "test_acc": test_acc}
+
+
+def matmul_peak(device: str) -> float:
+    import torch
+
+    from pytest_privacy.training.ensemble import resolve_device
+
+    dev = resolve_device(device)
+    n = 4096 if dev.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+    for _ in range(3):
+        a @ b
+    reps = 50 if dev.type == "cuda" else 5
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def cache_run(store_dir: str, device: str) -> dict:
+    from pytest_privacy import TrainingRecipe, load_example_dataset
+    from pytest_privacy.trainer import PrivacyTrainer
+    from pytest_privacy.training.store import ModelStore
+
+    import torch  # noqa: F401 - imports are paid by any session; time the trainer's own work
+
+    recipe = TrainingRecipe(hidden=(128, 128), epochs=10)
+    data = load_example_dataset("digits")
+    start = time.perf_counter()
+    trainer = PrivacyTrainer(store=ModelStore(store_dir))
+    trainer.audit(recipe, data, n_references=16, seed=0, device=device)
+    return {"seconds": time.perf_counter() - start, "trained": trainer.models_trained, "loaded": trainer.models_loaded}
+
+
+def _sub(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out")
+    ap.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--_cache", help=argparse.SUPPRESS)
+    ap.add_argument("--_peak", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._one:
+        print(json.dumps(run_one(*args._one, args.device)))
+        return
+    if args._cache:
+        print(json.dumps(cache_run(args._cache, args.device)))
+        return
+    if args._peak:
+        print(json.dumps({"gflops": matmul_peak(args.device)}))
+        return
+
+    import torch
+
+    from pytest_privacy.training.ensemble import resolve_device
+
+    dev = resolve_device(args.device)
+    peak = _sub(["--_peak", "--device", args.device])["gflops"]
+    report = {
+        "machine": {
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+            "cpu_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "matmul_gflops": round(peak, 1),
+        },
+        "cases": {},
+    }
+    for case in args.cases.split(","):
+        data, kwargs, n_models, epochs = CASES[case]
+        loop = _sub(["--_one", case, "loop", "--device", args.device])
+        engine = _sub(["--_one", case, "engine", "--device", args.device])
+        report["cases"][case] = {
+            "setup": {"data": data, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}, "models": n_models, "epochs": epochs},
+            "loop": loop,
+            "engine": engine,
+            "speedup": round(loop["seconds"] / engine["seconds"], 2),
+            "engine_pct_of_matmul_peak": round(100 * engine["gflops"] / peak, 1),
+        }
+        print(json.dumps({case: report["cases"][case]}), file=sys.stderr)
+    with tempfile.TemporaryDirectory() as store:
+        cold = _sub(["--_cache", store, "--device", args.device])
+        warm = _sub(["--_cache", store, "--device", args.device])
+    report["cache"] = {"cold": cold, "warm": warm, "speedup": round(cold["seconds"] / warm["seconds"], 1)}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
