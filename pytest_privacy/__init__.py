@@ -14,6 +14,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "assert_tpr_at_fpr_below": "assertions",
     "assert_auc_below": "assertions",
+    "assert_no_more_vulnerable_than": "assertions",
+    "Baseline": "data",
+    "ComparisonResult": "results",
     "attack_scores": "assertions",
     "PrivacyInconclusiveWarning": "assertions",
     "PrivacyInconclusiveError": "assertions",

@@ -9,11 +9,11 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from .attacks import LabelQuery, get_attack
-from .data import MembershipData
-from .metrics import auc_confidence_interval, gate
+from .data import Baseline, MembershipData
+from .metrics import auc_confidence_interval, gate, paired_tpr_comparison
 from .querying import label_oracle, query_logits
 from .reporting import record_result
-from .results import AttackResult, GateResult, Verdict
+from .results import AttackResult, ComparisonResult, GateResult, Verdict
 
 __all__ = [
     "AttackScores",
@@ -22,6 +22,7 @@ __all__ = [
     "PrivacyLeakError",
     "attack_scores",
     "assert_auc_below",
+    "assert_no_more_vulnerable_than",
     "assert_tpr_at_fpr_below",
     "set_inconclusive_default",
 ]
@@ -215,3 +216,79 @@ def assert_auc_below(
     r = _attack_result(g, attack, variant, data, queries).model_copy(update={"gate": "auc", "max_auc": float(max_auc)})
     r = record_result(r)
     return _enforce(r, on_inconclusive, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{low:.4f}, {high:.4f}])")
+
+
+def _accuracy(model: Any, data: MembershipData) -> float:
+    """Accuracy on the audit's non-members: points the model never trained on."""
+    out = np.asarray(label_oracle(model)(data.x[~data.is_member]))
+    labels = out.argmax(-1) if out.ndim == 2 else out
+    return float((labels == data.y[~data.is_member]).mean())
+
+
+def assert_no_more_vulnerable_than(
+    model: Any,
+    baseline: Baseline | Any,
+    data: MembershipData,
+    *,
+    fpr: float,
+    margin: float = 0.0,
+    attack: str = "lira",
+    confidence: float = 0.95,
+    attack_options: Mapping[str, Any] | None = None,
+) -> ComparisonResult:
+    """Assert that ``model`` leaks no more than ``baseline``: its TPR at ``fpr`` is not above the
+    baseline's by more than ``margin`` beyond statistical noise.
+
+    ``baseline`` is a :class:`~pytest_privacy.data.Baseline` (e.g. the ``mmd_baseline_model``
+    fixture: its own references, judged on its ``points``) or a plain model scored with ``data``.
+    Both are compared on the same audit points and members, a paired test
+    (:func:`pytest_privacy.metrics.paired_tpr_comparison`: a stratified bootstrap that re-estimates
+    both thresholds, whose false-alarm rate is checked by simulation in the tests). It fails
+    only when ``model`` is proven more vulnerable; the message puts both models' TPR and accuracy
+    side by side, since a baseline that leaks less by being useless is no yardstick.
+    """
+    data = _check_data(data)
+    if isinstance(baseline, Baseline):
+        if baseline.points.max(initial=-1) >= len(data):
+            raise ValueError(
+                f"the baseline covers audit points up to index {int(baseline.points.max())} but data has "
+                f"{len(data)}: compare against the membership data of the same data set."
+            )
+        data = data.subset(baseline.points)
+        base_model, base_data, description = baseline.model, baseline.membership_data, baseline.description
+        if not np.array_equal(base_data.is_member, data.is_member):
+            raise ValueError("the baseline was trained on a different split than data says: train it on the same members.")
+    else:
+        base_model, base_data, description = baseline, data, type(baseline).__name__
+    ours = attack_scores(model, data, attack, attack_options=attack_options)
+    theirs = attack_scores(base_model, base_data, attack, attack_options=attack_options)
+    seed = 0 if data.references is None or data.references.seed is None else data.references.seed
+    c = paired_tpr_comparison(
+        ours.scores, theirs.scores, data.is_member, fpr=fpr, margin=margin, confidence=confidence, seed=seed
+    )
+    refs, base_refs = data.references, base_data.references
+    verdict = Verdict.FAIL if c.worse else Verdict.PASS
+    test = f"paired bootstrap, share of resamples with difference <= margin: {c.p_value:.3g}"
+    r = ComparisonResult(
+        verdict=verdict,
+        reason=("more vulnerable than the baseline beyond noise" if c.worse else "not proven more vulnerable") + f" ({test})",
+        attack=attack, variant=ours.variant, fpr=float(fpr), margin=float(margin), confidence=float(confidence),
+        tpr=c.tpr, tpr_baseline=c.tpr_baseline, tpr_diff=c.diff, diff_low=c.diff_low, diff_high=c.diff_high,
+        p_value=c.p_value, accuracy=_accuracy(model, data), accuracy_baseline=_accuracy(base_model, base_data),
+        n_members=c.n_members, n_nonmembers=c.n_nonmembers,
+        n_references=0 if refs is None else refs.n_references,
+        n_references_baseline=0 if base_refs is None else base_refs.n_references,
+        seed=None if refs is None else refs.seed, baseline=description,
+    )
+    r = record_result(r)
+    if r.verdict is Verdict.FAIL:
+        raise PrivacyLeakError(
+            f"more vulnerable than the baseline: {attack} ({r.variant}) at FPR {fpr:g}\n"
+            f"                 TPR      accuracy\n"
+            f"  this model     {r.tpr:.4f}   {r.accuracy:.3f}\n"
+            f"  baseline       {r.tpr_baseline:.4f}   {r.accuracy_baseline:.3f}   ({description})\n"
+            f"  difference {r.tpr_diff:+.4f} [{confidence:.0%} CI {r.diff_low:+.4f}, {r.diff_high:+.4f}] > margin "
+            f"{margin:g}; {test}\n"
+            f"  audit: {r.n_members:,} members, {r.n_nonmembers:,} non-members, seed {r.seed}\n  {_HINT}"
+        )
+    return r

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MembershipData", "References", "check_inputs", "check_labels"]
+__all__ = ["Baseline", "MembershipData", "References", "check_inputs", "check_labels"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,14 @@ class MembershipData:
         """Number of non-members."""
         return len(self) - self.n_members
 
+    def subset(self, indices: Any) -> MembershipData:
+        """The same audit restricted to ``indices`` (references included)."""
+        idx = np.asarray(indices)
+        refs = self.references
+        if refs is not None:
+            refs = References(refs.logits[:, idx], refs.keep[:, idx], refs.augmentations, refs.seed, refs.predict)
+        return MembershipData(self.x[idx], self.y[idx], self.is_member[idx], refs)
+
     def shuffled_membership(self, seed: int) -> MembershipData:
         """The same data with ``is_member`` randomly permuted: labels no model ever saw.
 
@@ -186,3 +194,19 @@ def _check_no_overlap(x: np.ndarray, is_member: np.ndarray) -> None:
             f"{clash.size} non-member points are identical to members (e.g. x[{j}] == x[{i}]): "
             "members overlap non-members. Deduplicate before splitting train/holdout."
         )
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A yardstick model with its own audit: what :func:`assert_no_more_vulnerable_than` compares
+    a release against.
+
+    ``membership_data`` carries the baseline's own references (trained like it) and covers
+    ``points``, the indices of the audit points it may be judged on: a defended model's validation
+    pool is left out, since the model has seen it. ``description`` records how it was made.
+    """
+
+    model: Any
+    membership_data: MembershipData
+    points: np.ndarray
+    description: str

@@ -22,6 +22,8 @@ __all__ = [
     "epsilon_lower_bound",
     "gate",
     "nonmembers_needed",
+    "paired_tpr_comparison",
+    "PairedComparison",
     "roc_curve",
     "tpr_at_fpr",
 ]
@@ -187,8 +189,10 @@ def gate(
     intervals at ``confidence`` (``a/2`` in each tail):
 
     - **FAIL** when some threshold has ``fpr_high <= fpr`` and ``tpr_low > max_tpr``;
-    - **PASS** when some threshold has ``fpr_low >= fpr`` and ``tpr_high <= max_tpr`` (the ROC is
-      monotone, so the TPR at ``fpr`` cannot exceed it);
+    - **PASS** when some threshold ``t_j`` has ``fpr_low > fpr`` and the members scoring strictly
+      above it (the count at the next higher threshold ``t_{j-1}``) have ``tpr_high <= max_tpr``:
+      every threshold with FPR at most ``fpr`` lies above ``t_j``, so it finds no more members
+      (this lets coarse scores, e.g. label-only ones, pass when no threshold reaches ``fpr`` at all);
     - **INCONCLUSIVE** otherwise, with the reason, and also whenever the AUC's 99% interval lies
       below 0.45 (inverted scores or swapped labels are an input error, never evidence of privacy).
 
@@ -198,8 +202,12 @@ def gate(
     is a single event ``Binomial(n_nonmembers, fpr) <= k_max`` of probability ``<= a/2``; and every
     threshold at or above ``t*`` has at most the true positives of ``t*``, so all TPR lower bounds
     are wrong only if the one at ``t*`` is, again probability ``<= a/2``. Hence a model exactly at
-    the limit is FAILed with probability at most ``1 - confidence`` (and PASS symmetrically),
-    however many thresholds are scanned. FAIL and PASS cannot both hold.
+    the limit is FAILed with probability at most ``1 - confidence`` (and PASS symmetrically: if
+    ``t_j`` truly has FPR above ``fpr``, every member found at ``t*`` scores above ``t_j``), however
+    many thresholds are scanned. FAIL and PASS cannot both hold.
+
+    For PASS the reported TPR fields describe the members scoring above ``threshold``
+    and the FPR fields the threshold itself.
     """
     _check_rate("fpr", fpr)
     if not (isinstance(max_tpr, (int, float, np.floating)) and 0.0 <= float(max_tpr) <= 1.0):
@@ -216,7 +224,8 @@ def gate(
     auc_low, auc_high = auc_confidence_interval(area, c.n_members, c.n_nonmembers, 0.99)
 
     fail_at = np.flatnonzero((fpr_high <= fpr) & (tpr_low > max_tpr))
-    pass_at = np.flatnonzero((fpr_low >= fpr) & (tpr_high <= max_tpr))
+    # PASS witness j >= 1: t_j's FPR is surely above fpr; members above t_j are those at t_{j-1}.
+    pass_at = 1 + np.flatnonzero((fpr_low[1:] > fpr) & (tpr_high[:-1] <= max_tpr))
     pct = f"{confidence:.0%}"
     if fail_at.size:
         verdict, at = Verdict.FAIL, int(fail_at[np.argmax(tpr_low[fail_at])])
@@ -225,10 +234,10 @@ def gate(
             f"while FPR <= {fpr_high[at]:.4g} <= {fpr:g}"
         )
     elif pass_at.size:
-        verdict, at = Verdict.PASS, int(pass_at[np.argmin(tpr_high[pass_at])])
+        verdict, at = Verdict.PASS, int(pass_at[np.argmin(tpr_high[pass_at - 1])])
         reason = (
-            f"safe: with {pct} confidence TPR <= {tpr_high[at]:.4f} <= max_tpr={max_tpr:g} at a "
-            f"threshold whose FPR >= {fpr_low[at]:.4g} >= {fpr:g}"
+            f"safe: with {pct} confidence TPR <= {tpr_high[at - 1]:.4f} <= max_tpr={max_tpr:g} for every "
+            f"threshold above {c.thresholds[at]:.4g}, whose FPR >= {fpr_low[at]:.4g} > {fpr:g}"
         )
     else:
         verdict, at = Verdict.INCONCLUSIVE, operating
@@ -240,15 +249,16 @@ def gate(
             "the scores rank non-members above members, which means inverted scores (higher must "
             "mean 'member') or swapped is_member labels, not privacy. Check both."
         )
+    tp_at = at - 1 if verdict is Verdict.PASS else at
     return GateResult(
         verdict=verdict,
         reason=reason,
         fpr=float(fpr),
         max_tpr=float(max_tpr),
         confidence=float(confidence),
-        tpr=float(emp_tpr[at]),
-        tpr_low=float(tpr_low[at]),
-        tpr_high=float(tpr_high[at]),
+        tpr=float(emp_tpr[tp_at]),
+        tpr_low=float(tpr_low[tp_at]),
+        tpr_high=float(tpr_high[tp_at]),
         fpr_achieved=float(emp_fpr[at]),
         fpr_low=float(fpr_low[at]),
         fpr_high=float(fpr_high[at]),
@@ -278,9 +288,9 @@ def _inconclusive_reason(
             f"certifying FPR <= {fpr:g} needs >= {needed:,} non-members at {confidence:.0%}; "
             f"you have {c.n_nonmembers:,}, so a leak at this FPR cannot be proven"
         )
-    certifiable = np.flatnonzero(fpr_low >= fpr)
+    certifiable = np.flatnonzero(fpr_low[1:] > fpr)
     if certifiable.size:
-        j = int(certifiable[0])
+        j = int(certifiable[0])  # t_{j+1} is the highest threshold surely past fpr
         parts.append(
             f"the TPR at FPR {fpr:g} is only bounded above by {tpr_high[j]:.4f} > "
             f"max_tpr={max_tpr:g}"
@@ -362,3 +372,75 @@ def epsilon_lower_bound(
     terms = np.concatenate([forward, backward])
     terms = terms[np.isfinite(terms)]  # -inf: no evidence; +inf only from rounding, never claimed
     return max(0.0, float(terms.max())) if terms.size else 0.0
+
+
+class PairedComparison(NamedTuple):
+    """TPRs of two score sets at their own ``fpr`` thresholds, compared on the same members."""
+
+    tpr: float
+    tpr_baseline: float
+    diff: float
+    diff_low: float
+    diff_high: float
+    p_value: float
+    worse: bool
+    n_members: int
+    n_nonmembers: int
+
+
+def paired_tpr_comparison(
+    scores: object,
+    baseline_scores: object,
+    is_member: object,
+    *,
+    fpr: float,
+    margin: float = 0.0,
+    confidence: float = 0.95,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+) -> PairedComparison:
+    """Is ``scores``' TPR at ``fpr`` more than ``margin`` above ``baseline_scores``' on the same points?
+
+    Each score set gets its own threshold, that of :func:`tpr_at_fpr` (a member counts as found when
+    its score exceeds the ``floor(fpr * n) + 1``-th largest non-member score). Both thresholds are
+    estimated from the same non-members, so their noise is part of the comparison: conditioning on
+    them (a McNemar test on the members) raises false alarms far above the nominal rate. The
+    interval for ``TPR - TPR_baseline`` is therefore a paired, stratified bootstrap percentile
+    interval: ``n_bootstrap`` resamples of the members and of the non-members, the same for both
+    score sets, thresholds re-estimated in each. ``worse`` when its lower end exceeds ``margin``
+    (a one-sided test at ``(1 - confidence) / 2``); ``p_value`` is the share of resampled
+    differences at or below ``margin``.
+    """
+    _check_rate("fpr", fpr)
+    if not 0.0 <= float(margin) < 1.0:
+        raise ValueError(f"margin must be in [0, 1), got {margin!r}.")
+    s_a, m = _check_scores(scores, is_member)
+    s_b, _ = _check_scores(baseline_scores, m)
+    pos = np.stack([s_a[m], s_b[m]])  # [2, n1]
+    neg = np.stack([s_a[~m], s_b[~m]])  # [2, n0]
+    n1, n0 = pos.shape[1], neg.shape[1]
+    k = int(math.floor(fpr * n0 + 1e-12))  # false positives allowed
+
+    def tprs(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """TPR of both score sets for members ``p [2, B, n1]`` and non-members ``q [2, B, n0]``."""
+        if k >= q.shape[-1]:
+            return np.ones(p.shape[:2])
+        cut = -np.partition(-q, k, axis=-1)[..., k]  # the (k+1)-th largest non-member score
+        return (p > cut[..., None]).mean(axis=-1)
+
+    point = tprs(pos[:, None], neg[:, None])[:, 0]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for start in range(0, n_bootstrap, 250):  # chunks bound memory to ~250 x (n1 + n0) indices
+        b = min(250, n_bootstrap - start)
+        i1, i0 = rng.integers(0, n1, size=(b, n1)), rng.integers(0, n0, size=(b, n0))
+        t = tprs(pos[:, i1], neg[:, i0])
+        diffs.append(t[0] - t[1])
+    d = np.concatenate(diffs)
+    alpha = 1 - confidence
+    low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    return PairedComparison(
+        tpr=float(point[0]), tpr_baseline=float(point[1]), diff=float(point[0] - point[1]),
+        diff_low=float(low), diff_high=float(high), p_value=float((d <= margin).mean()),
+        worse=bool(low > margin), n_members=n1, n_nonmembers=n0,
+    )

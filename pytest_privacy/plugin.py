@@ -17,6 +17,7 @@ from .assertions import set_inconclusive_default
 from .attacks import SUITES
 from .config import PrivacyConfig, resolve_config
 from .reporting import clear_results, current_test, format_summary, recorded_results, write_report
+from .data import Baseline
 from .trainer import PrivacyTrainer
 from .training.store import ModelStore
 
@@ -240,6 +241,21 @@ def target_model(privacy_audit: Any) -> Any:
 def membership_data(privacy_audit: Any) -> Any:
     """``MembershipData`` for ``target_model``: all audit points, its members, the references."""
     return privacy_audit.membership_data()
+
+
+@pytest.fixture
+def mmd_baseline_model(privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_dataset: Any, privacy_config: PrivacyConfig) -> Baseline:
+    """``privacy_recipe`` trained with the MMD+mixup defense on ``target_model``'s split, with its own
+    defended references: the yardstick for ``assert_no_more_vulnerable_than``. Its validation pool
+    (seen in training) is left out of every comparison."""
+    c = privacy_config
+    recipe = privacy_recipe.model_copy(update={"defense": "mmd_mixup"})
+    setup = privacy_trainer.audit(recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device)
+    settings = (
+        f"MMD+mixup: weight {recipe.mmd_weight:g}, RBF widths {list(recipe.mmd_bandwidths)}, trigger "
+        f"{recipe.mmd_trigger:.0%} gap, mixup Beta({recipe.mixup_alpha:g}), validation pool {len(setup.ensemble.keep[0]) - len(setup.points)} points"
+    )
+    return Baseline(setup.target, setup.membership_data(), setup.points, settings)
 
 
 @pytest.fixture

@@ -6,15 +6,17 @@ import json
 from contextvars import ContextVar
 from pathlib import Path
 
-from .results import AttackResult
+from .results import AttackResult, ComparisonResult
+
+Result = AttackResult | ComparisonResult
 
 __all__ = ["clear_results", "current_test", "format_summary", "record_result", "recorded_results", "write_report"]
 
 current_test: ContextVar[str | None] = ContextVar("pytest_privacy_current_test", default=None)
-_RESULTS: list[AttackResult] = []
+_RESULTS: list[Result] = []
 
 
-def record_result(result: AttackResult) -> AttackResult:
+def record_result(result: Result) -> Result:
     """Add a result to the session report, tagged with the running test's id when there is one."""
     if result.test_id is None and current_test.get() is not None:
         result = result.model_copy(update={"test_id": current_test.get()})
@@ -22,7 +24,7 @@ def record_result(result: AttackResult) -> AttackResult:
     return result
 
 
-def recorded_results() -> list[AttackResult]:
+def recorded_results() -> list[Result]:
     """Every result recorded in this process so far."""
     return list(_RESULTS)
 
@@ -32,10 +34,18 @@ def clear_results() -> None:
     _RESULTS.clear()
 
 
-def format_summary(results: list[AttackResult]) -> list[str]:
+def format_summary(results: list[Result]) -> list[str]:
     """One line per result: test, attack, TPR (interval) at the achieved FPR, limit, AUC, verdict."""
     lines = []
     for r in results:
+        if isinstance(r, ComparisonResult):
+            lines.append(
+                f"{r.verdict.value.upper():12} {r.test_id or '-'}  {r.attack} ({r.variant}) at FPR {r.fpr:g}: "
+                f"TPR {r.tpr:.4f} vs baseline {r.tpr_baseline:.4f} (difference {r.tpr_diff:+.4f} "
+                f"[{r.diff_low:+.4f}, {r.diff_high:+.4f}], margin {r.margin:g}), accuracy {r.accuracy:.3f} vs "
+                f"{r.accuracy_baseline:.3f}, n={r.n_members}/{r.n_nonmembers}, seed={r.seed}"
+            )
+            continue
         if r.gate == "auc":
             measured = f"AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}], limit AUC<={r.max_auc:g}"
         else:
@@ -50,7 +60,7 @@ def format_summary(results: list[AttackResult]) -> list[str]:
     return lines
 
 
-def write_report(path: str | Path, results: list[AttackResult]) -> None:
+def write_report(path: str | Path, results: list[Result]) -> None:
     """Write results as JSON (atomically: a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,10 @@ class Verdict(str, Enum):
 class GateResult(BaseModel):
     """Decision of :func:`pytest_privacy.metrics.gate` and the evidence behind it.
 
-    ``tpr``, ``tpr_low``, ``tpr_high``, ``fpr_achieved``, ``fpr_high`` and ``threshold`` all describe
-    one threshold: the one that proves the verdict (for FAIL the strongest proof of a leak, for PASS
-    the tightest proof of safety) or, when INCONCLUSIVE, the empirical operating point at ``fpr``.
+    ``tpr``, ``tpr_low``, ``tpr_high``, ``fpr_achieved``, ``fpr_high`` and ``threshold`` describe the
+    threshold that proves the verdict (for FAIL the strongest proof of a leak, for PASS the tightest
+    proof of safety; there the TPR fields count the members scoring strictly above it) or, when
+    INCONCLUSIVE, the empirical operating point at ``fpr``.
     ``tpr_at_fpr`` is always the plain point estimate at the requested ``fpr``.
     """
 
@@ -57,4 +58,32 @@ class AttackResult(GateResult):
     max_auc: float | None = None
     n_references: int
     seed: int | None
+    test_id: str | None = None
+
+
+class ComparisonResult(BaseModel):
+    """A release model against a baseline on the same audit points (see
+    :func:`pytest_privacy.metrics.paired_tpr_comparison`)."""
+
+    verdict: Verdict
+    reason: str
+    attack: str
+    variant: str
+    fpr: float
+    margin: float
+    confidence: float
+    tpr: float
+    tpr_baseline: float
+    tpr_diff: float
+    diff_low: float
+    diff_high: float
+    p_value: float
+    accuracy: float
+    accuracy_baseline: float
+    n_members: int
+    n_nonmembers: int
+    n_references: int
+    n_references_baseline: int
+    seed: int | None
+    baseline: str
     test_id: str | None = None

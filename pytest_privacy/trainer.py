@@ -60,9 +60,19 @@ def target_keep(n_points: int, seed: int) -> np.ndarray:
     return keep
 
 
+def validation_pool(n_points: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices of the points a defended recipe validates on: seeded, the same for every model."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_TARGET, 2)))
+    return np.sort(rng.permutation(n_points)[: max(1, round(fraction * n_points))])
+
+
 @dataclass
 class AuditSetup:
-    """Everything one audit needs: the trained ensemble (last model = target) and the data."""
+    """Everything one audit needs: the trained ensemble (last model = target) and the data.
+
+    ``points`` are the indices of the data set's points that are audited: all of them, except a
+    defended recipe's validation pool, which its models have seen.
+    """
 
     ensemble: Ensemble
     x: np.ndarray
@@ -70,6 +80,7 @@ class AuditSetup:
     references: References
     seed: int
     train_seconds: float
+    points: np.ndarray
 
     @property
     def target(self) -> nn.Module:
@@ -79,11 +90,11 @@ class AuditSetup:
     @property
     def is_member(self) -> np.ndarray:
         """Which audit points the target trained on."""
-        return self.ensemble.keep[-1]
+        return self.ensemble.keep[-1][self.points]
 
     def membership_data(self) -> MembershipData:
         """Audit points, the target's membership, and the references' logits."""
-        return MembershipData(self.x, self.y, self.is_member, self.references)
+        return MembershipData(self.x[self.points], self.y[self.points], self.is_member, self.references)
 
 
 def model_key(
@@ -131,7 +142,18 @@ class PrivacyTrainer:
         x, y = as_dataset(dataset)
         dev = resolve_device(device)
         data_id = digest(x, y)
-        keep = np.vstack([balanced_keep(n_references, len(x), seed), target_keep(len(x), seed)])
+        n = len(x)
+        points, pool = np.arange(n), None
+        if recipe.defense == "mmd_mixup":
+            pool = validation_pool(n, recipe.validation_fraction, seed)
+            points = np.setdiff1d(points, pool)
+        # References on balanced halves of the audited points; the target on its own random half
+        # (the same split whether or not a pool is held out, so a defended baseline pairs with it).
+        keep = np.zeros((n_references + 1, n), dtype=bool)
+        keep[:n_references, points] = balanced_keep(n_references, len(points), seed)
+        keep[-1] = target_keep(n, seed)
+        if pool is not None:
+            keep[-1, pool] = False
         seeds = model_seeds(seed, range(n_references)) + [target_seed(seed)]
         keys = [model_key(recipe, data_id, k, s, dev.type) for k, s in zip(keep, seeds)]
         set_key = digest(*keys)
@@ -147,7 +169,7 @@ class PrivacyTrainer:
                 with show as progress:
                     trained = train_models(
                         recipe, x, y, keep[missing], [seeds[i] for i in missing],
-                        device=device, max_memory=self.max_memory, progress=bool(progress),
+                        device=device, max_memory=self.max_memory, progress=bool(progress), validation=pool,
                     )
                 logits = trained.logits(x, device=device)
                 for j, i in enumerate(missing):
@@ -164,11 +186,11 @@ class PrivacyTrainer:
         n_classes = int(entries[0]["logits"].shape[-1])
         ensemble = Ensemble(recipe, params, keep, seeds, tuple(x.shape[1:]), n_classes, seed=seed)
         refs = References(
-            np.stack([e["logits"] for e in entries[:n_references]]), keep[:n_references],
+            np.stack([e["logits"][points] for e in entries[:n_references]]), keep[:n_references][:, points],
             tuple(recipe.augmentations), seed,
             predict=lambda xb: ensemble.logits(xb, queries=False, models=range(n_references))[:, :, 0],
         )
-        setup = AuditSetup(ensemble, x, y, refs, seed, elapsed)
+        setup = AuditSetup(ensemble, x, y, refs, seed, elapsed, points)
         self._memo[set_key] = setup
         return setup
 

@@ -46,6 +46,7 @@ def test_help_markers_and_fixtures_are_documented(pytester):
         ("privacy_config", "mark.privacy"),
         ("privacy_trainer", "memoises"),
         ("privacy_attack", "selected attacks"),
+        ("mmd_baseline_model", "MMD+mixup defense"),
     ]:
         assert name in fixtures and doc in fixtures, name
 

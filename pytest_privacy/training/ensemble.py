@@ -137,17 +137,21 @@ def train_ensemble(
     device: str = "auto",
     max_memory: int | None = None,
     progress: bool = False,
+    validation: np.ndarray | None = None,
 ) -> Ensemble:
     """Train ``M = keep.shape[0]`` models of ``recipe``, model ``m`` on the points where ``keep[m]``.
 
     Model ``m`` uses ``model_seeds(seed, [m])``; it equals (allclose) the same model trained alone.
     ``max_memory`` (bytes) bounds how many models train at once; see :func:`train_models`.
+    ``validation`` (indices) is the MMD validation pool a ``defense="mmd_mixup"`` recipe needs.
     """
     keep = np.asarray(keep)
     if keep.ndim != 2 or keep.dtype != np.bool_:
         raise ValueError(f"keep must be a 2-D bool array [M, N], got {keep.dtype} {keep.shape}.")
     seeds = model_seeds(seed, range(keep.shape[0]))
-    ensemble = train_models(recipe, x, y, keep, seeds, device=device, max_memory=max_memory, progress=progress)
+    ensemble = train_models(
+        recipe, x, y, keep, seeds, device=device, max_memory=max_memory, progress=progress, validation=validation
+    )
     ensemble.seed = seed
     return ensemble
 
@@ -203,6 +207,7 @@ def train_models(
     device: str = "auto",
     max_memory: int | None = None,
     progress: bool = False,
+    validation: np.ndarray | None = None,
 ) -> Ensemble:
     """Train one model per row of ``keep`` with the matching per-model seed (the engine's core).
 
@@ -220,6 +225,12 @@ def train_models(
         )
     if (keep.sum(axis=1) == 0).any():
         raise ValueError("every model needs at least one training point (a keep row is all False).")
+    if recipe.defense == "mmd_mixup":
+        if validation is None or len(validation) == 0:
+            raise ValueError("defense='mmd_mixup' needs a validation pool: pass validation=indices of held-out points.")
+        validation = np.asarray(validation, dtype=np.int64)
+        if keep[:, validation].any():
+            raise ValueError("validation points must not be training points of any model (keep[:, validation] is True).")
     dev = resolve_device(device)
     example_shape = tuple(x.shape[1:])
     n_classes = int(y.max()) + 1
@@ -243,7 +254,7 @@ def train_models(
     for start in range(0, len(modules), chunk):
         part = slice(start, start + chunk)
         stacks.append(
-            _train_stack(recipe, modules[part], keep[part], list(seeds)[part], queries, labels, dev, bar.update)
+            _train_stack(recipe, modules[part], keep[part], list(seeds)[part], queries, labels, dev, bar.update, validation)
         )
     bar.close()
     params = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}
@@ -276,6 +287,7 @@ def _train_stack(
     labels: torch.Tensor,
     dev: torch.device,
     tick: Callable[[int], Any],
+    validation: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
     """Train ``len(modules)`` models as one stacked program; returns their parameters on the CPU."""
     import contextlib
@@ -292,13 +304,14 @@ def _train_stack(
     n_aug = queries.shape[1]
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
 
-    def gradients(xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor) -> dict[str, torch.Tensor]:
+    def cross_entropy(out: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
+        per_example = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view_as(wb)
+        return (per_example * wb).sum(1) / wb.sum(1).clamp_min(1.0)  # [M]: each model's mean
+
+    def gradients(loss: torch.Tensor) -> dict[str, torch.Tensor]:
         # A vmapped forward and one ordinary backward through the sum of the M models' losses
         # (each model's parameters only reach its own loss): ~1.5x faster than vmap(grad(...)).
-        out = forward(params, xb).float()  # [M, B, C]
-        per_example = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view_as(wb)
-        loss = ((per_example * wb).sum(1) / wb.sum(1).clamp_min(1.0)).sum()
-        return dict(zip(params, torch.autograd.grad(loss, leaves)))
+        return dict(zip(params, torch.autograd.grad(loss.sum(), leaves)))
 
     # bf16 autocast on CUDA: matmuls in bf16, master weights and optimizer state in float32.
     amp = (
@@ -312,6 +325,14 @@ def _train_stack(
     bsz = recipe.batch_size
     steps = [math.ceil(len(idx) / bsz) for idx in members]
     width = max(steps)
+    defended = recipe.defense == "mmd_mixup"
+    if defended:
+        from .defenses import class_matched, mixup_partners, mmd2
+
+        defense_rngs = [np.random.default_rng(_child(s, 2)) for s in seeds]
+        labels_np = labels.cpu().numpy()
+        pool = np.asarray(validation)
+        pool_t = torch.from_numpy(pool).to(dev)
     for _ in range(recipe.epochs):
         # Per model: a fresh permutation of its own points and a query (augmentation) per point.
         order = np.zeros((n_models, width * bsz), dtype=np.int64)
@@ -329,11 +350,72 @@ def _train_stack(
         for step in range(width):
             cols = slice(step * bsz, (step + 1) * bsz)
             ib, ab, wb = order_t[:, cols], aug_t[:, cols], weight_t[:, cols]
+            active = [step < s for s in steps]
             with amp():
-                g = gradients(queries[ib, ab], labels[ib], wb)
-            optimizer.step(g, [step < s for s in steps])
+                xb, yb = queries[ib, ab], labels[ib]
+                if not defended:
+                    loss = cross_entropy(forward(params, xb).float(), yb, wb)
+                else:  # the mixup pass: each model mixes its own minibatch with a permutation of it
+                    lam, partner = zip(*(
+                        mixup_partners(r, int(w.sum()), bsz, recipe.mixup_alpha)
+                        for r, w in zip(defense_rngs, weight[:, cols])
+                    ))
+                    lam_t = torch.tensor(lam, dtype=xb.dtype, device=dev)
+                    other = torch.from_numpy(np.stack(partner)).to(dev)
+                    view = (-1,) + (1,) * (xb.ndim - 1)
+                    x_mix = lam_t.view(view) * xb + (1 - lam_t.view(view)) * torch.gather(
+                        xb, 1, other.view(*other.shape, *([1] * (xb.ndim - 2))).expand_as(xb)
+                    )
+                    out = forward(params, x_mix).float()
+                    loss = lam_t * cross_entropy(out, yb, wb) + (1 - lam_t) * cross_entropy(
+                        out, torch.gather(yb, 1, other), wb
+                    )
+                g = gradients(loss)
+            optimizer.step(g, active)
+        if defended:
+            _mmd_pass(
+                recipe, forward, lambda xb: _forward_all(base, params, xb), params, gradients, optimizer, queries, labels, labels_np, keep, pool, pool_t,
+                order, weight, steps, defense_rngs, amp, mmd2, class_matched,
+            )
         tick(1)
     return {k: v.detach().cpu() for k, v in params.items()}
+
+
+def _mmd_pass(
+    recipe: TrainingRecipe, forward: Any, predict_all: Any, params: dict[str, torch.Tensor], gradients: Any, optimizer: Any,
+    queries: torch.Tensor, labels: torch.Tensor, labels_np: np.ndarray, keep: np.ndarray, pool: np.ndarray,
+    pool_t: torch.Tensor, order: np.ndarray, weight: np.ndarray, steps: list[int], rngs: list[np.random.Generator],
+    amp: Any, mmd2: Any, class_matched: Any,
+) -> None:
+    """The defense's second pass, for models whose train accuracy leads validation by the trigger."""
+    import torch
+
+    with torch.no_grad():
+        predicted = torch.cat([predict_all(xb).argmax(-1) for xb in queries[:, 0].split(1024)], dim=1)
+    correct = (predicted.cpu().numpy() == labels_np[None, :])
+    train_acc = np.array([correct[m, keep[m]].mean() for m in range(len(keep))])
+    val_acc = correct[:, pool].mean(axis=1)
+    triggered = train_acc - val_acc >= recipe.mmd_trigger
+    if not triggered.any():
+        return
+    bsz = recipe.batch_size
+    pool_labels = labels_np[pool]
+    for step in range(max(steps)):
+        cols = slice(step * bsz, (step + 1) * bsz)
+        active = [bool(t) and step < s for t, s in zip(triggered, steps)]
+        if not any(active):
+            continue
+        ib = order[:, cols]
+        matched = np.stack([class_matched(r, labels_np[row], pool, pool_labels) for r, row in zip(rngs, ib)])
+        ib_t, jb_t = torch.from_numpy(ib).to(pool_t.device), torch.from_numpy(matched).to(pool_t.device)
+        wb = torch.from_numpy(weight[:, cols]).to(pool_t.device)
+        with amp():
+            p_train = torch.softmax(forward(params, queries[ib_t, 0]).float(), -1)
+            p_val = torch.softmax(forward(params, queries[jb_t, 0]).float(), -1).detach()
+            mask = torch.tensor(active, dtype=p_train.dtype, device=p_train.device)
+            loss = recipe.mmd_weight * mmd2(p_train, p_val, recipe.mmd_bandwidths, wb, wb) * mask
+            g = gradients(loss)
+        optimizer.step(g, active)
 
 
 class _StackedOptimizer:

@@ -28,6 +28,11 @@ class TrainingRecipe(BaseModel):
     ``hidden`` channels for 1-D signals or images) or a zero-argument factory returning an
     ``nn.Module`` that maps a batch to ``[B, C]`` logits. ``augmentations`` are used both in
     training (each example shown as a random member of its query set) and as LiRA's query set.
+    ``defense="mmd_mixup"`` trains with the MMD + mixup defense (see
+    :mod:`pytest_privacy.training.defenses`; the ``mixup_*``/``mmd_*``/``validation_fraction``
+    fields are its settings, ignored without it). Measured on digits (512-512 MLP, 60 epochs):
+    the default kernel widths (0.1, 0.5, 1) cut LiRA's AUC from ~0.60 to 0.52 at a test accuracy
+    of 0.80 (undefended 0.97); ``mmd_bandwidths=(1.0,)`` keeps 0.97 but leaves AUC at 0.58.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -41,6 +46,12 @@ class TrainingRecipe(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum; ignored by Adam")
     weight_decay: float = Field(0.0, ge=0)
     augmentations: tuple[str, ...] = ()
+    defense: Literal["mmd_mixup"] | None = None
+    mixup_alpha: float = Field(1.0, gt=0, description="mixup's Beta(a, a)")
+    mmd_weight: float = Field(3.0, ge=0, description="weight of the MMD^2 loss")
+    mmd_bandwidths: tuple[float, ...] = Field((0.1, 0.5, 1.0), description="RBF kernel widths, summed")
+    mmd_trigger: float = Field(0.03, ge=0, description="train - validation accuracy gap that triggers MMD")
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the data kept as MMD validation pool")
 
     @field_validator("model")
     @classmethod

@@ -1,0 +1,99 @@
+"""The MMD + mixup defense: the estimator against a direct computation, and the training it drives."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pytest_privacy import TrainingRecipe, balanced_keep, load_example_dataset, train_ensemble
+from pytest_privacy.metrics import paired_tpr_comparison
+from pytest_privacy.trainer import PrivacyTrainer
+from pytest_privacy.training.defenses import class_matched, mixup_partners, mmd2
+
+WIDTHS = (0.1, 0.5, 1.0)
+
+
+def _direct_mmd2(x, y, widths):
+    k = lambda a, b: sum(math.exp(-float(((a - b) ** 2).sum()) / (2 * s * s)) for s in widths)  # noqa: E731
+    kxx = sum(k(a, b) for a in x for b in x) / len(x) ** 2
+    kyy = sum(k(a, b) for a in y for b in y) / len(y) ** 2
+    kxy = sum(k(a, b) for a in x for b in y) / (len(x) * len(y))
+    return kxx + kyy - 2 * kxy
+
+
+def test_mmd_matches_the_direct_double_sum():
+    rng = np.random.default_rng(0)
+    x, y = rng.dirichlet(np.ones(4), size=7), rng.dirichlet(np.ones(4), size=5)
+    got = mmd2(torch.from_numpy(x), torch.from_numpy(y), WIDTHS).item()
+    assert got == pytest.approx(_direct_mmd2(x, y, WIDTHS), rel=1e-10)
+
+
+def test_mmd_is_zero_for_identical_samples_and_batched_with_weights():
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.dirichlet(np.ones(3), size=(2, 6)))  # two models' batches
+    assert torch.allclose(mmd2(x, x.clone(), WIDTHS), torch.zeros(2, dtype=x.dtype), atol=1e-12)
+    # Zero weights are padding: the MMD equals that of the unpadded samples.
+    y = torch.from_numpy(rng.dirichlet(np.ones(3), size=(2, 6)))
+    w = torch.tensor([[1.0] * 4 + [0.0] * 2] * 2, dtype=x.dtype)
+    np.testing.assert_allclose(mmd2(x, y, WIDTHS, w, w).numpy(), mmd2(x[:, :4], y[:, :4], WIDTHS).numpy(), rtol=1e-10)
+    assert (mmd2(x, y, WIDTHS) > 0).all()
+
+
+def test_mixup_partners_and_class_matching():
+    rng = np.random.default_rng(2)
+    lam, partner = mixup_partners(rng, 5, 8, 1.0)
+    assert 0 <= lam <= 1 and sorted(partner[:5]) == list(range(5)) and list(partner[5:]) == [5, 6, 7]
+    pool, pool_labels = np.arange(10, 20), np.array([0, 1] * 5)
+    got = class_matched(rng, np.array([1, 0, 1, 2]), pool, pool_labels)
+    assert (pool_labels[got[:3] - 10] == [1, 0, 1]).all() and got[3] in pool  # class 2 absent: any
+
+
+def test_defended_training_needs_a_disjoint_validation_pool():
+    x, y = load_example_dataset("synthetic", n=100)
+    recipe = TrainingRecipe(hidden=(8,), epochs=1, defense="mmd_mixup")
+    keep = balanced_keep(2, 100, 0)
+    with pytest.raises(ValueError, match="validation pool"):
+        train_ensemble(recipe, x, y, keep, seed=0)
+    with pytest.raises(ValueError, match="must not be training points"):
+        train_ensemble(recipe, x, y, keep, seed=0, validation=np.arange(10))
+
+
+def test_baseline_pool_is_never_audited_and_pairs_with_the_target(tmp_path):
+    data = load_example_dataset("synthetic", n=300)
+    trainer = PrivacyTrainer()
+    plain = trainer.audit(TrainingRecipe(hidden=(16,), epochs=2), data, n_references=2, seed=0)
+    defended = trainer.audit(TrainingRecipe(hidden=(16,), epochs=2, defense="mmd_mixup"), data, n_references=2, seed=0)
+    pool = np.setdiff1d(np.arange(300), defended.points)
+    assert len(pool) == 30 and not defended.ensemble.keep[:, pool].any()
+    # Same split as the target on every audited point: a paired comparison is possible.
+    np.testing.assert_array_equal(defended.is_member, plain.ensemble.keep[-1][defended.points])
+    assert len(defended.membership_data()) == 270
+
+
+def test_paired_comparison_known_answers():
+    rng = np.random.default_rng(3)
+    n = 2000
+    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    leaky = np.r_[rng.normal(2.0, 1, n), rng.normal(0, 1, n)]
+    safe = np.r_[rng.normal(0.3, 1, n), rng.normal(0, 1, n)]
+    c = paired_tpr_comparison(leaky, safe, member, fpr=0.01)
+    assert c.worse and c.diff_low > 0 and c.tpr > c.tpr_baseline
+    same = paired_tpr_comparison(safe, safe, member, fpr=0.01)
+    assert not same.worse and same.diff == 0 and same.diff_low == same.diff_high == 0
+    assert not paired_tpr_comparison(leaky, safe, member, fpr=0.01, margin=0.5).worse
+
+
+def test_paired_comparison_errs_at_most_alpha_over_two_when_equal():
+    # Two attacks of equal power on the same members: claiming "worse" is a false alarm.
+    rng = np.random.default_rng(4)
+    runs, n = 300, 500
+    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    alarms = 0
+    for _ in range(runs):
+        a = np.r_[rng.normal(1.5, 1, n), rng.normal(0, 1, n)]
+        b = np.r_[rng.normal(1.5, 1, n), rng.normal(0, 1, n)]
+        alarms += paired_tpr_comparison(a, b, member, fpr=0.05).worse
+    from scipy import stats
+
+    assert alarms <= stats.binom.ppf(0.999, runs, 0.025)
