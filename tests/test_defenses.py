@@ -97,3 +97,40 @@ def test_paired_comparison_errs_at_most_alpha_over_two_when_equal():
     from scipy import stats
 
     assert alarms <= stats.binom.ppf(0.999, runs, 0.025)
+
+
+def test_dp_sgd_clips_adds_noise_and_stays_per_model(tmp_path):
+    pytest.importorskip("opacus", reason="DP-SGD needs the [dp] extra")
+    from pytest_privacy.training.ensemble import train_models
+    from pytest_privacy.training.keep import model_seeds
+
+    x, y = load_example_dataset("synthetic", n=200)
+    keep = balanced_keep(4, 200, 0)
+    keep[1, :5] = False  # unequal sizes: model 1 waits on some steps
+    dp = TrainingRecipe(hidden=(16,), epochs=3, batch_size=32, defense="dp_sgd", dp_epsilon=2.0)
+    together = train_models(dp, x, y, keep, model_seeds(0, range(4)))
+    alone = train_models(dp, x, y, keep[1:2], model_seeds(0, [1]))
+    for k in together.params:
+        torch.testing.assert_close(together.params[k][1], alone.params[k][0], rtol=1e-4, atol=1e-5)
+    plain = train_models(dp.model_copy(update={"defense": None}), x, y, keep, model_seeds(0, range(4)))
+    assert not torch.allclose(together.params["1.weight"], plain.params["1.weight"])
+    # Noise is calibrated: a tighter epsilon needs a larger multiplier.
+    from pytest_privacy.training.defenses import dp_noise_multiplier
+
+    assert dp_noise_multiplier(1.0, 1e-5, 0.1, 3) > dp_noise_multiplier(8.0, 1e-5, 0.1, 3) > 0
+
+
+def test_dp_sgd_without_opacus_names_the_extra(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_opacus(name, *args, **kwargs):
+        if name.startswith("opacus"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_opacus)
+    x, y = load_example_dataset("synthetic", n=100)
+    with pytest.raises(ImportError, match=r"pytest-privacy\[dp\]"):
+        train_ensemble(TrainingRecipe(epochs=1, defense="dp_sgd"), x, y, balanced_keep(2, 100, 0), seed=0)

@@ -19,7 +19,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["class_matched", "mmd2", "mixup_partners"]
+__all__ = ["class_matched", "dp_noise_multiplier", "mmd2", "mixup_partners"]
 
 
 def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidths: tuple[float, ...], wx: torch.Tensor | None = None,
@@ -63,3 +63,22 @@ def class_matched(rng: np.random.Generator, labels: np.ndarray, pool: np.ndarray
         same = pool[pool_labels == c]
         out[where] = rng.choice(same if same.size else pool, size=int(where.sum()))
     return out
+
+
+def dp_noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: int) -> float:
+    """Noise multiplier that makes DP-SGD ``(epsilon, delta)``-DP by opacus's RDP accountant."""
+    try:
+        from opacus.accountants.utils import get_noise_multiplier
+    except ImportError:
+        raise ImportError(
+            "defense='dp_sgd' calibrates its noise with opacus: pip install 'pytest-privacy[dp]'"
+        ) from None
+    import warnings
+
+    with warnings.catch_warnings():  # "optimal order is the largest alpha": a looser, still valid bound
+        warnings.simplefilter("ignore", UserWarning)
+        return float(
+            get_noise_multiplier(
+                target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate, epochs=epochs, accountant="rdp"
+            )
+        )

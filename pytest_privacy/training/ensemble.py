@@ -246,6 +246,8 @@ def train_models(
         )
     budget = default_memory_budget(dev) if max_memory is None else int(max_memory)
     per_model = bytes_per_model(modules[0], example_shape, recipe.batch_size)
+    if recipe.defense == "dp_sgd":  # per-example gradients: batch_size copies of the parameters
+        per_model += 4 * recipe.batch_size * sum(p.numel() for p in modules[0].parameters())
     chunk = max(1, min(len(modules), budget // max(per_model, 1)))
     queries = torch.from_numpy(make_queries(x, recipe.augmentations)).to(dev)  # [N, A, ...]
     labels = torch.from_numpy(y.astype(np.int64)).to(dev)
@@ -308,6 +310,40 @@ def _train_stack(
         per_example = F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view_as(wb)
         return (per_example * wb).sum(1) / wb.sum(1).clamp_min(1.0)  # [M]: each model's mean
 
+    private = recipe.defense == "dp_sgd"
+    if private:
+        from torch.func import grad
+
+        from .defenses import dp_noise_multiplier
+
+        n_train = int(min(keep.sum(axis=1)))
+        sigma = dp_noise_multiplier(recipe.dp_epsilon, recipe.dp_delta, min(1.0, recipe.batch_size / n_train), recipe.epochs)
+        noise_gens = [torch.Generator().manual_seed(_torch_seed(_child(s, 3))) for s in seeds]
+
+        def sample_loss(p: dict[str, torch.Tensor], x1: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(functional_call(base, p, (x1.unsqueeze(0),)), y1.unsqueeze(0))
+
+        per_sample = vmap(vmap(grad(sample_loss), in_dims=(None, 0, 0)))
+
+        def private_gradients(
+            xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor, active: list[bool]
+        ) -> dict[str, torch.Tensor]:
+            # DP-SGD: clip every example's gradient to dp_clip, sum, add N(0, (sigma * clip)^2) drawn
+            # from each model's own generator (only when it steps, so chunking never changes a model),
+            # divide by the batch size.
+            g = per_sample({k: v.detach() for k, v in params.items()}, xb, yb)  # [M, B, ...]
+            norms = torch.sqrt(sum(v.flatten(2).pow(2).sum(-1) for v in g.values()))  # [M, B]
+            factor = (recipe.dp_clip / (norms + 1e-6)).clamp(max=1.0) * wb
+            out = {}
+            for k, v in g.items():
+                summed = torch.einsum("mb,mb...->m...", factor, v)
+                noise = torch.stack([
+                    torch.randn(v.shape[2:], generator=gen) if on else torch.zeros(v.shape[2:])
+                    for gen, on in zip(noise_gens, active)
+                ]).to(v.device)
+                out[k] = (summed + sigma * recipe.dp_clip * noise) / recipe.batch_size
+            return out
+
     def gradients(loss: torch.Tensor) -> dict[str, torch.Tensor]:
         # A vmapped forward and one ordinary backward through the sum of the M models' losses
         # (each model's parameters only reach its own loss): ~1.5x faster than vmap(grad(...)).
@@ -353,6 +389,9 @@ def _train_stack(
             active = [step < s for s in steps]
             with amp():
                 xb, yb = queries[ib, ab], labels[ib]
+                if private:
+                    optimizer.step(private_gradients(xb, yb, wb, active), active)
+                    continue
                 if not defended:
                     loss = cross_entropy(forward(params, xb).float(), yb, wb)
                 else:  # the mixup pass: each model mixes its own minibatch with a permutation of it

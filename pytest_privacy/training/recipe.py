@@ -30,7 +30,10 @@ class TrainingRecipe(BaseModel):
     training (each example shown as a random member of its query set) and as LiRA's query set.
     ``defense="mmd_mixup"`` trains with the MMD + mixup defense (see
     :mod:`pytest_privacy.training.defenses`; the ``mixup_*``/``mmd_*``/``validation_fraction``
-    fields are its settings, ignored without it). Measured on digits (512-512 MLP, 60 epochs):
+    fields are its settings, ignored without it). ``defense="dp_sgd"`` clips each example's gradient
+    to ``dp_clip`` and adds Gaussian noise calibrated by opacus's RDP accountant to
+    ``(dp_epsilon, dp_delta)`` (``pip install pytest-privacy[dp]``); batches are shuffled, not
+    Poisson-sampled, so the guarantee is the usual approximation of DP-SGD practice. Measured on digits (512-512 MLP, 60 epochs):
     the default kernel widths (0.1, 0.5, 1) cut LiRA's AUC from ~0.60 to 0.52 at a test accuracy
     of 0.80 (undefended 0.97); ``mmd_bandwidths=(1.0,)`` keeps 0.97 but leaves AUC at 0.58.
     """
@@ -46,12 +49,15 @@ class TrainingRecipe(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum; ignored by Adam")
     weight_decay: float = Field(0.0, ge=0)
     augmentations: tuple[str, ...] = ()
-    defense: Literal["mmd_mixup"] | None = None
+    defense: Literal["mmd_mixup", "dp_sgd"] | None = None
     mixup_alpha: float = Field(1.0, gt=0, description="mixup's Beta(a, a)")
     mmd_weight: float = Field(3.0, ge=0, description="weight of the MMD^2 loss")
     mmd_bandwidths: tuple[float, ...] = Field((0.1, 0.5, 1.0), description="RBF kernel widths, summed")
     mmd_trigger: float = Field(0.03, ge=0, description="train - validation accuracy gap that triggers MMD")
     validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the data kept as MMD validation pool")
+    dp_epsilon: float = Field(8.0, gt=0, description="DP-SGD: target epsilon (noise from opacus's RDP accountant)")
+    dp_delta: float = Field(1e-5, gt=0, lt=1, description="DP-SGD: target delta")
+    dp_clip: float = Field(1.0, gt=0, description="DP-SGD: per-example gradient norm bound")
 
     @field_validator("model")
     @classmethod
