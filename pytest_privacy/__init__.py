@@ -15,6 +15,8 @@ _EXPORTS = {
     "assert_tpr_at_fpr_below": "assertions",
     "assert_auc_below": "assertions",
     "assert_no_more_vulnerable_than": "assertions",
+    "assert_epsilon_below": "assertions",
+    "SessionReport": "results",
     "Baseline": "data",
     "ComparisonResult": "results",
     "attack_scores": "assertions",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
@@ -10,10 +11,17 @@ import numpy as np
 
 from .attacks import LabelQuery, get_attack
 from .data import Baseline, MembershipData
-from .metrics import auc_confidence_interval, gate, paired_tpr_comparison
+from .metrics import (
+    auc_confidence_interval,
+    clopper_pearson,
+    epsilon_lower_bound,
+    gate,
+    paired_tpr_comparison,
+    roc_curve,
+)
 from .querying import label_oracle, query_logits
 from .reporting import record_result
-from .results import AttackResult, ComparisonResult, GateResult, Verdict
+from .results import AttackResult, ComparisonResult, GateResult, Verdict, VulnerablePoint
 
 __all__ = [
     "AttackScores",
@@ -23,6 +31,7 @@ __all__ = [
     "attack_scores",
     "assert_auc_below",
     "assert_no_more_vulnerable_than",
+    "assert_epsilon_below",
     "assert_tpr_at_fpr_below",
     "set_inconclusive_default",
 ]
@@ -114,15 +123,36 @@ def attack_scores(
     return AttackScores(scores, variant, None)
 
 
+_TOP_POINTS = 10
+_ROC_POINTS = 200
+
+
 def _attack_result(
-    gate_result: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None
+    gate_result: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None,
+    scores: np.ndarray, started: float,
 ) -> AttackResult:
     refs = data.references
+    top = np.argsort(-scores, kind="stable")[:_TOP_POINTS]
+    fpr_curve, tpr_curve, _ = roc_curve(scores, data.is_member)
+    # Thin the curve evenly in log-FPR (how the LiRA paper plots it), keeping both ends.
+    keep = np.unique(np.r_[0, np.searchsorted(fpr_curve, np.geomspace(1e-5, 1, _ROC_POINTS)).clip(max=len(fpr_curve) - 1), len(fpr_curve) - 1])
+    tp = np.round(tpr_curve[keep] * data.n_members).astype(int)
+    low, high = clopper_pearson(tp, data.n_members, gate_result.confidence)
     return AttackResult(
         **gate_result.model_dump(),
         attack=attack,
         variant=variant,
         queries=queries,
+        epsilon_low=epsilon_lower_bound(scores, data.is_member, confidence=gate_result.confidence),
+        seconds=time.perf_counter() - started,
+        most_vulnerable=[
+            VulnerablePoint(index=int(i), label=int(data.y[i]), score=float(scores[i]), member=bool(data.is_member[i]))
+            for i in top
+        ],
+        roc_fpr=fpr_curve[keep].tolist(),
+        roc_tpr=tpr_curve[keep].tolist(),
+        roc_tpr_low=np.atleast_1d(low).tolist(),
+        roc_tpr_high=np.atleast_1d(high).tolist(),
         n_references=0 if refs is None else refs.n_references,
         seed=None if refs is None else refs.seed,
     )
@@ -174,9 +204,10 @@ def assert_tpr_at_fpr_below(
     The result is recorded in the session report and returned.
     """
     data = _check_data(data)
+    started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=fpr, max_tpr=max_tpr, confidence=confidence)
-    r = record_result(_attack_result(g, attack, variant, data, queries))
+    r = record_result(_attack_result(g, attack, variant, data, queries, scores, started))
     return _enforce(r, on_inconclusive, f"TPR at FPR {fpr:g} must be <= {max_tpr:g}")
 
 
@@ -198,6 +229,7 @@ def assert_auc_below(
     data = _check_data(data)
     if not 0.5 <= max_auc <= 1.0:
         raise ValueError(f"max_auc must be in [0.5, 1] (0.5 is chance), got {max_auc}.")
+    started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=0.01, max_tpr=1.0, confidence=confidence)
     low, high = auc_confidence_interval(g.auc, g.n_members, g.n_nonmembers, confidence)
@@ -213,9 +245,45 @@ def assert_auc_below(
             "more audit points narrow it"
         )
     g = g.model_copy(update={"verdict": verdict, "reason": reason, "auc_low": low, "auc_high": high})
-    r = _attack_result(g, attack, variant, data, queries).model_copy(update={"gate": "auc", "max_auc": float(max_auc)})
+    r = _attack_result(g, attack, variant, data, queries, scores, started).model_copy(update={"gate": "auc", "max_auc": float(max_auc)})
     r = record_result(r)
     return _enforce(r, on_inconclusive, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{low:.4f}, {high:.4f}])")
+
+
+def assert_epsilon_below(
+    model: Any,
+    data: MembershipData,
+    *,
+    max_epsilon: float,
+    attack: str = "lira",
+    delta: float = 0.0,
+    confidence: float = 0.95,
+    attack_options: Mapping[str, Any] | None = None,
+) -> AttackResult:
+    """Assert that the attack's empirical lower bound on epsilon is at most ``max_epsilon``.
+
+    The bound (:func:`pytest_privacy.metrics.epsilon_lower_bound`) holds jointly over thresholds at
+    ``confidence`` and is valid only for the randomized membership game (each audit point a member
+    with probability 1/2, independently, as the plugin's target split is). Exceeding ``max_epsilon``
+    proves that no (``max_epsilon``, ``delta``)-DP guarantee can hold: FAIL. It can never prove a
+    guarantee, so otherwise the verdict is PASS with the bound reported ("no violation found").
+    """
+    data = _check_data(data)
+    if not max_epsilon >= 0:
+        raise ValueError(f"max_epsilon must be >= 0, got {max_epsilon!r}.")
+    started = time.perf_counter()
+    scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
+    eps = epsilon_lower_bound(scores, data.is_member, delta=delta, confidence=confidence)
+    g = gate(scores, data.is_member, fpr=0.01, max_tpr=1.0, confidence=confidence)
+    verdict = Verdict.FAIL if eps > max_epsilon else Verdict.PASS
+    reason = (
+        f"epsilon >= {eps:.3f} at delta={delta:g} with {confidence:.0%} confidence "
+        + (f"> max_epsilon={max_epsilon:g}" if verdict is Verdict.FAIL else f"<= max_epsilon={max_epsilon:g}: no violation found")
+        + " (valid for the randomized membership game)"
+    )
+    r = _attack_result(g.model_copy(update={"verdict": verdict, "reason": reason}), attack, variant, data, queries, scores, started)
+    r = record_result(r.model_copy(update={"epsilon_low": eps}))
+    return _enforce(r, None, f"epsilon must be <= {max_epsilon:g}")
 
 
 def _accuracy(model: Any, data: MembershipData) -> float:
@@ -260,6 +328,7 @@ def assert_no_more_vulnerable_than(
             raise ValueError("the baseline was trained on a different split than data says: train it on the same members.")
     else:
         base_model, base_data, description = baseline, data, type(baseline).__name__
+    started = time.perf_counter()
     ours = attack_scores(model, data, attack, attack_options=attack_options)
     theirs = attack_scores(base_model, base_data, attack, attack_options=attack_options)
     seed = 0 if data.references is None or data.references.seed is None else data.references.seed
@@ -278,7 +347,7 @@ def assert_no_more_vulnerable_than(
         n_members=c.n_members, n_nonmembers=c.n_nonmembers,
         n_references=0 if refs is None else refs.n_references,
         n_references_baseline=0 if base_refs is None else base_refs.n_references,
-        seed=None if refs is None else refs.seed, baseline=description,
+        seed=None if refs is None else refs.seed, baseline=description, seconds=time.perf_counter() - started,
     )
     r = record_result(r)
     if r.verdict is Verdict.FAIL:

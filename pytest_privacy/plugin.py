@@ -16,7 +16,16 @@ import pytest
 from .assertions import set_inconclusive_default
 from .attacks import SUITES
 from .config import PrivacyConfig, resolve_config
-from .reporting import clear_results, current_test, format_summary, recorded_results, write_report
+from .reporting import (
+    RESULT_PROPERTY,
+    build_report,
+    clear_results,
+    current_test,
+    format_summary,
+    parse_result,
+    recorded_results,
+    write_report,
+)
 from .data import Baseline
 from .trainer import PrivacyTrainer
 from .training.store import ModelStore
@@ -44,6 +53,7 @@ _SUITE_MARKERS = {
 }
 _STASH = pytest.StashKey[dict[str, Any]]()
 _TRAINER = pytest.StashKey[PrivacyTrainer]()
+_COLLECTED = pytest.StashKey[dict[str, Any]]()  # results and model counts, across xdist workers
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,6 +95,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_STASH] = {"ini": ini, "cli": cli}
+    config.stash[_COLLECTED] = {"results": [], "trained": 0, "loaded": 0, "seconds": 0.0}
+    config.pluginmanager.register(_Collector(config), "pytest-privacy-collector")
     set_inconclusive_default(base.inconclusive)
     clear_results()
 
@@ -123,31 +135,76 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     token = current_test.set(item.nodeid)
+    before = len(recorded_results())
     try:
         return (yield)
     finally:
         current_test.reset(token)
+        # Each result rides on its test's report: junitxml writes it, xdist ships it home.
+        for result in recorded_results()[before:]:
+            item.user_properties.append((RESULT_PROPERTY, result.model_dump_json()))
+
+
+class _Collector:
+    """Gathers results from test reports: this process's, or every xdist worker's on the controller."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" or hasattr(self.config, "workerinput"):
+            return
+        for name, value in report.user_properties:
+            if name == RESULT_PROPERTY:
+                self.config.stash[_COLLECTED]["results"].append(parse_result(value))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    trainer = session.config.stash.get(_TRAINER, None)
+    if trainer is None:
+        return
+    counts = {"trained": trainer.models_trained, "loaded": trainer.models_loaded, "seconds": trainer.seconds_training}
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: report to the controller
+        session.config.workeroutput["pytest_privacy"] = counts
+    else:
+        _add_counts(session.config, counts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    counts = getattr(node, "workeroutput", {}).get("pytest_privacy")
+    if counts:
+        _add_counts(node.config, counts)
+
+
+def _add_counts(config: pytest.Config, counts: dict[str, Any]) -> None:
+    collected = config.stash[_COLLECTED]
+    for key in ("trained", "loaded", "seconds"):
+        collected[key] += counts[key]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     try:
-        results = recorded_results()
-        trainer = config.stash.get(_TRAINER, None)
-        if not results and not (trainer and (trainer.models_trained or trainer.models_loaded)):
+        collected = config.stash.get(_COLLECTED, None)
+        if collected is None or not (collected["results"] or collected["trained"] or collected["loaded"]):
             return
         terminalreporter.section("privacy")
-        for line in format_summary(results):
+        for line in format_summary(collected["results"]):
             terminalreporter.write_line(line)
-        if trainer and (trainer.models_trained or trainer.models_loaded):
+        settings = _session_config(config)
+        if collected["trained"] or collected["loaded"]:
+            where = "cache off" if settings.no_cache else settings.cache_dir or "cache under .pytest_cache"
             terminalreporter.write_line(
-                f"models: {trainer.models_trained} trained in {trainer.seconds_training:.1f}s, "
-                f"{trainer.models_loaded} loaded from cache"
-                + (f" ({trainer.store.root})" if trainer.store is not None else " (cache off)")
+                f"models: {collected['trained']} trained in {collected['seconds']:.1f}s, "
+                f"{collected['loaded']} loaded from cache ({where})"
             )
-        path = _session_config(config).report
-        if path:
-            write_report(path, results)
-            terminalreporter.write_line(f"privacy report written to {path}")
+        if settings.report:
+            report = build_report(
+                collected["results"], settings.model_dump(mode="json"),
+                models_trained=collected["trained"], models_loaded=collected["loaded"],
+            )
+            write_report(settings.report, report)
+            terminalreporter.write_line(f"privacy report written to {settings.report}")
     except Exception as exc:  # a summary must never turn a green run red
         terminalreporter.write_line(f"pytest-privacy: could not write the summary: {exc!r}")
 

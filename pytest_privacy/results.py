@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Verdict(str, Enum):
@@ -48,14 +48,36 @@ class GateResult(BaseModel):
     auc_high: float
 
 
-class AttackResult(GateResult):
-    """A gate's result together with the attack that produced the scores."""
+class VulnerablePoint(BaseModel):
+    """An audit point the attack ranks as likely member: where to look for duplicates and mislabels."""
 
+    index: int
+    label: int
+    score: float
+    member: bool
+
+
+class AttackResult(GateResult):
+    """A gate's result together with the attack that produced the scores.
+
+    ``epsilon_low`` is :func:`~pytest_privacy.metrics.epsilon_lower_bound` at delta = 0, valid only
+    for the randomized membership game; ``roc_*`` is the ROC curve thinned for plotting, with
+    Clopper-Pearson bounds of the TPR; ``most_vulnerable`` the top-scored audit points.
+    """
+
+    kind: Literal["attack"] = "attack"
     attack: str
     variant: str
     gate: Literal["tpr_at_fpr", "auc"] = "tpr_at_fpr"
     queries: int | None = None  # examples a label-only attack sent to the model
     max_auc: float | None = None
+    epsilon_low: float | None = None
+    seconds: float | None = None
+    most_vulnerable: list[VulnerablePoint] = []
+    roc_fpr: list[float] = []
+    roc_tpr: list[float] = []
+    roc_tpr_low: list[float] = []
+    roc_tpr_high: list[float] = []
     n_references: int
     seed: int | None
     test_id: str | None = None
@@ -65,6 +87,7 @@ class ComparisonResult(BaseModel):
     """A release model against a baseline on the same audit points (see
     :func:`pytest_privacy.metrics.paired_tpr_comparison`)."""
 
+    kind: Literal["comparison"] = "comparison"
     verdict: Verdict
     reason: str
     attack: str
@@ -87,3 +110,25 @@ class ComparisonResult(BaseModel):
     seed: int | None
     baseline: str
     test_id: str | None = None
+    seconds: float | None = None
+
+
+SCHEMA_VERSION = 1
+
+
+class SessionReport(BaseModel):
+    """What ``--privacy-report`` writes: every result of a run and the context to reproduce it."""
+
+    schema_version: int = SCHEMA_VERSION
+    created: str
+    pytest_privacy: str
+    torch: str | None
+    python: str
+    platform: str
+    config: dict[str, Any]
+    models_trained: int = 0
+    models_loaded: int = 0
+    results: list[Annotated[AttackResult | ComparisonResult, Field(discriminator="kind")]]
+
+
+Result = Annotated[AttackResult | ComparisonResult, Field(discriminator="kind")]

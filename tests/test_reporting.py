@@ -1,0 +1,98 @@
+"""Reports people read: the summary under xdist, junitxml properties, the JSON report and its CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pytest_privacy.__main__ import main as cli
+from pytest_privacy.results import SessionReport
+
+CONFTEST = """
+import numpy as np
+import pytest
+from pytest_privacy import TrainingRecipe
+
+@pytest.fixture(scope="session")
+def privacy_dataset():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
+
+@pytest.fixture(scope="session")
+def privacy_recipe():
+    return TrainingRecipe(hidden=(128,), epochs=40)
+"""
+
+TESTS = """
+import pytest
+from pytest_privacy import assert_epsilon_below, assert_tpr_at_fpr_below
+
+def test_leaks(target_model, membership_data):
+    assert_tpr_at_fpr_below(target_model, membership_data, fpr=0.05, max_tpr=0.1)
+
+def test_unseen(target_model, membership_data):
+    assert_tpr_at_fpr_below(target_model, membership_data.shuffled_membership(1), fpr=0.05, max_tpr=0.2)
+
+def test_epsilon(target_model, membership_data):
+    assert_epsilon_below(target_model, membership_data, max_epsilon=0.1)
+"""
+
+
+@pytest.fixture
+def run(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_gates=TESTS)
+    return pytester
+
+
+def test_summary_under_xdist_is_printed_once_with_every_workers_results(run):
+    junit = run.path / "junit.xml"
+    report = run.path / "report.json"
+    result = run.runpytest_subprocess(
+        "-n", "2", "--privacy-references=4", f"--junitxml={junit}", f"--privacy-report={report}"
+    )
+    result.assert_outcomes(passed=1, failed=2)
+    out = result.stdout.str()
+    assert out.count("= privacy =") == 1
+    for line in ["FAIL *test_leaks*eps>=*", "PASS *test_unseen*", "FAIL *test_epsilon*", "models: 5 trained in *"]:
+        result.stdout.fnmatch_lines([line])  # xdist decides the order
+    assert junit.read_text().count('name="privacy_result"') == 3
+    parsed = SessionReport.model_validate_json(report.read_text())
+    assert parsed.schema_version == 1 and len(parsed.results) == 3 and parsed.models_trained == 5
+    leak = next(r for r in parsed.results if r.test_id.endswith("test_leaks"))
+    assert len(leak.most_vulnerable) == 10 and leak.epsilon_low > 0
+    assert leak.roc_fpr[0] == 0 and leak.roc_tpr[-1] == 1 and len(leak.roc_tpr_low) == len(leak.roc_fpr)
+
+
+def test_schema_and_compare_cli(tmp_path, capsys):
+    assert cli(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "results" in schema["properties"]
+
+    def report(tpr, verdict):
+        result = {
+            "verdict": verdict, "reason": "-", "fpr": 0.01, "max_tpr": 0.05, "confidence": 0.95, "tpr": tpr,
+            "tpr_low": 0, "tpr_high": 1, "fpr_achieved": 0.01, "fpr_low": 0, "fpr_high": 0.02, "threshold": 1.0,
+            "tpr_at_fpr": tpr, "n_members": 900, "n_nonmembers": 900, "auc": 0.6, "auc_low": 0.5, "auc_high": 0.7,
+            "kind": "attack", "attack": "lira", "variant": "online", "n_references": 16, "seed": 0, "test_id": "t::release",
+        }
+        return SessionReport(
+            created="now", pytest_privacy="0", torch=None, python="3", platform="x", config={}, results=[result]
+        ).model_dump_json()
+
+    old, same, worse = tmp_path / "old.json", tmp_path / "same.json", tmp_path / "worse.json"
+    old.write_text(report(0.02, "pass"))
+    same.write_text(report(0.025, "pass"))
+    worse.write_text(report(0.06, "fail"))
+    assert cli(["compare", str(old), str(same)]) == 0
+    assert "unchanged" in capsys.readouterr().out
+    assert cli(["compare", str(old), str(worse)]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "pass -> fail" in out
+    assert cli(["compare", str(old), str(tmp_path / "missing.json")]) == 2
+
+
+def test_module_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "pytest_privacy", "schema"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["title"] == "SessionReport"
