@@ -37,6 +37,7 @@ class PrivacyConfig(BaseModel):
     inconclusive: Inconclusive = "fail"
     confidence: float = Field(0.95, gt=0, lt=1)
     report: str | None = None
+    plots: str | None = None
     cache_dir: str | None = None  # None: under pytest's cache directory
     no_cache: bool = False
     max_memory: int | None = None  # bytes; None: 80% of free GPU memory, or a quarter of RAM

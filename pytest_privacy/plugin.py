@@ -39,6 +39,7 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("references", "n_references", "number of reference models (default: from the profile)"),
     ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
     ("report", "report", "write every privacy result as JSON to this path"),
+    ("plots", "plots", "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)"),
     ("cache-dir", "cache_dir", "where trained models are cached: a path or fsspec URL (default: under .pytest_cache)"),
     ("max-memory", "max_memory", "memory budget for training, e.g. 2GiB (default: 80%% of free GPU memory, or 1/4 of RAM)"),
 ]
@@ -205,6 +206,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             )
             write_report(settings.report, report)
             terminalreporter.write_line(f"privacy report written to {settings.report}")
+        if settings.plots:
+            try:
+                from .plots import write_plots
+
+                written = write_plots(collected["results"], settings.plots)
+                terminalreporter.write_line(f"{len(written)} ROC plots written to {settings.plots}")
+            except ImportError as exc:
+                terminalreporter.write_line(f"pytest-privacy: {exc}", yellow=True)
     except Exception as exc:  # a summary must never turn a green run red
         terminalreporter.write_line(f"pytest-privacy: could not write the summary: {exc!r}")
 

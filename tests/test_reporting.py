@@ -50,7 +50,8 @@ def test_summary_under_xdist_is_printed_once_with_every_workers_results(run):
     junit = run.path / "junit.xml"
     report = run.path / "report.json"
     result = run.runpytest_subprocess(
-        "-n", "2", "--privacy-references=4", f"--junitxml={junit}", f"--privacy-report={report}"
+        "-n", "2", "--privacy-references=4", f"--junitxml={junit}", f"--privacy-report={report}",
+        f"--privacy-plots={run.path / 'plots'}",
     )
     result.assert_outcomes(passed=1, failed=2)
     out = result.stdout.str()
@@ -63,6 +64,22 @@ def test_summary_under_xdist_is_printed_once_with_every_workers_results(run):
     leak = next(r for r in parsed.results if r.test_id.endswith("test_leaks"))
     assert len(leak.most_vulnerable) == 10 and leak.epsilon_low > 0
     assert leak.roc_fpr[0] == 0 and leak.roc_tpr[-1] == 1 and len(leak.roc_tpr_low) == len(leak.roc_fpr)
+    plots = sorted((run.path / "plots").glob("*.png"))
+    assert len(plots) == 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
+
+
+def test_plots_without_matplotlib_name_the_extra(monkeypatch):
+    import builtins
+
+    from pytest_privacy.plots import write_plots
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(
+        builtins, "__import__",
+        lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name)) if name.startswith("matplotlib") else real_import(name, *a, **k),
+    )
+    with pytest.raises(ImportError, match=r"pytest-privacy\[plot\]"):
+        write_plots([], "unused")
 
 
 def test_schema_and_compare_cli(tmp_path, capsys):
