@@ -25,6 +25,7 @@ _EXPORTS = {
     "PrivacyLeakError": "assertions",
     "MembershipData": "data",
     "References": "data",
+    "Population": "data",
     "load_example_dataset": "datasets",
     "Dataset": "datasets",
     "PrivacyConfig": "config",

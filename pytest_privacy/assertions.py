@@ -111,7 +111,18 @@ def attack_scores(
     if attack_options:
         raise ValueError(f"attack {attack!r} takes no attack_options (got {sorted(attack_options)}).")
     assert spec.score is not None
-    logits = query_logits(model, data.x, refs.augmentations if refs is not None else ())
+    population = refs.population if refs is not None else None
+    if spec.needs_population and population is None:
+        raise ValueError(
+            f"attack {attack!r} needs population points no model trained on: run pytest with "
+            "--privacy-population=0.2 (a share of privacy_dataset held out), or give "
+            "References(population=Population(x, y, reference_logits))."
+        )
+    x = data.x if not spec.needs_population else np.concatenate([data.x, population.x])
+    logits = query_logits(model, x, refs.augmentations if refs is not None else ())
+    pop_logits = None
+    if spec.needs_population:
+        logits, pop_logits = logits[: len(data)], logits[len(data) :]
     if refs is not None and logits.shape[1:] != refs.logits.shape[2:]:
         raise ValueError(
             f"the model returns {logits.shape[1]} queries x {logits.shape[2]} classes per point but the "
@@ -119,7 +130,7 @@ def attack_scores(
         )
     if int(data.y.max()) >= logits.shape[-1]:
         raise ValueError(f"label {int(data.y.max())} is out of range for a model with {logits.shape[-1]} classes.")
-    scores, variant = spec.score(logits, data.y, refs)
+    scores, variant = spec.score(logits, data.y, refs, pop_logits)
     return AttackScores(scores, variant, None)
 
 

@@ -8,7 +8,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Baseline", "MembershipData", "References", "check_inputs", "check_labels"]
+__all__ = ["Baseline", "MembershipData", "Population", "References", "check_inputs", "check_labels"]
+
+
+@dataclass(frozen=True)
+class Population:
+    """Points no model trained on, with every reference's logits on them (RMIA's ``z``)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    logits: np.ndarray  # [M, Z, A, C]
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class References:
     augmentations: tuple[str, ...] = ()
     seed: int | None = None
     predict: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    population: Population | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         logits = np.asarray(self.logits)
@@ -115,7 +125,9 @@ class MembershipData:
         idx = np.asarray(indices)
         refs = self.references
         if refs is not None:
-            refs = References(refs.logits[:, idx], refs.keep[:, idx], refs.augmentations, refs.seed, refs.predict)
+            refs = References(
+                refs.logits[:, idx], refs.keep[:, idx], refs.augmentations, refs.seed, refs.predict, refs.population
+            )
         return MembershipData(self.x[idx], self.y[idx], self.is_member[idx], refs)
 
     def shuffled_membership(self, seed: int) -> MembershipData:

@@ -37,6 +37,7 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("device", "device", "device for training references: auto|cpu|cuda[:N] (default: auto)"),
     ("seed", "seed", "seed from which every random choice flows (default: 0)"),
     ("references", "n_references", "number of reference models (default: from the profile)"),
+    ("population", "population", "share of privacy_dataset held out of all training and audits as RMIA's population (default: 0)"),
     ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
     ("report", "report", "write every privacy result as JSON to this path"),
     ("plots", "plots", "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)"),
@@ -287,7 +288,8 @@ def privacy_audit(privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_
     """The trained target, references and audit data for this test's settings (memoised)."""
     c = privacy_config
     return privacy_trainer.audit(
-        privacy_recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device
+        privacy_recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device,
+        population=c.population,
     )
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data import MembershipData, References
+from .data import MembershipData, Population, References
 from .training.keep import balanced_keep, model_seeds
 from .training.recipe import TrainingRecipe
 from .training.store import ModelStore, digest
@@ -60,9 +60,10 @@ def target_keep(n_points: int, seed: int) -> np.ndarray:
     return keep
 
 
-def validation_pool(n_points: int, fraction: float, seed: int) -> np.ndarray:
-    """Indices of the points a defended recipe validates on: seeded, the same for every model."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_TARGET, 2)))
+def validation_pool(n_points: int, fraction: float, seed: int, *, purpose: int = 2) -> np.ndarray:
+    """Indices of a seeded pool of points held out of every model's training (the same for all):
+    a defended recipe's validation points (``purpose=2``) or RMIA's population (``purpose=3``)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_TARGET, purpose)))
     return np.sort(rng.permutation(n_points)[: max(1, round(fraction * n_points))])
 
 
@@ -130,9 +131,14 @@ class PrivacyTrainer:
     seconds_training: float = 0.0
 
     def audit(
-        self, recipe: TrainingRecipe, dataset: Any, *, n_references: int, seed: int, device: str = "auto"
+        self, recipe: TrainingRecipe, dataset: Any, *, n_references: int, seed: int, device: str = "auto",
+        population: float = 0.0,
     ) -> AuditSetup:
-        """Train (or reuse) the target and ``n_references`` references of ``recipe`` on ``dataset``."""
+        """Train (or reuse) the target and ``n_references`` references of ``recipe`` on ``dataset``.
+
+        ``population`` > 0 holds that share of the points out of every model's training and of the
+        audit, as RMIA's population (``References.population``).
+        """
         from .training.ensemble import Ensemble, resolve_device, train_models
 
         if not isinstance(recipe, TrainingRecipe):
@@ -143,10 +149,13 @@ class PrivacyTrainer:
         dev = resolve_device(device)
         data_id = digest(x, y)
         n = len(x)
-        points, pool = np.arange(n), None
+        points, pool, held_out = np.arange(n), None, np.zeros(0, dtype=np.int64)
         if recipe.defense == "mmd_mixup":
             pool = validation_pool(n, recipe.validation_fraction, seed)
             points = np.setdiff1d(points, pool)
+        if population > 0:
+            held_out = np.setdiff1d(validation_pool(n, population, seed, purpose=3), [] if pool is None else pool)
+            points = np.setdiff1d(points, held_out)
         # References on balanced halves of the audited points; the target on its own random half
         # (the same split whether or not a pool is held out, so a defended baseline pairs with it).
         keep = np.zeros((n_references + 1, n), dtype=bool)
@@ -154,6 +163,7 @@ class PrivacyTrainer:
         keep[-1] = target_keep(n, seed)
         if pool is not None:
             keep[-1, pool] = False
+        keep[-1, held_out] = False
         seeds = model_seeds(seed, range(n_references)) + [target_seed(seed)]
         keys = [model_key(recipe, data_id, k, s, dev.type) for k, s in zip(keep, seeds)]
         set_key = digest(*keys)
@@ -185,10 +195,11 @@ class PrivacyTrainer:
         }
         n_classes = int(entries[0]["logits"].shape[-1])
         ensemble = Ensemble(recipe, params, keep, seeds, tuple(x.shape[1:]), n_classes, seed=seed)
+        ref_logits = np.stack([e["logits"] for e in entries[:n_references]])
         refs = References(
-            np.stack([e["logits"][points] for e in entries[:n_references]]), keep[:n_references][:, points],
-            tuple(recipe.augmentations), seed,
+            ref_logits[:, points], keep[:n_references][:, points], tuple(recipe.augmentations), seed,
             predict=lambda xb: ensemble.logits(xb, queries=False, models=range(n_references))[:, :, 0],
+            population=Population(x[held_out], y[held_out], ref_logits[:, held_out]) if held_out.size else None,
         )
         setup = AuditSetup(ensemble, x, y, refs, seed, elapsed, points)
         self._memo[set_key] = setup

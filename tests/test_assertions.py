@@ -144,3 +144,24 @@ def test_trained_augmentation_attack_fits_on_references_only(noise_setup):
     no_refs = MembershipData(data.x, data.y, data.is_member)
     with pytest.raises(ValueError, match="needs reference models"):
         assert_tpr_at_fpr_below(noise_setup.target, no_refs, fpr=0.05, max_tpr=1.0, attack="label_only_augmentation_trained")
+
+
+def test_rmia_uses_a_held_out_population_and_beats_lira_with_few_references():
+    from pytest_privacy.metrics import auc
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
+    setup = PrivacyTrainer().audit(MEMORISE, (x, y), n_references=4, seed=0, population=0.2)
+    data = setup.membership_data()
+    pop = data.references.population
+    assert len(data) == 480 and len(pop.y) == 120
+    assert not setup.ensemble.keep[:, np.isin(np.arange(600), setup.points, invert=True)].any()
+    rmia = attack_scores(setup.target, data, "rmia").scores
+    lira = attack_scores(setup.target, data, "lira").scores
+    # 480 points: an AUC's standard error is below 0.03; RMIA's edge with 4 references is larger.
+    assert auc(rmia, data.is_member) > auc(lira, data.is_member) + 0.03
+    from pytest_privacy import References
+
+    no_population = MembershipData(data.x, data.y, data.is_member, References(data.references.logits, data.references.keep))
+    with pytest.raises(ValueError, match="--privacy-population"):
+        attack_scores(setup.target, no_population, "rmia")

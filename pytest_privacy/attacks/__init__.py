@@ -29,7 +29,8 @@ __all__ = ["ATTACKS", "SUITES", "Attack", "LabelQuery", "expand_attacks", "get_a
 # Below this many references per-example variances are too noisy (Carlini et al. 2022, Fig. 9).
 FIXED_VARIANCE_BELOW = 64
 
-ScoreFn = Callable[[np.ndarray, np.ndarray, "References | None"], tuple[np.ndarray, str]]
+# (target logits [N, A, C], labels [N], references, target logits on the population [Z, A, C] or None)
+ScoreFn = Callable[..., tuple[np.ndarray, str]]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Attack:
     description: str
     score: ScoreFn | None = None
     score_labels: LabelScoreFn | None = None
+    needs_population: bool = False
 
     @property
     def label_only(self) -> bool:
@@ -68,7 +70,7 @@ class Attack:
 
 
 def _lira(variant: str, fixed: bool | None) -> ScoreFn:
-    def score(logits: np.ndarray, labels: np.ndarray, refs: References | None) -> tuple[np.ndarray, str]:
+    def score(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop: Any = None) -> tuple[np.ndarray, str]:
         assert refs is not None
         use_fixed = refs.n_references < FIXED_VARIANCE_BELOW if fixed is None else fixed
         # Offline also needs keep: it fits the OUT references of each point only.
@@ -78,16 +80,31 @@ def _lira(variant: str, fixed: bool | None) -> ScoreFn:
     return score
 
 
+def _rmia(variant: str) -> ScoreFn:
+    def score(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop_logits: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+        from .rmia import rmia_scores
+
+        assert refs is not None and refs.population is not None and pop_logits is not None
+        pop = refs.population
+        s = rmia_scores(
+            logits, refs.logits, labels, refs.keep, population_target_logits=pop_logits,
+            population_reference_logits=pop.logits, population_labels=pop.y, variant=variant,
+        )
+        return s, f"{variant}, {len(pop.y)} population points"
+
+    return score
+
+
 def _baseline(name: str) -> ScoreFn:
     fn = BASELINES[name]
 
-    def score(logits: np.ndarray, labels: np.ndarray, refs: References | None) -> tuple[np.ndarray, str]:
+    def score(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop: Any = None) -> tuple[np.ndarray, str]:
         return fn(logits, labels), "population threshold"
 
     return score
 
 
-def _global(logits: np.ndarray, labels: np.ndarray, refs: References | None) -> tuple[np.ndarray, str]:
+def _global(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop: Any = None) -> tuple[np.ndarray, str]:
     return lira_scores(logits, None, labels, variant="global"), "global"
 
 
@@ -155,6 +172,13 @@ ATTACKS: dict[str, Attack] = {
     "lira_offline_per_example": Attack(
         "lira_offline_per_example", "lira", True, "LiRA offline, per-example variances", _lira("offline", False)
     ),
+    "rmia": Attack(
+        "rmia", "rmia", True, "RMIA offline (Zarifzadeh et al. 2024): likelihood ratio against population points",
+        _rmia("offline"), needs_population=True,
+    ),
+    "rmia_online": Attack(
+        "rmia_online", "rmia", True, "RMIA online: IN and OUT references", _rmia("online"), needs_population=True
+    ),
     "lira_global": Attack("lira_global", "baseline", False, "LiRA's global threshold on the logit-scaled confidence", _global),
     **{
         name: Attack(name, "baseline", False, fn.__doc__.splitlines()[0], _baseline(name))  # type: ignore[union-attr]
@@ -187,6 +211,7 @@ ATTACKS: dict[str, Attack] = {
 # What a suite name runs when it selects attacks (``--privacy-attacks``, the privacy_attack fixture).
 SUITES: dict[str, tuple[str, ...]] = {
     "lira": ("lira", "lira_offline"),
+    "rmia": ("rmia", "rmia_online"),
     "baseline": tuple(BASELINES),
     "label_only": ("label_only_gap", "label_only_augmentation", "label_only_noise", "label_only_boundary"),
     # Relative gates against the MMD baseline run LiRA themselves; the name only selects tests.
