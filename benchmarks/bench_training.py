@@ -6,7 +6,7 @@ ratio, achieved GFLOP/s against a large matmul's on the same machine, peak memor
 test accuracy of the models each trained (the engine must not trade accuracy for speed). Then a
 cold vs warm run of the cached trainer.
 
-    python benchmarks/bench_training.py [--cases mlp16,mlp64,cnn16] [--device auto] [--out f.json]
+    python benchmarks/bench_training.py [--cases mlp16,mlp64,cnn16] [--device auto] [--repeat 3] [--out f.json]
 """
 
 from __future__ import annotations
@@ -184,6 +184,7 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved runs per contender; the minimum is reported")
     ap.add_argument("--_one", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--_cache", help=argparse.SUPPRESS)
     ap.add_argument("--_peak", action="store_true", help=argparse.SUPPRESS)
@@ -203,7 +204,7 @@ def main() -> None:
     from pytest_privacy.training.ensemble import resolve_device
 
     dev = resolve_device(args.device)
-    peak = _sub(["--_peak", "--device", args.device])["gflops"]
+    peak = max(_sub(["--_peak", "--device", args.device])["gflops"] for _ in range(args.repeat))
     report = {
         "machine": {
             "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
@@ -215,8 +216,14 @@ def main() -> None:
     }
     for case in args.cases.split(","):
         data, kwargs, n_models, epochs = CASES[case]
-        loop = _sub(["--_one", case, "loop", "--device", args.device])
-        engine = _sub(["--_one", case, "engine", "--device", args.device])
+        # Interleaved repeats, minimum reported (as timeit does): a shared machine only ever adds time.
+        runs: dict[str, list[dict]] = {"loop": [], "engine": []}
+        for _ in range(args.repeat):
+            for what in runs:
+                runs[what].append(_sub(["--_one", case, what, "--device", args.device]))
+        loop, engine = (min(runs[w], key=lambda r: r["seconds"]) for w in ("loop", "engine"))
+        loop["all_seconds"] = [round(r["seconds"], 3) for r in runs["loop"]]
+        engine["all_seconds"] = [round(r["seconds"], 3) for r in runs["engine"]]
         report["cases"][case] = {
             "setup": {"data": data, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}, "models": n_models, "epochs": epochs},
             "loop": loop,
@@ -225,9 +232,12 @@ def main() -> None:
             "engine_pct_of_matmul_peak": round(100 * engine["gflops"] / peak, 1),
         }
         print(json.dumps({case: report["cases"][case]}), file=sys.stderr)
-    with tempfile.TemporaryDirectory() as store:
-        cold = _sub(["--_cache", store, "--device", args.device])
-        warm = _sub(["--_cache", store, "--device", args.device])
+    colds, warms = [], []
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as store:
+            colds.append(_sub(["--_cache", store, "--device", args.device]))
+            warms.append(_sub(["--_cache", store, "--device", args.device]))
+    cold, warm = (min(r, key=lambda x: x["seconds"]) for r in (colds, warms))
     report["cache"] = {"cold": cold, "warm": warm, "speedup": round(cold["seconds"] / warm["seconds"], 1)}
     text = json.dumps(report, indent=2)
     print(text)

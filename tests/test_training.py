@@ -148,3 +148,20 @@ def test_cuda_matches_cpu(data):
     cpu = train_ensemble(recipe, x, y, keep, seed=1, device="cpu").logits(x, device="cpu")
     gpu = train_ensemble(recipe, x, y, keep, seed=1, device="cuda").logits(x, device="cuda")
     np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-3)
+
+
+def test_a_memory_budget_chunks_training_without_changing_any_model(data, monkeypatch):
+    from pytest_privacy.training import ensemble as engine
+
+    x, y = data
+    recipe = TrainingRecipe(hidden=(16,), epochs=2)
+    keep = balanced_keep(6, len(x), 0)
+    whole = train_ensemble(recipe, x, y, keep, seed=1)
+    per_model = engine.bytes_per_model(build_model(recipe, x.shape[1:], 4), x.shape[1:], recipe.batch_size)
+    chunks = []
+    real = engine._train_stack
+    monkeypatch.setattr(engine, "_train_stack", lambda recipe, modules, *a: chunks.append(len(modules)) or real(recipe, modules, *a))
+    chunked = train_ensemble(recipe, x, y, keep, seed=1, max_memory=2 * per_model)
+    assert chunks == [2, 2, 2]
+    for k in whole.params:
+        torch.testing.assert_close(whole.params[k], chunked.params[k], rtol=1e-5, atol=1e-6)
