@@ -6,22 +6,8 @@ import sys
 import textwrap
 
 import pytest
+from helpers import NOISE_LABELS_CONFTEST as CONFTEST
 
-CONFTEST = """
-import numpy as np
-import pytest
-from pytest_privacy import TrainingRecipe
-
-@pytest.fixture(scope="session")
-def privacy_dataset():
-    # Random labels: a model can only fit them by memorising, so its members are exposed.
-    rng = np.random.default_rng(0)
-    return rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
-
-@pytest.fixture(scope="session")
-def privacy_recipe():
-    return TrainingRecipe(hidden=(128,), epochs=40)
-"""
 
 
 def test_import_is_light():

@@ -5,24 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from helpers import NOISE_LABELS_CONFTEST as CONFTEST
 
 from pytest_privacy.__main__ import main as cli
 from pytest_privacy.results import SessionReport
 
-CONFTEST = """
-import numpy as np
-import pytest
-from pytest_privacy import TrainingRecipe
-
-@pytest.fixture(scope="session")
-def privacy_dataset():
-    rng = np.random.default_rng(0)
-    return rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
-
-@pytest.fixture(scope="session")
-def privacy_recipe():
-    return TrainingRecipe(hidden=(128,), epochs=40)
-"""
 
 TESTS = """
 import pytest
