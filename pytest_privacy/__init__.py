@@ -37,6 +37,7 @@ _EXPORTS = {
     "Ensemble": "training.ensemble",
     "balanced_keep": "training.keep",
     "make_queries": "queries",
+    "training_function": "trainer",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -263,33 +263,72 @@ def _progress(config: pytest.Config) -> Iterator[bool]:
         yield sys.stderr.isatty()
 
 
+_UNDEFINED = object()  # what the placeholder fixtures return: the user has not defined them
+
+
 @pytest.fixture(scope="session")
 def privacy_recipe() -> Any:
-    """Override me: return the ``TrainingRecipe`` your model is trained with."""
-    pytest.fail(
-        "pytest-privacy needs to know how your model is trained: define a `privacy_recipe` fixture "
-        "in conftest.py returning pytest_privacy.TrainingRecipe(...) (see the README).",
-        pytrace=False,
-    )
+    """Override me: return the ``TrainingRecipe`` your model is trained with (or define
+    ``privacy_train_fn`` instead)."""
+    return _UNDEFINED
+
+
+@pytest.fixture(scope="session")
+def privacy_train_fn() -> Any:
+    """Override me (instead of ``privacy_recipe``): return your own training function
+    ``(x, y, *, seed, device) -> model``, the model an ``nn.Module`` or a callable returning logits.
+    It is called once per reference model and for the target, each on its own half of the data."""
+    return _UNDEFINED
+
+
+def _how_to_train(recipe: Any, train_fn: Any) -> tuple[str, Any]:
+    if recipe is _UNDEFINED and train_fn is _UNDEFINED:
+        pytest.fail(
+            "pytest-privacy needs to know how your model is trained: define a `privacy_recipe` fixture "
+            "in conftest.py returning pytest_privacy.TrainingRecipe(...), or a `privacy_train_fn` "
+            "fixture returning your own training function (see the README).",
+            pytrace=False,
+        )
+    if recipe is not _UNDEFINED and train_fn is not _UNDEFINED:
+        pytest.fail(
+            "both `privacy_recipe` and `privacy_train_fn` are defined; keep one: the recipe for the "
+            "built-in vectorised trainer, or the function for your own training loop.",
+            pytrace=False,
+        )
+    return ("recipe", recipe) if recipe is not _UNDEFINED else ("function", train_fn)
 
 
 @pytest.fixture(scope="session")
 def privacy_dataset() -> Any:
     """Override me: return the ``(x, y)`` audit population, e.g. ``load_example_dataset("digits")``."""
-    pytest.fail(
-        "pytest-privacy needs data to audit on: define a `privacy_dataset` fixture in conftest.py "
-        "returning (x, y) arrays, e.g. pytest_privacy.load_example_dataset('digits').",
-        pytrace=False,
-    )
+    return _UNDEFINED
+
+
+def _check_dataset(dataset: Any) -> Any:
+    if dataset is _UNDEFINED:
+        pytest.fail(
+            "pytest-privacy needs data to audit on: define a `privacy_dataset` fixture in conftest.py "
+            "returning (x, y) arrays, e.g. pytest_privacy.load_example_dataset('digits').",
+            pytrace=False,
+        )
+    return dataset
 
 
 @pytest.fixture
-def privacy_audit(privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_dataset: Any, privacy_config: PrivacyConfig) -> Any:
+def privacy_audit(
+    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any, privacy_dataset: Any,
+    privacy_config: PrivacyConfig,
+) -> Any:
     """The trained target, references and audit data for this test's settings (memoised)."""
     c = privacy_config
+    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
+    privacy_dataset = _check_dataset(privacy_dataset)
+    if kind == "function":
+        return privacy_trainer.audit_function(
+            how, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device
+        )
     return privacy_trainer.audit(
-        privacy_recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device,
-        population=c.population,
+        how, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population,
     )
 
 
@@ -317,6 +356,13 @@ def mmd_baseline_model(privacy_trainer: PrivacyTrainer, privacy_recipe: Any, pri
     defended references: the yardstick for ``assert_no_more_vulnerable_than``. Its validation pool
     (seen in training) is left out of every comparison."""
     c = privacy_config
+    if privacy_recipe is _UNDEFINED:
+        pytest.fail(
+            "mmd_baseline_model trains your recipe with the MMD+mixup defense, so it needs a "
+            "`privacy_recipe` fixture; with `privacy_train_fn`, build a Baseline from your own defended model.",
+            pytrace=False,
+        )
+    privacy_dataset = _check_dataset(privacy_dataset)
     recipe = privacy_recipe.model_copy(update={"defense": "mmd_mixup"})
     setup = privacy_trainer.audit(recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device)
     settings = (

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .training.ensemble import Ensemble
 
-__all__ = ["AuditSetup", "PrivacyTrainer", "as_dataset"]
+__all__ = ["AuditSetup", "CachedTarget", "PrivacyTrainer", "as_dataset", "training_function"]
 
 
 def as_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -75,23 +75,28 @@ class AuditSetup:
     defended recipe's validation pool, which its models have seen.
     """
 
-    ensemble: Ensemble
+    ensemble: Ensemble | None
     x: np.ndarray
     y: np.ndarray
     references: References
     seed: int
     train_seconds: float
     points: np.ndarray
+    target_keep: np.ndarray | None = None  # set when there is no ensemble (a training function)
+    function_target: Any = None
 
     @property
-    def target(self) -> nn.Module:
+    def target(self) -> Any:
         """The target model: trained on a random half of the audit points (its members)."""
+        if self.ensemble is None:
+            return self.function_target
         return self.ensemble.model(len(self.ensemble) - 1)
 
     @property
     def is_member(self) -> np.ndarray:
         """Which audit points the target trained on."""
-        return self.ensemble.keep[-1][self.points]
+        keep = self.target_keep if self.ensemble is None else self.ensemble.keep[-1]
+        return keep[self.points]
 
     def membership_data(self) -> MembershipData:
         """Audit points, the target's membership, and the references' logits."""
@@ -204,6 +209,112 @@ class PrivacyTrainer:
         setup = AuditSetup(ensemble, x, y, refs, seed, elapsed, points)
         self._memo[set_key] = setup
         return setup
+
+    def audit_function(
+        self, train_fn: Callable[..., Any], dataset: Any, *, n_references: int, seed: int, device: str = "auto"
+    ) -> AuditSetup:
+        """Like :meth:`audit`, for the user's own ``train_fn(x, y, *, seed, device) -> model``, called
+        once per model on its keep subset with a per-model integer seed. Each model's logits on the
+        audit points are cached; weights never are (the target retrains on demand, see
+        :class:`CachedTarget`)."""
+        import torch
+
+        from . import __version__
+        from .querying import query_logits
+        from .training.ensemble import _torch_seed, resolve_device
+
+        if not callable(train_fn):
+            raise TypeError(f"privacy_train_fn must return a callable (x, y, *, seed, device) -> model, got {type(train_fn).__name__}.")
+        x, y = as_dataset(dataset)
+        dev = resolve_device(device)
+        n = len(x)
+        keep = np.vstack([balanced_keep(n_references, n, seed), target_keep(n, seed)])
+        seeds = model_seeds(seed, range(n_references)) + [target_seed(seed)]
+        ident, data_id = function_identity(train_fn), digest(x, y)
+        keys = [
+            digest("pytest-privacy-fn/1", ident, data_id, np.packbits(k), s.entropy, s.spawn_key, __version__,
+                   torch.__version__, dev.type)
+            for k, s in zip(keep, seeds)
+        ]
+        set_key = digest(*keys)
+        if set_key in self._memo:
+            return self._memo[set_key]
+
+        def train(i: int) -> Any:
+            return train_fn(x[keep[i]], y[keep[i]], seed=_torch_seed(seeds[i]), device=str(dev))
+
+        start = time.perf_counter()
+        lock = self.store.lock(set_key) if self.store is not None else nullcontext()
+        target_model = None
+        with lock:
+            logits = [self.store.get(k) if self.store is not None else None for k in keys]
+            missing = [i for i, e in enumerate(logits) if e is None]
+            for i in missing:
+                model = train(i)
+                logits[i] = {"logits": query_logits(model, x).astype(np.float32)}
+                if self.store is not None:
+                    self.store.put(keys[i], logits[i])
+                if i == n_references:
+                    target_model = model
+        elapsed = time.perf_counter() - start
+        self.models_trained += len(missing)
+        self.models_loaded += len(keys) - len(missing)
+        self.seconds_training += elapsed
+        stacked = np.stack([e["logits"] for e in logits])
+        target = target_model if target_model is not None else CachedTarget(x, stacked[-1, :, 0], lambda: train(n_references))
+        refs = References(stacked[:n_references], keep[:n_references], (), seed)
+        setup = AuditSetup(None, x, y, refs, seed, elapsed, np.arange(n), target_keep=keep[-1], function_target=target)
+        self._memo[set_key] = setup
+        return setup
+
+
+def training_function(version: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a ``privacy_train_fn`` with a version: bump it to retrain when something the function
+    depends on (but its source does not show) changes; the cache key includes it."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__pytest_privacy_version__ = version  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def function_identity(fn: Callable[..., Any]) -> str:
+    """What names a training function in cache keys: qualified name, source hash and version."""
+    from .training.recipe import _callable_identity
+
+    return f"{_callable_identity(fn)}@{getattr(fn, '__pytest_privacy_version__', None)}"
+
+
+class CachedTarget:
+    """The target of a ``privacy_train_fn`` audit loaded from the cache as logits.
+
+    Called on the audit points it answers from the stored logits, so score attacks need no
+    training; on any other input (label-only attacks perturb the points) it trains the target with
+    the same function, seed and split, once, and answers from the real model.
+    """
+
+    def __init__(self, x: np.ndarray, logits: np.ndarray, train: Callable[[], Any]) -> None:
+        self._rows = {row.tobytes(): i for i, row in enumerate(x.reshape(len(x), -1))}
+        self._logits = logits
+        self._train = train
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        """The trained target (trained on first use)."""
+        if self._model is None:
+            self._model = self._train()
+        return self._model
+
+    def __call__(self, xb: Any) -> Any:
+        xb = np.asarray(xb, dtype=np.float32)
+        idx = [self._rows.get(row.tobytes()) for row in xb.reshape(len(xb), -1)]
+        if all(i is not None for i in idx):
+            return self._logits[idx]
+        from .querying import query_logits
+
+        return query_logits(self.model, xb)[:, 0]
 
 
 def torch_stack(arrays: list[np.ndarray]) -> Any:

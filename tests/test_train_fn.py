@@ -1,0 +1,116 @@
+"""Bring your own training: privacy_train_fn end to end, cached, with clear errors."""
+
+import numpy as np
+import pytest
+
+from pytest_privacy import training_function
+from pytest_privacy.trainer import CachedTarget, PrivacyTrainer, function_identity
+from pytest_privacy.training.store import ModelStore
+
+CONFTEST = '''
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+@pytest.fixture(scope="session")
+def privacy_dataset():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
+
+@pytest.fixture(scope="session")
+def privacy_train_fn():
+    def train(x, y, *, seed, device):
+        # A plain PyTorch loop that memorises (random labels, no regularisation).
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(20, 128), nn.ReLU(), nn.Linear(128, 4)).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        for _ in range(40):
+            for idx in torch.randperm(len(xt)).split(64):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+                opt.step()
+        return model
+    return train
+'''
+
+TESTS = '''
+from pytest_privacy import assert_tpr_at_fpr_below
+
+def test_memorising_loop_leaks(target_model, membership_data):
+    assert_tpr_at_fpr_below(target_model, membership_data, fpr=0.05, max_tpr=0.1)
+
+def test_labels_it_never_saw(target_model, membership_data):
+    assert_tpr_at_fpr_below(target_model, membership_data.shuffled_membership(1), fpr=0.05, max_tpr=0.2)
+'''
+
+
+def test_user_training_loop_fails_and_passes_for_real_reasons_and_caches(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_fn=TESTS)
+    first = pytester.runpytest_subprocess("--privacy-references=4")
+    first.assert_outcomes(passed=1, failed=1)
+    first.stdout.fnmatch_lines(["*PrivacyLeakError: privacy leak*", "models: 5 trained in *, 0 loaded from cache*"])
+    second = pytester.runpytest_subprocess("--privacy-references=4")
+    second.assert_outcomes(passed=1, failed=1)  # the same verdicts from cached logits
+    second.stdout.fnmatch_lines(["models: 0 trained in *, 5 loaded from cache*"])
+
+
+def test_defining_both_or_neither_is_a_clear_error(pytester):
+    pytester.makepyfile("def test_x(membership_data):\n    pass\n")
+    neither = pytester.runpytest()
+    neither.assert_outcomes(errors=1)
+    assert "define a `privacy_recipe` fixture" in neither.stdout.str() and "privacy_train_fn" in neither.stdout.str()
+    pytester.makeconftest(
+        "import pytest\nfrom pytest_privacy import TrainingRecipe\n"
+        "@pytest.fixture\ndef privacy_recipe():\n    return TrainingRecipe()\n"
+        "@pytest.fixture\ndef privacy_train_fn():\n    return lambda x, y, *, seed, device: None\n"
+        "@pytest.fixture\ndef privacy_dataset():\n    return ([[0.0], [1.0]], [0, 1])\n"
+    )
+    both = pytester.runpytest()
+    both.assert_outcomes(errors=1)
+    assert "both `privacy_recipe` and `privacy_train_fn` are defined" in both.stdout.str()
+
+
+def test_function_identity_and_version_key_the_cache():
+    def train(x, y, *, seed, device):
+        return None
+
+    plain = function_identity(train)
+    assert function_identity(training_function(version="2")(train)) != plain
+
+
+def test_cached_target_answers_audit_points_and_trains_for_others(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    logits = np.eye(4, 2, dtype=np.float32)
+    calls = []
+
+    def train():
+        calls.append(1)
+        return lambda xb: np.tile([[0.0, 5.0]], (len(xb), 1))
+
+    target = CachedTarget(x, logits, train)
+    np.testing.assert_array_equal(target(x[[2, 0]]), logits[[2, 0]])
+    assert calls == []
+    out = target(x + 0.5)  # perturbed inputs need the real model, trained once
+    assert calls == [1] and out.shape == (4, 2)
+    target(x + 1.5)
+    assert calls == [1]
+
+
+def test_audit_function_in_the_core(tmp_path):
+    import torch
+    from torch import nn
+
+    def train(x, y, *, seed, device):
+        torch.manual_seed(seed)
+        return nn.Linear(20, 4)  # untrained: cannot leak
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(200, 20)).astype(np.float32), rng.integers(0, 4, 200)
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+    setup = trainer.audit_function(train, data, n_references=4, seed=0)
+    assert setup.references.logits.shape == (4, 200, 1, 4) and setup.membership_data().n_members == 100
+    with pytest.raises(TypeError, match="privacy_train_fn"):
+        trainer.audit_function("not a function", data, n_references=4, seed=0)
