@@ -474,11 +474,17 @@ class _StackedOptimizer:
 
         self.recipe = recipe
         self.keys = list(params)
+        self.params = params
         dev = params[self.keys[0]].device
+        # Stacked state with per-model views: both update paths below share the same storage.
+        self.m1 = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.m2 = {k: torch.zeros_like(v) for k, v in params.items()}
         self.slices = [[params[k][m] for k in self.keys] for m in range(n_models)]
-        self.buf1 = [[torch.zeros_like(t) for t in row] for row in self.slices]
-        self.buf2 = [[torch.zeros_like(t) for t in row] for row in self.slices]
+        self.buf1 = [[self.m1[k][m] for k in self.keys] for m in range(n_models)]
+        self.buf2 = [[self.m2[k][m] for k in self.keys] for m in range(n_models)]
         self.steps = [torch.zeros((), dtype=torch.float32, device=dev) for _ in range(n_models)]
+        self.counts = [0] * n_models
+        self.shared = torch.zeros((), dtype=torch.float32, device=dev)
 
     def step(self, grads: dict[str, torch.Tensor], active: list[bool]) -> None:
         import torch
@@ -487,26 +493,37 @@ class _StackedOptimizer:
         models = [m for m, a in enumerate(active) if a]
         # The fused kernels walk raw memory: a gradient whose strides differ from its parameter's
         # (bmm's backward returns transposed ones) would be paired element for element wrongly.
-        gathered = [grads[k].contiguous() for k in self.keys]
-        params = [t for m in models for t in self.slices[m]]
-        grad_list = [g[m] for m in models for g in gathered]
+        gathered = {k: grads[k].contiguous() for k in self.keys}
+        first = self.counts[models[0]] == 0
+        for m in models:
+            self.counts[m] += 1
+        together = len(models) == len(active) and len(set(self.counts)) == 1
         with torch.no_grad():
+            torch._foreach_add_([self.steps[m] for m in models], 1)
+            if together:
+                # Every model steps and all share one step count: one fused call over the stacked
+                # tensors. The update is elementwise, so this is the per-model update without the
+                # per-model list building that dominates small models' steps.
+                params = [self.params[k] for k in self.keys]
+                grad_list = [gathered[k] for k in self.keys]
+                bufs1, bufs2 = [self.m1[k] for k in self.keys], [self.m2[k] for k in self.keys]
+                self.shared.fill_(self.counts[0])
+                step_list = [self.shared] * len(self.keys)
+            else:
+                params = [t for m in models for t in self.slices[m]]
+                grad_list = [gathered[k][m] for m in models for k in self.keys]
+                bufs1 = [b for m in models for b in self.buf1[m]]
+                bufs2 = [b for m in models for b in self.buf2[m]]
+                step_list = [self.steps[m] for m in models for _ in self.keys]
             if r.optimizer == "sgd":
-                first = bool(self.steps[models[0]].item() == 0)
-                torch._foreach_add_([self.steps[m] for m in models], 1)
                 torch._fused_sgd_(
-                    params, grad_list, [b for m in models for b in self.buf1[m]] if r.momentum else [],
+                    params, grad_list, bufs1 if r.momentum else [],
                     weight_decay=r.weight_decay, momentum=r.momentum, lr=r.lr, dampening=0.0,
                     nesterov=False, maximize=False, is_first_step=first,
                 )
                 return
-            torch._foreach_add_([self.steps[m] for m in models], 1)
             torch._fused_adam_(
-                params, grad_list,
-                [b for m in models for b in self.buf1[m]],
-                [b for m in models for b in self.buf2[m]],
-                [],
-                [self.steps[m] for m in models for _ in self.keys],
+                params, grad_list, bufs1, bufs2, [], step_list,
                 lr=r.lr, beta1=0.9, beta2=0.999, weight_decay=r.weight_decay, eps=1e-8,
                 amsgrad=False, maximize=False,
             )
