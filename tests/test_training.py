@@ -44,8 +44,9 @@ def _plain_loop(recipe, x, y, keep_row, seed):
     [
         TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, weight_decay=1e-3),
         TrainingRecipe(hidden=(32, 16), epochs=3, batch_size=50, optimizer="sgd", lr=0.05, weight_decay=1e-3),
+        TrainingRecipe(model="cnn", hidden=(4, 8), epochs=2, batch_size=32),
     ],
-    ids=["adam", "sgd-momentum"],
+    ids=["adam", "sgd-momentum", "cnn-1d"],
 )
 def test_ensemble_member_equals_a_plain_pytorch_loop(data, recipe):
     x, y = data
@@ -165,3 +166,15 @@ def test_a_memory_budget_chunks_training_without_changing_any_model(data, monkey
     assert chunks == [2, 2, 2]
     for k in whole.params:
         torch.testing.assert_close(whole.params[k], chunked.params[k], rtol=1e-5, atol=1e-6)
+
+
+def test_cnn_on_images_equals_a_plain_pytorch_loop():
+    # 2-D convolutions take the channels-last stacked path (training/stacked_conv.py).
+    x, y = load_example_dataset("digits", n=300)
+    recipe = TrainingRecipe(model="cnn", hidden=(4, 8), epochs=2, batch_size=32)
+    keep = balanced_keep(4, len(x), 0)
+    ens = train_models(recipe, x, y, keep, model_seeds(3, range(4)))
+    plain = _plain_loop(recipe, x, y, keep[2], model_seeds(3, [2])[0])
+    with torch.no_grad():
+        expected = plain(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ens.logits(x, queries=False)[2, :, 0], expected, rtol=1e-4, atol=1e-4)
