@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -10,30 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import stack_module_state
 
+from pytest_privacy import TrainingRecipe
 from pytest_privacy.training import stacked_conv
+from pytest_privacy.training.recipe import build_model
 from pytest_privacy.training.stacked_conv import make_spec, stacked_forward, supports
 
 
-def cnn(channels: tuple[int, ...], shape: tuple[int, ...], n_classes: int) -> nn.Sequential:
-    """Same construction as pytest_privacy.training.recipe._cnn."""
-    if len(shape) == 1:
-        conv, pool, c_in, spatial = nn.Conv1d, nn.MaxPool1d, 1, list(shape)
-        head: list[nn.Module] = [nn.Unflatten(1, (1, shape[0]))]
-    elif len(shape) == 2:
-        conv, pool, c_in, spatial = nn.Conv2d, nn.MaxPool2d, 1, list(shape)
-        head = [nn.Unflatten(1, (1, shape[0]))]
-    else:
-        conv, pool, c_in, spatial = nn.Conv2d, nn.MaxPool2d, shape[0], list(shape[1:])
-        head = []
-    layers = head
-    for c_out in channels:
-        layers += [conv(c_in, c_out, 3, padding=1), nn.ReLU()]
-        if min(spatial) >= 2:
-            layers.append(pool(2))
-            spatial = [s // 2 for s in spatial]
-        c_in = c_out
-    layers += [nn.Flatten(), nn.Linear(c_in * math.prod(spatial), n_classes)]
-    return nn.Sequential(*layers)
+def cnn(channels: tuple[int, ...], shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """The recipe's own CNN: exactly what the engine trains."""
+    return build_model(TrainingRecipe(model="cnn", hidden=channels), shape, n_classes)
 
 
 CASES = [
