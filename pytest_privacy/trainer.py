@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data import MembershipData, Population, References
+from .data import MembershipData, Population, References, check_inputs, check_labels
 from .training.keep import balanced_keep, model_seeds
 from .training.recipe import TrainingRecipe
 from .training.store import ModelStore, digest
@@ -40,8 +40,8 @@ def as_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
             raise TypeError(
                 f"privacy_dataset must return (x, y) arrays, got {type(dataset).__name__}."
             ) from None
-    data = MembershipData(x, y, np.arange(len(x)) % 2 == 0)  # validates x and y the same way
-    return data.x, data.y
+    x = check_inputs(x)
+    return x, check_labels(y, len(x))
 
 
 _TARGET = 0x746172  # the target's spawn key: apart from the references' 0, 1, 2, ...

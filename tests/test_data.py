@@ -75,3 +75,14 @@ def test_balanced_keep_properties():
     np.testing.assert_array_equal(balanced_keep(4, 50, 0), balanced_keep(4, 50, 0))
     with pytest.raises(ValueError, match="even"):
         balanced_keep(3, 10, 0)
+
+
+def test_a_dataset_with_duplicate_rows_is_accepted_until_a_split_puts_them_on_both_sides():
+    from pytest_privacy.trainer import as_dataset
+
+    x, y, m = _ok()
+    x[1] = x[0]
+    got_x, got_y = as_dataset((x, y))  # no split yet: nothing can overlap
+    assert got_x.shape == (10, 3) and got_y.dtype == np.int64
+    with pytest.raises(TypeError, match="integer class labels"):
+        as_dataset((x, y + 0.5))
