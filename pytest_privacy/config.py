@@ -42,6 +42,10 @@ class PrivacyConfig(BaseModel):
     cache_dir: str | None = None  # None: under pytest's cache directory
     no_cache: bool = False
     max_memory: int | None = None  # bytes; None: 80% of free GPU memory, or a quarter of RAM
+    executor: Literal["local", "ray"] = "local"
+    ray_gpus_per_task: float = Field(0.0, ge=0)  # fractional packs several tasks per GPU
+    ray_cpus_per_task: float = Field(1.0, gt=0)
+    ray_max_retries: int = Field(3, ge=0)
 
     @field_validator("no_cache", mode="before")
     @classmethod

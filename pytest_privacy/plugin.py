@@ -6,6 +6,7 @@ wires pytest's configuration to it.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from .reporting import (
 )
 from .data import Baseline
 from .trainer import PrivacyTrainer
+from .training.executors import make_executor
 from .training.store import ModelStore
 
 # option name (without --privacy-), config field, help
@@ -43,7 +45,14 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("plots", "plots", "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)"),
     ("cache-dir", "cache_dir", "where trained models are cached: a path or fsspec URL (default: under .pytest_cache)"),
     ("max-memory", "max_memory", "memory budget for training, e.g. 2GiB (default: 80%% of free GPU memory, or 1/4 of RAM)"),
+    ("executor", "executor", "where models train: local (in this process) or ray (the cluster at RAY_ADDRESS, else a local "
+     "Ray instance; needs pytest-privacy[ray]); env PYTEST_PRIVACY_EXECUTOR (default: local)"),
+    ("ray-gpus-per-task", "ray_gpus_per_task", "GPUs per Ray task, fractional packs several (e.g. 0.25) (default: 0)"),
+    ("ray-cpus-per-task", "ray_cpus_per_task", "CPUs per Ray task (default: 1)"),
+    ("ray-max-retries", "ray_max_retries", "retries of a failed Ray task before the session fails (default: 3)"),
 ]
+# Settings that an environment variable may give (over the ini file, under the command line).
+_ENV = {"executor": "PYTEST_PRIVACY_EXECUTOR"}
 _FLAGS: list[tuple[str, str, str]] = [
     ("no-cache", "no_cache", "train every model afresh and store nothing"),
 ]
@@ -79,6 +88,7 @@ def _dest(name: str) -> str:
 def _layers(config: pytest.Config) -> tuple[dict[str, Any], dict[str, Any]]:
     options = _OPTIONS + _FLAGS
     ini = {field: config.getini(_dest(name)) or None for name, field, _ in options}
+    ini.update({field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)})
     cli = {field: config.getoption(_dest(name)) for name, field, _ in options}
     return ini, cli
 
@@ -96,6 +106,13 @@ def pytest_configure(config: pytest.Config) -> None:
         base = resolve_config(ini, cli)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if base.executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise pytest.UsageError(
+                "--privacy-executor=ray needs Ray: pip install 'pytest-privacy[ray]' (or use --privacy-executor=local)."
+            ) from None
     config.stash[_STASH] = {"ini": ini, "cli": cli}
     config.stash[_COLLECTED] = {"results": [], "trained": 0, "loaded": 0, "seconds": 0.0}
     config.pluginmanager.register(_Collector(config), "pytest-privacy-collector")
@@ -229,9 +246,10 @@ def privacy_config(request: pytest.FixtureRequest) -> PrivacyConfig:
 
 
 @pytest.fixture(scope="session")
-def privacy_trainer(pytestconfig: pytest.Config) -> PrivacyTrainer:
-    """The session's trainer: trains target and reference models once, caches them on disk
-    (``--privacy-cache-dir``, ``--privacy-no-cache``) and memoises them for the session."""
+def privacy_trainer(pytestconfig: pytest.Config) -> Iterator[PrivacyTrainer]:
+    """The session's trainer: trains target and reference models once, on the chosen executor
+    (``--privacy-executor``), caches them in the store (``--privacy-cache-dir``, ``--privacy-no-cache``)
+    and memoises them for the session."""
     settings = _session_config(pytestconfig)
     store = None
     if not settings.no_cache:
@@ -239,9 +257,21 @@ def privacy_trainer(pytestconfig: pytest.Config) -> PrivacyTrainer:
         store = ModelStore(root)
         if pytestconfig.getoption("privacy_clear_cache") and not hasattr(pytestconfig, "workerinput"):
             store.clear()
-    trainer = PrivacyTrainer(store=store, max_memory=settings.max_memory, progress=lambda: _progress(pytestconfig))
+    try:
+        executor = make_executor(
+            settings.executor, gpus_per_task=settings.ray_gpus_per_task, cpus_per_task=settings.ray_cpus_per_task,
+            max_retries=settings.ray_max_retries,
+        )
+    except (ImportError, ValueError) as exc:
+        pytest.fail(f"pytest-privacy: {exc}", pytrace=False)
+    trainer = PrivacyTrainer(
+        store=store, max_memory=settings.max_memory, progress=lambda: _progress(pytestconfig), executor=executor
+    )
     pytestconfig.stash[_TRAINER] = trainer
-    return trainer
+    try:
+        yield trainer
+    finally:
+        executor.close()
 
 
 def _default_cache_dir(config: pytest.Config) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 from .data import MembershipData, Population, References, check_inputs, check_labels
 from .training.keep import balanced_keep, model_seeds
 from .training.recipe import TrainingRecipe
+from .training.executors import Entry, Executor, LocalExecutor, Work
 from .training.store import ModelStore, digest
 
 if TYPE_CHECKING:
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
 
     from .training.ensemble import Ensemble
 
-__all__ = ["AuditSetup", "CachedTarget", "PrivacyTrainer", "as_dataset", "training_function"]
+__all__ = [
+    "AuditSetup", "CachedTarget", "PrivacyTrainer", "as_dataset", "train_with_function", "train_with_recipe",
+    "training_function",
+]
 
 
 def as_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +134,7 @@ class PrivacyTrainer:
     store: ModelStore | None = None
     max_memory: int | None = None
     progress: Callable[[], AbstractContextManager[bool]] | None = None
+    executor: Executor = field(default_factory=LocalExecutor)
     _memo: dict[str, AuditSetup] = field(default_factory=dict)
     models_trained: int = 0
     models_loaded: int = 0
@@ -144,14 +149,14 @@ class PrivacyTrainer:
         ``population`` > 0 holds that share of the points out of every model's training and of the
         audit, as RMIA's population (``References.population``).
         """
-        from .training.ensemble import Ensemble, resolve_device, train_models
+        from .training.ensemble import Ensemble
 
         if not isinstance(recipe, TrainingRecipe):
             raise TypeError(
                 f"privacy_recipe must return a pytest_privacy.TrainingRecipe, got {type(recipe).__name__}."
             )
         x, y = as_dataset(dataset)
-        dev = resolve_device(device)
+        device_type = self.executor.device_type(device)
         data_id = digest(x, y)
         n = len(x)
         points, pool, held_out = np.arange(n), None, np.zeros(0, dtype=np.int64)
@@ -170,31 +175,15 @@ class PrivacyTrainer:
             keep[-1, pool] = False
         keep[-1, held_out] = False
         seeds = model_seeds(seed, range(n_references)) + [target_seed(seed)]
-        keys = [model_key(recipe, data_id, k, s, dev.type) for k, s in zip(keep, seeds)]
+        keys = [model_key(recipe, data_id, k, s, device_type) for k, s in zip(keep, seeds)]
         set_key = digest(*keys)
         if set_key in self._memo:
             return self._memo[set_key]
-        lock = self.store.lock(set_key) if self.store is not None else nullcontext()
-        with lock:
-            entries = [self.store.get(k) if self.store is not None else None for k in keys]
-            missing = [i for i, e in enumerate(entries) if e is None]
-            start = time.perf_counter()
-            if missing:
-                show = self.progress() if self.progress is not None else nullcontext(False)
-                with show as progress:
-                    trained = train_models(
-                        recipe, x, y, keep[missing], [seeds[i] for i in missing],
-                        device=device, max_memory=self.max_memory, progress=bool(progress), validation=pool,
-                    )
-                logits = trained.logits(x, device=device)
-                for j, i in enumerate(missing):
-                    entries[i] = {"logits": logits[j], **{f"param.{k}": v[j].numpy() for k, v in trained.params.items()}}
-                    if self.store is not None:
-                        self.store.put(keys[i], entries[i])
-            elapsed = time.perf_counter() - start
-        self.models_trained += len(missing)
-        self.models_loaded += len(keys) - len(missing)
-        self.seconds_training += elapsed
+        shared = {
+            "recipe": recipe, "x": x, "y": y, "keep": keep, "seeds": seeds, "device": device,
+            "max_memory": self.max_memory, "validation": pool,
+        }
+        entries, elapsed = self._train(keys, train_with_recipe, shared, vectorised=True, seeds=seeds)
         params = {
             k[len("param."):]: torch_stack([e[k] for e in entries]) for k in entries[0] if k.startswith("param.")
         }
@@ -220,52 +209,114 @@ class PrivacyTrainer:
         import torch
 
         from . import __version__
-        from .querying import query_logits
-        from .training.ensemble import _torch_seed, resolve_device
 
         if not callable(train_fn):
             raise TypeError(f"privacy_train_fn must return a callable (x, y, *, seed, device) -> model, got {type(train_fn).__name__}.")
         x, y = as_dataset(dataset)
-        dev = resolve_device(device)
+        device_type = self.executor.device_type(device)
         n = len(x)
         keep = np.vstack([balanced_keep(n_references, n, seed), target_keep(n, seed)])
         seeds = model_seeds(seed, range(n_references)) + [target_seed(seed)]
         ident, data_id = function_identity(train_fn), digest(x, y)
         keys = [
             digest("pytest-privacy-fn/1", ident, data_id, np.packbits(k), s.entropy, s.spawn_key, __version__,
-                   torch.__version__, dev.type)
+                   torch.__version__, device_type)
             for k, s in zip(keep, seeds)
         ]
         set_key = digest(*keys)
         if set_key in self._memo:
             return self._memo[set_key]
+        models: dict[int, Any] = {}  # models trained in this process (the local executor's)
+        shared = {"train_fn": train_fn, "x": x, "y": y, "keep": keep, "seeds": seeds, "device": device}
+        if self.executor.name == "local":
+            shared["trained"] = models
+        entries, elapsed = self._train(keys, train_with_function, shared, vectorised=False, seeds=seeds)
+        stacked = np.stack([e["logits"] for e in entries])
 
-        def train(i: int) -> Any:
-            return train_fn(x[keep[i]], y[keep[i]], seed=_torch_seed(seeds[i]), device=str(dev))
+        def train_target() -> Any:
+            sink: dict[int, Any] = {}
+            train_with_function([n_references], **{**shared, "trained": sink})
+            return sink[n_references]
 
-        start = time.perf_counter()
-        lock = self.store.lock(set_key) if self.store is not None else nullcontext()
-        target_model = None
-        with lock:
-            logits = [self.store.get(k) if self.store is not None else None for k in keys]
-            missing = [i for i, e in enumerate(logits) if e is None]
-            for i in missing:
-                model = train(i)
-                logits[i] = {"logits": query_logits(model, x).astype(np.float32)}
-                if self.store is not None:
-                    self.store.put(keys[i], logits[i])
-                if i == n_references:
-                    target_model = model
-        elapsed = time.perf_counter() - start
-        self.models_trained += len(missing)
-        self.models_loaded += len(keys) - len(missing)
-        self.seconds_training += elapsed
-        stacked = np.stack([e["logits"] for e in logits])
-        target = target_model if target_model is not None else CachedTarget(x, stacked[-1, :, 0], lambda: train(n_references))
+        target = models[n_references] if n_references in models else CachedTarget(x, stacked[-1, :, 0], train_target)
         refs = References(stacked[:n_references], keep[:n_references], (), seed)
         setup = AuditSetup(None, x, y, refs, seed, elapsed, np.arange(n), target_keep=keep[-1], function_target=target)
         self._memo[set_key] = setup
         return setup
+
+    def _train(
+        self, keys: list[str], work: Work, shared: dict[str, Any], *, vectorised: bool,
+        seeds: list[np.random.SeedSequence],
+    ) -> tuple[list[Entry], float]:
+        """Every model's entry: from the store, or trained by the executor (and published) when missing.
+
+        Work on one set of models is serialised by a lock, so xdist workers that need it train it once.
+        """
+        from .training.ensemble import _torch_seed
+
+        def describe(i: int) -> str:
+            name = "the target model" if i == len(keys) - 1 else f"reference model {i}"
+            return f"{name} (seed {_torch_seed(seeds[i])})"
+
+        lock = self.store.lock(digest(*keys)) if self.store is not None else nullcontext()
+        start = time.perf_counter()
+        with lock:
+            entries = [self.store.get(k) if self.store is not None else None for k in keys]
+            missing = [i for i, e in enumerate(entries) if e is None]
+            self.models_loaded += len(keys) - len(missing)
+            if missing:
+                show = self.progress() if self.progress is not None else nullcontext(False)
+                with show as progress:
+                    units = self.executor.units(missing, vectorised=vectorised)
+                    try:
+                        for unit, got in self.executor.run(
+                            work, shared, units, keys=keys, store=self.store, describe=describe, progress=bool(progress)
+                        ):
+                            for i, entry in zip(unit, got):
+                                entries[i] = entry
+                            self.models_trained += len(unit)  # as they finish: an interrupted run counts right
+                    finally:
+                        self.seconds_training += time.perf_counter() - start
+        return entries, time.perf_counter() - start
+
+
+def train_with_recipe(
+    unit: list[int], *, recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray,
+    seeds: list[np.random.SeedSequence], device: str, max_memory: int | None, validation: np.ndarray | None,
+    progress: bool = False,
+) -> list[Entry]:
+    """Executor work: train the ``unit`` models of a recipe as one vectorised program; return each
+    one's logits on ``x`` (with the recipe's augmentations) and weights."""
+    from .training.ensemble import train_models
+
+    trained = train_models(
+        recipe, x, y, keep[unit], [seeds[i] for i in unit], device=device, max_memory=max_memory,
+        progress=progress, validation=validation,
+    )
+    logits = trained.logits(x, device=device)
+    return [
+        {"logits": logits[j], **{f"param.{k}": v[j].numpy() for k, v in trained.params.items()}}
+        for j in range(len(unit))
+    ]
+
+
+def train_with_function(
+    unit: list[int], *, train_fn: Callable[..., Any], x: np.ndarray, y: np.ndarray, keep: np.ndarray,
+    seeds: list[np.random.SeedSequence], device: str, progress: bool = False, trained: dict[int, Any] | None = None,
+) -> list[Entry]:
+    """Executor work: train the ``unit`` models with the user's function, one after another; return
+    each one's logits on ``x``. With ``trained``, also keep the live models there."""
+    from .querying import query_logits
+    from .training.ensemble import _torch_seed, resolve_device
+
+    dev = str(resolve_device(device))
+    entries = []
+    for i in unit:
+        model = train_fn(x[keep[i]], y[keep[i]], seed=_torch_seed(seeds[i]), device=dev)
+        entries.append({"logits": query_logits(model, x).astype(np.float32)})
+        if trained is not None:
+            trained[i] = model
+    return entries
 
 
 def training_function(version: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -90,9 +90,11 @@ class TrainingRecipe(BaseModel):
 
 
 def _callable_identity(fn: Callable[..., Any]) -> str:
-    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    # A callable object is named by its class (its repr would carry a memory address).
+    named = fn if hasattr(fn, "__qualname__") else type(fn)
+    name = f"{getattr(named, '__module__', '?')}.{named.__qualname__}"
     try:
-        source = inspect.getsource(fn)
+        source = inspect.getsource(named)
     except (OSError, TypeError):
         source = ""
     return f"{name}#{hashlib.sha256(source.encode()).hexdigest()[:16]}"

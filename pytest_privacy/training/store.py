@@ -104,6 +104,15 @@ class ModelStore:
             self.fs.makedirs(self.path.rstrip("/") + "/" + key[:2], exist_ok=True)
             self.fs.pipe_file(path, blob)
 
+    def reachable_from_workers(self, *, local_cluster: bool) -> bool:
+        """Whether worker processes can publish here: any shared fsspec store, a local path only when
+        the workers run on this machine, an in-memory store never (each process has its own)."""
+        from fsspec.implementations.memory import MemoryFileSystem
+
+        if isinstance(self.fs, MemoryFileSystem):
+            return False
+        return local_cluster or not self.local
+
     def __contains__(self, key: str) -> bool:
         return bool(self.fs.exists(self._entry(key)))
 

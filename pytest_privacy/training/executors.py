@@ -1,0 +1,266 @@
+"""Executors: where the models of an audit train.
+
+The trainer cuts the models that are not in the store yet into *units* (one model for a user's
+training function, a vectorised chunk for a recipe) and hands them to an executor, which runs
+``work(unit, **shared)`` for each and publishes every finished model to the store as soon as its
+unit completes, so an interrupted run keeps what it finished and a re-run trains only the rest.
+
+- :class:`LocalExecutor` runs the units in this process, one after another.
+- :class:`RayExecutor` submits one Ray task per unit to the cluster at ``RAY_ADDRESS`` (or a local
+  Ray instance), retries failed tasks, and reports a unit that keeps failing with its models'
+  indices, seeds and the worker's traceback.
+
+A unit's result depends only on its models' seeds and data, never on where it ran: the executor
+never changes results.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .store import ModelStore
+
+__all__ = ["Executor", "LocalExecutor", "RayExecutor", "TrainingFailed", "make_executor"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its error text; a CI log wants it plain
+Entry = dict[str, np.ndarray]  # one model's tensors, as the store holds them
+Work = Callable[..., list[Entry]]  # work(unit, **shared) -> one entry per model of the unit
+
+
+class TrainingFailed(RuntimeError):
+    """Training a model failed (after the executor's retries); the message names the model."""
+
+
+class Executor(Protocol):
+    """What the trainer needs from an executor."""
+
+    name: str
+
+    def device_type(self, device: str) -> str:
+        """The device type (``"cpu"``, ``"cuda"``) models will train on, for cache keys."""
+
+    def units(self, models: Sequence[int], *, vectorised: bool) -> list[list[int]]:
+        """Cut ``models`` into units of work: single models, or chunks when ``vectorised``."""
+
+    def run(
+        self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
+        store: ModelStore | None, describe: Callable[[int], str], progress: bool,
+    ) -> Iterator[tuple[list[int], list[Entry]]]:
+        """Run every unit; yield ``(unit, entries)`` as units finish, each already published to ``store``."""
+
+    def close(self) -> None:
+        """Release what the executor holds (a Ray instance it started)."""
+
+
+def _failure(unit: Sequence[int], describe: Callable[[int], str], detail: str) -> TrainingFailed:
+    models = ", ".join(describe(i) for i in unit)
+    return TrainingFailed(f"training failed for {models}:\n{detail}")
+
+
+def _publish(store: ModelStore | None, keys: Sequence[str], unit: Sequence[int], entries: list[Entry]) -> None:
+    if store is not None:
+        for i, entry in zip(unit, entries):
+            store.put(keys[i], entry)
+
+
+def _bar(total: int, enabled: bool, what: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"pytest-privacy: {what}", unit="model", leave=False, disable=not enabled)
+
+
+class LocalExecutor:
+    """Train in this process: a recipe as one vectorised program, functions one model at a time."""
+
+    name = "local"
+
+    def device_type(self, device: str) -> str:
+        from .ensemble import resolve_device
+
+        return resolve_device(device).type
+
+    def units(self, models: Sequence[int], *, vectorised: bool) -> list[list[int]]:
+        # The engine chunks a vectorised unit to the memory budget itself.
+        return [list(models)] if vectorised else [[i] for i in models]
+
+    def run(
+        self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
+        store: ModelStore | None, describe: Callable[[int], str], progress: bool,
+    ) -> Iterator[tuple[list[int], list[Entry]]]:
+        # One unit shows the engine's own (per-epoch) bar; several show a bar over models.
+        with _bar(sum(map(len, units)), progress and len(units) > 1, "training") as bar:
+            for unit in units:
+                try:
+                    entries = work(unit, **shared, progress=progress and len(units) == 1)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:
+                    raise _failure(unit, describe, f"{type(exc).__name__}: {exc}") from exc
+                _publish(store, keys, unit, entries)
+                bar.update(len(unit))
+                yield unit, entries
+
+    def close(self) -> None:
+        pass
+
+
+class RayExecutor:
+    """Train on a Ray cluster: one task per unit, ``max_retries`` retries of a failed task.
+
+    Connects to ``RAY_ADDRESS`` (or the cluster ``ray start`` last started on this machine), else
+    starts a local instance, unless Ray is already initialised (then that is used, e.g. with the
+    ``runtime_env`` you gave it). Workers publish finished models straight to a store they can
+    reach (an fsspec URL, or a local path when Ray runs on this machine); otherwise they send the
+    models back and the driver publishes them.
+    """
+
+    name = "ray"
+
+    def __init__(self, *, gpus_per_task: float = 0.0, cpus_per_task: float = 1.0, max_retries: int = 3) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "--privacy-executor=ray needs Ray: pip install 'pytest-privacy[ray]' (or choose the local executor)."
+            ) from None
+        if gpus_per_task < 0 or cpus_per_task <= 0 or max_retries < 0:
+            raise ValueError(
+                f"Ray task resources must be gpus_per_task >= 0, cpus_per_task > 0 and max_retries >= 0; got "
+                f"{gpus_per_task}, {cpus_per_task} and {max_retries}."
+            )
+        self.gpus_per_task = gpus_per_task
+        self.cpus_per_task = cpus_per_task
+        self.max_retries = max_retries
+        self._started = False
+
+    def _ray(self) -> Any:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
+            self._started = True
+        return ray
+
+    @property
+    def local_instance(self) -> bool:
+        """Whether Ray runs on this machine only (so workers share its file system)."""
+        ray = self._ray()
+        return len([n for n in ray.nodes() if n.get("Alive")]) <= 1
+
+    def device_type(self, device: str) -> str:
+        if self.gpus_per_task > 0:
+            if device not in ("auto", "cuda") and not device.startswith("cuda"):
+                raise ValueError(f"--privacy-ray-gpus-per-task > 0 trains on CUDA, but device={device!r}.")
+            return "cuda"
+        if device != "auto" and device != "cpu":
+            raise ValueError(
+                f"device={device!r} on the Ray executor needs GPUs per task: set --privacy-ray-gpus-per-task "
+                "(e.g. 1, or 0.25 to pack four models per GPU)."
+            )
+        return "cpu"
+
+    def slots(self) -> int:
+        """How many tasks the cluster runs at once with this executor's resources per task."""
+        resources = self._ray().cluster_resources()
+        if self.gpus_per_task > 0:
+            return max(1, int(resources.get("GPU", 0) / self.gpus_per_task))
+        return max(1, int(resources.get("CPU", 1) / self.cpus_per_task))
+
+    def units(self, models: Sequence[int], *, vectorised: bool) -> list[list[int]]:
+        if not vectorised or not models:
+            return [[i] for i in models]
+        n = min(len(models), self.slots())  # one vectorised chunk per worker
+        return [part.tolist() for part in np.array_split(np.asarray(models), n)]
+
+    def run(
+        self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
+        store: ModelStore | None, describe: Callable[[int], str], progress: bool,
+    ) -> Iterator[tuple[list[int], list[Entry]]]:
+        ray = self._ray()
+        for value in shared.values():
+            _pickle_user_code_by_value(value)
+        device = "cuda" if self.gpus_per_task > 0 else "cpu"
+        on_workers = store is not None and store.reachable_from_workers(local_cluster=self.local_instance)
+        task = ray.remote(_ray_task).options(
+            num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
+            max_retries=self.max_retries, retry_exceptions=True,
+        )
+        shared_ref = ray.put({**shared, "device": device})
+        pending = {
+            task.remote(work, unit, shared_ref, [keys[i] for i in unit], store.root if on_workers else None): unit
+            for unit in units
+        }
+        try:
+            with _bar(sum(map(len, units)), progress, f"training on Ray ({len(units)} tasks)") as bar:
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    unit = pending.pop(done[0])
+                    try:
+                        entries = ray.get(done[0])
+                    except ray.exceptions.RayError as exc:
+                        where = f"on a Ray worker, {self.max_retries + 1} attempts; the worker's traceback"
+                        raise _failure(unit, describe, f"({where}:)\n{_ANSI.sub('', str(exc))}") from None
+                    if entries is None:  # published by the worker
+                        entries = [store.get(keys[i]) for i in unit]
+                        if any(e is None for e in entries):
+                            raise _failure(unit, describe, "a worker published it, but the store cannot read it back")
+                    else:
+                        _publish(store, keys, unit, entries)
+                    bar.update(len(unit))
+                    yield unit, entries
+        finally:
+            for ref in pending:  # interrupted or failed: stop the rest
+                ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+
+def _ray_task(work: Work, unit: list[int], shared: dict[str, Any], keys: list[str], store_root: str | None) -> Any:
+    """A Ray task: train a unit; publish it to the store when the worker reaches it, else return it."""
+    entries = work(unit, **shared, progress=False)
+    if store_root is None:
+        return entries
+    from .store import ModelStore
+
+    _publish(ModelStore(store_root), keys, range(len(unit)), entries)
+    return None
+
+
+def _pickle_user_code_by_value(obj: Any) -> None:
+    """Ship user code (a conftest's training function or model factory) to workers by value:
+    workers of a remote cluster cannot import test modules, which are not installed packages."""
+    candidates = [obj, getattr(obj, "model", None)]  # a function, or a recipe's model factory
+    for fn in candidates:
+        module = sys.modules.get(getattr(fn, "__module__", None) or "")
+        path = getattr(module, "__file__", None)
+        if not callable(fn) or module is None or path is None or module.__name__.startswith("pytest_privacy"):
+            continue
+        if "site-packages" in path or "dist-packages" in path:
+            continue
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+
+
+def make_executor(
+    name: str, *, gpus_per_task: float = 0.0, cpus_per_task: float = 1.0, max_retries: int = 3
+) -> Executor:
+    """The executor called ``name``: ``"local"`` or ``"ray"``."""
+    if name == "local":
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task, max_retries=max_retries)
+    raise ValueError(f"unknown executor {name!r}; choose local or ray.")
+
