@@ -19,8 +19,11 @@ def test_import_is_light():
 def test_help_markers_and_fixtures_are_documented(pytester):
     help_text = pytester.runpytest("--help").stdout.str()
     assert "membership-inference privacy gates" in help_text
-    for option in ("profile", "attacks", "device", "seed", "references", "inconclusive", "report"):
-        assert f"--privacy-{option}" in help_text and f"privacy_{option}" in help_text
+    for option in (
+        "profile", "attacks", "device", "seed", "references", "inconclusive", "report", "executor",
+        "ray-gpus-per-task", "ray-cpus-per-task", "ray-max-retries",
+    ):
+        assert f"--privacy-{option}" in help_text and f"privacy_{option.replace('-', '_')}" in help_text
     markers = pytester.runpytest("--markers").stdout.str()
     for marker in ("privacy(**overrides)", "lira:", "label_only:", "mmd_baseline:"):
         assert f"@pytest.mark.{marker}" in markers
@@ -122,6 +125,29 @@ def test_config_precedence_marker_over_cli_over_ini_over_profile(pytester):
         """
     )
     pytester.runpytest("--privacy-seed=1").assert_outcomes(passed=3)
+
+
+def test_executor_from_ini_env_and_cli_in_that_order(pytester, monkeypatch):
+    pytester.makeini("[pytest]\nprivacy_executor = ray\nprivacy_ray_gpus_per_task = 0.25\n")
+    pytester.makepyfile(
+        """
+        import os
+
+        def test_executor(privacy_config):
+            assert privacy_config.executor == os.environ["EXPECTED"]
+            assert privacy_config.ray_gpus_per_task == 0.25 and privacy_config.ray_max_retries == 3
+        """
+    )
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray is not installed ...
+    monkeypatch.setenv("EXPECTED", "local")
+    monkeypatch.setenv("PYTEST_PRIVACY_EXECUTOR", "local")  # ... and the environment overrides the ini
+    pytester.runpytest().assert_outcomes(passed=1)
+    monkeypatch.setenv("PYTEST_PRIVACY_EXECUTOR", "ray")
+    result = pytester.runpytest("--privacy-executor=local")  # the command line overrides both
+    result.assert_outcomes(passed=1)
+    missing = pytester.runpytest()
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+    assert "pip install 'pytest-privacy[ray]'" in missing.stderr.str()
 
 
 def test_invalid_settings_are_usage_errors(pytester):

@@ -73,6 +73,29 @@ def test_concurrent_writers_publish_one_valid_entry(tmp_path):
     assert not list((tmp_path / "shared").rglob("*.tmp"))
 
 
+def test_concurrent_writers_in_one_process_publish_one_valid_entry(store):
+    """Threads (Ray workers in one process, a runner's driver) writing the same key at once: a
+    reader never sees half an entry, and one valid entry remains."""
+    import threading
+
+    def write():
+        for _ in range(20):
+            store.put(KEY, {"logits": np.full(50_000, 7.0, dtype=np.float32)})
+
+    writers = [threading.Thread(target=write) for _ in range(3)]
+    for w in writers:
+        w.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StoreWarning)
+        while any(w.is_alive() for w in writers):
+            got = store.get(KEY)
+            assert got is None or (got["logits"] == 7.0).all()
+    for w in writers:
+        w.join()
+    assert (store.get(KEY)["logits"] == 7.0).all()
+    assert [p for p in store.fs.find(store.path) if not p.endswith(".safetensors")] == []
+
+
 @pytest.fixture(scope="module")
 def small_data():
     return load_example_dataset("synthetic", n=200, seed=0)
