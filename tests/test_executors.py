@@ -185,12 +185,26 @@ def test_a_task_that_keeps_failing_names_model_seed_and_traceback(ray_cluster, t
 
 @pytest.mark.xdist_group("ray")
 def test_user_training_loop_on_ray_fails_and_passes_for_real_reasons(pytester, ray_cluster):
-    pytester.makeconftest(CONFTEST)
+    """The train_fn suite under --privacy-executor=ray, with the first model's worker killed: the
+    session retries it and still reaches the real verdicts, then a second run trains nothing."""
+    marker = pytester.path / "died-once"
+    dies_once = (
+        "    def train(x, y, *, seed, device):\n"
+        "        import os\n"
+        f"        if not os.path.exists({str(marker)!r}):\n"
+        f"            open({str(marker)!r}, 'w').close()\n"
+        "            os._exit(1)  # the worker dies mid-task, on the first attempt only\n"
+    )
+    conftest = CONFTEST.replace("    def train(x, y, *, seed, device):\n", dies_once)
+    assert conftest != CONFTEST
+    pytester.makeconftest(conftest)
     pytester.makepyfile(test_fn=TESTS)
     args = ("--privacy-references=4", "--privacy-executor=ray")
     first = pytester.runpytest_subprocess(*args)
     first.assert_outcomes(passed=1, failed=1)
     first.stdout.fnmatch_lines(["*PrivacyLeakError: privacy leak*", "models: 5 trained in *, 0 loaded from cache*"])
+    assert marker.exists()
+    assert _entries_valid(pytester.path / ".pytest_cache" / "d" / "pytest-privacy") == 5
     second = pytester.runpytest_subprocess(*args)
     second.assert_outcomes(passed=1, failed=1)
     second.stdout.fnmatch_lines(["models: 0 trained in *, 5 loaded from cache*"])

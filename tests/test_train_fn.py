@@ -114,3 +114,19 @@ def test_audit_function_in_the_core(tmp_path):
     assert setup.references.logits.shape == (4, 200, 1, 4) and setup.membership_data().n_members == 100
     with pytest.raises(TypeError, match="privacy_train_fn"):
         trainer.audit_function("not a function", data, n_references=4, seed=0)
+
+
+def test_more_references_train_only_the_new_ones(tmp_path):
+    import torch
+    from torch import nn
+
+    def train(x, y, *, seed, device):
+        torch.manual_seed(seed)
+        return nn.Linear(20, 4)
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(200, 20)).astype(np.float32), rng.integers(0, 4, 200)
+    PrivacyTrainer(store=ModelStore(tmp_path)).audit_function(train, data, n_references=4, seed=0)
+    more = PrivacyTrainer(store=ModelStore(tmp_path))
+    more.audit_function(train, data, n_references=6, seed=0)
+    assert (more.models_trained, more.models_loaded) == (2, 5)  # the target and 4 references are reused
