@@ -178,3 +178,30 @@ def test_cnn_on_images_equals_a_plain_pytorch_loop():
     with torch.no_grad():
         expected = plain(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(ens.logits(x, queries=False)[2, :, 0], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_hand_written_mlp_backward_equals_autograd():
+    """The CPU fast path's gradients are autograd's, in float64, with padded (zero-weight) rows."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from pytest_privacy.training.ensemble import _mlp_gradients, _mlp_layers
+
+    torch.manual_seed(0)
+    modules = [build_model(TrainingRecipe(hidden=(7, 5)), (2, 3), 4).double() for _ in range(3)]
+    params, _ = stack_module_state(modules)
+    params = {k: v.detach().requires_grad_() for k, v in params.items()}
+    xb, yb = torch.randn(3, 9, 2, 3, dtype=torch.float64), torch.randint(0, 4, (3, 9))
+    wb = torch.ones(3, 9, dtype=torch.float64)
+    wb[1, 6:] = 0  # a model's last, shorter minibatch
+    wb[2] = 0  # a model that waits this step
+    out = vmap(lambda p, x: functional_call(modules[0], p, (x,)))(params, xb)
+    loss = (F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view_as(wb) * wb).sum(1)
+    expected = torch.autograd.grad((loss / wb.sum(1).clamp_min(1)).sum(), list(params.values()))
+    layers = _mlp_layers(modules[0])
+    got = _mlp_gradients({k: v.detach() for k, v in params.items()}, layers, xb, yb, wb)
+    assert [w for w, _ in layers] == ["1.weight", "3.weight", "5.weight"]
+    for name, grad in zip(params, expected):
+        torch.testing.assert_close(got[name], grad, rtol=1e-10, atol=1e-12)
+        assert got[name].is_contiguous()
+    assert _mlp_layers(nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 2))) is None
+    assert _mlp_layers(build_model(TrainingRecipe(model="cnn", hidden=(4,)), (8,), 2)) is None

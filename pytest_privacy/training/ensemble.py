@@ -365,6 +365,8 @@ def _train_stack(
         else contextlib.nullcontext
     )
     optimizer = _StackedOptimizer(recipe, params, n_models)
+    # A plain MLP on the CPU: hand-written backward over the stack (see _mlp_gradients).
+    mlp = _mlp_layers(base) if dev.type == "cpu" else None
     members = [np.flatnonzero(row) for row in keep]
     rngs = [np.random.default_rng(_child(s, 1)) for s in seeds]
     bsz = recipe.batch_size
@@ -403,6 +405,9 @@ def _train_stack(
                 if private:
                     optimizer.step(private_gradients(xb, yb, wb, active), active)
                     continue
+                if not defended and mlp is not None:
+                    optimizer.step(_mlp_gradients(params, mlp, xb, yb, wb), active)
+                    continue
                 if not defended:
                     loss = cross_entropy(forward(params, xb).float(), yb, wb)
                 else:  # the mixup pass: each model mixes its own minibatch with a permutation of it
@@ -429,6 +434,63 @@ def _train_stack(
             )
         tick(1)
     return {k: v.detach().cpu() for k, v in params.items()}
+
+
+def _mlp_layers(base: nn.Module) -> list[tuple[str, str]] | None:
+    """``(weight, bias)`` parameter names of ``Sequential([Flatten,] Linear, ReLU, ..., Linear)``
+    (the recipe's MLP), or None for any other architecture."""
+    from torch import nn
+
+    if type(base) is not nn.Sequential:
+        return None
+    children = list(base.named_children())
+    if children and type(children[0][1]) is nn.Flatten and (children[0][1].start_dim, children[0][1].end_dim) == (1, -1):
+        children = children[1:]
+    if len(children) % 2 == 0:
+        return None
+    layers = []
+    for i, (name, module) in enumerate(children):
+        if i % 2 == 0 and type(module) is nn.Linear and module.bias is not None:
+            layers.append((f"{name}.weight", f"{name}.bias"))
+        elif i % 2 == 1 and type(module) is nn.ReLU:
+            continue
+        else:
+            return None
+    return layers
+
+
+def _mlp_gradients(
+    params: dict[str, torch.Tensor], layers: list[tuple[str, str]], xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Each model's gradient of its weighted mean cross-entropy, for stacked MLPs, by hand.
+
+    The same math as autograd through the vmapped forward, in a dozen batched matmuls: for small
+    models autograd's per-op bookkeeping costs more than the arithmetic (profiled: 1.1-1.3 ms of a
+    16-model step's backward), and bmm here returns weight gradients in the parameters' own
+    layout, so the fused optimizer needs no copies.
+    """
+    import torch
+
+    with torch.no_grad():
+        h = xb.flatten(2)
+        inputs = []
+        for j, (w, b) in enumerate(layers):
+            inputs.append(h)
+            h = torch.baddbmm(params[b].unsqueeze(1), h, params[w].transpose(1, 2))
+            if j < len(layers) - 1:
+                h = h.relu_()
+        # d(loss)/d(logits) = (softmax - onehot) * w / sum(w), per model
+        d = torch.softmax(h, dim=-1)
+        d.scatter_add_(-1, yb.unsqueeze(-1), torch.full(yb.shape + (1,), -1.0, dtype=d.dtype, device=d.device))
+        d.mul_((wb / wb.sum(1, keepdim=True).clamp_min(1.0)).unsqueeze(-1))
+        grads = {}
+        for j in reversed(range(len(layers))):
+            w, b = layers[j]
+            grads[w] = torch.bmm(d.transpose(1, 2), inputs[j])
+            grads[b] = d.sum(1)
+            if j > 0:  # through the layer, then through the ReLU whose output was inputs[j]
+                d = torch.bmm(d, params[w]).mul_(inputs[j] > 0)
+        return grads
 
 
 def _mmd_pass(
