@@ -489,7 +489,8 @@ def _mlp_gradients(
             grads[w] = torch.bmm(d.transpose(1, 2), inputs[j])
             grads[b] = d.sum(1)
             if j > 0:  # through the layer, then through the ReLU whose output was inputs[j]
-                d = torch.bmm(d, params[w]).mul_(inputs[j] > 0)
+                # (ReLU's own backward kernel: one pass, no boolean mask to build and cast)
+                d = torch.ops.aten.threshold_backward(torch.bmm(d, params[w]), inputs[j], 0)
         return grads
 
 
