@@ -109,6 +109,22 @@ def test_make_executor_and_its_errors():
     assert RayExecutor(gpus_per_task=0.25).device_type("auto") == "cuda"
 
 
+def test_a_fractional_gpu_task_budgets_its_share_of_memory(monkeypatch):
+    from pytest_privacy.training import ensemble, executors
+
+    monkeypatch.setattr(ensemble, "default_memory_budget", lambda device: 1000)
+    seen = []
+
+    def work(unit, *, max_memory, progress):
+        seen.append(max_memory)
+        return [{"logits": np.zeros(1)} for _ in unit]
+
+    executors._ray_task(work, [0], {"max_memory": None}, ["k"], None, gpu_share=0.25)
+    executors._ray_task(work, [0], {"max_memory": 64}, ["k"], None, gpu_share=0.25)  # a budget the user set
+    executors._ray_task(work, [0], {"max_memory": None}, ["k"], None, gpu_share=1.0)  # a whole GPU: the default
+    assert seen == [250, 64, None]
+
+
 def test_local_failure_names_the_model_and_its_seed(data):
     seeds = _seeds(PrivacyTrainer(), data)
     fn = Flaky(seeds[2], ValueError("loss is NaN at step 3"))

@@ -194,7 +194,9 @@ class RayExecutor:
         )
         shared_ref = ray.put({**shared, "device": device})
         pending = {
-            task.remote(work, unit, shared_ref, [keys[i] for i in unit], store.root if on_workers else None): unit
+            task.remote(
+                work, unit, shared_ref, [keys[i] for i in unit], store.root if on_workers else None, self.gpus_per_task
+            ): unit
             for unit in units
         }
         try:
@@ -227,8 +229,20 @@ class RayExecutor:
             self._started = False
 
 
-def _ray_task(work: Work, unit: list[int], shared: dict[str, Any], keys: list[str], store_root: str | None) -> Any:
-    """A Ray task: train a unit; publish it to the store when the worker reaches it, else return it."""
+def _ray_task(
+    work: Work, unit: list[int], shared: dict[str, Any], keys: list[str], store_root: str | None, gpu_share: float = 0.0
+) -> Any:
+    """A Ray task: train a unit; publish it to the store when the worker reaches it, else return it.
+
+    A task holding a fraction of a GPU sizes its chunks to that fraction of the GPU's free memory
+    (the GPU is shared with the other tasks Ray packs onto it), unless a budget was set.
+    """
+    if 0 < gpu_share < 1 and "max_memory" in shared and shared["max_memory"] is None:
+        import torch
+
+        from .ensemble import default_memory_budget
+
+        shared = {**shared, "max_memory": int(default_memory_budget(torch.device("cuda")) * gpu_share)}
     entries = work(unit, **shared, progress=False)
     if store_root is None:
         return entries
