@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.assertions import attack_scores

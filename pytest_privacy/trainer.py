@@ -23,8 +23,6 @@ from .training.executors import Entry, Executor, LocalExecutor, Work
 from .training.store import ModelStore, digest
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from .training.ensemble import Ensemble
 
 __all__ = [

@@ -398,7 +398,7 @@ def _train_stack(
         epoch_x, epoch_y = queries[order_t, aug_t], labels[order_t]
         for step in range(width):
             cols = slice(step * bsz, (step + 1) * bsz)
-            ib, wb = order_t[:, cols], weight_t[:, cols]
+            wb = weight_t[:, cols]
             active = [step < s for s in steps]
             with amp():
                 xb, yb = epoch_x[:, cols], epoch_y[:, cols]
