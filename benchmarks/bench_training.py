@@ -2,7 +2,9 @@
 
 Prints JSON. Each measurement runs in a fresh subprocess, so peak memory (ru_maxrss on CPU,
 max_memory_allocated on CUDA) belongs to that run alone. For every case: wall time of both, their
-ratio, achieved GFLOP/s against a large matmul's on the same machine, peak memory, and the mean
+ratio, achieved GFLOP/s against a large matmul's on the same machine (against the session's best
+matmul rate, and as the median of each engine run over a matmul measured just before it, since a
+shared host's rate drifts), peak memory, and the mean
 test accuracy of the models each trained (the engine must not trade accuracy for speed). Then a
 cold vs warm run of the cached trainer.
 
@@ -218,9 +220,13 @@ def main() -> None:
         data, kwargs, n_models, epochs = CASES[case]
         # Interleaved repeats, minimum reported (as timeit does): a shared machine only ever adds time.
         runs: dict[str, list[dict]] = {"loop": [], "engine": []}
+        paired = []  # engine GFLOP/s over the matmul rate measured just before it (the host drifts)
         for _ in range(args.repeat):
             for what in runs:
+                before = _sub(["--_peak", "--device", args.device])["gflops"] if what == "engine" else None
                 runs[what].append(_sub(["--_one", case, what, "--device", args.device]))
+                if before:
+                    paired.append(runs[what][-1]["gflops"] / before)
         loop, engine = (min(runs[w], key=lambda r: r["seconds"]) for w in ("loop", "engine"))
         loop["all_seconds"] = [round(r["seconds"], 3) for r in runs["loop"]]
         engine["all_seconds"] = [round(r["seconds"], 3) for r in runs["engine"]]
@@ -230,6 +236,7 @@ def main() -> None:
             "engine": engine,
             "speedup": round(loop["seconds"] / engine["seconds"], 2),
             "engine_pct_of_matmul_peak": round(100 * engine["gflops"] / peak, 1),
+            "engine_pct_of_matmul_peak_paired_median": round(100 * float(np.median(paired)), 1),
         }
         print(json.dumps({case: report["cases"][case]}), file=sys.stderr)
     colds, warms = [], []

@@ -10,7 +10,6 @@ from torch import nn
 from torch.func import stack_module_state
 
 from pytest_privacy import TrainingRecipe
-from pytest_privacy.training import stacked_conv
 from pytest_privacy.training.recipe import build_model
 from pytest_privacy.training.stacked_conv import make_spec, stacked_forward, supports
 
@@ -46,12 +45,8 @@ def _reference(models: list[nn.Module], x: torch.Tensor, y: torch.Tensor):
 
 @pytest.mark.parametrize("channels,shape,classes", CASES)
 @pytest.mark.parametrize("input_grad", [False, True])
-@pytest.mark.parametrize("method", ["loop", "im2col", "groups", "groups_chunk3", "auto", "loop_small_cin"])
-def test_matches_modules(channels, shape, classes, input_grad, method, monkeypatch):
-    if method == "loop_small_cin":  # every conv as im2col + mm inside the loop
-
-        monkeypatch.setattr(stacked_conv, "SMALL_CIN", 1000)
-        method = "loop"
+@pytest.mark.parametrize("method", ["loop", "groups", "groups_chunk3", "auto"])
+def test_matches_modules(channels, shape, classes, input_grad, method):
     kwargs = {"method": method}
     if method == "groups_chunk3":
         kwargs = {"method": "groups", "chunk": 3}
@@ -84,7 +79,7 @@ def test_matches_modules(channels, shape, classes, input_grad, method, monkeypat
         torch.testing.assert_close(grads[-1], gx_ref, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("method", ["loop", "im2col", "groups"])
+@pytest.mark.parametrize("method", ["loop", "groups"])
 @pytest.mark.parametrize("shape", [(1, 28, 28), (40,)])
 def test_float32_allclose_benchmark_shape(method, shape):
     """The benchmark configuration in float32 with default tolerances."""
@@ -128,3 +123,10 @@ def test_unsupported():
     assert not supports(nn.Sequential(nn.MaxPool2d(3)))
     assert not supports(nn.Sequential(nn.BatchNorm2d(4)))
     assert supports(cnn((16, 32), (1, 28, 28), 10))
+
+
+def test_an_unknown_method_is_a_clear_error():
+    model = cnn((2,), (8,), 3)
+    params, _ = stack_module_state([model])
+    with pytest.raises(ValueError, match="choose auto, loop or groups"):
+        stacked_forward(params, torch.zeros(1, 2, 8), make_spec(model), method="im2col")

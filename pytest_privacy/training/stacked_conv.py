@@ -8,7 +8,7 @@ Flatten, Linear and Unflatten; ``params`` are the stacked ``state_dict`` names (
 ``x`` is ``[M, B, *example]`` (each model its own batch). Gradients flow through ordinary
 autograd (one backward through the sum of the M losses gives every model its own gradient).
 
-Three methods (``method="auto"`` picks one, see :func:`choose_method`):
+Two methods (``method="auto"`` picks one, see :func:`choose_method`):
 
 * ``"groups"``: all models folded into the channel axis, ``[B, M*C, H, W]`` in channels-last
   memory (``[B, H, W, M, C]``), convs as oneDNN ``groups=M`` convolutions, 1-D layers lifted to
@@ -16,8 +16,9 @@ Three methods (``method="auto"`` picks one, see :func:`choose_method`):
 * ``"loop"``: one model at a time inside one autograd graph, oneDNN convs on channels-last
   tensors. Best when one model's activations are already megabytes (28x28 and larger images):
   each model's conv -> pool chain then runs on data still in cache.
-* ``"im2col"``: channels-last im2col + one ``baddbmm`` per conv for all models. Correct, but
-  slower than "groups" everywhere measured; selectable, never chosen by ``auto``.
+
+An im2col + ``baddbmm`` formulation (all models, or only the C_in = 1 first conv) was slower than
+both everywhere measured (e.g. 1.5 vs 1.0 s an epoch for 16 CNNs on 28x28) and was removed.
 
 What makes the difference on CPU (measured on 2 cores, M = 16, B = 64):
 
@@ -110,87 +111,6 @@ def supports(module: nn.Module) -> bool:
     return True
 
 
-# --------------------------------------------------------------------------------------------
-# im2col for channels-last activations
-
-
-def _im2col(x: Tensor) -> Tensor:
-    """``[N, *S, C]`` -> ``[N, *S, 3^d * C]``, taps ordered (k_1, ..., k_d, c), zero padding 1."""
-    d = x.dim() - 2
-    pad = F.pad(x, (0, 0) + (1, 1) * d)  # [N, *(S+2), C]
-    win = pad
-    for i in range(d):
-        win = win.unfold(1 + i, 3, 1)  # [N, *S, C, 3, ..., 3]  (a view)
-    perm = (0, *range(1, d + 1), *range(d + 2, 2 * d + 2), d + 1)  # -> [N, *S, 3, ..., 3, C]
-    return win.permute(perm).reshape(*x.shape[:-1], 3**d * x.shape[-1]).contiguous()
-
-
-def _col2im(g: Tensor, shape: torch.Size) -> Tensor:
-    """Adjoint of :func:`_im2col`: sums each tap's slice back into a padded buffer."""
-    d = len(shape) - 2
-    spatial = tuple(shape[1:-1])
-    c = shape[-1]
-    g = g.reshape(shape[0], *spatial, *(3,) * d, c)
-    out = g.new_zeros(shape[0], *(s + 2 for s in spatial), c)
-    for taps in _taps(d):
-        dst = out[(slice(None), *(slice(t, t + s) for t, s in zip(taps, spatial)))]
-        dst += g[(slice(None),) * (1 + d) + taps]
-    return out[(slice(None), *(slice(1, 1 + s) for s in spatial))]
-
-
-def _taps(d: int) -> list[tuple[int, ...]]:
-    return [(i,) for i in range(3)] if d == 1 else [(i, j) for i in range(3) for j in range(3)]
-
-
-class _Im2col(torch.autograd.Function):
-    @staticmethod
-    def forward(x: Tensor) -> Tensor:  # type: ignore[override]
-        return _im2col(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
-        ctx.shape = inputs[0].shape
-
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> Tensor:  # type: ignore[override]
-        return _col2im(g, ctx.shape)
-
-
-def _conv(h: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """``h [M, B, *S, C_in]`` channels-last, ``w [M, C_out, C_in, 3..]`` -> ``[M, B, *S, C_out]``."""
-    m, bsz = h.shape[:2]
-    spatial = h.shape[2:-1]
-    d = len(spatial)
-    flat = h.reshape(m * bsz, *spatial, h.shape[-1])
-    cols = _Im2col.apply(flat) if flat.requires_grad else _im2col(flat)
-    cols = cols.view(m, -1, cols.shape[-1])  # [M, B*prod(S), 3^d*C_in]
-    c_out = w.shape[1]
-    # weight taps in (k_1..k_d, c) order, as [M, 3^d*C_in, C_out]
-    wm = w.permute(0, *range(3, 3 + d), 2, 1).reshape(m, -1, c_out)
-    if b is None:
-        out = torch.bmm(cols, wm)
-    else:
-        out = torch.baddbmm(b.unsqueeze(1), cols, wm)
-    return out.view(m, bsz, *spatial, c_out)
-
-
-def _pool(h: Tensor, d: int, channels_last: bool) -> Tensor:
-    m, bsz = h.shape[:2]
-    if not channels_last:  # [M, B, C, *S]
-        flat = h.reshape(m * bsz, *h.shape[2:])
-        out = F.max_pool1d(flat, 2) if d == 1 else F.max_pool2d(flat, 2)
-        return out.view(m, bsz, *out.shape[1:])
-    c = h.shape[-1]
-    spatial = h.shape[2:-1]
-    if d == 1:  # [M, B, L, C] -> channels-last [N, C, 1, L], pooled (1, 2)
-        v = h.reshape(m * bsz, 1, spatial[0], c).permute(0, 3, 1, 2)
-        out = F.max_pool2d(v, (1, 2))
-        return out.permute(0, 2, 3, 1).reshape(m, bsz, out.shape[-1], c)
-    v = h.reshape(m * bsz, *spatial, c).permute(0, 3, 1, 2)  # channels_last NCHW view
-    out = F.max_pool2d(v, 2)
-    return out.permute(0, 2, 3, 1).reshape(m, bsz, *out.shape[2:], c)
-
-
 def _swap_relu_pool(layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
     """ReLU then MaxPool == MaxPool then ReLU, values and gradients alike (max commutes with a
     monotone map; where a window's max is <= 0 both orders pass a zero gradient, otherwise both
@@ -216,24 +136,6 @@ def _cl_weight(w: Tensor) -> Tensor:
     return out.copy_(w)
 
 
-SMALL_CIN = 0  # convs with at most this many input channels run as im2col + mm (experiment)
-
-
-def _conv_im2col_one(h: Tensor, w: Tensor, b: Tensor | None, d: int) -> Tensor:
-    """One model's conv on a channels-last ``[B, C, (1,) *S]`` as im2col + one GEMM."""
-    hl = h.permute(0, 2, 3, 1)  # [B, H, W, C] contiguous (H = 1 for lifted 1-D)
-    if d == 1:
-        hl = hl.squeeze(1)
-    cols = _Im2col.apply(hl) if hl.requires_grad else _im2col(hl)  # [B, *S, 3^d C]
-    wm = w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)  # [O, (kh, kw, c)]; kh = 1 for 1-D
-    flat = cols.view(-1, cols.shape[-1])
-    out = torch.mm(flat, wm.t()) if b is None else torch.addmm(b, flat, wm.t())
-    out = out.view(*cols.shape[:-1], w.shape[0])
-    if d == 1:
-        out = out.unsqueeze(1)
-    return out.permute(0, 3, 1, 2)
-
-
 def _forward_one(p: dict[str, Tensor], x: Tensor, layers: tuple[Layer, ...]) -> Tensor:
     """One model (``p[k]`` unstacked, conv weights from :func:`_cl_weight`, ``x [B, ...]``) with
     oneDNN convs on channels-last tensors.
@@ -252,10 +154,7 @@ def _forward_one(p: dict[str, Tensor], x: Tensor, layers: tuple[Layer, ...]) -> 
                 lifted = True
             if not h.is_contiguous(memory_format=torch.channels_last) or h.shape[1] == 1:
                 h = h.contiguous(memory_format=torch.channels_last)
-            if h.shape[1] <= SMALL_CIN:
-                h = _conv_im2col_one(h, w, b, layer.dim)
-            else:
-                h = F.conv2d(h, w, b, padding=(0, 1) if layer.dim == 1 else (1, 1))
+            h = F.conv2d(h, w, b, padding=(0, 1) if layer.dim == 1 else (1, 1))
             if not h.is_contiguous(memory_format=torch.channels_last):  # not expected; NCHW
                 h = h.contiguous(memory_format=torch.channels_last)  # pooling is ~8x slower
         elif layer.kind == "relu":
@@ -383,7 +282,6 @@ def stacked_forward(
 
     ``method="auto"`` (default): :func:`choose_method`.
     ``method="loop"``: one model at a time inside one autograd graph, oneDNN convs channels-last.
-    ``method="im2col"``: all models at once, im2col + ``baddbmm``.
     ``method="groups"``: all models at once folded into channels, oneDNN ``groups=M`` convs.
     """
     layers = make_spec(spec) if isinstance(spec, nn.Module) else spec
@@ -400,70 +298,4 @@ def stacked_forward(
             _forward_groups({k: v[s : s + chunk] for k, v in params.items()}, x[s : s + chunk], layers)
             for s in range(0, m, chunk)
         ])
-    if method != "im2col":
-        raise ValueError(f"unknown method {method!r}")
-    h = x
-    # Layout state: "std" = [M, B, *per-example shape]; "cl" = channels-last [M, B, *S, C] of a
-    # per-example [C, *S]; "flat_cl" = a Flatten of a channels-last [C, *S] stored as [M, B, S..C].
-    layout = "std"
-    cl_shape: tuple[int, ...] = ()  # per-example (C, *S) while in "flat_cl"
-
-    def to_std(h: Tensor) -> Tensor:
-        nonlocal layout
-        if layout == "cl":
-            h = h.movedim(-1, 2)
-        elif layout == "flat_cl":
-            c, *s = cl_shape
-            h = h.reshape(*h.shape[:2], *s, c).movedim(-1, 2).reshape(*h.shape[:2], -1)
-        layout = "std"
-        return h
-
-    for layer in layers:
-        if layer.kind == "conv":
-            w = params[f"{layer.name}.weight"]
-            b = params.get(f"{layer.name}.bias") if layer.bias else None
-            if layout != "cl":
-                h = to_std(h)
-                if h.dim() != 3 + layer.dim:
-                    raise ValueError(f"conv {layer.name} expects [C, *S] examples, got {tuple(h.shape[2:])}")
-                h = h.movedim(2, -1).contiguous()
-                layout = "cl"
-            h = _conv(h, w, b)
-        elif layer.kind == "relu":
-            h = torch.relu(h)
-        elif layer.kind == "pool":
-            if layout == "flat_cl":
-                h = to_std(h)
-            h = _pool(h, layer.dim, layout == "cl")
-        elif layer.kind == "flatten":
-            nd = h.dim() - 1  # per-example dims incl. the batch
-            start = layer.flat_start % nd
-            end = layer.flat_end % nd
-            if layout == "cl" and start == 1 and end == nd - 1:
-                cl_shape = (h.shape[-1], *h.shape[2:-1])
-                h = h.reshape(*h.shape[:2], -1)
-                layout = "flat_cl"
-            else:
-                h = to_std(h)
-                h = h.flatten(start + 1, end + 1)
-        elif layer.kind == "unflatten":
-            h = to_std(h)
-            h = h.unflatten(layer.flat_start % (h.dim() - 1) + 1, layer.sizes)
-        elif layer.kind == "linear":
-            w = params[f"{layer.name}.weight"]  # [M, out, in]
-            b = params.get(f"{layer.name}.bias") if layer.bias else None
-            if layout == "flat_cl":
-                c, *s = cl_shape
-                # the activation's features are ordered (*S, C); reorder the weight's columns to match
-                w = w.view(w.shape[0], w.shape[1], c, *s).movedim(2, -1).reshape(w.shape[0], w.shape[1], -1)
-                layout = "std"
-            else:
-                h = to_std(h)
-            lead = h.shape[:-1]
-            hf = h.reshape(h.shape[0], -1, h.shape[-1])
-            wt = w.transpose(1, 2)
-            out = torch.bmm(hf, wt) if b is None else torch.baddbmm(b.unsqueeze(1), hf, wt)
-            h = out.view(*lead, w.shape[1])
-        else:  # pragma: no cover
-            raise ValueError(layer.kind)
-    return to_std(h)
+    raise ValueError(f"unknown method {method!r}; choose auto, loop or groups.")
