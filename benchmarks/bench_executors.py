@@ -14,13 +14,14 @@ here; a GPU that is s times faster divides the training term by s.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import tempfile
 import time
 from typing import Any
+
+from _output import emit  # benchmarks/ is on sys.path when a script runs
 
 N_REFERENCES = 16
 
@@ -136,11 +137,7 @@ def main() -> None:
         "per_model_s": round(per_model, 3),
         "projected_s_on_k_workers": projection,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 
-
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.assertions import attack_scores
 from pytest_privacy.data import MembershipData, References
 from pytest_privacy.metrics import auc, tpr_at_fpr
 from pytest_privacy.trainer import PrivacyTrainer
+
+from _output import emit  # benchmarks/ is on sys.path when a script runs
 
 TARGETS = {
     "digits MLP 512-512, 60 epochs": (("digits", {}), TrainingRecipe(hidden=(512, 512), epochs=60)),
@@ -49,9 +50,7 @@ def main() -> None:
                     "n_members": int(data.n_members), "n_nonmembers": int(data.n_nonmembers),
                 })
                 print(json.dumps(rows[-1]), flush=True)
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    emit(rows, args.out, show=False)  # each row was printed as it came
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from _output import emit  # benchmarks/ is on sys.path when a script runs
+
 CASES = {
     # name: data set, recipe kwargs, models, epochs
     "mlp16": ("digits", {"model": "mlp", "hidden": (128, 128), "batch_size": 64}, 16, 10),
@@ -246,11 +248,7 @@ def main() -> None:
             warms.append(_sub(["--_cache", store, "--device", args.device]))
     cold, warm = (min(r, key=lambda x: x["seconds"]) for r in (colds, warms))
     report["cache"] = {"cold": cold, "warm": warm, "speedup": round(cold["seconds"] / warm["seconds"], 1)}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":
