@@ -1,19 +1,66 @@
 """Shared pieces of the plugin tests."""
 
-# A privacy suite whose target memorises: random labels can only be fit by memorising, so its
-# members are exposed; 600 points of a 20-dimensional Gaussian, an MLP trained for 40 epochs.
-NOISE_LABELS_CONFTEST = """
+import numpy as np
+
+
+def noise_labels(n: int, d: int, *, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` standard-normal points in ``d`` dimensions with uniformly random labels: a model can
+    fit them only by memorising, so its members are exposed (and one that did not train cannot leak)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.integers(0, classes, n)
+
+
+# The same data as a conftest's privacy_dataset (a pytester directory cannot import this module):
+# 600 points in 20 dimensions, as noise_labels(600, 20).
+NOISE_LABELS_DATASET = """
 import numpy as np
 import pytest
-from pytest_privacy import TrainingRecipe
 
 @pytest.fixture(scope="session")
 def privacy_dataset():
     # Random labels: a model can only fit them by memorising, so its members are exposed.
     rng = np.random.default_rng(0)
     return rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
+"""
+
+# A privacy suite whose target memorises: the recipe's MLP trained for 40 epochs on those labels.
+NOISE_LABELS_CONFTEST = NOISE_LABELS_DATASET + """
+from pytest_privacy import TrainingRecipe
 
 @pytest.fixture(scope="session")
 def privacy_recipe():
     return TrainingRecipe(hidden=(128,), epochs=40)
+"""
+
+# The same, with the user's own PyTorch loop instead of a recipe.
+NOISE_LABELS_TRAIN_FN_CONFTEST = NOISE_LABELS_DATASET + """
+import torch
+from torch import nn
+
+@pytest.fixture(scope="session")
+def privacy_train_fn():
+    def train(x, y, *, seed, device):
+        # A plain PyTorch loop that memorises (random labels, no regularisation).
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(20, 128), nn.ReLU(), nn.Linear(128, 4)).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        for _ in range(40):
+            for idx in torch.randperm(len(xt)).split(64):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+                opt.step()
+        return model
+    return train
+"""
+
+# Gates for those suites: the memorising target leaks; against labels it never saw, it cannot.
+TRAIN_FN_TESTS = """
+from pytest_privacy import assert_tpr_at_fpr_below
+
+def test_memorising_loop_leaks(target_model, membership_data):
+    assert_tpr_at_fpr_below(target_model, membership_data, fpr=0.05, max_tpr=0.1)
+
+def test_labels_it_never_saw(target_model, membership_data):
+    assert_tpr_at_fpr_below(target_model, membership_data.shuffled_membership(1), fpr=0.05, max_tpr=0.2)
 """

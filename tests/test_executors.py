@@ -5,14 +5,20 @@ import os
 
 import numpy as np
 import pytest
+from helpers import NOISE_LABELS_TRAIN_FN_CONFTEST as CONFTEST
+from helpers import TRAIN_FN_TESTS as TESTS
+from helpers import noise_labels
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
-from pytest_privacy.trainer import PrivacyTrainer
-from pytest_privacy.training.executors import LocalExecutor, RayExecutor, TrainingFailed, make_executor
-from pytest_privacy.training.store import ModelStore
-
 from pytest_privacy.querying import query_logits
-from test_train_fn import CONFTEST, TESTS
+from pytest_privacy.trainer import PrivacyTrainer
+from pytest_privacy.training.executors import (
+    LocalExecutor,
+    RayExecutor,
+    TrainingFailed,
+    make_executor,
+)
+from pytest_privacy.training.store import ModelStore
 
 N_REFS = 4  # + the target: 5 models
 
@@ -75,8 +81,7 @@ class _Const:
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    return rng.normal(size=(200, 10)).astype(np.float32), rng.integers(0, 4, 200)
+    return noise_labels(200, 10)
 
 
 @pytest.fixture(scope="module")

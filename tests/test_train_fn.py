@@ -2,48 +2,13 @@
 
 import numpy as np
 import pytest
+from helpers import NOISE_LABELS_TRAIN_FN_CONFTEST as CONFTEST
+from helpers import TRAIN_FN_TESTS as TESTS
+from helpers import noise_labels
 
 from pytest_privacy import training_function
 from pytest_privacy.trainer import CachedTarget, PrivacyTrainer, function_identity
 from pytest_privacy.training.store import ModelStore
-
-CONFTEST = '''
-import numpy as np
-import pytest
-import torch
-from torch import nn
-
-@pytest.fixture(scope="session")
-def privacy_dataset():
-    rng = np.random.default_rng(0)
-    return rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
-
-@pytest.fixture(scope="session")
-def privacy_train_fn():
-    def train(x, y, *, seed, device):
-        # A plain PyTorch loop that memorises (random labels, no regularisation).
-        torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(20, 128), nn.ReLU(), nn.Linear(128, 4)).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        for _ in range(40):
-            for idx in torch.randperm(len(xt)).split(64):
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-                opt.step()
-        return model
-    return train
-'''
-
-TESTS = '''
-from pytest_privacy import assert_tpr_at_fpr_below
-
-def test_memorising_loop_leaks(target_model, membership_data):
-    assert_tpr_at_fpr_below(target_model, membership_data, fpr=0.05, max_tpr=0.1)
-
-def test_labels_it_never_saw(target_model, membership_data):
-    assert_tpr_at_fpr_below(target_model, membership_data.shuffled_membership(1), fpr=0.05, max_tpr=0.2)
-'''
 
 
 def test_user_training_loop_fails_and_passes_for_real_reasons_and_caches(pytester):
@@ -107,8 +72,7 @@ def test_audit_function_in_the_core(tmp_path):
         torch.manual_seed(seed)
         return nn.Linear(20, 4)  # untrained: cannot leak
 
-    rng = np.random.default_rng(0)
-    data = rng.normal(size=(200, 20)).astype(np.float32), rng.integers(0, 4, 200)
+    data = noise_labels(200, 20)
     trainer = PrivacyTrainer(store=ModelStore(tmp_path))
     setup = trainer.audit_function(train, data, n_references=4, seed=0)
     assert setup.references.logits.shape == (4, 200, 1, 4) and setup.membership_data().n_members == 100
@@ -124,8 +88,7 @@ def test_more_references_train_only_the_new_ones(tmp_path):
         torch.manual_seed(seed)
         return nn.Linear(20, 4)
 
-    rng = np.random.default_rng(0)
-    data = rng.normal(size=(200, 20)).astype(np.float32), rng.integers(0, 4, 200)
+    data = noise_labels(200, 20)
     PrivacyTrainer(store=ModelStore(tmp_path)).audit_function(train, data, n_references=4, seed=0)
     more = PrivacyTrainer(store=ModelStore(tmp_path))
     more.audit_function(train, data, n_references=6, seed=0)
