@@ -12,12 +12,13 @@ import numpy as np
 from .attacks import LabelQuery, get_attack
 from .data import Baseline, MembershipData
 from .metrics import (
+    _INVERTED_AUC,
+    _counts,
     auc_confidence_interval,
     clopper_pearson,
     epsilon_lower_bound,
     gate,
     paired_tpr_comparison,
-    roc_curve,
 )
 from .querying import label_oracle, query_logits
 from .reporting import record_result
@@ -140,21 +141,25 @@ _ROC_POINTS = 200
 
 def _attack_result(
     gate_result: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None,
-    scores: np.ndarray, started: float,
+    scores: np.ndarray, started: float, *, epsilon_low: float | None = None,
 ) -> AttackResult:
+    """The recorded result: the gate, the thinned ROC curve with its bands, the most exposed points,
+    and the epsilon lower bound at delta 0 (unless the caller computed it)."""
     refs = data.references
     top = np.argsort(-scores, kind="stable")[:_TOP_POINTS]
-    fpr_curve, tpr_curve, _ = roc_curve(scores, data.is_member)
+    c = _counts(scores, data.is_member)
+    fpr_curve, tpr_curve = c.fps / c.n_nonmembers, c.tps / c.n_members
     # Thin the curve evenly in log-FPR (how the LiRA paper plots it), keeping both ends.
     keep = np.unique(np.r_[0, np.searchsorted(fpr_curve, np.geomspace(1e-5, 1, _ROC_POINTS)).clip(max=len(fpr_curve) - 1), len(fpr_curve) - 1])
-    tp = np.round(tpr_curve[keep] * data.n_members).astype(int)
-    low, high = clopper_pearson(tp, data.n_members, gate_result.confidence)
+    low, high = clopper_pearson(c.tps[keep], c.n_members, gate_result.confidence)
+    if epsilon_low is None:
+        epsilon_low = epsilon_lower_bound(scores, data.is_member, confidence=gate_result.confidence)
     return AttackResult(
         **gate_result.model_dump(),
         attack=attack,
         variant=variant,
         queries=queries,
-        epsilon_low=epsilon_lower_bound(scores, data.is_member, confidence=gate_result.confidence),
+        epsilon_low=epsilon_low,
         seconds=time.perf_counter() - started,
         most_vulnerable=[
             VulnerablePoint(index=int(i), label=int(data.y[i]), score=float(scores[i]), member=bool(data.is_member[i]))
@@ -244,7 +249,7 @@ def assert_auc_below(
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=0.01, max_tpr=1.0, confidence=confidence)
     low, high = auc_confidence_interval(g.auc, g.n_members, g.n_nonmembers, confidence)
-    if g.auc_high < 0.45:
+    if g.auc_high < _INVERTED_AUC:  # the gate's verdict: inverted scores or swapped labels
         verdict, reason = Verdict.INCONCLUSIVE, g.reason
     elif low > max_auc:
         verdict, reason = Verdict.FAIL, f"leak proven: AUC >= {low:.4f} > max_auc={max_auc:g} at {confidence:.0%}"
@@ -292,15 +297,16 @@ def assert_epsilon_below(
         + (f"> max_epsilon={max_epsilon:g}" if verdict is Verdict.FAIL else f"<= max_epsilon={max_epsilon:g}: no violation found")
         + " (valid for the randomized membership game)"
     )
-    r = _attack_result(g.model_copy(update={"verdict": verdict, "reason": reason}), attack, variant, data, queries, scores, started)
-    r = record_result(r.model_copy(update={"epsilon_low": eps}))
+    g = g.model_copy(update={"verdict": verdict, "reason": reason})
+    r = record_result(_attack_result(g, attack, variant, data, queries, scores, started, epsilon_low=eps))
     return _enforce(r, None, f"epsilon must be <= {max_epsilon:g}")
 
 
 def _accuracy(model: Any, data: MembershipData) -> float:
     """Accuracy on the audit's non-members: points the model never trained on."""
-    out = np.asarray(label_oracle(model)(data.x[~data.is_member]))
-    labels = out.argmax(-1) if out.ndim == 2 else out
+    from .attacks.label_only import QueryCounter  # batches and validates like every label query
+
+    labels = QueryCounter(label_oracle(model))(data.x[~data.is_member])
     return float((labels == data.y[~data.is_member]).mean())
 
 

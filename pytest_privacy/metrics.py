@@ -36,8 +36,14 @@ class _Counts(NamedTuple):
     fps: np.ndarray  # false positives at each threshold, increasing
     tps: np.ndarray  # true positives at each threshold, increasing
     thresholds: np.ndarray  # decreasing, first is +inf
-    n_members: int
-    n_nonmembers: int
+
+    @property
+    def n_members(self) -> int:
+        return int(self.tps[-1])  # the lowest threshold admits everyone
+
+    @property
+    def n_nonmembers(self) -> int:
+        return int(self.fps[-1])
 
 
 def _check_scores(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray]:
@@ -88,13 +94,7 @@ def _counts(scores: object, is_member: object) -> _Counts:
     last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
     tps = np.cumsum(m)[last]
     fps = last + 1 - tps
-    return _Counts(
-        fps=np.r_[0, fps],
-        tps=np.r_[0, tps],
-        thresholds=np.r_[np.inf, s[last]],
-        n_members=int(m.sum()),
-        n_nonmembers=int((~m).sum()),
-    )
+    return _Counts(fps=np.r_[0, fps], tps=np.r_[0, tps], thresholds=np.r_[np.inf, s[last]])
 
 
 def roc_curve(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -132,9 +132,10 @@ def _augmentation_trained(q: LabelQuery) -> tuple[np.ndarray, str]:
         )
     d, r = int(q.options.get("d", 1)), int(q.options.get("r", 0))
     # The references' bits on the same copies: [M, N, Q]; no target membership is used to fit.
-    ref_bits = np.stack([refs.predict(v).argmax(-1) == q.y for v in augmented_views(q.x, d=d, r=r)], axis=2)
+    views = augmented_views(q.x, d=d, r=r)  # the target is queried on the same copies
+    ref_bits = np.stack([refs.predict(v).argmax(-1) == q.y for v in views], axis=2)
     attack = fit_bit_attack(ref_bits, refs.keep, q.y)
-    bits = augmentation_bits(q.oracle, q.x, q.y, d=d, r=r)
+    bits = augmentation_bits(q.oracle, q.x, q.y, views=views)
     return attack.score(bits, q.y), f"logistic on {bits.shape[1]} bits, {refs.n_references} references"
 
 

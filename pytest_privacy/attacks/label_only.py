@@ -218,7 +218,8 @@ def augmented_views(x: np.ndarray, *, d: int = 1, r: int = 0) -> list[np.ndarray
 
 
 def augmentation_bits(
-    predict: Predict | QueryCounter, x: np.ndarray, y: np.ndarray, *, d: int = 1, r: int = 0
+    predict: Predict | QueryCounter, x: np.ndarray, y: np.ndarray, *, d: int = 1, r: int = 0,
+    views: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Correctness of each augmented copy of each point, ``bool [N, Q]``.
 
@@ -230,10 +231,14 @@ def augmentation_bits(
 
     Note: Choquette-Choo et al. translate by ``(i, j)`` with ``|i| + |j| = d``; this uses axis-aligned
     shifts up to ``d`` (the same count, ``4d + 1``; identical for ``d = 1``).
+
+    ``views``: the copies, when the caller already built them with ``augmented_views(x, d=d, r=r)``
+    (building rotations is the expensive part).
     """
     xa, ya = _check_xy(x, y)
     counter = _as_counter(predict)
-    return np.stack([counter(view) == ya for view in augmented_views(xa, d=d, r=r)], axis=1)
+    views = augmented_views(xa, d=d, r=r) if views is None else views
+    return np.stack([counter(view) == ya for view in views], axis=1)
 
 
 def augmentation_scores(
