@@ -109,13 +109,14 @@ def model_key(
     recipe: TrainingRecipe, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str
 ) -> str:
     """Cache key of one trained model: everything that determines its weights and logits (the
-    leading tag changes with the engine's arithmetic: /2 is the hand-written MLP backward)."""
+    leading tag changes with the engine's arithmetic: /2 is the hand-written MLP backward, /3 the
+    defenses' per-model draws)."""
     import torch
 
     from . import __version__
 
     return digest(
-        "pytest-privacy-model/2", recipe.canonical_json(), data_id, np.packbits(keep_row),
+        "pytest-privacy-model/3", recipe.canonical_json(), data_id, np.packbits(keep_row),
         seed.entropy, seed.spawn_key, __version__, torch.__version__, device_type,
         "bf16-autocast" if device_type == "cuda" else "float32",
     )

@@ -59,6 +59,23 @@ def test_defended_training_needs_a_disjoint_validation_pool():
         train_ensemble(recipe, x, y, keep, seed=0, validation=np.arange(10))
 
 
+def test_a_defended_model_is_the_same_with_or_without_chunk_mates():
+    """Mixup and class-matched MMD batches are drawn per model, and only when it steps: a model
+    trained beside a larger one (which keeps stepping after it is done) equals it trained alone."""
+    from pytest_privacy.training.ensemble import train_models
+    from pytest_privacy.training.keep import model_seeds
+
+    x, y = load_example_dataset("synthetic", n=300)
+    pool = np.arange(270, 300)
+    keep = np.zeros((2, 300), dtype=bool)
+    keep[0, :100], keep[1, 100:240] = True, True  # 100 vs 140 points: model 0 waits on some steps
+    recipe = TrainingRecipe(hidden=(16,), epochs=3, batch_size=32, defense="mmd_mixup", mmd_trigger=0.0)
+    together = train_models(recipe, x, y, keep, model_seeds(0, range(2)), validation=pool)
+    alone = train_models(recipe, x, y, keep[:1], model_seeds(0, [0]), validation=pool)
+    for k in together.params:
+        torch.testing.assert_close(together.params[k][0], alone.params[k][0], rtol=1e-4, atol=1e-5)
+
+
 def test_baseline_pool_is_never_audited_and_pairs_with_the_target(tmp_path):
     data = load_example_dataset("synthetic", n=300)
     trainer = PrivacyTrainer()
@@ -109,9 +126,10 @@ def test_dp_sgd_clips_adds_noise_and_stays_per_model(tmp_path):
     keep[1, :5] = False  # unequal sizes: model 1 waits on some steps
     dp = TrainingRecipe(hidden=(16,), epochs=3, batch_size=32, defense="dp_sgd", dp_epsilon=2.0)
     together = train_models(dp, x, y, keep, model_seeds(0, range(4)))
-    alone = train_models(dp, x, y, keep[1:2], model_seeds(0, [1]))
-    for k in together.params:
-        torch.testing.assert_close(together.params[k][1], alone.params[k][0], rtol=1e-4, atol=1e-5)
+    for m in (1, 0):  # the smallest model, and one whose own noise level differs from it
+        alone = train_models(dp, x, y, keep[m : m + 1], model_seeds(0, [m]))
+        for k in together.params:
+            torch.testing.assert_close(together.params[k][m], alone.params[k][0], rtol=1e-4, atol=1e-5)
     plain = train_models(dp.model_copy(update={"defense": None}), x, y, keep, model_seeds(0, range(4)))
     assert not torch.allclose(together.params["1.weight"], plain.params["1.weight"])
     # Noise is calibrated: a tighter epsilon needs a larger multiplier.

@@ -325,8 +325,10 @@ def _train_stack(
 
         from .defenses import dp_noise_multiplier
 
-        n_train = int(min(keep.sum(axis=1)))
-        sigma = dp_noise_multiplier(recipe.dp_epsilon, recipe.dp_delta, min(1.0, recipe.batch_size / n_train), recipe.epochs)
+        # Each model's own multiplier, from its own sampling rate: chunk-mates never change a model.
+        rates = [min(1.0, recipe.batch_size / int(n)) for n in keep.sum(axis=1)]
+        sigma = {r: dp_noise_multiplier(recipe.dp_epsilon, recipe.dp_delta, r, recipe.epochs) for r in set(rates)}
+        noise_scale = torch.tensor([sigma[r] * recipe.dp_clip for r in rates], dtype=torch.float32, device=dev)
         noise_gens = [torch.Generator().manual_seed(_torch_seed(_child(s, 3))) for s in seeds]
 
         def sample_loss(p: dict[str, torch.Tensor], x1: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
@@ -350,7 +352,8 @@ def _train_stack(
                     torch.randn(v.shape[2:], generator=gen) if on else torch.zeros(v.shape[2:])
                     for gen, on in zip(noise_gens, active)
                 ]).to(v.device)
-                out[k] = (summed + sigma * recipe.dp_clip * noise) / recipe.batch_size
+                scale = noise_scale.view(-1, *[1] * (noise.dim() - 1)).to(noise.dtype)
+                out[k] = (summed + scale * noise) / recipe.batch_size
             return out
 
     def gradients(loss: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -411,9 +414,11 @@ def _train_stack(
                 if not defended:
                     loss = cross_entropy(forward(params, xb).float(), yb, wb)
                 else:  # the mixup pass: each model mixes its own minibatch with a permutation of it
+                    # Draws only for models that step: a waiting model's generator stays where
+                    # it would be if it trained alone (its inert slot mixes nothing).
                     lam, partner = zip(*(
-                        mixup_partners(r, int(w.sum()), bsz, recipe.mixup_alpha)
-                        for r, w in zip(defense_rngs, weight[:, cols])
+                        mixup_partners(r, int(w.sum()), bsz, recipe.mixup_alpha) if on else (1.0, np.arange(bsz))
+                        for r, w, on in zip(defense_rngs, weight[:, cols], active)
                     ))
                     lam_t = torch.tensor(lam, dtype=xb.dtype, device=dev)
                     other = torch.from_numpy(np.stack(partner)).to(dev)
@@ -519,7 +524,10 @@ def _mmd_pass(
         if not any(active):
             continue
         ib = order[:, cols]
-        matched = np.stack([class_matched(r, labels_np[row], pool, pool_labels) for r, row in zip(rngs, ib)])
+        matched = np.stack([  # draws only for models that step (see the mixup pass)
+            class_matched(r, labels_np[row], pool, pool_labels) if on else np.full(row.shape, pool[0])
+            for r, row, on in zip(rngs, ib, active)
+        ])
         ib_t, jb_t = torch.from_numpy(ib).to(pool_t.device), torch.from_numpy(matched).to(pool_t.device)
         wb = torch.from_numpy(weight[:, cols]).to(pool_t.device)
         with amp():
