@@ -26,7 +26,9 @@ class GateResult(BaseModel):
     ``tpr_at_fpr`` is always the plain point estimate at the requested ``fpr``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    # threshold is +inf when no finite threshold reaches the FPR (an INCONCLUSIVE gate at a tiny
+    # fpr): JSON then carries Infinity, which Python's json and pydantic read back, instead of null.
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="constants")
 
     verdict: Verdict
     reason: str
