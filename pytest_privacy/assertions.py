@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -34,11 +36,21 @@ __all__ = [
     "assert_no_more_vulnerable_than",
     "assert_epsilon_below",
     "assert_tpr_at_fpr_below",
+    "gate_defaults",
     "set_inconclusive_default",
 ]
 
 OnInconclusive = Literal["fail", "warn", "skip", "xfail"]
-_default_inconclusive: list[OnInconclusive] = ["fail"]
+
+
+class _GateDefaults(NamedTuple):
+    inconclusive: OnInconclusive
+    confidence: float
+
+
+# What helpers use when a call leaves on_inconclusive/confidence unset: the session's settings,
+# and inside a test that test's own (the plugin sets them per test, ``@pytest.mark.privacy`` included).
+_defaults: ContextVar[_GateDefaults] = ContextVar("pytest_privacy_gate_defaults", default=_GateDefaults("fail", 0.95))
 
 _HINT = (
     "what to try: regularise (weight decay, fewer epochs, early stopping, augmentation), train on "
@@ -67,12 +79,32 @@ class PrivacyInconclusiveWarning(UserWarning):
     """A privacy gate could not decide; emitted when inconclusive results are set to ``warn``."""
 
 
+def _check_policy(policy: str) -> None:
+    if policy not in ("fail", "warn", "skip", "xfail"):
+        raise ValueError(f"on_inconclusive must be fail, warn, skip or xfail, got {policy!r}.")
+
+
 def set_inconclusive_default(policy: OnInconclusive) -> None:
     """What helpers do with an INCONCLUSIVE verdict when ``on_inconclusive`` is not given
     (the plugin sets it from ``--privacy-inconclusive``)."""
-    if policy not in ("fail", "warn", "skip", "xfail"):
-        raise ValueError(f"on_inconclusive must be fail, warn, skip or xfail, got {policy!r}.")
-    _default_inconclusive[0] = policy
+    _check_policy(policy)
+    _defaults.set(_defaults.get()._replace(inconclusive=policy))
+
+
+@contextmanager
+def gate_defaults(*, inconclusive: OnInconclusive, confidence: float) -> Iterator[None]:
+    """Within the block, helpers called without ``on_inconclusive``/``confidence`` use these
+    (the plugin wraps each test in its own resolved settings)."""
+    _check_policy(inconclusive)
+    token = _defaults.set(_GateDefaults(inconclusive, confidence))
+    try:
+        yield
+    finally:
+        _defaults.reset(token)
+
+
+def _confidence(confidence: float | None) -> float:
+    return _defaults.get().confidence if confidence is None else confidence
 
 
 def _check_data(data: Any) -> MembershipData:
@@ -188,7 +220,7 @@ def _enforce(r: AttackResult, on_inconclusive: OnInconclusive | None, what: str)
     if r.verdict is Verdict.FAIL:
         raise PrivacyLeakError(f"privacy leak: {what}\n  {_describe(r)}\n  {r.reason}\n  {_HINT}")
     if r.verdict is Verdict.INCONCLUSIVE:
-        policy = on_inconclusive or _default_inconclusive[0]
+        policy = on_inconclusive or _defaults.get().inconclusive
         message = f"privacy gate inconclusive: {what}\n  {_describe(r)}\n  {r.reason}"
         if policy == "fail":
             raise PrivacyInconclusiveError(message + "\n  (set --privacy-inconclusive=warn|skip|xfail to not fail)")
@@ -208,7 +240,7 @@ def assert_tpr_at_fpr_below(
     fpr: float = 1e-3,
     max_tpr: float,
     attack: str = "lira",
-    confidence: float = 0.95,
+    confidence: float | None = None,
     on_inconclusive: OnInconclusive | None = None,
     attack_options: Mapping[str, Any] | None = None,
 ) -> AttackResult:
@@ -220,6 +252,7 @@ def assert_tpr_at_fpr_below(
     The result is recorded in the session report and returned.
     """
     data = _check_data(data)
+    confidence = _confidence(confidence)
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=fpr, max_tpr=max_tpr, confidence=confidence)
@@ -233,7 +266,7 @@ def assert_auc_below(
     *,
     max_auc: float,
     attack: str = "lira",
-    confidence: float = 0.95,
+    confidence: float | None = None,
     on_inconclusive: OnInconclusive | None = None,
     attack_options: Mapping[str, Any] | None = None,
 ) -> AttackResult:
@@ -243,6 +276,7 @@ def assert_auc_below(
     gate, since attacks that matter are confident on a few points (Carlini et al. 2022).
     """
     data = _check_data(data)
+    confidence = _confidence(confidence)
     if not 0.5 <= max_auc <= 1.0:
         raise ValueError(f"max_auc must be in [0.5, 1] (0.5 is chance), got {max_auc}.")
     started = time.perf_counter()
@@ -273,7 +307,7 @@ def assert_epsilon_below(
     max_epsilon: float,
     attack: str = "lira",
     delta: float = 0.0,
-    confidence: float = 0.95,
+    confidence: float | None = None,
     attack_options: Mapping[str, Any] | None = None,
 ) -> AttackResult:
     """Assert that the attack's empirical lower bound on epsilon is at most ``max_epsilon``.
@@ -285,6 +319,7 @@ def assert_epsilon_below(
     guarantee, so otherwise the verdict is PASS with the bound reported ("no violation found").
     """
     data = _check_data(data)
+    confidence = _confidence(confidence)
     if not max_epsilon >= 0:
         raise ValueError(f"max_epsilon must be >= 0, got {max_epsilon!r}.")
     started = time.perf_counter()
@@ -318,7 +353,7 @@ def assert_no_more_vulnerable_than(
     fpr: float,
     margin: float = 0.0,
     attack: str = "lira",
-    confidence: float = 0.95,
+    confidence: float | None = None,
     attack_options: Mapping[str, Any] | None = None,
 ) -> ComparisonResult:
     """Assert that ``model`` leaks no more than ``baseline``: its TPR at ``fpr`` is not above the
@@ -333,6 +368,7 @@ def assert_no_more_vulnerable_than(
     side by side, since a baseline that leaks less by being useless is no yardstick.
     """
     data = _check_data(data)
+    confidence = _confidence(confidence)
     if isinstance(baseline, Baseline):
         if baseline.points.max(initial=-1) >= len(data):
             raise ValueError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .assertions import set_inconclusive_default
+from .assertions import gate_defaults, set_inconclusive_default
 from .attacks import SUITES
 from .config import PrivacyConfig, resolve_config
 from .reporting import (
@@ -155,8 +155,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     token = current_test.set(item.nodeid)
     before = len(recorded_results())
+    settings = _session_config(item.config, item.get_closest_marker("privacy"))
     try:
-        return (yield)
+        # This test's own on_inconclusive/confidence defaults: a privacy marker may override them.
+        with gate_defaults(inconclusive=settings.inconclusive, confidence=settings.confidence):
+            return (yield)
     finally:
         current_test.reset(token)
         # Each result rides on its test's report: junitxml writes it, xdist ships it home.

@@ -150,6 +150,37 @@ def test_executor_from_ini_env_and_cli_in_that_order(pytester, monkeypatch):
     assert "pip install 'pytest-privacy[ray]'" in missing.stderr.str()
 
 
+def test_marker_sets_inconclusive_policy_and_confidence_for_one_test(pytester):
+    pytester.makepyfile(
+        """
+        import numpy as np
+        import pytest
+        from pytest_privacy import MembershipData, assert_tpr_at_fpr_below
+
+        def _data():
+            rng = np.random.default_rng(0)
+            x, y = rng.normal(size=(200, 3)).astype(np.float32), rng.integers(0, 2, 200)
+            return MembershipData(x, y, np.arange(200) < 100)
+
+        def model(x):
+            return np.zeros((len(x), 2))
+
+        @pytest.mark.privacy(inconclusive="skip", confidence=0.9)
+        def test_marked():
+            # 100 non-members cannot resolve FPR 1e-3: INCONCLUSIVE, skipped by the marker
+            assert_tpr_at_fpr_below(model, _data(), fpr=1e-3, max_tpr=0.02, attack="loss")
+
+        def test_session_policy():
+            assert_tpr_at_fpr_below(model, _data(), fpr=1e-3, max_tpr=0.02, attack="loss")
+        """
+    )
+    report = pytester.path / "r.json"
+    result = pytester.runpytest("--privacy-inconclusive=xfail", f"--privacy-report={report}")
+    result.assert_outcomes(skipped=1, xfailed=1)
+    confidences = [r["confidence"] for r in json.loads(report.read_text())["results"]]
+    assert sorted(confidences) == [0.9, 0.95]
+
+
 def test_invalid_settings_are_usage_errors(pytester):
     result = pytester.runpytest("--privacy-references=3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
