@@ -69,7 +69,7 @@ class References:
             keep=ensemble.keep[idx],
             augmentations=tuple(ensemble.recipe.augmentations),
             seed=getattr(ensemble, "seed", None),
-            predict=lambda xb: ensemble.logits(xb, queries=False, models=idx)[:, :, 0],
+            predict=ensemble.predictor(idx),
         )
 
 

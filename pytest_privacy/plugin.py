@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 
 from .assertions import gate_defaults, set_inconclusive_default
 from .attacks import SUITES
 from .config import PrivacyConfig, resolve_config
+from .data import Baseline
 from .reporting import (
     RESULT_PROPERTY,
     build_report,
@@ -27,7 +29,6 @@ from .reporting import (
     recorded_results,
     write_report,
 )
-from .data import Baseline
 from .trainer import PrivacyTrainer
 from .training.executors import make_executor
 from .training.store import ModelStore
@@ -358,7 +359,7 @@ def privacy_audit(
     privacy_dataset = _check_dataset(privacy_dataset)
     if kind == "function":
         return privacy_trainer.audit_function(
-            how, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device
+            how, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population
         )
     return privacy_trainer.audit(
         how, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population,
@@ -384,7 +385,10 @@ def membership_data(privacy_audit: Any) -> Any:
 
 
 @pytest.fixture
-def mmd_baseline_model(privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_dataset: Any, privacy_config: PrivacyConfig) -> Baseline:
+def mmd_baseline_model(
+    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_dataset: Any, privacy_config: PrivacyConfig,
+    privacy_audit: Any,
+) -> Baseline:
     """``privacy_recipe`` trained with the MMD+mixup defense on ``target_model``'s split, with its own
     defended references: the yardstick for ``assert_no_more_vulnerable_than``. Its validation pool
     (seen in training) is left out of every comparison."""
@@ -397,12 +401,17 @@ def mmd_baseline_model(privacy_trainer: PrivacyTrainer, privacy_recipe: Any, pri
         )
     privacy_dataset = _check_dataset(privacy_dataset)
     recipe = privacy_recipe.model_copy(update={"defense": "mmd_mixup"})
-    setup = privacy_trainer.audit(recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device)
+    setup = privacy_trainer.audit(
+        recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population
+    )
     settings = (
         f"MMD+mixup: weight {recipe.mmd_weight:g}, RBF widths {list(recipe.mmd_bandwidths)}, trigger "
         f"{recipe.mmd_trigger:.0%} gap, mixup Beta({recipe.mixup_alpha:g}), validation pool {len(setup.ensemble.keep[0]) - len(setup.points)} points"
     )
-    return Baseline(setup.target, setup.membership_data(), setup.points, settings)
+    # Baseline.points index the target's audit points (membership_data), which are data-set
+    # indices only when nothing is held out as RMIA's population.
+    points = np.flatnonzero(np.isin(privacy_audit.points, setup.points))
+    return Baseline(setup.target, setup.membership_data(), points, settings)
 
 
 @pytest.fixture

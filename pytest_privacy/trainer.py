@@ -69,6 +69,38 @@ def validation_pool(n_points: int, fraction: float, seed: int, *, purpose: int =
     return np.sort(rng.permutation(n_points)[: max(1, round(fraction * n_points))])
 
 
+@dataclass(frozen=True)
+class AuditSplit:
+    """Who trains on what: ``keep[m]`` for the M references and the target (last row), and which
+    points are audited (``points``) or held out of everything as RMIA's population (``held_out``)."""
+
+    keep: np.ndarray
+    points: np.ndarray
+    held_out: np.ndarray
+
+
+def audit_split(
+    n_points: int, n_references: int, seed: int, *, pool: np.ndarray | None = None, population: float = 0.0
+) -> AuditSplit:
+    """The split of an audit, the same for a recipe and a training function: references on
+    balanced halves of the audited points, the target on its own random half (the same whether or
+    not a defended recipe's validation ``pool`` is held out, so a defended baseline pairs with it);
+    ``population`` > 0 holds that share out of every model and of the audit."""
+    points, held_out = np.arange(n_points), np.zeros(0, dtype=np.int64)
+    if pool is not None:
+        points = np.setdiff1d(points, pool)
+    if population > 0:
+        held_out = np.setdiff1d(validation_pool(n_points, population, seed, purpose=3), [] if pool is None else pool)
+        points = np.setdiff1d(points, held_out)
+    keep = np.zeros((n_references + 1, n_points), dtype=bool)
+    keep[:n_references, points] = balanced_keep(n_references, len(points), seed)
+    keep[-1] = target_keep(n_points, seed)
+    if pool is not None:
+        keep[-1, pool] = False
+    keep[-1, held_out] = False
+    return AuditSplit(keep, points, held_out)
+
+
 @dataclass
 class AuditSetup:
     """Everything one audit needs: the trained ensemble (last model = target) and the data.
@@ -84,8 +116,8 @@ class AuditSetup:
     seed: int
     train_seconds: float
     points: np.ndarray
-    target_keep: np.ndarray | None = None  # set when there is no ensemble (a training function)
-    function_target: Any = None
+    target_keep: np.ndarray  # the target's row of the split
+    function_target: Any = None  # the target when there is no ensemble (a training function)
 
     @property
     def target(self) -> Any:
@@ -97,8 +129,7 @@ class AuditSetup:
     @property
     def is_member(self) -> np.ndarray:
         """Which audit points the target trained on."""
-        keep = self.target_keep if self.ensemble is None else self.ensemble.keep[-1]
-        return keep[self.points]
+        return self.target_keep[self.points]
 
     def membership_data(self) -> MembershipData:
         """Audit points, the target's membership, and the references' logits."""
@@ -159,22 +190,9 @@ class PrivacyTrainer:
         device_type = self.executor.device_type(device)
         data_id = digest(x, y)
         n = len(x)
-        points, pool, held_out = np.arange(n), None, np.zeros(0, dtype=np.int64)
-        if recipe.defense == "mmd_mixup":
-            pool = validation_pool(n, recipe.validation_fraction, seed)
-            points = np.setdiff1d(points, pool)
-        if population > 0:
-            held_out = np.setdiff1d(validation_pool(n, population, seed, purpose=3), [] if pool is None else pool)
-            points = np.setdiff1d(points, held_out)
-        # References on balanced halves of the audited points; the target on its own random half
-        # (the same split whether or not a pool is held out, so a defended baseline pairs with it).
-        keep = np.zeros((n_references + 1, n), dtype=bool)
-        keep[:n_references, points] = balanced_keep(n_references, len(points), seed)
-        keep[-1] = target_keep(n, seed)
-        if pool is not None:
-            keep[-1, pool] = False
-        keep[-1, held_out] = False
-        seeds = model_seeds(seed, range(n_references)) + [target_seed(seed)]
+        pool = validation_pool(n, recipe.validation_fraction, seed) if recipe.defense == "mmd_mixup" else None
+        split = audit_split(n, n_references, seed, pool=pool, population=population)
+        keep, seeds = split.keep, model_seeds(seed, range(n_references)) + [target_seed(seed)]
         keys = [model_key(recipe, data_id, k, s, device_type) for k, s in zip(keep, seeds)]
         set_key = digest(*keys)
         if set_key in self._memo:
@@ -189,18 +207,20 @@ class PrivacyTrainer:
         }
         n_classes = int(entries[0]["logits"].shape[-1])
         ensemble = Ensemble(recipe, params, keep, seeds, tuple(x.shape[1:]), n_classes, seed=seed)
+        points, held_out = split.points, split.held_out
         ref_logits = np.stack([e["logits"] for e in entries[:n_references]])
         refs = References(
             ref_logits[:, points], keep[:n_references][:, points], tuple(recipe.augmentations), seed,
-            predict=lambda xb: ensemble.logits(xb, queries=False, models=range(n_references))[:, :, 0],
+            predict=ensemble.predictor(range(n_references)),
             population=Population(x[held_out], y[held_out], ref_logits[:, held_out]) if held_out.size else None,
         )
-        setup = AuditSetup(ensemble, x, y, refs, seed, elapsed, points)
+        setup = AuditSetup(ensemble, x, y, refs, seed, elapsed, points, target_keep=keep[-1])
         self._memo[set_key] = setup
         return setup
 
     def audit_function(
-        self, train_fn: Callable[..., Any], dataset: Any, *, n_references: int, seed: int, device: str = "auto"
+        self, train_fn: Callable[..., Any], dataset: Any, *, n_references: int, seed: int, device: str = "auto",
+        population: float = 0.0,
     ) -> AuditSetup:
         """Like :meth:`audit`, for the user's own ``train_fn(x, y, *, seed, device) -> model``, called
         once per model on its keep subset with a per-model integer seed. Each model's logits on the
@@ -214,9 +234,8 @@ class PrivacyTrainer:
             raise TypeError(f"privacy_train_fn must return a callable (x, y, *, seed, device) -> model, got {type(train_fn).__name__}.")
         x, y = as_dataset(dataset)
         device_type = self.executor.device_type(device)
-        n = len(x)
-        keep = np.vstack([balanced_keep(n_references, n, seed), target_keep(n, seed)])
-        seeds = model_seeds(seed, range(n_references)) + [target_seed(seed)]
+        split = audit_split(len(x), n_references, seed, population=population)
+        keep, seeds = split.keep, model_seeds(seed, range(n_references)) + [target_seed(seed)]
         ident, data_id = function_identity(train_fn), digest(x, y)
         keys = [
             digest("pytest-privacy-fn/1", ident, data_id, np.packbits(k), s.entropy, s.spawn_key, __version__,
@@ -239,8 +258,12 @@ class PrivacyTrainer:
             return sink[n_references]
 
         target = models[n_references] if n_references in models else CachedTarget(x, stacked[-1, :, 0], train_target)
-        refs = References(stacked[:n_references], keep[:n_references], (), seed)
-        setup = AuditSetup(None, x, y, refs, seed, elapsed, np.arange(n), target_keep=keep[-1], function_target=target)
+        points, held_out = split.points, split.held_out
+        refs = References(
+            stacked[:n_references][:, points], keep[:n_references][:, points], (), seed,
+            population=Population(x[held_out], y[held_out], stacked[:n_references][:, held_out]) if held_out.size else None,
+        )
+        setup = AuditSetup(None, x, y, refs, seed, elapsed, points, target_keep=keep[-1], function_target=target)
         self._memo[set_key] = setup
         return setup
 

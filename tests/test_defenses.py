@@ -152,3 +152,25 @@ def test_dp_sgd_without_opacus_names_the_extra(monkeypatch):
     x, y = load_example_dataset("synthetic", n=100)
     with pytest.raises(ImportError, match=r"pytest-privacy\[dp\]"):
         train_ensemble(TrainingRecipe(epochs=1, defense="dp_sgd"), x, y, balanced_keep(2, 100, 0), seed=0)
+
+
+def test_the_baseline_gate_works_with_a_held_out_population(pytester):
+    """With --privacy-population the target's audit skips the held-out points; the baseline's
+    points must index that audit, not the data set (they did not: a ValueError)."""
+    pytester.makeconftest(
+        "import pytest\nfrom pytest_privacy import TrainingRecipe, load_example_dataset\n"
+        "@pytest.fixture(scope='session')\ndef privacy_recipe():\n    return TrainingRecipe(hidden=(16,), epochs=2)\n"
+        "@pytest.fixture(scope='session')\ndef privacy_dataset():\n    return load_example_dataset('synthetic', n=300, seed=0)\n"
+    )
+    pytester.makepyfile(
+        "from pytest_privacy import PrivacyLeakError, assert_no_more_vulnerable_than\n"
+        "def test_compare(target_model, mmd_baseline_model, membership_data):\n"
+        "    points = mmd_baseline_model.points  # the target's audit minus the baseline's validation pool\n"
+        "    assert len(membership_data) == 240 and 200 < len(points) < 240 and points.max() < 240\n"
+        "    try:\n"
+        "        assert_no_more_vulnerable_than(target_model, mmd_baseline_model, membership_data, fpr=0.1)\n"
+        "    except PrivacyLeakError:\n"
+        "        pass  # either verdict: this checks the comparison runs on aligned points\n"
+    )
+    result = pytester.runpytest("--privacy-references=2", "--privacy-population=0.2", "--privacy-no-cache")
+    result.assert_outcomes(passed=1)

@@ -93,3 +93,22 @@ def test_more_references_train_only_the_new_ones(tmp_path):
     more = PrivacyTrainer(store=ModelStore(tmp_path))
     more.audit_function(train, data, n_references=6, seed=0)
     assert (more.models_trained, more.models_loaded) == (2, 5)  # the target and 4 references are reused
+
+
+def test_a_training_function_audit_holds_out_rmia_population():
+    import torch
+    from torch import nn
+
+    from pytest_privacy.assertions import attack_scores
+
+    def train(x, y, *, seed, device):
+        torch.manual_seed(seed)
+        return nn.Linear(20, 4)
+
+    data = noise_labels(200, 20)
+    setup = PrivacyTrainer().audit_function(train, data, n_references=4, seed=0, population=0.2)
+    pop = setup.references.population
+    assert pop is not None and len(pop.x) == 40 and len(setup.points) == 160
+    assert not np.isin(setup.points, np.flatnonzero(np.isin(data[0][:, 0], pop.x[:, 0]))).any()
+    scores, _, _ = attack_scores(setup.target, setup.membership_data(), "rmia")
+    assert scores.shape == (160,)

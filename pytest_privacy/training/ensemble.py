@@ -93,6 +93,11 @@ class Ensemble:
         module.load_state_dict({k: v[m].clone() for k, v in self.params.items()}, strict=True)
         return module.eval()
 
+    def predictor(self, models: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+        """``x -> logits [len(models), B, C]`` of ``models`` on a batch, without augmentations: how
+        attacks query references on new inputs (``References.predict``)."""
+        return lambda xb: self.logits(xb, queries=False, models=models)[:, :, 0]
+
     def logits(
         self, x: np.ndarray, *, queries: bool = True, device: str = "auto", models: Sequence[int] | None = None
     ) -> np.ndarray:
