@@ -20,6 +20,7 @@ import numpy as np
 
 from ..queries import make_queries
 from .keep import model_seeds
+from .progress import progress_bar
 from .recipe import TrainingRecipe, build_model
 
 if TYPE_CHECKING:
@@ -256,33 +257,17 @@ def train_models(
     chunk = max(1, min(len(modules), budget // max(per_model, 1)))
     queries = torch.from_numpy(make_queries(x, recipe.augmentations)).to(dev)  # [N, A, ...]
     labels = torch.from_numpy(y.astype(np.int64)).to(dev)
-    bar = _progress_bar(recipe.epochs * math.ceil(len(modules) / chunk), progress, len(modules))
     stacks = []
-    for start in range(0, len(modules), chunk):
-        part = slice(start, start + chunk)
-        stacks.append(
-            _train_stack(recipe, modules[part], keep[part], list(seeds)[part], queries, labels, dev, bar.update, validation)
-        )
-    bar.close()
+    total = recipe.epochs * math.ceil(len(modules) / chunk)
+    with progress_bar(total, progress, f"training {len(modules)} models", unit="epoch") as bar:
+        for start in range(0, len(modules), chunk):
+            part = slice(start, start + chunk)
+            stacks.append(
+                _train_stack(recipe, modules[part], keep[part], list(seeds)[part], queries, labels, dev, bar.update, validation)
+            )
     params = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}
     base = modules[0].to("meta").to_empty(device="cpu")  # architecture only; weights live in params
     return Ensemble(recipe, params, keep.copy(), list(seeds), example_shape, n_classes, _base=base)
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, enabled: bool, n_models: int) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"pytest-privacy: training {n_models} models", unit="epoch", leave=False)
 
 
 def _train_stack(
@@ -559,7 +544,6 @@ class _StackedOptimizer:
 
         self.recipe = recipe
         self.keys = list(params)
-        self.params = params
         dev = params[self.keys[0]].device
         # Stacked state with per-model views: both update paths below share the same storage.
         self.m1 = {k: torch.zeros_like(v) for k, v in params.items()}
@@ -567,8 +551,9 @@ class _StackedOptimizer:
         self.slices = [[params[k][m] for k in self.keys] for m in range(n_models)]
         self.buf1 = [[self.m1[k][m] for k in self.keys] for m in range(n_models)]
         self.buf2 = [[self.m2[k][m] for k in self.keys] for m in range(n_models)]
+        self.stacked = ([params[k] for k in self.keys], [self.m1[k] for k in self.keys], [self.m2[k] for k in self.keys])
+        self.counts = [0] * n_models  # each model's step count; the tensors below mirror it for Adam
         self.steps = [torch.zeros((), dtype=torch.float32, device=dev) for _ in range(n_models)]
-        self.counts = [0] * n_models
         self.shared = torch.zeros((), dtype=torch.float32, device=dev)
 
     def step(self, grads: dict[str, torch.Tensor], active: list[bool]) -> None:
@@ -578,27 +563,27 @@ class _StackedOptimizer:
         models = [m for m, a in enumerate(active) if a]
         # The fused kernels walk raw memory: a gradient whose strides differ from its parameter's
         # (bmm's backward returns transposed ones) would be paired element for element wrongly.
-        gathered = {k: grads[k].contiguous() for k in self.keys}
+        gathered = [grads[k].contiguous() for k in self.keys]
         first = self.counts[models[0]] == 0
         for m in models:
             self.counts[m] += 1
         together = len(models) == len(active) and len(set(self.counts)) == 1
         with torch.no_grad():
-            torch._foreach_add_([self.steps[m] for m in models], 1)
             if together:
                 # Every model steps and all share one step count: one fused call over the stacked
                 # tensors. The update is elementwise, so this is the per-model update without the
                 # per-model list building that dominates small models' steps.
-                params = [self.params[k] for k in self.keys]
-                grad_list = [gathered[k] for k in self.keys]
-                bufs1, bufs2 = [self.m1[k] for k in self.keys], [self.m2[k] for k in self.keys]
+                params, grad_list = self.stacked[0], gathered
+                bufs1, bufs2 = self.stacked[1], self.stacked[2]
                 self.shared.fill_(self.counts[0])
                 step_list = [self.shared] * len(self.keys)
             else:
                 params = [t for m in models for t in self.slices[m]]
-                grad_list = [gathered[k][m] for m in models for k in self.keys]
+                grad_list = [g[m] for m in models for g in gathered]
                 bufs1 = [b for m in models for b in self.buf1[m]]
                 bufs2 = [b for m in models for b in self.buf2[m]]
+                for m in models:
+                    self.steps[m].fill_(self.counts[m])
                 step_list = [self.steps[m] for m in models for _ in self.keys]
             if r.optimizer == "sgd":
                 torch._fused_sgd_(

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from .progress import progress_bar
+
 if TYPE_CHECKING:
     from .store import ModelStore
 
@@ -70,12 +72,6 @@ def _publish(store: ModelStore | None, keys: Sequence[str], unit: Sequence[int],
             store.put(keys[i], entry)
 
 
-def _bar(total: int, enabled: bool, what: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"pytest-privacy: {what}", unit="model", leave=False, disable=not enabled)
-
-
 class LocalExecutor:
     """Train in this process: a recipe as one vectorised program, functions one model at a time."""
 
@@ -95,7 +91,7 @@ class LocalExecutor:
         store: ModelStore | None, describe: Callable[[int], str], progress: bool,
     ) -> Iterator[tuple[list[int], list[Entry]]]:
         # One unit shows the engine's own (per-epoch) bar; several show a bar over models.
-        with _bar(sum(map(len, units)), progress and len(units) > 1, "training") as bar:
+        with progress_bar(sum(map(len, units)), progress and len(units) > 1, "training") as bar:
             for unit in units:
                 try:
                     entries = work(unit, **shared, progress=progress and len(units) == 1)
@@ -200,7 +196,7 @@ class RayExecutor:
             for unit in units
         }
         try:
-            with _bar(sum(map(len, units)), progress, f"training on Ray ({len(units)} tasks)") as bar:
+            with progress_bar(sum(map(len, units)), progress, f"training on Ray ({len(units)} tasks)") as bar:
                 while pending:
                     done, _ = ray.wait(list(pending), num_returns=1)
                     unit = pending.pop(done[0])
