@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_nac", "as_reference_logits"]
+__all__ = ["as_keep", "as_labels", "as_nac", "as_reference_logits"]
 
 
 def as_nac(x: object, lead: int, name: str) -> np.ndarray:
@@ -44,3 +44,30 @@ def as_reference_logits(reference_logits: object, target: np.ndarray) -> np.ndar
             f"[M, {', '.join(map(str, target.shape))}]: same points, queries and classes."
         )
     return refs
+
+
+def as_labels(labels: object, n_points: int, n_classes: int | None, name: str = "labels") -> np.ndarray:
+    """Labels ``[n_points]`` as integer class indices in ``[0, n_classes)`` (any non-negative
+    integers when ``n_classes`` is None)."""
+    y = np.asarray(labels)
+    if y.shape != (n_points,):
+        raise ValueError(f"{name} must have shape ({n_points},), one label per point; got {y.shape}.")
+    limit = "" if n_classes is None else f", {n_classes}"
+    if y.size and (
+        not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or (n_classes is not None and y.max() >= n_classes)
+    ):
+        raise ValueError(f"{name} must be integer class indices in [0{limit or ', C'}).")
+    return y.astype(np.intp, copy=False)
+
+
+def as_keep(keep: object, n_refs: int, n_points: int) -> np.ndarray:
+    """``keep bool [M, N]`` (reference m trained on point n); None means no reference trained on any."""
+    if keep is None:
+        return np.zeros((n_refs, n_points), dtype=bool)
+    k = np.asarray(keep)
+    if k.dtype != np.bool_ or k.shape != (n_refs, n_points):
+        raise ValueError(
+            f"keep must be a bool array of shape ({n_refs}, {n_points}) (reference m trained on point n), "
+            f"got {k.dtype} {k.shape}."
+        )
+    return k

@@ -9,18 +9,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from ._arrays import as_labels, as_nac
+
 __all__ = ["BASELINES", "confidence_scores", "entropy_scores", "loss_scores", "modified_entropy_scores"]
 
 
 def _log_probs(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    z = np.asarray(logits, dtype=np.float64)
-    if z.ndim == 2:
-        z = z[:, None, :]
-    if z.ndim != 3:
-        raise ValueError(f"logits must be [N, C] or [N, A, C], got shape {z.shape}.")
-    y = np.asarray(labels)
-    if y.shape != z.shape[:1]:
-        raise ValueError(f"labels must have shape ({z.shape[0]},), got {y.shape}.")
+    z = as_nac(logits, 0, "logits")
+    y = as_labels(labels, z.shape[0], z.shape[-1])
     return special.log_softmax(z, axis=-1), y[:, None, None]
 
 
@@ -45,8 +41,9 @@ def entropy_scores(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def modified_entropy_scores(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Negative modified entropy (Song & Mittal 2021), which also uses the true label.
 
-    ``Mentr = -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)``; ``log(1 - p)`` is taken as
-    ``log1p(-p)`` of the stable softmax, with ``log(1 - p_y)`` via logsumexp over the other classes.
+    ``Mentr = -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i)``, from the stable softmax;
+    ``log(1 - p_i)`` is ``log1p(-p_i)`` with ``p_i`` capped below 1, so a wrong class predicted
+    with certainty contributes at most ``36.7 p_i`` (its exact term would need a logsumexp per class).
     """
     logp, y = _log_probs(logits, labels)
     p = np.exp(logp)
@@ -54,7 +51,7 @@ def modified_entropy_scores(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
     is_y = np.zeros(p.shape, dtype=bool)
     np.put_along_axis(is_y, y, True, axis=-1)
     logp_y = np.take_along_axis(logp, y, axis=-1)[..., 0]
-    p_y = np.exp(logp_y)
+    p_y = np.take_along_axis(p, y, axis=-1)[..., 0]
     wrong = np.where(is_y, 0.0, p * log1m).sum(axis=-1)
     mentr = -(1 - p_y) * logp_y - wrong
     return (-mentr).mean(axis=-1)

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from ..data import check_inputs, check_labels
 from scipy import ndimage, optimize, special
 
+from ..data import check_inputs, check_labels
 from ..queries import _shift, _spatial_axes
+from ._arrays import as_keep, as_labels
 
 if TYPE_CHECKING:
     import torch
@@ -279,9 +279,7 @@ class BitAttack:
     def score(self, bits: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Membership log-odds ``w_y . bits + b_y`` of the target's bits ``[N, Q]`` (float64 [N])."""
         b = _check_bits(bits, 2, "bits")
-        y = np.asarray(labels)
-        if y.shape != b.shape[:1]:
-            raise ValueError(f"labels must have shape ({b.shape[0]},), got {y.shape}.")
+        y = as_labels(labels, b.shape[0], None)
         if b.shape[1] != self.n_bits:
             raise ValueError(
                 f"bits have {b.shape[1]} columns but the attack was fitted on {self.n_bits}; "
@@ -349,12 +347,10 @@ def fit_bit_attack(
     """
     bits = _check_bits(ref_bits, 3, "ref_bits")
     n_refs, n_points, q = bits.shape
-    k = np.asarray(keep)
-    if k.dtype != np.bool_ or k.shape != (n_refs, n_points):
-        raise ValueError(f"keep must be a bool array of shape ({n_refs}, {n_points}), got {k.dtype} {k.shape}.")
-    y = np.asarray(labels)
-    if y.shape != (n_points,):
-        raise ValueError(f"labels must have shape ({n_points},), got {y.shape}.")
+    if keep is None:
+        raise ValueError("keep must say which reference trained on which point, a bool array [M, N].")
+    k = as_keep(keep, n_refs, n_points)
+    y = as_labels(labels, n_points, None)
     if not (l2 > 0 and math.isfinite(l2)):
         raise ValueError(f"l2 must be positive (it keeps separable bits finite), got {l2!r}.")
     min_examples = max(1, _check_nonnegative_int("min_examples", min_examples))

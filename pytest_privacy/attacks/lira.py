@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 from scipy import special, stats
 
+from ._arrays import as_keep, as_labels, as_reference_logits
 from ._arrays import as_nac as _as_nac
-from ._arrays import as_reference_logits
 
 __all__ = ["LIRA_VARIANTS", "logit_scale", "lira_scores"]
 
@@ -86,9 +86,7 @@ def lira_scores(
         raise ValueError(f"variant must be one of {LIRA_VARIANTS}, got {variant!r}.")
     target = _as_nac(target_logits, 0, "target_logits")
     n_points = target.shape[0]
-    y = np.asarray(labels)
-    if y.shape != (n_points,):
-        raise ValueError(f"labels must have shape ({n_points},), got {y.shape}.")
+    y = as_labels(labels, n_points, target.shape[-1])
     phi_t = logit_scale(target, y[:, None])  # [N, A]
     if variant == "global":
         return phi_t.mean(axis=-1)
@@ -98,14 +96,9 @@ def lira_scores(
     refs = as_reference_logits(reference_logits, target)
     n_refs = refs.shape[0]
     phi_r = logit_scale(refs, y[:, None])  # [M, N, A]
-    if keep is None:
-        if variant == "online":
-            raise ValueError("LiRA online needs keep [M, N] saying which reference trained on which point.")
-        keep_b = np.zeros((n_refs, n_points), dtype=bool)
-    else:
-        keep_b = np.asarray(keep)
-        if keep_b.dtype != np.bool_ or keep_b.shape != (n_refs, n_points):
-            raise ValueError(f"keep must be a bool array of shape ({n_refs}, {n_points}), got {keep_b.dtype} {keep_b.shape}.")
+    if keep is None and variant == "online":
+        raise ValueError("LiRA online needs keep [M, N] saying which reference trained on which point.")
+    keep_b = as_keep(keep, n_refs, n_points)
     k_in = keep_b[:, :, None]
     k_out = ~k_in
     if not k_out.any(axis=0).all():

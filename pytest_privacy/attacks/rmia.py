@@ -43,21 +43,12 @@ from typing import Literal
 import numpy as np
 from scipy import special
 
+from ._arrays import as_keep, as_labels, as_reference_logits
 from ._arrays import as_nac as _as_nac
-from ._arrays import as_reference_logits
 
 __all__ = ["RMIA_VARIANTS", "rmia_scores"]
 
 RMIA_VARIANTS = ("online", "offline")
-
-
-def _labels(labels: object, n_points: int, n_classes: int, name: str) -> np.ndarray:
-    y = np.asarray(labels)
-    if y.shape != (n_points,):
-        raise ValueError(f"{name} must have shape ({n_points},), one label per point; got {y.shape}.")
-    if y.size and (not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"{name} must be integer class indices in [0, {n_classes}).")
-    return y.astype(np.intp, copy=False)
 
 
 def _log_query_mean_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -127,7 +118,7 @@ def rmia_scores(
 
     target = _as_nac(target_logits, 0, "target_logits")
     n_points, n_queries, n_classes = target.shape
-    y = _labels(labels, n_points, n_classes, "labels")
+    y = as_labels(labels, n_points, n_classes)
     refs = as_reference_logits(reference_logits, target)
     n_refs = refs.shape[0]
     if n_refs == 0:
@@ -145,7 +136,7 @@ def rmia_scores(
             f"population_target_logits {pop_target.shape} must be [Z, {n_queries}, {n_classes}]: the "
             "same queries (A) and classes (C) as target_logits."
         )
-    y_pop = _labels(population_labels, n_pop, n_classes, "population_labels")
+    y_pop = as_labels(population_labels, n_pop, n_classes, "population_labels")
     pop_refs = _as_nac(population_reference_logits, 1, "population_reference_logits")
     if pop_refs.shape != (n_refs, *pop_target.shape):
         raise ValueError(
@@ -154,15 +145,7 @@ def rmia_scores(
             "models as reference_logits."
         )
 
-    if keep is None:
-        keep_b = np.zeros((n_refs, n_points), dtype=bool)
-    else:
-        keep_b = np.asarray(keep)
-        if keep_b.dtype != np.bool_ or keep_b.shape != (n_refs, n_points):
-            raise ValueError(
-                f"keep must be a bool array of shape ({n_refs}, {n_points}) (reference m trained on "
-                f"point n), got {keep_b.dtype} {keep_b.shape}."
-            )
+    keep_b = as_keep(keep, n_refs, n_points)
 
     # Audit and population points go through the same row-wise code, so identical inputs give
     # bitwise identical ratios (ties are then decided by the strict '>' exactly as written).
