@@ -24,7 +24,13 @@ from .metrics import (
 )
 from .querying import label_oracle, query_logits
 from .reporting import record_result
-from .results import AttackResult, ComparisonResult, GateResult, Verdict, VulnerablePoint
+from .results import (
+    AttackResult,
+    ComparisonResult,
+    GateResult,
+    Verdict,
+    VulnerablePoint,
+)
 
 __all__ = [
     "AttackScores",
@@ -339,7 +345,9 @@ def assert_epsilon_below(
 
 def _accuracy(model: Any, data: MembershipData) -> float:
     """Accuracy on the audit's non-members: points the model never trained on."""
-    from .attacks.label_only import QueryCounter  # batches and validates like every label query
+    from .attacks.label_only import (
+        QueryCounter,  # batches and validates like every label query
+    )
 
     labels = QueryCounter(label_oracle(model))(data.x[~data.is_member])
     return float((labels == data.y[~data.is_member]).mean())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,19 @@ def is_module(model: Any) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
+@contextmanager
+def evaluating(model: Any) -> Iterator[None]:
+    """``model`` in eval mode for the block, then every submodule back in its own mode (a user's
+    frozen batch-norm inside a training model stays frozen; ``model.train(was)`` would unfreeze it)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 def _predict_module(model: Any, x: np.ndarray) -> np.ndarray:
     import torch
 
@@ -27,16 +42,11 @@ def _predict_module(model: Any, x: np.ndarray) -> np.ndarray:
         device = next(model.parameters()).device
     except StopIteration:
         device = torch.device("cpu")
-    was_training = model.training
-    model.eval()
     out = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(x), _BATCH):
-                xb = torch.from_numpy(x[start : start + _BATCH]).to(device)
-                out.append(model(xb).detach().float().cpu().numpy())
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.no_grad():
+        for start in range(0, len(x), _BATCH):
+            xb = torch.from_numpy(x[start : start + _BATCH]).to(device)
+            out.append(model(xb).detach().float().cpu().numpy())
     return np.concatenate(out)
 
 

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .data import MembershipData, Population, References, check_inputs, check_labels
+from .training.executors import Entry, Executor, LocalExecutor, Work
 from .training.keep import balanced_keep, model_seeds
 from .training.recipe import TrainingRecipe
-from .training.executors import Entry, Executor, LocalExecutor, Work
 from .training.store import ModelStore, digest
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from scipy import ndimage, optimize, special
 
 from ..data import check_inputs, check_labels
 from ..queries import _shift, _spatial_axes
+from ..querying import evaluating
 from ._arrays import as_keep, as_labels
 
 if TYPE_CHECKING:
@@ -486,19 +487,13 @@ def boundary_scores_whitebox(
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
     out = np.empty(xa.shape[0], dtype=np.float64)
-    try:
-        with torch.no_grad():
-            for start in range(0, xa.shape[0], batch_size):
-                xb = torch.as_tensor(xa[start : start + batch_size], device=device, dtype=dtype)
-                yb = torch.as_tensor(ya[start : start + batch_size], device=device)
-                dist = _deepfool(model, xb, yb, steps, float(overshoot), int(top_k), bisection_steps)
-                out[start : start + batch_size] = dist.cpu().numpy()
-    finally:
-        for m, mode in modes:
-            m.training = mode
+    with evaluating(model), torch.no_grad():
+        for start in range(0, xa.shape[0], batch_size):
+            xb = torch.as_tensor(xa[start : start + batch_size], device=device, dtype=dtype)
+            yb = torch.as_tensor(ya[start : start + batch_size], device=device)
+            dist = _deepfool(model, xb, yb, steps, float(overshoot), int(top_k), bisection_steps)
+            out[start : start + batch_size] = dist.cpu().numpy()
     return np.where(np.isnan(out), radius, np.minimum(out, radius))
 
 
