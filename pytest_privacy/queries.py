@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["AUGMENTATIONS", "make_queries", "n_queries"]
+__all__ = ["AUGMENTATIONS", "check_augmentations", "make_queries"]
 
 AUGMENTATIONS = ("shift", "flip")
 
@@ -23,23 +23,21 @@ def _spatial_axes(ndim: int) -> tuple[int, ...]:
     return {1: (0,), 2: (0, 1), 3: (1, 2)}.get(ndim, ())
 
 
-def _check(shape: tuple[int, ...], augmentations: Sequence[str]) -> None:
+def check_augmentations(augmentations: Sequence[str]) -> None:
+    """Raise a ValueError naming the choices if an augmentation is unknown."""
     unknown = [a for a in augmentations if a not in AUGMENTATIONS]
     if unknown:
         raise ValueError(f"unknown augmentations {unknown}; choose from {AUGMENTATIONS}.")
+
+
+def _check(shape: tuple[int, ...], augmentations: Sequence[str]) -> None:
+    check_augmentations(augmentations)
     if augmentations and not _spatial_axes(len(shape)):
         raise ValueError(
             f"augmentations need [N, L], [N, H, W] or [N, C, H, W] inputs, got example shape {shape}."
         )
     if "flip" in augmentations and len(shape) < 2:
         raise ValueError("'flip' is a horizontal image flip; 1-D signals only support 'shift'.")
-
-
-def n_queries(example_shape: tuple[int, ...], augmentations: Sequence[str]) -> int:
-    """Number of queries A per point for inputs whose examples have ``example_shape``."""
-    _check(tuple(example_shape), augmentations)
-    shifts = 1 + 2 * len(_spatial_axes(len(example_shape))) if "shift" in augmentations else 1
-    return shifts * (2 if "flip" in augmentations else 1)
 
 
 def _shift(x: np.ndarray, axis: int, step: int) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..queries import AUGMENTATIONS
+from ..queries import check_augmentations
 
 if TYPE_CHECKING:  # torch stays out of import time
     from torch import nn
@@ -76,9 +76,7 @@ class TrainingRecipe(BaseModel):
     @field_validator("augmentations")
     @classmethod
     def _known_augmentations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [a for a in value if a not in AUGMENTATIONS]
-        if unknown:
-            raise ValueError(f"unknown augmentations {unknown}; choose from {AUGMENTATIONS}")
+        check_augmentations(value)
         return value
 
     def canonical_json(self) -> str:
