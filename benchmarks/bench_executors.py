@@ -67,16 +67,15 @@ def main() -> None:
     import torch
 
     from pytest_privacy import load_example_dataset
-    from pytest_privacy.trainer import PrivacyTrainer, target_keep
+    from pytest_privacy.trainer import PrivacyTrainer, audit_split
     from pytest_privacy.training.executors import RayExecutor
-    from pytest_privacy.training.keep import balanced_keep
     from pytest_privacy.training.store import ModelStore
 
     x, y = load_example_dataset("digits")
     x = x.reshape(len(x), -1)
     n_models = N_REFERENCES + 1
 
-    keep = np.vstack([balanced_keep(N_REFERENCES, len(x), 0), target_keep(len(x), 0)])
+    keep = audit_split(len(x), N_REFERENCES, 0).keep  # the halves the audit trains on
 
     def plain_loop() -> float:  # the same 17 trainings on the same halves, nothing else
         start = time.perf_counter()

@@ -71,12 +71,14 @@ def validation_pool(n_points: int, fraction: float, seed: int, *, purpose: int =
 
 @dataclass(frozen=True)
 class AuditSplit:
-    """Who trains on what: ``keep[m]`` for the M references and the target (last row), and which
-    points are audited (``points``) or held out of everything as RMIA's population (``held_out``)."""
+    """Who trains on what: ``keep[m]`` for the M references and the target (last row), with each
+    model's seed, and which points are audited (``points``) or held out of everything as RMIA's
+    population (``held_out``)."""
 
     keep: np.ndarray
     points: np.ndarray
     held_out: np.ndarray
+    seeds: list[np.random.SeedSequence]  # per model, the target's last
 
 
 def audit_split(
@@ -98,7 +100,7 @@ def audit_split(
     if pool is not None:
         keep[-1, pool] = False
     keep[-1, held_out] = False
-    return AuditSplit(keep, points, held_out)
+    return AuditSplit(keep, points, held_out, model_seeds(seed, range(n_references)) + [target_seed(seed)])
 
 
 @dataclass
@@ -192,7 +194,7 @@ class PrivacyTrainer:
         n = len(x)
         pool = validation_pool(n, recipe.validation_fraction, seed) if recipe.defense == "mmd_mixup" else None
         split = audit_split(n, n_references, seed, pool=pool, population=population)
-        keep, seeds = split.keep, model_seeds(seed, range(n_references)) + [target_seed(seed)]
+        keep, seeds = split.keep, split.seeds
         keys = [model_key(recipe, data_id, k, s, device_type) for k, s in zip(keep, seeds)]
         set_key = digest(*keys)
         if set_key in self._memo:
@@ -235,7 +237,7 @@ class PrivacyTrainer:
         x, y = as_dataset(dataset)
         device_type = self.executor.device_type(device)
         split = audit_split(len(x), n_references, seed, population=population)
-        keep, seeds = split.keep, model_seeds(seed, range(n_references)) + [target_seed(seed)]
+        keep, seeds = split.keep, split.seeds
         ident, data_id = function_identity(train_fn), digest(x, y)
         keys = [
             digest("pytest-privacy-fn/1", ident, data_id, np.packbits(k), s.entropy, s.spawn_key, __version__,
