@@ -62,7 +62,6 @@ def main() -> None:
     args = parser.parse_args()
     EPOCHS = args.epochs
 
-    import numpy as np
     import ray
     import torch
 
