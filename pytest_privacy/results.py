@@ -118,6 +118,9 @@ class ComparisonResult(BaseModel):
 SCHEMA_VERSION = 1
 
 
+Result = Annotated[AttackResult | ComparisonResult, Field(discriminator="kind")]
+
+
 class SessionReport(BaseModel):
     """What ``--privacy-report`` writes: every result of a run and the context to reproduce it."""
 
@@ -130,7 +133,5 @@ class SessionReport(BaseModel):
     config: dict[str, Any]
     models_trained: int = 0
     models_loaded: int = 0
-    results: list[Annotated[AttackResult | ComparisonResult, Field(discriminator="kind")]]
+    results: list[Result]
 
-
-Result = Annotated[AttackResult | ComparisonResult, Field(discriminator="kind")]
