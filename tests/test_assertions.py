@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import noise_labels
 
 from pytest_privacy import (
     MembershipData,
@@ -24,18 +25,14 @@ MEMORISE = TrainingRecipe(hidden=(128,), epochs=40)
 @pytest.fixture(scope="module")
 def noise_setup():
     # Random labels can only be fit by memorising, so the target's members are exposed.
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(600, 20)).astype(np.float32)
-    y = rng.integers(0, 4, 600)
-    return PrivacyTrainer().audit(MEMORISE, (x, y), n_references=8, seed=0)
+    return PrivacyTrainer().audit(MEMORISE, noise_labels(600, 20), n_references=8, seed=0)
 
 
 @pytest.fixture(scope="module")
 def stranger(noise_setup):
     """A model of the same recipe that never saw any audit point."""
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(300, 20)).astype(np.float32)
-    ens = train_ensemble(MEMORISE, x, rng.integers(0, 4, 300), np.ones((1, 300), bool), seed=9)
+    x, y = noise_labels(300, 20, seed=1)
+    ens = train_ensemble(MEMORISE, x, y, np.ones((1, 300), bool), seed=9)
     return ens.model(0)
 
 
@@ -149,9 +146,7 @@ def test_trained_augmentation_attack_fits_on_references_only(noise_setup):
 def test_rmia_uses_a_held_out_population_and_beats_lira_with_few_references():
     from pytest_privacy.metrics import auc
 
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(600, 20)).astype(np.float32), rng.integers(0, 4, 600)
-    setup = PrivacyTrainer().audit(MEMORISE, (x, y), n_references=4, seed=0, population=0.2)
+    setup = PrivacyTrainer().audit(MEMORISE, noise_labels(600, 20), n_references=4, seed=0, population=0.2)
     data = setup.membership_data()
     pop = data.references.population
     assert len(data) == 480 and len(pop.y) == 120
