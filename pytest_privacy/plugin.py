@@ -57,12 +57,15 @@ _ENV = {"executor": "PYTEST_PRIVACY_EXECUTOR"}
 _FLAGS: list[tuple[str, str, str]] = [
     ("no-cache", "no_cache", "train every model afresh and store nothing"),
 ]
-# Markers that name a suite: --privacy-attacks deselects tests of suites it does not name.
-_SUITE_MARKERS = {
+# A marker per suite (attacks.SUITES): --privacy-attacks deselects tests of suites it does not name.
+_SUITE_TEXT = {
     "lira": "LiRA likelihood-ratio attacks (needs reference models)",
+    "rmia": "RMIA relative membership inference (needs --privacy-population)",
+    "baseline": "population baselines: loss, confidence, entropy, modified entropy",
     "label_only": "label-only attacks (the model exposes only labels)",
     "mmd_baseline": "comparisons against the MMD+mixup-defended baseline",
 }
+_SUITE_MARKERS = {name: _SUITE_TEXT[name] for name in SUITES}  # a new suite without a text fails here
 _STASH = pytest.StashKey[dict[str, Any]]()
 _TRAINER = pytest.StashKey[PrivacyTrainer]()
 _COLLECTED = pytest.StashKey[dict[str, Any]]()  # results and model counts, across xdist workers

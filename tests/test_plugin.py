@@ -25,7 +25,7 @@ def test_help_markers_and_fixtures_are_documented(pytester):
     ):
         assert f"--privacy-{option}" in help_text and f"privacy_{option.replace('-', '_')}" in help_text
     markers = pytester.runpytest("--markers").stdout.str()
-    for marker in ("privacy(**overrides)", "lira:", "label_only:", "mmd_baseline:"):
+    for marker in ("privacy(**overrides)", "lira:", "rmia:", "baseline:", "label_only:", "mmd_baseline:"):
         assert f"@pytest.mark.{marker}" in markers
     fixtures = pytester.runpytest("--fixtures").stdout.str()
     for name, doc in [
