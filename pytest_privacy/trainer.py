@@ -18,7 +18,7 @@ import numpy as np
 
 from .data import MembershipData, Population, References, check_inputs, check_labels
 from .training.executors import Entry, Executor, LocalExecutor, Work
-from .training.keep import balanced_keep, model_seeds
+from .training.keep import balanced_keep, model_seeds, torch_seed
 from .training.recipe import TrainingRecipe
 from .training.store import ModelStore, digest
 
@@ -277,11 +277,9 @@ class PrivacyTrainer:
 
         Work on one set of models is serialised by a lock, so xdist workers that need it train it once.
         """
-        from .training.ensemble import _torch_seed
-
         def describe(i: int) -> str:
             name = "the target model" if i == len(keys) - 1 else f"reference model {i}"
-            return f"{name} (seed {_torch_seed(seeds[i])})"
+            return f"{name} (seed {torch_seed(seeds[i])})"
 
         lock = self.store.lock(digest(*keys)) if self.store is not None else nullcontext()
         start = time.perf_counter()
@@ -332,12 +330,12 @@ def train_with_function(
     """Executor work: train the ``unit`` models with the user's function, one after another; return
     each one's logits on ``x``. With ``trained``, also keep the live models there."""
     from .querying import query_logits
-    from .training.ensemble import _torch_seed, resolve_device
+    from .training.ensemble import resolve_device
 
     dev = str(resolve_device(device))
     entries = []
     for i in unit:
-        model = train_fn(x[keep[i]], y[keep[i]], seed=_torch_seed(seeds[i]), device=dev)
+        model = train_fn(x[keep[i]], y[keep[i]], seed=torch_seed(seeds[i]), device=dev)
         entries.append({"logits": query_logits(model, x).astype(np.float32)})
         if trained is not None:
             trained[i] = model

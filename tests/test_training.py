@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytest_privacy import TrainingRecipe, balanced_keep, load_example_dataset, train_ensemble
-from pytest_privacy.training.ensemble import _child, _torch_seed, train_models
-from pytest_privacy.training.keep import model_seeds
+from pytest_privacy.training.ensemble import train_models
+from pytest_privacy.training.keep import child_seed, model_seeds, torch_seed
 from pytest_privacy.training.recipe import build_model
 
 
@@ -20,14 +20,14 @@ def data():
 
 def _plain_loop(recipe, x, y, keep_row, seed):
     """Reference implementation: one model, torch.optim, batches drawn as the engine documents."""
-    torch.manual_seed(_torch_seed(_child(seed, 0)))
+    torch.manual_seed(torch_seed(child_seed(seed, 0)))
     model = build_model(recipe, x.shape[1:], int(y.max()) + 1)
     opt = (
         torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
         if recipe.optimizer == "adam"
         else torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     )
-    rng = np.random.default_rng(_child(seed, 1))
+    rng = np.random.default_rng(child_seed(seed, 1))
     idx = np.flatnonzero(keep_row)
     for _ in range(recipe.epochs):
         perm = rng.permutation(idx)

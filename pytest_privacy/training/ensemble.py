@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..queries import make_queries
-from .keep import model_seeds
+from .keep import child_seed, model_seeds, torch_seed
 from .progress import progress_bar
 from .recipe import TrainingRecipe, build_model
 
@@ -44,15 +44,6 @@ def resolve_device(device: str = "auto") -> torch.device:
             f"device={device!r} was requested but CUDA is not available; use device='auto' or 'cpu'."
         )
     return dev
-
-
-def _child(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
-    # A stateless child: spawn() would depend on how often it was called before.
-    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, k))
-
-
-def _torch_seed(seed: np.random.SeedSequence) -> int:
-    return int(seed.generate_state(1, np.uint64)[0] % (2**63))
 
 
 @dataclass
@@ -243,7 +234,7 @@ def train_models(
     modules = []
     for s in seeds:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_torch_seed(_child(s, 0)))
+            torch.manual_seed(torch_seed(child_seed(s, 0)))
             modules.append(build_model(recipe, example_shape, n_classes))
     if list(modules[0].buffers()):
         raise ValueError(
@@ -319,7 +310,7 @@ def _train_stack(
         rates = [min(1.0, recipe.batch_size / int(n)) for n in keep.sum(axis=1)]
         sigma = {r: dp_noise_multiplier(recipe.dp_epsilon, recipe.dp_delta, r, recipe.epochs) for r in set(rates)}
         noise_scale = torch.tensor([sigma[r] * recipe.dp_clip for r in rates], dtype=torch.float32, device=dev)
-        noise_gens = [torch.Generator().manual_seed(_torch_seed(_child(s, 3))) for s in seeds]
+        noise_gens = [torch.Generator().manual_seed(torch_seed(child_seed(s, 3))) for s in seeds]
 
         def sample_loss(p: dict[str, torch.Tensor], x1: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
             return F.cross_entropy(functional_call(base, p, (x1.unsqueeze(0),)), y1.unsqueeze(0))
@@ -361,7 +352,7 @@ def _train_stack(
     # A plain MLP on the CPU: hand-written backward over the stack (see _mlp_gradients).
     mlp = _mlp_layers(base) if dev.type == "cpu" else None
     members = [np.flatnonzero(row) for row in keep]
-    rngs = [np.random.default_rng(_child(s, 1)) for s in seeds]
+    rngs = [np.random.default_rng(child_seed(s, 1)) for s in seeds]
     bsz = recipe.batch_size
     steps = [math.ceil(len(idx) / bsz) for idx in members]
     width = max(steps)
@@ -369,7 +360,7 @@ def _train_stack(
     if defended:
         from .defenses import class_matched, mixup_partners, mmd2
 
-        defense_rngs = [np.random.default_rng(_child(s, 2)) for s in seeds]
+        defense_rngs = [np.random.default_rng(child_seed(s, 2)) for s in seeds]
         labels_np = labels.cpu().numpy()
         pool = np.asarray(validation)
         pool_t = torch.from_numpy(pool).to(dev)

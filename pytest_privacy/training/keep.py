@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["balanced_keep", "model_seeds"]
+__all__ = ["balanced_keep", "child_seed", "model_seeds", "torch_seed"]
 
 
 def balanced_keep(n_models: int, n_points: int, seed: int) -> np.ndarray:
@@ -40,3 +40,14 @@ def model_seeds(seed: int, indices: range | list[int]) -> list[np.random.SeedSeq
     the same model trained alone, and adding references never changes the existing ones.
     """
     return [np.random.SeedSequence(seed, spawn_key=(int(i),)) for i in indices]
+
+
+def child_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    """Model ``seed``'s stream ``k`` (0 init, 1 minibatches, 2 defense draws, 3 DP noise): stateless,
+    where ``spawn()`` would depend on how often it was called before."""
+    return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, k))
+
+
+def torch_seed(seed: np.random.SeedSequence) -> int:
+    """The integer a model's seed becomes for ``torch.manual_seed`` (and a training function's ``seed``)."""
+    return int(seed.generate_state(1, np.uint64)[0] % (2**63))
