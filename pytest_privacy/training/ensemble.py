@@ -61,6 +61,7 @@ class Ensemble:
     n_classes: int
     _base: nn.Module | None = field(default=None, repr=False)
     seed: int | None = None
+    _activations: int | None = field(default=None, repr=False)  # per example, for eval batch sizes
 
     def __len__(self) -> int:
         return int(self.keep.shape[0])
@@ -104,9 +105,14 @@ class Ensemble:
         n, a = q.shape[:2]
         dev = resolve_device(device)
         idx = list(range(len(self))) if models is None else list(models)
-        params = {k: v[idx].to(dev) for k, v in self.params.items()}
+        # The first k models (all of them, or the references before the target) are a view;
+        # only another selection copies the stacked weights.
+        take = slice(0, len(idx)) if idx == list(range(len(idx))) else idx
+        params = {k: v[take].to(dev) for k, v in self.params.items()}
         flat = torch.from_numpy(q.reshape(n * a, *self.example_shape))
-        per_row = 4 * len(idx) * activations_per_example(self.base, self.example_shape)
+        if self._activations is None:  # a dry run of the model: once, not per query batch
+            self._activations = activations_per_example(self.base, self.example_shape)
+        per_row = 4 * len(idx) * self._activations
         rows = max(16, _EVAL_BYTES // max(per_row, 1))
         out = []
         with torch.no_grad():
