@@ -364,12 +364,11 @@ def _train_stack(
     width = max(steps)
     defended = recipe.defense == "mmd_mixup"
     if defended:
-        from .defenses import class_matched, mixup_partners, mmd2
+        from .defenses import mixup_partners
 
         defense_rngs = [np.random.default_rng(child_seed(s, 2)) for s in seeds]
         labels_np = labels.cpu().numpy()
         pool = np.asarray(validation)
-        pool_t = torch.from_numpy(pool).to(dev)
     for _ in range(recipe.epochs):
         # Per model: a fresh permutation of its own points and a query (augmentation) per point.
         order = np.zeros((n_models, width * bsz), dtype=np.int64)
@@ -421,8 +420,8 @@ def _train_stack(
             optimizer.step(g, active)
         if defended:
             _mmd_pass(
-                recipe, forward, lambda xb: _forward_all(base, params, xb), params, gradients, optimizer, queries, labels, labels_np, keep, pool, pool_t,
-                order, weight, steps, defense_rngs, amp, mmd2, class_matched,
+                recipe, forward, lambda xb: _forward_all(base, params, xb), params, gradients, optimizer, queries,
+                labels_np, keep, pool, order, order_t, weight_t, steps, defense_rngs, amp,
             )
         tick(1)
     return {k: v.detach().cpu() for k, v in params.items()}
@@ -488,12 +487,17 @@ def _mlp_gradients(
 
 def _mmd_pass(
     recipe: TrainingRecipe, forward: Any, predict_all: Any, params: dict[str, torch.Tensor], gradients: Any, optimizer: Any,
-    queries: torch.Tensor, labels: torch.Tensor, labels_np: np.ndarray, keep: np.ndarray, pool: np.ndarray,
-    pool_t: torch.Tensor, order: np.ndarray, weight: np.ndarray, steps: list[int], rngs: list[np.random.Generator],
-    amp: Any, mmd2: Any, class_matched: Any,
+    queries: torch.Tensor, labels_np: np.ndarray, keep: np.ndarray, pool: np.ndarray, order: np.ndarray,
+    order_t: torch.Tensor, weight_t: torch.Tensor, steps: list[int], rngs: list[np.random.Generator], amp: Any,
 ) -> None:
-    """The defense's second pass, for models whose train accuracy leads validation by the trigger."""
+    """The defense's second pass, for models whose train accuracy leads validation by the trigger.
+
+    ``order``/``order_t`` and ``weight_t`` are the epoch's minibatch layout (numpy for drawing the
+    class-matched pool points, on the device for indexing), as the first pass used them.
+    """
     import torch
+
+    from .defenses import class_matched, mmd2
 
     with torch.no_grad():
         predicted = torch.cat([predict_all(xb).argmax(-1) for xb in queries[:, 0].split(1024)], dim=1)
@@ -515,8 +519,8 @@ def _mmd_pass(
             class_matched(r, labels_np[row], pool, pool_labels) if on else np.full(row.shape, pool[0])
             for r, row, on in zip(rngs, ib, active)
         ])
-        ib_t, jb_t = torch.from_numpy(ib).to(pool_t.device), torch.from_numpy(matched).to(pool_t.device)
-        wb = torch.from_numpy(weight[:, cols]).to(pool_t.device)
+        ib_t, wb = order_t[:, cols], weight_t[:, cols]
+        jb_t = torch.from_numpy(matched).to(order_t.device)
         with amp():
             p_train = torch.softmax(forward(params, queries[ib_t, 0]).float(), -1)
             p_val = torch.softmax(forward(params, queries[jb_t, 0]).float(), -1).detach()
