@@ -95,9 +95,7 @@ class LocalExecutor:
             for unit in units:
                 try:
                     entries = work(unit, **shared, progress=progress and len(units) == 1)
-                except KeyboardInterrupt:
-                    raise
-                except Exception as exc:
+                except Exception as exc:  # (Ctrl-C is no Exception: it propagates as itself)
                     raise _failure(unit, describe, f"{type(exc).__name__}: {exc}") from exc
                 _publish(store, keys, unit, entries)
                 bar.update(len(unit))
