@@ -15,31 +15,50 @@ def _key(r: AttackResult | ComparisonResult) -> tuple[str, str, str]:
     return (r.test_id or "-", r.attack, gate)
 
 
-def _tpr(r: AttackResult | ComparisonResult) -> float:
-    return r.tpr
+def _measure(r: AttackResult | ComparisonResult) -> tuple[str, float]:
+    """What a result is judged by: its AUC for an AUC gate, else its TPR."""
+    if isinstance(r, AttackResult) and r.gate == "auc":
+        return "AUC", r.auc
+    return "TPR", r.tpr
 
 
-def compare(old: SessionReport, new: SessionReport, tolerance: float) -> tuple[list[str], bool]:
+def compare(
+    old: SessionReport, new: SessionReport, tolerance: float, *, allow_missing: bool = False
+) -> tuple[list[str], bool]:
     """Lines describing what changed between two reports, and whether anything regressed: a result
-    whose TPR rose by more than ``tolerance``, or whose verdict got worse (pass -> inconclusive/fail)."""
+    whose TPR (an AUC gate's AUC) rose by more than ``tolerance``, whose verdict got worse
+    (pass -> inconclusive/fail), or that is ``GONE`` (deselected, renamed, or erroring before its
+    assertion) unless ``allow_missing``."""
     rank = {"pass": 0, "inconclusive": 1, "fail": 2}
     before = {_key(r): r for r in old.results}
     lines, regressed = [], False
     for r in new.results:
         o = before.get(_key(r))
+        name, value = _measure(r)
         if o is None:
-            lines.append(f"NEW          {r.test_id}  {r.attack}: TPR {_tpr(r):.4f}, {r.verdict.value}")
+            lines.append(f"NEW          {r.test_id}  {r.attack}: {name} {value:.4f}, {r.verdict.value}")
             continue
-        delta = _tpr(r) - _tpr(o)
+        _, was = _measure(o)
+        delta = value - was
         worse = delta > tolerance or rank[r.verdict.value] > rank[o.verdict.value]
         regressed |= worse
         tag = "REGRESSED" if worse else ("improved" if delta < -tolerance else "unchanged")
         lines.append(
-            f"{tag:12} {r.test_id}  {r.attack}: TPR {_tpr(o):.4f} -> {_tpr(r):.4f} ({delta:+.4f}), "
+            f"{tag:12} {r.test_id}  {r.attack}: {name} {was:.4f} -> {value:.4f} ({delta:+.4f}), "
             f"{o.verdict.value} -> {r.verdict.value}"
         )
-    for key in before.keys() - {_key(r) for r in new.results}:
-        lines.append(f"GONE         {key[0]}  {key[1]}")
+    gone = sorted(before.keys() - {_key(r) for r in new.results})
+    for key in gone:
+        lines.append(f"GONE         {key[0]}  {key[1]} ({key[2]} gate): no result in the new report")
+    if gone and not allow_missing:
+        regressed = True
+        lines.append(
+            f"{len(gone)} gate(s) of the old report have no result in the new one (deselected, renamed, or "
+            "erroring before their assertion): a gate that disappears fails the comparison; pass "
+            "--allow-missing if that was intended."
+        )
+    if not new.results and new.note:
+        lines.append(f"the new report is empty: {new.note}")
     return lines, regressed
 
 
@@ -51,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     cmp = sub.add_parser("compare", help="what got more vulnerable between two --privacy-report files")
     cmp.add_argument("old", type=Path)
     cmp.add_argument("new", type=Path)
-    cmp.add_argument("--tolerance", type=float, default=0.01, help="TPR increase tolerated (default 0.01)")
+    cmp.add_argument("--tolerance", type=float, default=0.01, help="TPR (or AUC) increase tolerated (default 0.01)")
+    cmp.add_argument(
+        "--allow-missing", action="store_true", help="a gate of OLD without a result in NEW is not a regression"
+    )
     args = parser.parse_args(argv)
     if args.command == "schema":
         print(json.dumps(SessionReport.model_json_schema(), indent=2))
@@ -61,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"cannot read the reports: {exc}", file=sys.stderr)
         return 2
-    lines, regressed = compare(old, new, args.tolerance)
+    lines, regressed = compare(old, new, args.tolerance, allow_missing=args.allow_missing)
     print("\n".join(lines))
     return 1 if regressed else 0
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .attacks import expand_attacks
+from .attacks import Selection
 
 __all__ = ["PROFILES", "PrivacyConfig", "default_profile", "resolve_config"]
 
@@ -73,13 +73,12 @@ class PrivacyConfig(BaseModel):
             return None
         names = value.split(",") if isinstance(value, str) else list(value)
         # Suites stay as given (markers select by suite); each name must be known.
-        for name in names:
-            expand_attacks([name])
+        Selection.parse(names)
         return tuple(n.strip() for n in names if n.strip())
 
-    def selected_attacks(self) -> list[str] | None:
-        """Attack names the run selects (suites expanded), or None for all."""
-        return None if self.attacks is None else expand_attacks(list(self.attacks))
+    def selection(self) -> Selection | None:
+        """What ``attacks`` selects (suites and attack names), or None for everything."""
+        return None if self.attacks is None else Selection.parse(self.attacks)
 
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}

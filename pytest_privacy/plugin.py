@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from .assertions import gate_defaults, set_inconclusive_default
-from .attacks import SUITES
+from .attacks import ATTACKS, SUITES, suite_attacks
 from .config import PrivacyConfig, resolve_config
 from .data import Baseline
 from .reporting import (
@@ -57,15 +57,6 @@ _ENV = {"executor": "PYTEST_PRIVACY_EXECUTOR"}
 _FLAGS: list[tuple[str, str, str]] = [
     ("no-cache", "no_cache", "train every model afresh and store nothing"),
 ]
-# A marker per suite (attacks.SUITES): --privacy-attacks deselects tests of suites it does not name.
-_SUITE_TEXT = {
-    "lira": "LiRA likelihood-ratio attacks (needs reference models)",
-    "rmia": "RMIA relative membership inference (needs --privacy-population)",
-    "baseline": "population baselines: loss, confidence, entropy, modified entropy",
-    "label_only": "label-only attacks (the model exposes only labels)",
-    "mmd_baseline": "comparisons against the MMD+mixup-defended baseline",
-}
-_SUITE_MARKERS = {name: _SUITE_TEXT[name] for name in SUITES}  # a new suite without a text fails here
 _STASH = pytest.StashKey[dict[str, Any]]()
 _TRAINER = pytest.StashKey[PrivacyTrainer]()
 _COLLECTED = pytest.StashKey[dict[str, Any]]()  # results and model counts, across xdist workers
@@ -103,8 +94,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "privacy(**overrides): override privacy settings for this test "
         "(n_references, seed, profile, device, inconclusive, confidence)",
     )
-    for name, text in _SUITE_MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
+    for name, text in SUITES.items():
+        config.addinivalue_line(
+            "markers", f"{name}(*attacks): {text}; name the suite's attacks the test runs to narrow --privacy-attacks"
+        )
     ini, cli = _layers(config)
     try:
         base = resolve_config(ini, cli)
@@ -135,24 +128,88 @@ def _session_config(config: pytest.Config, marker: pytest.Mark | None = None) ->
         raise pytest.UsageError(str(exc)) from None
 
 
+def _suites_and_attacks(item: pytest.Item) -> tuple[set[str], set[str]] | None:
+    """The suites a test belongs to and the attacks it runs, or None when it is not a privacy test.
+
+    A ``privacy_attack`` parameter is the one attack its test runs; otherwise the test's suite
+    markers say, each standing for its suite's attacks unless it names some
+    (``@pytest.mark.baseline("loss")``).
+    """
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "privacy_attack" in callspec.params:
+        attack = callspec.params["privacy_attack"]
+        return {ATTACKS[attack].suite}, {attack}
+    suites: set[str] = set()
+    attacks: set[str] = set()
+    for mark in item.iter_markers():
+        if mark.name not in SUITES:
+            continue
+        suites.add(mark.name)
+        members = suite_attacks(mark.name)
+        wrong = [a for a in mark.args if a not in members]
+        if wrong or mark.kwargs:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.{mark.name} takes names of its attacks "
+                f"({', '.join(members) or 'none'}), got {', '.join(map(repr, [*wrong, *mark.kwargs]))}."
+            )
+        attacks.update(mark.args or members)
+    return (suites, attacks) if suites else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    selected = _session_config(config).attacks
-    if selected is None:
+    settings = _session_config(config)
+    selection = settings.selection()
+    if selection is None:
         return
-    keep, drop = [], []
+    keep, drop, kept_privacy = [], [], 0
     for item in items:
-        suites = [m.name for m in item.iter_markers() if m.name in _SUITE_MARKERS]
-        (keep if not suites or any(s in selected for s in suites) else drop).append(item)
+        runs = _suites_and_attacks(item)
+        if runs is None or selection.selects(*runs):
+            keep.append(item)
+            kept_privacy += runs is not None
+        else:
+            drop.append(item)
+    if drop and not kept_privacy:
+        # Every privacy test would go: a typo'd or stale selection must not become a green, empty run.
+        message = (
+            f"--privacy-attacks={','.join(settings.attacks or ())} selects none of the {len(drop)} privacy "
+            "tests collected; name a suite (" + ", ".join(SUITES) + ") or an attack they run."
+        )
+        if not hasattr(config, "workerinput"):
+            raise pytest.UsageError(message)
+        # An xdist worker cannot end the session with a usage error (the controller reports an
+        # INTERNALERROR): it runs one item that fails with the message instead, so the run is red.
+        keep.append(_SelectionError.from_parent(items[0].session, name="privacy-attacks-selection", message=message))
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
 
+class _SelectionError(pytest.Item):
+    """Stands for a selection that deselected every privacy test, in an xdist worker."""
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self) -> None:
+        raise pytest.UsageError(self.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return self.message
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, "--privacy-attacks"
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "privacy_attack" in metafunc.fixturenames:
-        chosen = _session_config(metafunc.config).selected_attacks()
-        names = chosen if chosen is not None else [a for suite in SUITES.values() for a in suite]
-        metafunc.parametrize("privacy_attack", names, ids=names)
+        # Every registered attack, each marked with its suite: ``-m label_only`` and
+        # ``--privacy-attacks`` then select among them like among any other privacy test.
+        metafunc.parametrize(
+            "privacy_attack",
+            [pytest.param(name, marks=getattr(pytest.mark, a.suite)(name), id=name) for name, a in ATTACKS.items()],
+        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -209,15 +266,23 @@ def _add_counts(config: pytest.Config, counts: dict[str, Any]) -> None:
         collected[key] += counts[key]
 
 
+_EMPTY_REPORT = (
+    "no privacy result was recorded in this session: no privacy gate ran to its assertion "
+    "(deselected, skipped, or erroring before it)"
+)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     try:
         collected = config.stash.get(_COLLECTED, None)
-        if collected is None or not (collected["results"] or collected["trained"] or collected["loaded"]):
+        if collected is None:
+            return
+        settings = _session_config(config)
+        if not (collected["results"] or collected["trained"] or collected["loaded"] or settings.report):
             return
         terminalreporter.section("privacy")
         for line in format_summary(collected["results"]):
             terminalreporter.write_line(line)
-        settings = _session_config(config)
         if collected["trained"] or collected["loaded"]:
             where = "cache off" if settings.no_cache else settings.cache_dir or "cache under .pytest_cache"
             terminalreporter.write_line(
@@ -225,12 +290,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                 f"{collected['loaded']} loaded from cache ({where})"
             )
         if settings.report:
+            note = None if collected["results"] else _EMPTY_REPORT
             report = build_report(
                 collected["results"], settings.model_dump(mode="json"),
-                models_trained=collected["trained"], models_loaded=collected["loaded"],
+                models_trained=collected["trained"], models_loaded=collected["loaded"], note=note,
             )
             write_report(settings.report, report)
-            terminalreporter.write_line(f"privacy report written to {settings.report}")
+            terminalreporter.write_line(
+                f"privacy report written to {settings.report}" + (f" (empty: {note})" if note else "")
+            )
         if settings.plots:
             try:
                 from .plots import write_plots

@@ -87,9 +87,11 @@ def format_summary(results: list[AttackResult | ComparisonResult]) -> list[str]:
 
 
 def build_report(
-    results: list[AttackResult | ComparisonResult], config: dict[str, Any], *, models_trained: int = 0, models_loaded: int = 0
+    results: list[AttackResult | ComparisonResult], config: dict[str, Any], *, models_trained: int = 0,
+    models_loaded: int = 0, note: str | None = None,
 ) -> SessionReport:
-    """The versioned report of a run: results, settings, library versions and platform."""
+    """The versioned report of a run: results, settings, library versions and platform (``note``
+    says why a report has no results)."""
     from . import __version__
 
     torch = sys.modules.get("torch")
@@ -103,6 +105,7 @@ def build_report(
         models_trained=models_trained,
         models_loaded=models_loaded,
         results=results,
+        note=note,
     )
 
 

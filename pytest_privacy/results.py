@@ -134,4 +134,5 @@ class SessionReport(BaseModel):
     models_trained: int = 0
     models_loaded: int = 0
     results: list[Result]
+    note: str | None = None  # says why ``results`` is empty, when it is
 

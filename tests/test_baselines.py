@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pytest_privacy.attacks import ATTACKS, expand_attacks, get_attack
+from pytest_privacy.attacks import ATTACKS, SUITES, expand_attacks, get_attack, suite_attacks
 from pytest_privacy.attacks.baselines import (
     confidence_scores,
     entropy_scores,
@@ -37,10 +37,13 @@ def test_baselines_average_over_queries(logits):
 
 def test_registry_and_suites():
     assert get_attack("lira").needs_references and not get_attack("loss").needs_references
-    assert expand_attacks("lira,loss") == ["lira", "lira_offline", "loss"]
-    assert set(expand_attacks(["baseline"])) == {"loss", "confidence", "entropy", "modified_entropy"}
-    with pytest.raises(ValueError, match="registered"):
-        get_attack("nope")
-    with pytest.raises(ValueError, match="suites"):
+    lira = ["lira", "lira_offline", "lira_online_fixed", "lira_online_per_example", "lira_offline_fixed", "lira_offline_per_example"]
+    assert expand_attacks("lira,loss") == [*lira, "loss"]
+    assert set(expand_attacks(["baseline"])) == {"lira_global", "loss", "confidence", "entropy", "modified_entropy"}
+    # Suites are read from each attack's own suite: nothing registered is left out of one.
+    assert sorted(a for s in SUITES for a in suite_attacks(s)) == sorted(ATTACKS)
+    with pytest.raises(ValueError, match="Did you mean 'lira_offline'"):
+        get_attack("lira_ofline")
+    with pytest.raises(ValueError, match="unknown attack or suite 'nope'"):
         expand_attacks("lira,nope")
     assert all(a.description for a in ATTACKS.values())

@@ -25,7 +25,7 @@ def test_help_markers_and_fixtures_are_documented(pytester):
     ):
         assert f"--privacy-{option}" in help_text and f"privacy_{option.replace('-', '_')}" in help_text
     markers = pytester.runpytest("--markers").stdout.str()
-    for marker in ("privacy(**overrides)", "lira:", "rmia:", "baseline:", "label_only:", "mmd_baseline:"):
+    for marker in ("privacy(**overrides)", *(f"{suite}(*attacks):" for suite in ("lira", "rmia", "baseline", "label_only", "mmd_baseline"))):
         assert f"@pytest.mark.{marker}" in markers
     fixtures = pytester.runpytest("--fixtures").stdout.str()
     for name, doc in [
@@ -84,26 +84,78 @@ def test_missing_recipe_is_a_clear_error(pytester):
     assert "fixture 'privacy_recipe' not found" not in result.stdout.str()
 
 
-def test_attacks_option_selects_suites_and_parametrises_privacy_attack(pytester):
-    pytester.makepyfile(
-        """
-        import pytest
+SELECTION_TESTS = """
+import pytest
 
-        @pytest.mark.lira
-        def test_lira(): pass
+@pytest.mark.lira
+def test_lira(): pass
 
-        @pytest.mark.label_only
-        def test_label_only(): pass
+@pytest.mark.baseline
+def test_baseline(): pass
 
-        def test_unmarked(): pass
+@pytest.mark.baseline("confidence")
+def test_confidence_only(): pass
 
-        def test_each(privacy_attack): pass
-        """
-    )
+@pytest.mark.label_only
+def test_label_only(): pass
+
+def test_unmarked(): pass
+
+def test_each(privacy_attack): pass
+"""
+
+
+def _ran(result: pytest.RunResult) -> set[str]:
+    return {line.split("::")[1].split(" ")[0] for line in result.outlines if " PASSED" in line}
+
+
+def test_attacks_option_selects_by_attack_names_and_suites_alike(pytester):
+    from pytest_privacy.attacks import ATTACKS, suite_attacks
+
+    pytester.makepyfile(SELECTION_TESTS)
+    n_items = 5 + len(ATTACKS)
+    # A suite keeps its tests and every attack of it; an attack name keeps the tests that run it.
     result = pytester.runpytest("--privacy-attacks=lira,loss", "-v")
-    result.assert_outcomes(passed=5, deselected=1)
-    result.stdout.fnmatch_lines(["*test_each?lira? PASSED*", "*test_each?lira_offline? PASSED*", "*test_each?loss? PASSED*"])
+    lira = [f"test_each[{a}]" for a in suite_attacks("lira")]
+    expected = {"test_lira", "test_baseline", "test_unmarked", "test_each[loss]", *lira}
+    assert _ran(result) == expected  # test_confidence_only runs confidence alone: not selected
+    result.assert_outcomes(passed=len(expected), deselected=n_items - len(expected))
+    # The README's example and a single label-only attack used to collect nothing of their suites.
+    result = pytester.runpytest("--privacy-attacks=label_only_gap", "-v")
+    assert _ran(result) == {"test_label_only", "test_unmarked", "test_each[label_only_gap]"}
+    result = pytester.runpytest("--privacy-attacks=confidence", "-v")
+    assert _ran(result) == {"test_baseline", "test_confidence_only", "test_unmarked", "test_each[confidence]"}
+    # Every registered attack of a suite is in it (lira_global is a baseline, the trained
+    # augmentation attack a label-only one).
+    result = pytester.runpytest("--privacy-attacks=baseline,label_only", "-v")
+    assert {"test_each[lira_global]", "test_each[label_only_augmentation_trained]"} <= _ran(result)
+
+
+def test_a_selection_that_drops_every_privacy_test_is_a_usage_error(pytester):
+    pytester.makepyfile(SELECTION_TESTS)
+    result = pytester.runpytest("--privacy-attacks=mmd_baseline")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--privacy-attacks=mmd_baseline selects none of the" in result.stderr.str()
+    # xdist workers cannot raise a usage error: the run fails with the same message instead.
+    result = pytester.runpytest_subprocess("--privacy-attacks=mmd_baseline", "-n", "2", "-p", "xdist")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*--privacy-attacks=mmd_baseline selects none of the*"])
     assert pytester.runpytest("--privacy-attacks=nope").ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_suite_marker_arguments_must_be_attacks_of_that_suite(pytester):
+    pytester.makepyfile("import pytest\n@pytest.mark.baseline('lira')\ndef test_x(): pass\n")
+    result = pytester.runpytest("--privacy-attacks=lira")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "@pytest.mark.baseline takes names of its attacks" in result.stderr.str()
+
+
+def test_markers_select_suites_for_the_privacy_attack_fixture(pytester):
+    from pytest_privacy.attacks import suite_attacks
+
+    pytester.makepyfile(SELECTION_TESTS)
+    result = pytester.runpytest("-m", "label_only", "-v")
+    assert _ran(result) == {"test_label_only", *(f"test_each[{a}]" for a in suite_attacks("label_only"))}
 
 
 def test_config_precedence_marker_over_cli_over_ini_over_profile(pytester):

@@ -69,32 +69,68 @@ def test_plots_without_matplotlib_name_the_extra(monkeypatch):
         write_plots([], "unused")
 
 
+def _report(*results: dict) -> str:
+    return SessionReport(
+        created="now", pytest_privacy="0", torch=None, python="3", platform="x", config={}, results=list(results)
+    ).model_dump_json()
+
+
+def _result(tpr: float, verdict: str, *, test_id: str = "t::release", gate: str = "tpr_at_fpr", auc: float = 0.6) -> dict:
+    return {
+        "verdict": verdict, "reason": "-", "fpr": 0.01, "max_tpr": 0.05, "confidence": 0.95, "tpr": tpr,
+        "tpr_low": 0, "tpr_high": 1, "fpr_achieved": 0.01, "fpr_low": 0, "fpr_high": 0.02, "threshold": 1.0,
+        "tpr_at_fpr": tpr, "n_members": 900, "n_nonmembers": 900, "auc": auc, "auc_low": 0.5, "auc_high": 0.7,
+        "kind": "attack", "attack": "lira", "variant": "online", "n_references": 16, "seed": 0, "test_id": test_id,
+        "gate": gate,
+    }
+
+
 def test_schema_and_compare_cli(tmp_path, capsys):
     assert cli(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert "results" in schema["properties"]
 
-    def report(tpr, verdict):
-        result = {
-            "verdict": verdict, "reason": "-", "fpr": 0.01, "max_tpr": 0.05, "confidence": 0.95, "tpr": tpr,
-            "tpr_low": 0, "tpr_high": 1, "fpr_achieved": 0.01, "fpr_low": 0, "fpr_high": 0.02, "threshold": 1.0,
-            "tpr_at_fpr": tpr, "n_members": 900, "n_nonmembers": 900, "auc": 0.6, "auc_low": 0.5, "auc_high": 0.7,
-            "kind": "attack", "attack": "lira", "variant": "online", "n_references": 16, "seed": 0, "test_id": "t::release",
-        }
-        return SessionReport(
-            created="now", pytest_privacy="0", torch=None, python="3", platform="x", config={}, results=[result]
-        ).model_dump_json()
-
     old, same, worse = tmp_path / "old.json", tmp_path / "same.json", tmp_path / "worse.json"
-    old.write_text(report(0.02, "pass"))
-    same.write_text(report(0.025, "pass"))
-    worse.write_text(report(0.06, "fail"))
+    old.write_text(_report(_result(0.02, "pass")))
+    same.write_text(_report(_result(0.025, "pass")))
+    worse.write_text(_report(_result(0.06, "fail")))
     assert cli(["compare", str(old), str(same)]) == 0
     assert "unchanged" in capsys.readouterr().out
     assert cli(["compare", str(old), str(worse)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSED" in out and "pass -> fail" in out
     assert cli(["compare", str(old), str(tmp_path / "missing.json")]) == 2
+
+
+def test_compare_fails_when_a_gate_is_gone_unless_allowed(tmp_path, capsys):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(_report(_result(0.02, "pass"), _result(0.02, "pass", test_id="t::other")))
+    new.write_text(_report(_result(0.02, "pass")))
+    assert cli(["compare", str(old), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert "GONE         t::other  lira" in out and "--allow-missing" in out
+    assert cli(["compare", str(old), str(new), "--allow-missing"]) == 0
+    # An empty new report (every gate deselected) loses every gate.
+    new.write_text(_report())
+    assert cli(["compare", str(old), str(new)]) == 1
+
+
+def test_compare_judges_auc_gates_by_auc(tmp_path, capsys):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(_report(_result(0.02, "pass", gate="auc", auc=0.55)))
+    new.write_text(_report(_result(0.02, "pass", gate="auc", auc=0.60)))  # same TPR, AUC up 0.05
+    assert cli(["compare", str(old), str(new)]) == 1
+    assert "AUC 0.5500 -> 0.6000" in capsys.readouterr().out
+
+
+def test_a_session_without_results_writes_an_empty_report_that_says_so(pytester):
+    pytester.makepyfile("import pytest\n@pytest.mark.lira\ndef test_gate(): pass\n@pytest.mark.label_only\ndef test_other(): pass\n")
+    report = pytester.path / "r.json"
+    result = pytester.runpytest("--privacy-attacks=lira", f"--privacy-report={report}")
+    result.assert_outcomes(passed=1, deselected=1)
+    parsed = SessionReport.model_validate_json(report.read_text())
+    assert parsed.results == [] and "no privacy result was recorded" in parsed.note
+    assert "(empty: no privacy result was recorded" in result.stdout.str()
 
 
 def test_module_entry_point_runs():

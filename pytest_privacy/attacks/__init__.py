@@ -6,67 +6,43 @@ Two kinds of attack, scores always ``[N]`` with higher = more likely member:
   labels ``[N]`` and the references (or None);
 - label-only attacks (``score_labels``) may only ask a counted labels oracle (a ``LabelQuery``).
 
-Each returns ``(scores, variant)``; ``variant`` says which flavour ran.
+Each returns ``(scores, variant)``; ``variant`` says which flavour ran. The registry itself
+(``register_attack``, suites, selection) is :mod:`pytest_privacy.attacks.registry`; this module
+registers the built-in attacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .baselines import BASELINES
 from .lira import lira_scores
+from .registry import (
+    ATTACKS,
+    SUITES,
+    Attack,
+    LabelQuery,
+    ScoreFn,
+    Selection,
+    expand_attacks,
+    get_attack,
+    register_attack,
+    register_suite,
+    suite_attacks,
+)
 
 if TYPE_CHECKING:
     from ..data import References
-    from .label_only import QueryCounter
 
-__all__ = ["ATTACKS", "SUITES", "Attack", "LabelQuery", "expand_attacks", "get_attack"]
+__all__ = [
+    "ATTACKS", "SUITES", "Attack", "LabelQuery", "Selection", "expand_attacks", "get_attack", "register_attack",
+    "register_suite", "suite_attacks",
+]
 
 # Below this many references per-example variances are too noisy (Carlini et al. 2022, Fig. 9).
 FIXED_VARIANCE_BELOW = 64
-
-# (target logits [N, A, C], labels [N], references, target logits on the population [Z, A, C] or None)
-ScoreFn = Callable[..., tuple[np.ndarray, str]]
-
-
-@dataclass(frozen=True)
-class LabelQuery:
-    """What a label-only attack may use: a labels oracle that counts queries, the audit points, and
-    (for white-box variants and trained attacks) the raw model and the references."""
-
-    oracle: QueryCounter
-    model: Any
-    x: np.ndarray
-    y: np.ndarray
-    references: References | None
-    seed: int
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
-LabelScoreFn = Callable[[LabelQuery], tuple[np.ndarray, str]]
-
-
-@dataclass(frozen=True)
-class Attack:
-    """A registered attack: its ``suite`` (for markers and ``--privacy-attacks``), whether it needs
-    reference models, and its scoring function (``score`` from logits or ``score_labels``)."""
-
-    name: str
-    suite: str
-    needs_references: bool
-    description: str
-    score: ScoreFn | None = None
-    score_labels: LabelScoreFn | None = None
-    needs_population: bool = False
-
-    @property
-    def label_only(self) -> bool:
-        """Whether the attack needs only predicted labels."""
-        return self.score_labels is not None
 
 
 def _lira(variant: str, fixed: bool | None) -> ScoreFn:
@@ -159,93 +135,62 @@ def _boundary(q: LabelQuery) -> tuple[np.ndarray, str]:
     )
 
 
-ATTACKS: dict[str, Attack] = {
-    "lira": Attack("lira", "lira", True, "LiRA online; fixed variance below 64 references", _lira("online", None)),
-    "lira_offline": Attack(
+
+register_suite("lira", "LiRA likelihood-ratio attacks (needs reference models)")
+register_suite("rmia", "RMIA relative membership inference (needs --privacy-population)")
+register_suite("baseline", "population baselines: loss, confidence, entropy, modified entropy, LiRA's global threshold")
+register_suite("label_only", "label-only attacks (the model exposes only labels)")
+# Relative gates against the MMD baseline run LiRA themselves: the suite has no attack of its own.
+register_suite("mmd_baseline", "comparisons against the MMD+mixup-defended baseline")
+
+_BUILT_IN = [
+    Attack("lira", "lira", True, "LiRA online; fixed variance below 64 references", _lira("online", None)),
+    Attack(
         "lira_offline", "lira", True, "LiRA offline (OUT references only); fixed variance below 64 references",
         _lira("offline", None),
     ),
-    "lira_online_fixed": Attack("lira_online_fixed", "lira", True, "LiRA online, one shared variance", _lira("online", True)),
-    "lira_online_per_example": Attack(
+    Attack("lira_online_fixed", "lira", True, "LiRA online, one shared variance", _lira("online", True)),
+    Attack(
         "lira_online_per_example", "lira", True, "LiRA online, per-example variances", _lira("online", False)
     ),
-    "lira_offline_fixed": Attack("lira_offline_fixed", "lira", True, "LiRA offline, one shared variance", _lira("offline", True)),
-    "lira_offline_per_example": Attack(
+    Attack("lira_offline_fixed", "lira", True, "LiRA offline, one shared variance", _lira("offline", True)),
+    Attack(
         "lira_offline_per_example", "lira", True, "LiRA offline, per-example variances", _lira("offline", False)
     ),
-    "rmia": Attack(
+    Attack(
         "rmia", "rmia", True, "RMIA offline (Zarifzadeh et al. 2024): likelihood ratio against population points",
         _rmia("offline"), needs_population=True,
     ),
-    "rmia_online": Attack(
+    Attack(
         "rmia_online", "rmia", True, "RMIA online: IN and OUT references", _rmia("online"), needs_population=True
     ),
-    "lira_global": Attack("lira_global", "baseline", False, "LiRA's global threshold on the logit-scaled confidence", _global),
-    **{
-        name: Attack(name, "baseline", False, fn.__doc__.splitlines()[0], _baseline(name))  # type: ignore[union-attr]
+    Attack("lira_global", "baseline", False, "LiRA's global threshold on the logit-scaled confidence", _global),
+    *[
+        Attack(name, "baseline", False, fn.__doc__.splitlines()[0], _baseline(name))  # type: ignore[union-attr]
         for name, fn in BASELINES.items()
-    },
-    "label_only_gap": Attack(
+    ],
+    Attack(
         "label_only_gap", "label_only", False, "member iff correctly classified (the baseline to beat)",
         score_labels=_gap,
     ),
-    "label_only_augmentation": Attack(
+    Attack(
         "label_only_augmentation", "label_only", False,
         "fraction of translated (and rotated) copies classified correctly", score_labels=_augmentation,
     ),
-    "label_only_augmentation_trained": Attack(
+    Attack(
         "label_only_augmentation_trained", "label_only", True,
         "per-class logistic model on augmentation bits, fit on the references' IN/OUT points",
         score_labels=_augmentation_trained,
     ),
-    "label_only_noise": Attack(
+    Attack(
         "label_only_noise", "label_only", False, "fraction of Gaussian-noised copies still correct",
         score_labels=_noise,
     ),
-    "label_only_boundary": Attack(
+    Attack(
         "label_only_boundary", "label_only", False,
         "distance to the decision boundary: gradient search for torch modules, HopSkipJump otherwise",
         score_labels=_boundary,
     ),
-}
-
-# What a suite name runs when it selects attacks (``--privacy-attacks``, the privacy_attack fixture).
-SUITES: dict[str, tuple[str, ...]] = {
-    "lira": ("lira", "lira_offline"),
-    "rmia": ("rmia", "rmia_online"),
-    "baseline": tuple(BASELINES),
-    "label_only": ("label_only_gap", "label_only_augmentation", "label_only_noise", "label_only_boundary"),
-    # Relative gates against the MMD baseline run LiRA themselves; the name only selects tests.
-    "mmd_baseline": (),
-}
-
-
-def get_attack(name: str) -> Attack:
-    """Look up an attack by name; an unknown name lists the registered ones."""
-    try:
-        return ATTACKS[name]
-    except KeyError:
-        raise ValueError(f"unknown attack {name!r}; registered: {', '.join(sorted(ATTACKS))}.") from None
-
-
-def expand_attacks(names: str | list[str]) -> list[str]:
-    """Expand suite names (see ``SUITES``) and attack names into attack names, in order.
-
-    A name that is both (``lira``) means the suite.
-    """
-    items = names.split(",") if isinstance(names, str) else list(names)
-    out: list[str] = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
-        if item in SUITES:
-            expanded = list(SUITES[item])
-        elif item in ATTACKS:
-            expanded = [item]
-        else:
-            raise ValueError(
-                f"unknown attack or suite {item!r}; suites: {', '.join(SUITES)}; "
-                f"attacks: {', '.join(sorted(ATTACKS))}."
-            )
-        out += [a for a in expanded if a not in out]
-    return out
+]
+for _attack in _BUILT_IN:
+    register_attack(_attack)

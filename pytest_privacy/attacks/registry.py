@@ -1,0 +1,173 @@
+"""The attack registry: attacks and the suites they belong to, and what ``--privacy-attacks`` selects.
+
+An attack is registered once, with its suite; a suite's members are read from the registry, never
+listed a second time, so a new attack (``register_attack``) is selected by its suite's marker and
+name at once. The built-in attacks register themselves in :mod:`pytest_privacy.attacks`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..data import References
+    from .label_only import QueryCounter
+
+__all__ = [
+    "ATTACKS",
+    "SUITES",
+    "Attack",
+    "LabelQuery",
+    "Selection",
+    "expand_attacks",
+    "get_attack",
+    "register_attack",
+    "register_suite",
+    "suite_attacks",
+]
+
+# (target logits [N, A, C], labels [N], references, target logits on the population [Z, A, C] or None)
+ScoreFn = Callable[..., tuple[np.ndarray, str]]
+
+
+@dataclass(frozen=True)
+class LabelQuery:
+    """What a label-only attack may use: a labels oracle that counts queries, the audit points, and
+    (for white-box variants and trained attacks) the raw model and the references."""
+
+    oracle: QueryCounter
+    model: Any
+    x: np.ndarray
+    y: np.ndarray
+    references: References | None
+    seed: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+LabelScoreFn = Callable[[LabelQuery], tuple[np.ndarray, str]]
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A registered attack: its ``suite`` (the marker and ``--privacy-attacks`` name that selects
+    it), whether it needs reference models or population points, and its scoring function
+    (``score`` from logits, or ``score_labels`` from a labels oracle)."""
+
+    name: str
+    suite: str
+    needs_references: bool
+    description: str
+    score: ScoreFn | None = None
+    score_labels: LabelScoreFn | None = None
+    needs_population: bool = False
+
+    @property
+    def label_only(self) -> bool:
+        """Whether the attack needs only predicted labels."""
+        return self.score_labels is not None
+
+
+# suite name -> what its marker means (``pytest --markers``)
+SUITES: dict[str, str] = {}
+# attack name -> Attack, in registration order (the order ``privacy_attack`` runs them)
+ATTACKS: dict[str, Attack] = {}
+
+
+def register_suite(name: str, description: str) -> None:
+    """Register a suite: a marker ``@pytest.mark.<name>`` and a ``--privacy-attacks`` name."""
+    if not name.isidentifier():
+        raise ValueError(f"a suite name must be a Python identifier (it is a marker), got {name!r}.")
+    if name in ATTACKS and ATTACKS[name].suite != name:
+        raise ValueError(f"suite {name!r} would shadow the attack of that name.")
+    SUITES[name] = description
+
+
+def register_attack(attack: Attack, *, replace: bool = False) -> Attack:
+    """Add ``attack`` to the registry: it can then be named in every helper's ``attack=``, is run by
+    the ``privacy_attack`` fixture and selected by its suite's marker and ``--privacy-attacks``."""
+    if not isinstance(attack, Attack):
+        raise TypeError(f"register_attack takes a pytest_privacy.attacks.Attack, got {type(attack).__name__}.")
+    if (attack.score is None) == (attack.score_labels is None):
+        raise ValueError(f"attack {attack.name!r} needs exactly one of score= (logits) or score_labels= (labels).")
+    if attack.suite not in SUITES:
+        raise ValueError(
+            f"attack {attack.name!r} names suite {attack.suite!r}, which is not registered; "
+            f"suites: {', '.join(SUITES)} (or register_suite() first)."
+        )
+    if attack.name in ATTACKS and not replace:
+        raise ValueError(f"attack {attack.name!r} is already registered (pass replace=True to replace it).")
+    if attack.name in SUITES and attack.name != attack.suite:
+        # ``lira`` may be the lira suite's headline attack; as a selection the name means the suite.
+        raise ValueError(f"attack {attack.name!r} would shadow the suite of that name.")
+    ATTACKS[attack.name] = attack
+    return attack
+
+
+def suite_attacks(suite: str) -> tuple[str, ...]:
+    """The attacks registered in ``suite``, in registration order."""
+    return tuple(name for name, a in ATTACKS.items() if a.suite == suite)
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> ValueError:
+    known = sorted(set(known))
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ValueError(f"unknown {kind} {name!r}.{hint} Known: {', '.join(known)}.")
+
+
+def get_attack(name: str) -> Attack:
+    """Look up an attack by name; an unknown name lists the registered ones."""
+    if not isinstance(name, str):
+        raise TypeError(f"attack must be a name (str), got {type(name).__name__}.")
+    try:
+        return ATTACKS[name]
+    except KeyError:
+        raise _unknown("attack", name, ATTACKS) from None
+
+
+def expand_attacks(names: str | Iterable[str]) -> list[str]:
+    """Expand suite names and attack names into attack names, in order (a name that is both, such as
+    ``lira``, means the suite)."""
+    return Selection.parse(names).attacks
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What ``--privacy-attacks`` chose: the suites it named and every attack it selects (the named
+    attacks and all attacks of the named suites).
+
+    A test is selected when it belongs to a named suite or runs a selected attack
+    (:meth:`selects`): ``--privacy-attacks=loss`` keeps a ``@pytest.mark.baseline`` test, and
+    ``--privacy-attacks=label_only_gap`` keeps ``label_only`` tests.
+    """
+
+    suites: tuple[str, ...]
+    attacks: list[str]
+
+    @classmethod
+    def parse(cls, names: str | Iterable[str]) -> Selection:
+        """Read ``"lira,loss"`` or ``["lira", "loss"]``; an unknown name is an error with a did-you-mean."""
+        items = names.split(",") if isinstance(names, str) else list(names)
+        suites: list[str] = []
+        attacks: list[str] = []
+        for item in (str(i).strip() for i in items):
+            if not item:
+                continue
+            if item in SUITES:
+                suites.append(item)
+                expanded = list(suite_attacks(item))
+            elif item in ATTACKS:
+                expanded = [item]
+            else:
+                raise _unknown("attack or suite", item, [*SUITES, *ATTACKS])
+            attacks += [a for a in expanded if a not in attacks]
+        return cls(tuple(dict.fromkeys(suites)), attacks)
+
+    def selects(self, suites: Iterable[str], attacks: Iterable[str]) -> bool:
+        """Whether a test of ``suites`` that runs ``attacks`` is selected."""
+        return bool(set(suites) & set(self.suites)) or bool(set(attacks) & set(self.attacks))
