@@ -26,7 +26,7 @@ def privacy_recipe():
 @pytest.mark.lira
 @pytest.mark.xfail(strict=True, raises=PrivacyLeakError, reason="memorises: the gate must prove the leak")
 def test_memorising_model_leaks(target_model, membership_data):
-    assert_tpr_at_fpr_below(target_model, membership_data, fpr=1e-2, max_tpr=0.01)
+    assert_tpr_at_fpr_below(target_model, membership_data, fpr=1e-2, max_tpr=0.02)
 
 
 @pytest.mark.lira

@@ -17,6 +17,10 @@ from .metrics import (
     _INVERTED_AUC,
     _counts,
     auc_confidence_interval,
+    check_confidence,
+    check_gate_args,
+    check_margin,
+    check_rate,
     clopper_pearson,
     epsilon_lower_bound,
     gate,
@@ -24,6 +28,7 @@ from .metrics import (
 )
 from .querying import label_oracle, query_logits
 from .reporting import record_result
+from .strict import unknown_name_error
 from .results import (
     AttackResult,
     ComparisonResult,
@@ -85,9 +90,13 @@ class PrivacyInconclusiveWarning(UserWarning):
     """A privacy gate could not decide; emitted when inconclusive results are set to ``warn``."""
 
 
-def _check_policy(policy: str) -> None:
-    if policy not in ("fail", "warn", "skip", "xfail"):
-        raise ValueError(f"on_inconclusive must be fail, warn, skip or xfail, got {policy!r}.")
+_POLICIES = ("fail", "warn", "skip", "xfail")
+
+
+def _check_policy(policy: object) -> None:
+    # A typo must never fall through to a lenient branch (``"fial"`` once meant xfail).
+    if policy not in _POLICIES:
+        raise ValueError(f"on_inconclusive: {unknown_name_error('policy', str(policy), list(_POLICIES))}")
 
 
 def set_inconclusive_default(policy: OnInconclusive) -> None:
@@ -102,7 +111,7 @@ def gate_defaults(*, inconclusive: OnInconclusive, confidence: float) -> Iterato
     """Within the block, helpers called without ``on_inconclusive``/``confidence`` use these
     (the plugin wraps each test in its own resolved settings)."""
     _check_policy(inconclusive)
-    token = _defaults.set(_GateDefaults(inconclusive, confidence))
+    token = _defaults.set(_GateDefaults(inconclusive, check_confidence(confidence)))
     try:
         yield
     finally:
@@ -110,7 +119,14 @@ def gate_defaults(*, inconclusive: OnInconclusive, confidence: float) -> Iterato
 
 
 def _confidence(confidence: float | None) -> float:
-    return _defaults.get().confidence if confidence is None else confidence
+    return _defaults.get().confidence if confidence is None else check_confidence(confidence)
+
+
+def _policy(on_inconclusive: OnInconclusive | None) -> OnInconclusive:
+    if on_inconclusive is None:
+        return _defaults.get().inconclusive
+    _check_policy(on_inconclusive)
+    return on_inconclusive
 
 
 def _check_data(data: Any) -> MembershipData:
@@ -222,11 +238,10 @@ def _describe(r: AttackResult) -> str:
     )
 
 
-def _enforce(r: AttackResult, on_inconclusive: OnInconclusive | None, what: str) -> AttackResult:
+def _enforce(r: AttackResult, policy: OnInconclusive, what: str) -> AttackResult:
     if r.verdict is Verdict.FAIL:
         raise PrivacyLeakError(f"privacy leak: {what}\n  {_describe(r)}\n  {r.reason}\n  {_HINT}")
     if r.verdict is Verdict.INCONCLUSIVE:
-        policy = on_inconclusive or _defaults.get().inconclusive
         message = f"privacy gate inconclusive: {what}\n  {_describe(r)}\n  {r.reason}"
         if policy == "fail":
             raise PrivacyInconclusiveError(message + "\n  (set --privacy-inconclusive=warn|skip|xfail to not fail)")
@@ -258,12 +273,13 @@ def assert_tpr_at_fpr_below(
     The result is recorded in the session report and returned.
     """
     data = _check_data(data)
-    confidence = _confidence(confidence)
+    policy = _policy(on_inconclusive)
+    fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, _confidence(confidence))
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=fpr, max_tpr=max_tpr, confidence=confidence)
     r = record_result(_attack_result(g, attack, variant, data, queries, scores, started))
-    return _enforce(r, on_inconclusive, f"TPR at FPR {fpr:g} must be <= {max_tpr:g}")
+    return _enforce(r, policy, f"TPR at FPR {fpr:g} must be <= {max_tpr:g}")
 
 
 def assert_auc_below(
@@ -282,9 +298,10 @@ def assert_auc_below(
     gate, since attacks that matter are confident on a few points (Carlini et al. 2022).
     """
     data = _check_data(data)
+    policy = _policy(on_inconclusive)
     confidence = _confidence(confidence)
-    if not 0.5 <= max_auc <= 1.0:
-        raise ValueError(f"max_auc must be in [0.5, 1] (0.5 is chance), got {max_auc}.")
+    if isinstance(max_auc, bool) or not (isinstance(max_auc, (int, float, np.number)) and 0.5 <= max_auc <= 1.0):
+        raise ValueError(f"max_auc must be a number in [0.5, 1] (0.5 is chance), got {max_auc!r}.")
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=0.01, max_tpr=1.0, confidence=confidence)
@@ -303,7 +320,7 @@ def assert_auc_below(
     g = g.model_copy(update={"verdict": verdict, "reason": reason, "auc_low": low, "auc_high": high})
     r = _attack_result(g, attack, variant, data, queries, scores, started).model_copy(update={"gate": "auc", "max_auc": float(max_auc)})
     r = record_result(r)
-    return _enforce(r, on_inconclusive, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{low:.4f}, {high:.4f}])")
+    return _enforce(r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{low:.4f}, {high:.4f}])")
 
 
 def assert_epsilon_below(
@@ -340,7 +357,7 @@ def assert_epsilon_below(
     )
     g = g.model_copy(update={"verdict": verdict, "reason": reason})
     r = record_result(_attack_result(g, attack, variant, data, queries, scores, started, epsilon_low=eps))
-    return _enforce(r, None, f"epsilon must be <= {max_epsilon:g}")
+    return _enforce(r, _policy(None), f"epsilon must be <= {max_epsilon:g}")
 
 
 def _accuracy(model: Any, data: MembershipData) -> float:
@@ -377,6 +394,8 @@ def assert_no_more_vulnerable_than(
     """
     data = _check_data(data)
     confidence = _confidence(confidence)
+    check_rate("fpr", fpr)
+    check_margin(margin)
     if isinstance(baseline, Baseline):
         if baseline.points.max(initial=-1) >= len(data):
             raise ValueError(

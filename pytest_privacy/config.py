@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from .attacks import Selection
+from .strict import StrictSettings
 
 __all__ = ["PROFILES", "PrivacyConfig", "default_profile", "resolve_config"]
 
@@ -24,10 +25,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-class PrivacyConfig(BaseModel):
+class PrivacyConfig(StrictSettings):
     """Settings for one test's privacy audit (see ``pytest --help``, group "privacy")."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     profile: Literal["smoke", "ci", "full"] = "ci"
     n_references: int = Field(16, ge=2)
@@ -50,8 +49,13 @@ class PrivacyConfig(BaseModel):
     @field_validator("no_cache", mode="before")
     @classmethod
     def _flag(cls, value: Any) -> Any:
-        if isinstance(value, str):  # from an ini file
-            return value.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(value, str):  # from an ini file: a word that is neither yes nor no is an error
+            word = value.strip().lower()
+            if word in ("1", "true", "yes", "on"):
+                return True
+            if word in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"expected true/false (or yes/no, on/off, 1/0), got {value!r}")
         return value
 
     @field_validator("max_memory", mode="before")
@@ -115,5 +119,8 @@ def resolve_config(*layers: Mapping[str, Any]) -> PrivacyConfig:
     try:
         return PrivacyConfig(**values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            (f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
         raise ValueError(f"invalid privacy settings: {problems}") from None

@@ -18,6 +18,10 @@ from .results import GateResult, Verdict
 __all__ = [
     "auc",
     "auc_confidence_interval",
+    "check_confidence",
+    "check_gate_args",
+    "check_margin",
+    "check_rate",
     "clopper_pearson",
     "epsilon_lower_bound",
     "gate",
@@ -109,7 +113,7 @@ def roc_curve(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray
 
 def tpr_at_fpr(scores: object, is_member: object, fpr: float) -> float:
     """Largest TPR over thresholds whose empirical FPR is ``<= fpr`` (0.0 when there is none)."""
-    _check_rate("fpr", fpr)
+    check_rate("fpr", fpr)
     f, t, _ = roc_curve(scores, is_member)
     ok = f <= fpr
     return float(t[ok].max()) if ok.any() else 0.0
@@ -142,8 +146,7 @@ def clopper_pearson(
     ``low = Beta.ppf(a/2, k, n-k+1)`` (0 when k = 0), ``high = Beta.ppf(1-a/2, k+1, n-k)`` (1 when
     k = n), with ``a = 1 - confidence``. Vectorised over ``k`` and ``n``.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    check_confidence(confidence)
     k_arr = np.asarray(k, dtype=np.float64)
     n_arr = np.asarray(n, dtype=np.float64)
     if np.any(k_arr < 0) or np.any(k_arr > n_arr) or np.any(n_arr <= 0):
@@ -165,13 +168,49 @@ def nonmembers_needed(fpr: float, confidence: float = 0.95) -> int:
     Solves ``clopper_pearson(0, n, confidence).high <= fpr``, i.e.
     ``n >= ln((1 - confidence) / 2) / ln(1 - fpr)`` (about ``3.7 / fpr`` at 95%).
     """
-    _check_rate("fpr", fpr)
+    check_rate("fpr", fpr)
     return math.ceil(math.log((1 - confidence) / 2) / math.log1p(-fpr) - 1e-9)
 
 
-def _check_rate(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float, np.floating)) and 0.0 < float(value) < 1.0):
+def _is_number(value: object) -> bool:
+    # bool is an int to Python, but ``fpr=True`` is a mistake, not 1.0.
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_rate(name: str, value: object) -> float:
+    """``value`` as a float strictly between 0 and 1, or a ValueError naming ``name``."""
+    if not (_is_number(value) and 0.0 < float(value) < 1.0):  # type: ignore[arg-type]
         raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}.")
+    return float(value)  # type: ignore[arg-type]
+
+
+def check_confidence(confidence: object) -> float:
+    """A confidence level strictly between 0 and 1 (e.g. 0.95), or a ValueError."""
+    return check_rate("confidence", confidence)
+
+
+def check_margin(margin: object) -> float:
+    """A TPR difference tolerated by a comparison: a number in [0, 1), or a ValueError."""
+    if not (_is_number(margin) and 0.0 <= float(margin) < 1.0):  # type: ignore[arg-type]
+        raise ValueError(f"margin must be a number in [0, 1), got {margin!r}.")
+    return float(margin)  # type: ignore[arg-type]
+
+
+def check_gate_args(fpr: object, max_tpr: object, confidence: object) -> tuple[float, float, float]:
+    """The arguments of a TPR-at-FPR gate, checked before any work is done.
+
+    ``max_tpr`` must exceed ``fpr``: guessing at random already reaches TPR = FPR, so a limit at or
+    below it would call a model with no signal a proven leak.
+    """
+    fpr_f = check_rate("fpr", fpr)
+    if not (_is_number(max_tpr) and 0.0 <= float(max_tpr) <= 1.0):  # type: ignore[arg-type]
+        raise ValueError(f"max_tpr must be a number in [0, 1], got {max_tpr!r}.")
+    if float(max_tpr) <= fpr_f:  # type: ignore[arg-type]
+        raise ValueError(
+            f"max_tpr={max_tpr!r} <= fpr={fpr!r}: random guessing already has TPR = FPR, so this limit "
+            "would call a model with no signal a leak; set max_tpr above fpr (e.g. fpr=1e-3, max_tpr=0.01)."
+        )
+    return fpr_f, float(max_tpr), check_confidence(confidence)  # type: ignore[arg-type]
 
 
 def gate(
@@ -209,11 +248,7 @@ def gate(
     For PASS the reported TPR fields describe the members scoring above ``threshold``
     and the FPR fields the threshold itself.
     """
-    _check_rate("fpr", fpr)
-    if not (isinstance(max_tpr, (int, float, np.floating)) and 0.0 <= float(max_tpr) <= 1.0):
-        raise ValueError(f"max_tpr must be a number in [0, 1], got {max_tpr!r}.")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}.")
+    fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, confidence)
     c = _counts(scores, is_member)
     fpr_low, fpr_high = clopper_pearson(c.fps, c.n_nonmembers, confidence)
     tpr_low, tpr_high = clopper_pearson(c.tps, c.n_members, confidence)
@@ -295,11 +330,6 @@ def _inconclusive_reason(
             f"the TPR at FPR {fpr:g} is only bounded above by {tpr_high[j]:.4f} > "
             f"max_tpr={max_tpr:g}"
         )
-    if max_tpr <= fpr:
-        parts.append(
-            f"max_tpr={max_tpr:g} <= fpr={fpr:g} can never pass: random guessing already has "
-            "TPR = FPR; raise max_tpr above fpr"
-        )
     parts.append(
         f"more audit points narrow the intervals (now {c.n_members:,} members, "
         f"{c.n_nonmembers:,} non-members)"
@@ -354,8 +384,7 @@ def epsilon_lower_bound(
             f"delta must be a number in [0, 1) (the delta of the (epsilon, delta) guarantee under "
             f"test; use 0 for pure DP), got {delta!r}."
         )
-    if not (isinstance(confidence, (int, float, np.floating)) and 0.0 < float(confidence) < 1.0):
-        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}.")
+    check_confidence(confidence)
     c = _counts(scores, is_member)
     alpha = 1.0 - float(confidence)
     # Both terms grow with TPR_low and shrink with FPR_high, so only the last threshold of each run
@@ -411,9 +440,9 @@ def paired_tpr_comparison(
     (a one-sided test at ``(1 - confidence) / 2``); ``p_value`` is the share of resampled
     differences at or below ``margin``.
     """
-    _check_rate("fpr", fpr)
-    if not 0.0 <= float(margin) < 1.0:
-        raise ValueError(f"margin must be in [0, 1), got {margin!r}.")
+    check_rate("fpr", fpr)
+    margin = check_margin(margin)
+    confidence = check_confidence(confidence)
     s_a, m = _check_scores(scores, is_member)
     s_b, _ = _check_scores(baseline_scores, m)
     pos = np.stack([s_a[m], s_b[m]])  # [2, n1]

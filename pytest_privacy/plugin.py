@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +33,7 @@ from .reporting import (
 )
 from .trainer import PrivacyTrainer
 from .training.executors import make_executor
-from .training.store import ModelStore
+from .training.store import ModelStore, NotAStoreError
 
 # option name (without --privacy-), config field, help
 _OPTIONS: list[tuple[str, str, str]] = [
@@ -59,6 +61,7 @@ _FLAGS: list[tuple[str, str, str]] = [
 ]
 _STASH = pytest.StashKey[dict[str, Any]]()
 _TRAINER = pytest.StashKey[PrivacyTrainer]()
+_STORE = pytest.StashKey[ModelStore]()
 _COLLECTED = pytest.StashKey[dict[str, Any]]()  # results and model counts, across xdist workers
 
 
@@ -111,10 +114,45 @@ def pytest_configure(config: pytest.Config) -> None:
                 "--privacy-executor=ray needs Ray: pip install 'pytest-privacy[ray]' (or use --privacy-executor=local)."
             ) from None
     config.stash[_STASH] = {"ini": ini, "cli": cli}
-    config.stash[_COLLECTED] = {"results": [], "trained": 0, "loaded": 0, "seconds": 0.0}
+    for path, what in ((base.report, "--privacy-report"), (base.plots, "--privacy-plots")):
+        if path:
+            _check_writable(path, what, directory=what == "--privacy-plots")
+    config.stash[_COLLECTED] = {"results": [], "trained": 0, "loaded": 0, "seconds": 0.0, "cleared": None}
+    if not base.no_cache and (base.cache_dir or config.getoption("privacy_clear_cache")):
+        # An explicit store is checked now: a wrong path is a usage error before anything runs.
+        store = _open_store(config, base)
+        if config.getoption("privacy_clear_cache") and not hasattr(config, "workerinput"):
+            # Here, on the xdist controller before any worker starts, or in a plain run.
+            config.stash[_COLLECTED]["cleared"] = store.clear()
     config.pluginmanager.register(_Collector(config), "pytest-privacy-collector")
     set_inconclusive_default(base.inconclusive)
     clear_results()
+
+
+def _open_store(config: pytest.Config, settings: PrivacyConfig) -> ModelStore:
+    """The session's model store (opened once): ``--privacy-cache-dir`` or pytest's cache directory."""
+    store = config.stash.get(_STORE, None)
+    if store is None:
+        try:
+            store = ModelStore(settings.cache_dir or _default_cache_dir(config))
+        except NotAStoreError as exc:
+            raise pytest.UsageError(f"--privacy-cache-dir: {exc}") from None
+        config.stash[_STORE] = store
+    return store
+
+
+def _check_writable(path: str, what: str, *, directory: bool) -> None:
+    """Fail at configure time, not after the run, when ``path`` cannot be written."""
+    target = Path(path)
+    folder = target if directory else target.parent
+    if not directory and target.is_dir():
+        raise pytest.UsageError(f"{what}={path} is a directory; give a file path such as privacy.json.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pytest-privacy-probe-"):
+            pass
+    except OSError as exc:
+        raise pytest.UsageError(f"{what}={path} cannot be written ({exc.strerror or exc}); choose a writable path.") from None
 
 
 def _session_config(config: pytest.Config, marker: pytest.Mark | None = None) -> PrivacyConfig:
@@ -278,9 +316,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         if collected is None:
             return
         settings = _session_config(config)
-        if not (collected["results"] or collected["trained"] or collected["loaded"] or settings.report):
+        if not (collected["results"] or collected["trained"] or collected["loaded"] or settings.report
+                or collected["cleared"] is not None):
             return
         terminalreporter.section("privacy")
+        if collected["cleared"] is not None:
+            terminalreporter.write_line(
+                f"cache cleared: {collected['cleared']} files the store wrote deleted from {_open_store(config, settings).root}"
+            )
         for line in format_summary(collected["results"]):
             terminalreporter.write_line(line)
         if collected["trained"] or collected["loaded"]:
@@ -326,12 +369,7 @@ def privacy_trainer(pytestconfig: pytest.Config) -> Iterator[PrivacyTrainer]:
     (``--privacy-executor``), caches them in the store (``--privacy-cache-dir``, ``--privacy-no-cache``)
     and memoises them for the session."""
     settings = _session_config(pytestconfig)
-    store = None
-    if not settings.no_cache:
-        root = settings.cache_dir or _default_cache_dir(pytestconfig)
-        store = ModelStore(root)
-        if pytestconfig.getoption("privacy_clear_cache") and not hasattr(pytestconfig, "workerinput"):
-            store.clear()
+    store = None if settings.no_cache else _open_store(pytestconfig, settings)
     try:
         executor = make_executor(
             settings.executor, gpus_per_task=settings.ray_gpus_per_task, cpus_per_task=settings.ray_cpus_per_task,

@@ -84,6 +84,13 @@ def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ())
     out = out.astype(np.float64)
     if not np.isfinite(out).all():
         raise ValueError("the model returned NaN/inf outputs on the audit points; check its weights and inputs.")
+    if np.isin(out, (0.0, 1.0)).all() and (out.sum(axis=1) == 1).all():
+        # Read as probabilities, one-hot rows would make every attack see labels as certainty.
+        raise ValueError(
+            f"the model returned one-hot rows [B, C] for all {len(out)} inputs: it returns labels, not "
+            "scores. Score attacks need logits or probabilities; for a model that exposes only labels, "
+            "use a label_only attack (e.g. attack='label_only_boundary')."
+        )
     if (out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
         out = np.log(np.clip(out, 1e-300, None))
     return out.reshape(n, a, -1)

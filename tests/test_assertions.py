@@ -12,6 +12,7 @@ from pytest_privacy import (
     TrainingRecipe,
     Verdict,
     assert_auc_below,
+    assert_no_more_vulnerable_than,
     assert_tpr_at_fpr_below,
     attack_scores,
     train_ensemble,
@@ -94,12 +95,44 @@ def test_helpful_errors(noise_setup):
         assert_tpr_at_fpr_below(noise_setup.target, no_refs, fpr=0.01, max_tpr=0.1)
     with pytest.raises(ValueError, match="label_only"):
         assert_tpr_at_fpr_below(lambda x: np.zeros(len(x), int), no_refs, fpr=0.01, max_tpr=0.1, attack="loss")
+    one_hot = lambda x: np.eye(4)[np.zeros(len(x), int)]  # noqa: E731
+    with pytest.raises(ValueError, match="one-hot rows .* returns labels.*label_only"):
+        assert_tpr_at_fpr_below(one_hot, no_refs, fpr=0.01, max_tpr=0.1, attack="loss")
     with pytest.raises(ValueError, match="NaN/inf"):
         assert_tpr_at_fpr_below(lambda x: np.full((len(x), 4), np.nan), no_refs, fpr=0.01, max_tpr=0.1, attack="loss")
     with pytest.raises(ValueError, match="3 queries x 4 classes|classes"):
         assert_tpr_at_fpr_below(lambda x: np.zeros((len(x), 5)), data, fpr=0.01, max_tpr=0.1)
     with pytest.raises(TypeError, match="MembershipData"):
         assert_tpr_at_fpr_below(noise_setup.target, (data.x, data.y), fpr=0.01, max_tpr=0.1)
+
+
+def _never_called(x):
+    raise AssertionError("a bad parameter must be rejected before the model is queried")
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        # Guessing already reaches TPR = FPR: max_tpr <= fpr would call a model without signal a leak.
+        (lambda d: assert_tpr_at_fpr_below(_never_called, d, fpr=0.2, max_tpr=0.1, attack="loss"), "random guessing"),
+        (lambda d: assert_tpr_at_fpr_below(_never_called, d, fpr=0.1, max_tpr=0.1, attack="loss"), "random guessing"),
+        (lambda d: assert_tpr_at_fpr_below(_never_called, d, fpr=True, max_tpr=0.1, attack="loss"), "fpr must be"),
+        # A typo in a policy must never fall through to xfail.
+        (lambda d: assert_tpr_at_fpr_below(_never_called, d, fpr=0.01, max_tpr=0.1, on_inconclusive="fial"), "on_inconclusive: unknown policy 'fial'. Did you mean 'fail'"),
+        (lambda d: assert_auc_below(_never_called, d, max_auc=0.6, on_inconclusive="xfial"), "on_inconclusive: unknown policy"),
+        (lambda d: assert_tpr_at_fpr_below(_never_called, d, fpr=0.01, max_tpr=0.1, confidence=1.5), "confidence must be"),
+        (lambda d: assert_auc_below(_never_called, d, max_auc=float("nan")), "max_auc must be"),
+        (lambda d: assert_tpr_at_fpr_below(_never_called, d, fpr=0.01, max_tpr=0.1, attack="lria"), "Did you mean .*'lira'"),
+        *[
+            (lambda d, c=c: assert_no_more_vulnerable_than(_never_called, _never_called, d, fpr=0.01, confidence=c), "confidence must be")
+            for c in (0, 1, -1, float("nan"))
+        ],
+        (lambda d: assert_no_more_vulnerable_than(_never_called, _never_called, d, fpr=0.01, margin=-0.1), "margin must be"),
+    ],
+)
+def test_bad_parameters_are_errors_before_any_query(noise_setup, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(noise_setup.membership_data())
 
 
 def test_label_only_attacks_through_the_helpers(noise_setup, stranger):

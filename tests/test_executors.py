@@ -18,7 +18,7 @@ from pytest_privacy.training.executors import (
     TrainingFailed,
     make_executor,
 )
-from pytest_privacy.training.store import ModelStore
+from pytest_privacy.training.store import MARKER, ModelStore
 
 N_REFS = 4  # + the target: 5 models
 
@@ -96,7 +96,8 @@ def _entries_valid(root):
     """Every file in the store is a complete, checksummed entry; nothing half-written remains."""
     store = ModelStore(root)
     files = [p for p in root.rglob("*") if p.is_file() and "locks" not in p.parts]
-    assert not [p for p in files if not p.name.endswith(".safetensors")]
+    assert not [p for p in files if not p.name.endswith((".safetensors", MARKER))]
+    files = [p for p in files if p.name != MARKER]
     for p in files:
         assert store.get(p.name.removesuffix(".safetensors")) is not None
     return len(files)

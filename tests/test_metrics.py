@@ -55,8 +55,9 @@ def test_invariant_to_strictly_increasing_transforms(data, f):
     assert gate(s, m, fpr=f, max_tpr=0.5).model_dump(exclude=skip) == gate(t, m, fpr=f, max_tpr=0.5).model_dump(exclude=skip)
 
 
-@given(labelled_scores, st.sampled_from([0.01, 0.1, 0.5]), st.sampled_from([0.0, 0.2, 0.9]))
-def test_gate_bounds_contain_point_estimates(data, f, limit):
+@given(labelled_scores, st.sampled_from([(0.01, 0.02), (0.01, 0.9), (0.1, 0.2), (0.5, 0.9)]))
+def test_gate_bounds_contain_point_estimates(data, limits):
+    f, limit = limits  # max_tpr above fpr: anything else is an error (see below)
     g = gate(*data, fpr=f, max_tpr=limit)
     assert g.tpr_low <= g.tpr <= g.tpr_high
     assert g.fpr_low <= g.fpr_achieved <= g.fpr_high
@@ -146,10 +147,12 @@ def test_inverted_scores_are_inconclusive_never_pass():
     assert g.verdict is Verdict.INCONCLUSIVE and "inverted" in g.reason and g.auc < 0.45
 
 
-def test_max_tpr_at_chance_level_can_never_pass():
+@pytest.mark.parametrize("fpr, max_tpr", [(0.01, 0.01), (0.2, 0.1)])
+def test_max_tpr_at_or_below_chance_is_an_error_not_a_verdict(fpr, max_tpr):
+    # On a model with no signal (AUC ~0.5), max_tpr < fpr used to report "leak proven".
     rng = np.random.default_rng(5)
-    g = gate(*_binormal(1000, 0.0, rng), fpr=0.01, max_tpr=0.01)
-    assert g.verdict is Verdict.INCONCLUSIVE and "can never pass" in g.reason
+    with pytest.raises(ValueError, match="random guessing already has TPR = FPR"):
+        gate(*_binormal(1000, 0.0, rng), fpr=fpr, max_tpr=max_tpr)
 
 
 @pytest.mark.parametrize(

@@ -237,3 +237,25 @@ def test_invalid_settings_are_usage_errors(pytester):
     result = pytester.runpytest("--privacy-references=3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "n_references must be even" in result.stderr.str()
+    result = pytester.runpytest("--privacy-inconclusive=fial")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "inconclusive" in result.stderr.str()
+    pytester.makeini("[pytest]\nprivacy_no_cache = maybe\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "expected true/false" in result.stderr.str()
+
+
+def test_a_typo_in_a_marker_policy_is_an_error_never_an_xfail(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.privacy(inconclusive="fial")
+        def test_policy(privacy_config): pass
+
+        @pytest.mark.privacy(n_refrences=8)
+        def test_field(privacy_config): pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*inconclusive: Input should be 'fail', 'warn', 'skip' or 'xfail'*", "*Did you mean 'n_references'*"])

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.trainer import PrivacyTrainer
-from pytest_privacy.training.store import ModelStore, StoreWarning
+from pytest_privacy.training.store import MARKER, ModelStore, NotAStoreError, StoreWarning
 
 RECIPE = TrainingRecipe(hidden=(16,), epochs=2)
 KEY = "ab" * 32
@@ -49,6 +49,142 @@ def test_corrupt_entries_are_detected_and_deleted(store, damage):
     with pytest.warns(StoreWarning, match="corrupt"):
         assert store.get(KEY) is None
     assert KEY not in store
+
+
+def test_an_entry_is_bound_to_its_key(store):
+    # A valid entry copied over another key's (reference 0's over the target's) is not trusted.
+    other = "cd" * 32
+    store.put(KEY, {"logits": np.zeros(10, dtype=np.float32)})
+    store.put(other, {"logits": np.ones(10, dtype=np.float32)})
+    store.fs.pipe_file(store._entry(other), store.fs.cat_file(store._entry(KEY)))
+    with pytest.warns(StoreWarning, match="another key"):
+        assert store.get(other) is None
+    assert (store.get(KEY)["logits"] == 0).all()
+
+
+def test_a_signing_key_rejects_entries_planted_without_it(tmp_path, monkeypatch):
+    root = tmp_path / "shared"
+    planted = ModelStore(root)  # a writer without the secret
+    planted.put(KEY, {"logits": np.zeros(3, dtype=np.float32)})
+    monkeypatch.setenv("PYTEST_PRIVACY_STORE_KEY", "s3cret")
+    signed = ModelStore(root)
+    with pytest.warns(StoreWarning, match="not signed"):
+        assert signed.get(KEY) is None
+    signed.put(KEY, {"logits": np.ones(3, dtype=np.float32)})
+    assert (signed.get(KEY)["logits"] == 1).all()
+    with pytest.warns(StoreWarning, match="not signed"):
+        assert ModelStore(root, signing_key="another").get(KEY) is None
+
+
+def test_entries_of_an_older_format_are_retrained_silently(tmp_path):
+    from safetensors.numpy import save
+
+    store = ModelStore(tmp_path / "s")
+    path = store._entry(KEY)
+    store.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    store.fs.pipe_file(path, save({"logits": np.zeros(3, dtype=np.float32)}, metadata={"format": "pytest-privacy/1"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StoreWarning)
+        assert store.get(KEY) is None
+
+
+def test_clear_deletes_only_what_the_store_wrote(tmp_path):
+    root = tmp_path / "cache"
+    store = ModelStore(root)
+    store.put(KEY, {"logits": np.zeros(3, dtype=np.float32)})
+    with store.lock("ef" * 32):
+        pass
+    (root / "notes.txt").write_text("mine")  # files the user keeps beside the entries
+    (root / KEY[:2] / "README").write_text("mine too")
+    (root / "data").mkdir()
+    (root / "data" / "x.npy").write_bytes(b"1")
+    assert store.clear() == 2  # the entry and the lock file
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert left == [MARKER, f"{KEY[:2]}/README", "data/x.npy", "notes.txt"]
+    assert store.get(KEY) is None
+
+
+def test_a_directory_that_is_not_a_store_is_refused(tmp_path):
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "model.py").write_text("important")
+    with pytest.raises(NotAStoreError, match="not a pytest-privacy model store.*src/model.py"):
+        ModelStore(project)
+    assert (project / "src" / "model.py").read_text() == "important"
+    # A store written before the marker existed (its own layout only) is adopted.
+    old = tmp_path / "old"
+    (old / KEY[:2]).mkdir(parents=True)
+    (old / KEY[:2] / f"{KEY}.safetensors").write_bytes(b"x")
+    assert ModelStore(old).writable and (old / MARKER).exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotAStoreError, match="cannot create"):
+        ModelStore(tmp_path / "file" / "cache")
+
+
+def test_unreadable_and_diverged_entries_are_never_errors(tmp_path):
+    store = ModelStore(tmp_path / "s")
+    # A folder where the entry should be: a miss with a warning, and storing there fails softly.
+    (tmp_path / "s" / KEY[:2] / f"{KEY}.safetensors").mkdir(parents=True)
+    with pytest.warns(StoreWarning, match="unreadable"):
+        assert store.get(KEY) is None
+    with pytest.warns(StoreWarning, match="could not store"):
+        assert not store.put(KEY, {"logits": np.zeros(3, dtype=np.float32)})
+    # A symlink loop likewise.
+    other = "cd" * 32
+    loop = tmp_path / "s" / other[:2] / f"{other}.safetensors"
+    loop.parent.mkdir()
+    loop.symlink_to(loop)
+    with pytest.warns(StoreWarning, match="unreadable"):
+        assert store.get(other) is None
+    # A diverged model is never cached.
+    with pytest.warns(StoreWarning, match="NaN/inf"):
+        assert not store.put("ee" * 32, {"logits": np.array([np.nan], dtype=np.float32)})
+    assert "ee" * 32 not in store
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    import os
+    import time
+
+    store = ModelStore(tmp_path / "s")
+    shard = tmp_path / "s" / KEY[:2]
+    shard.mkdir()
+    stale, fresh = shard / f"{KEY}.safetensors.{'0' * 32}.tmp", shard / f"{KEY}.safetensors.{'1' * 32}.tmp"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    store.put(KEY, {"logits": np.zeros(3, dtype=np.float32)})
+    assert not stale.exists() and fresh.exists()
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A read-only view of a folder (a bind mount, as a CI runner mounts a warm cache)."""
+    import subprocess
+
+    src, view = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    view.mkdir()
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(view)], capture_output=True).returncode:
+        pytest.skip("needs permission to bind-mount a folder read-only")
+    yield src, view
+    subprocess.run(["umount", str(view)], check=True)
+
+
+def test_a_read_only_store_serves_every_hit_and_trains_misses_in_memory(read_only, small_data):
+    src, view = read_only
+    PrivacyTrainer(store=ModelStore(src)).audit(RECIPE, small_data, n_references=2, seed=0)
+    store = ModelStore(view)
+    assert not store.writable
+    warm = PrivacyTrainer(store=store)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every hit, no lock file, no warning
+        warm.audit(RECIPE, small_data, n_references=2, seed=0)
+    assert (warm.models_trained, warm.models_loaded) == (0, 3)
+    with pytest.warns(StoreWarning, match="read-only.*--privacy-no-cache") as caught:
+        warm.audit(RECIPE, small_data, n_references=4, seed=0)
+    assert (warm.models_trained, warm.models_loaded) == (2, 6)
+    assert len([w for w in caught if "read-only" in str(w.message)]) == 1
 
 
 def _writer(root, seed):
@@ -93,7 +229,7 @@ def test_concurrent_writers_in_one_process_publish_one_valid_entry(store):
     for w in writers:
         w.join()
     assert (store.get(KEY)["logits"] == 7.0).all()
-    assert [p for p in store.fs.find(store.path) if not p.endswith(".safetensors")] == []
+    assert [p for p in store.fs.find(store.path) if not p.endswith((".safetensors", MARKER))] == []
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +317,39 @@ def test_xdist_workers_train_a_shared_reference_set_once(pytester):
     again.stdout.fnmatch_lines(["models: 0 trained in *, 5 loaded from cache*"])
     fresh = pytester.runpytest_subprocess("--privacy-references=4", "--privacy-no-cache")
     fresh.stdout.fnmatch_lines(["models: 5 trained in *, 0 loaded from cache (cache off)"])
+
+
+def test_clear_cache_under_xdist_and_cache_dirs_that_are_not_stores(pytester):
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_privacy import TrainingRecipe, load_example_dataset
+
+        @pytest.fixture(scope="session")
+        def privacy_dataset():
+            return load_example_dataset("synthetic", n=200)
+
+        @pytest.fixture(scope="session")
+        def privacy_recipe():
+            return TrainingRecipe(hidden=(16,), epochs=2)
+        """
+    )
+    pytester.makepyfile("def test_uses(membership_data): pass\n")
+    cache = pytester.path / "cache"
+    pytester.runpytest_subprocess(f"--privacy-cache-dir={cache}", "--privacy-references=2").assert_outcomes(passed=1)
+    # Under xdist the controller clears before any worker starts: everything retrains.
+    cleared = pytester.runpytest_subprocess(
+        f"--privacy-cache-dir={cache}", "--privacy-references=2", "--privacy-clear-cache", "-n", "2"
+    )
+    cleared.assert_outcomes(passed=1)
+    cleared.stdout.fnmatch_lines(["cache cleared: * files the store wrote deleted from *", "models: 3 trained in *, 0 loaded*"])
+    # A cache dir that holds the project is refused, and nothing in it is touched.
+    (pytester.path / "keep.txt").write_text("mine")
+    refused = pytester.runpytest_subprocess(f"--privacy-cache-dir={pytester.path}", "--privacy-clear-cache")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    assert "is not a pytest-privacy model store" in refused.stderr.str()
+    assert (pytester.path / "keep.txt").read_text() == "mine" and (pytester.path / "conftest.py").exists()
+    # Paths that cannot be written are usage errors before anything runs.
+    for option in (f"--privacy-cache-dir={pytester.path / 'keep.txt' / 'c'}", f"--privacy-report={pytester.path / 'keep.txt' / 'r.json'}"):
+        bad = pytester.runpytest_subprocess(option)
+        assert bad.ret == pytest.ExitCode.USAGE_ERROR and "cannot" in bad.stderr.str(), option

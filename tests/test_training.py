@@ -132,6 +132,13 @@ def test_recipe_validation():
         TrainingRecipe(augmentations=("rotate",))
     a, b = TrainingRecipe(epochs=3), TrainingRecipe(epochs=4)
     assert a.canonical_json() != b.canonical_json() and a.canonical_json() == TrainingRecipe(epochs=3).canonical_json()
+    # A typo must not train with the defaults, and a bool is not 1 epoch.
+    with pytest.raises(ValueError, match="unknown field 'epoch'. Did you mean 'epochs'.*unknown field 'learning_rate'"):
+        TrainingRecipe(epoch=5, learning_rate=1.0)
+    for bad in ({"epochs": True}, {"epochs": 2.0}, {"batch_size": "64"}, {"hidden": (True,)}, {"lr": float("nan")}):
+        with pytest.raises(ValueError):
+            TrainingRecipe(**bad)
+    assert TrainingRecipe(lr=1, hidden=[64, 32]).hidden == (64, 32)  # an int is a float, a list a tuple
 
 
 def test_unavailable_cuda_is_a_clear_error(data):

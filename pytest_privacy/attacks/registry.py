@@ -7,12 +7,13 @@ name at once. The built-in attacks register themselves in :mod:`pytest_privacy.a
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ..strict import unknown_name_error
 
 if TYPE_CHECKING:
     from ..data import References
@@ -114,10 +115,7 @@ def suite_attacks(suite: str) -> tuple[str, ...]:
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> ValueError:
-    known = sorted(set(known))
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"unknown {kind} {name!r}.{hint} Known: {', '.join(known)}.")
+    return ValueError(unknown_name_error(kind, name, sorted(set(known))))
 
 
 def get_attack(name: str) -> Attack:

@@ -66,10 +66,11 @@ def _failure(unit: Sequence[int], describe: Callable[[int], str], detail: str) -
     return TrainingFailed(f"training failed for {models}:\n{detail}")
 
 
-def _publish(store: ModelStore | None, keys: Sequence[str], unit: Sequence[int], entries: list[Entry]) -> None:
-    if store is not None:
-        for i, entry in zip(unit, entries):
-            store.put(keys[i], entry)
+def _publish(store: ModelStore | None, keys: Sequence[str], unit: Sequence[int], entries: list[Entry]) -> bool:
+    """Store each entry; whether all were stored (a read-only store or a diverged model stores none)."""
+    if store is None:
+        return False
+    return all([store.put(keys[i], entry) for i, entry in zip(unit, entries)])
 
 
 class LocalExecutor:
@@ -242,8 +243,8 @@ def _ray_task(
         return entries
     from .store import ModelStore
 
-    _publish(ModelStore(store_root), keys, range(len(unit)), entries)
-    return None
+    # Entries the store refused (a diverged model) travel back: the driver then holds them.
+    return None if _publish(ModelStore(store_root), keys, range(len(unit)), entries) else entries
 
 
 def _pickle_user_code_by_value(obj: Any) -> None:

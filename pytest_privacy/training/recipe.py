@@ -7,11 +7,12 @@ import inspect
 import json
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from ..queries import check_augmentations
+from ..strict import StrictSettings
 
 if TYPE_CHECKING:  # torch stays out of import time
     from torch import nn
@@ -21,7 +22,7 @@ __all__ = ["TrainingRecipe", "build_model", "MODELS"]
 MODELS = ("mlp", "cnn")
 
 
-class TrainingRecipe(BaseModel):
+class TrainingRecipe(StrictSettings):
     """A complete, hashable description of a training run (DESIGN section 4).
 
     ``model`` is ``"mlp"`` (fully connected, ``hidden`` widths), ``"cnn"`` (conv blocks with
@@ -38,26 +39,26 @@ class TrainingRecipe(BaseModel):
     of 0.80 (undefended 0.97); ``mmd_bandwidths=(1.0,)`` keeps 0.97 but leaves AUC at 0.58.
     """
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     model: str | Callable[[], Any] = "mlp"
-    hidden: tuple[int, ...] = (128,)
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    hidden: tuple[Annotated[int, Field(strict=True)], ...] = (128,)
+    epochs: int = Field(30, ge=1, strict=True)
+    batch_size: int = Field(64, ge=1, strict=True)
+    lr: float = Field(1e-3, gt=0, strict=True)
     optimizer: Literal["adam", "sgd"] = "adam"
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum; ignored by Adam")
-    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum; ignored by Adam", strict=True)
+    weight_decay: float = Field(0.0, ge=0, strict=True)
     augmentations: tuple[str, ...] = ()
     defense: Literal["mmd_mixup", "dp_sgd"] | None = None
-    mixup_alpha: float = Field(1.0, gt=0, description="mixup's Beta(a, a)")
-    mmd_weight: float = Field(3.0, ge=0, description="weight of the MMD^2 loss")
+    mixup_alpha: float = Field(1.0, gt=0, description="mixup's Beta(a, a)", strict=True)
+    mmd_weight: float = Field(3.0, ge=0, description="weight of the MMD^2 loss", strict=True)
     mmd_bandwidths: tuple[float, ...] = Field((0.1, 0.5, 1.0), description="RBF kernel widths, summed")
-    mmd_trigger: float = Field(0.03, ge=0, description="train - validation accuracy gap that triggers MMD")
-    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the data kept as MMD validation pool")
-    dp_epsilon: float = Field(8.0, gt=0, description="DP-SGD: target epsilon (noise from opacus's RDP accountant)")
-    dp_delta: float = Field(1e-5, gt=0, lt=1, description="DP-SGD: target delta")
-    dp_clip: float = Field(1.0, gt=0, description="DP-SGD: per-example gradient norm bound")
+    mmd_trigger: float = Field(0.03, ge=0, description="train - validation accuracy gap that triggers MMD", strict=True)
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5, description="share of the data kept as MMD validation pool", strict=True)
+    dp_epsilon: float = Field(8.0, gt=0, description="DP-SGD: target epsilon (noise from opacus's RDP accountant)", strict=True)
+    dp_delta: float = Field(1e-5, gt=0, lt=1, description="DP-SGD: target delta", strict=True)
+    dp_clip: float = Field(1.0, gt=0, description="DP-SGD: per-example gradient norm bound", strict=True)
 
     @field_validator("model")
     @classmethod

@@ -1,18 +1,36 @@
 """Content-addressed store of trained models, on a local path or any fsspec URL.
 
 Each entry is one safetensors file (no pickle anywhere: loading never runs code) holding a model's
-logits on the audit queries and its weights, with a SHA-256 of every tensor in the header. Entries
-are published atomically, so a reader never sees half of one: on a local file system written to a
-temporary file and ``os.replace``d, on an object store sent as one PUT of the finished object. A
-truncated or garbled entry fails its checksum on read, is deleted with a warning, and is retrained.
+logits on the audit queries and its weights. Its header carries the entry's key and a SHA-256 over
+the key and every tensor, so an entry copied under another key, truncated or garbled fails its check
+on read and is retrained (with a warning). Entries are published atomically, so a reader never sees
+half of one: on a local file system written to a temporary file and ``os.replace``d, on an object
+store sent as one PUT of the finished object.
+
+**Trust model.** The checksum binds an entry to its key, which stops accidents (a copied or
+damaged entry), not an adversary: anyone who can write to a shared store can compute a valid
+checksum. Set ``PYTEST_PRIVACY_STORE_KEY`` (the same secret on every trusted writer and reader) to
+sign entries with HMAC-SHA256: entries without a valid signature are then treated as corrupt, so a
+writer without the secret cannot plant one.
+
+**What the store owns.** A store's root holds a marker file (``.pytest-privacy-store``); the store
+refuses a non-empty directory without it (other than one holding only its own layout, written before
+the marker existed), and :meth:`ModelStore.clear` deletes only files of its own layout
+(``xx/<key>.safetensors``, their temporary files, ``locks/<key>.lock``), never anything else.
+
+**Read-only stores.** A CI runner may mount a warm store read-only: every entry present is used,
+a missing one is trained in memory and not stored (one warning per store).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import re
+import time
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping
@@ -20,13 +38,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ModelStore", "StoreWarning", "digest"]
+__all__ = ["MARKER", "ModelStore", "NotAStoreError", "StoreWarning", "digest", "SIGNING_KEY_ENV"]
 
-_FORMAT = "pytest-privacy/1"
+_FORMAT = "pytest-privacy/2"  # /2: the header binds the entry to its key (and may sign it)
+MARKER = ".pytest-privacy-store"
+SIGNING_KEY_ENV = "PYTEST_PRIVACY_STORE_KEY"
+_STALE_TMP_SECONDS = 3600  # a writer that died leaves a .tmp file; an hour on, nobody is writing it
+
+# The store's own layout: what it may delete, and what an older (marker-less) store may contain.
+_ENTRY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}\.safetensors(\.[0-9a-f]{32}\.tmp)?")
+_LOCK = re.compile(r"locks/[0-9a-f]{64}\.lock")
+_SHARD = re.compile(r"[0-9a-f]{2}|locks")
 
 
 class StoreWarning(UserWarning):
-    """A store entry was unreadable or corrupt and is being retrained."""
+    """A store entry was unreadable or corrupt and is being retrained, or could not be written."""
+
+
+class NotAStoreError(ValueError):
+    """The directory given as a store holds files the store did not write, or cannot be created."""
 
 
 def digest(*parts: Any) -> str:
@@ -45,27 +75,90 @@ def digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def _checksum(tensors: Mapping[str, np.ndarray]) -> str:
-    return digest(*[x for name in sorted(tensors) for x in (name, np.asarray(tensors[name]))])
+def _checksum(key: str, tensors: Mapping[str, np.ndarray]) -> str:
+    return digest(key, *[x for name in sorted(tensors) for x in (name, np.asarray(tensors[name]))])
+
+
+def _signature(secret: bytes, key: str, checksum: str) -> str:
+    return hmac.new(secret, f"{key}:{checksum}".encode(), hashlib.sha256).hexdigest()
 
 
 class ModelStore:
-    """Entries keyed by hex digests under ``root`` (a path or an fsspec URL such as ``memory://x``)."""
+    """Entries keyed by hex digests under ``root`` (a path or an fsspec URL such as ``memory://x``).
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    Opening a root that does not exist creates it as a store; opening an existing directory that is
+    not a store raises :class:`NotAStoreError`. ``signing_key`` (default: the
+    ``PYTEST_PRIVACY_STORE_KEY`` environment variable) signs and checks every entry.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, signing_key: str | bytes | None = None) -> None:
         import fsspec
         from fsspec.implementations.local import LocalFileSystem
 
         self.root = str(root)
         self.fs, self.path = fsspec.core.url_to_fs(self.root)
+        self.path = self.path.rstrip("/") or "/"
         self.local = isinstance(self.fs, LocalFileSystem)
-        self.fs.makedirs(self.path, exist_ok=True)
+        secret = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV) or None
+        self._secret = secret.encode() if isinstance(secret, str) else secret
+        self._warned_read_only = False
+        self.writable = self._open()
+
+    # ------------------------------------------------------------------------------ ownership
+
+    def _open(self) -> bool:
+        """Check (or create) the store at ``path``; return whether this process can write to it."""
+        marker = f"{self.path}/{MARKER}"
+        if self.fs.exists(marker):
+            return self._can_write()
+        exists = self.fs.exists(self.path)
+        if exists:
+            if not self.fs.isdir(self.path):
+                raise NotAStoreError(f"{self.root} is a file, not a directory: choose a directory for the model cache.")
+            foreign = [p for p in self._relative_files() if not (_ENTRY.fullmatch(p) or _LOCK.fullmatch(p))]
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise NotAStoreError(
+                    f"{self.root} is not a pytest-privacy model store: it holds files the store did not write "
+                    f"({shown}). Point --privacy-cache-dir at a new or empty directory (the store creates it)."
+                )
+        try:
+            self.fs.makedirs(self.path, exist_ok=True)
+            self.fs.pipe_file(marker, json.dumps({"format": _FORMAT}).encode())
+        except OSError as exc:
+            if exists:
+                return False  # a store written before the marker existed, now mounted read-only
+            raise NotAStoreError(
+                f"cannot create the model cache at {self.root} ({exc.strerror or exc}); choose a writable "
+                "--privacy-cache-dir, or run with --privacy-no-cache."
+            ) from None
+        return True
+
+    def _can_write(self) -> bool:
+        if not self.local:
+            return True  # object stores say no only when written to; put() then warns
+        probe = f"{self.path}/.probe.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(probe, "wb"):
+                pass
+            os.remove(probe)
+            return True
+        except OSError:
+            return False
+
+    def _relative_files(self) -> list[str]:
+        base = self.path.rstrip("/") + "/"
+        files = self.fs.find(self.path, withdirs=False)
+        return sorted(str(f)[len(base):] if str(f).startswith(base) else str(f) for f in files)
+
+    # ------------------------------------------------------------------------------ entries
 
     def _entry(self, key: str) -> str:
-        return f"{self.path.rstrip('/')}/{key[:2]}/{key}.safetensors"
+        return f"{self.path}/{key[:2]}/{key}.safetensors"
 
     def get(self, key: str) -> dict[str, np.ndarray] | None:
-        """The entry's tensors, or None when absent or corrupt (a corrupt entry is deleted)."""
+        """The entry's tensors, or None when absent, of an older format, or corrupt (a corrupt entry
+        is deleted when the store is writable, and warned about)."""
         from safetensors import SafetensorError
         from safetensors.numpy import load
 
@@ -74,42 +167,97 @@ class ModelStore:
             blob = self.fs.cat_file(path)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a folder or a symlink loop where the entry should be
+            self._corrupt(path, f"unreadable ({exc.strerror or type(exc).__name__})", delete=False)
+            return None
         try:
-            tensors = load(blob)
             meta = _metadata(blob)
-            ok = meta.get("format") == _FORMAT and meta.get("sha256") == _checksum(tensors)
-        except (SafetensorError, ValueError, KeyError, json.JSONDecodeError):
-            ok = False
-        if not ok:
-            warnings.warn(f"pytest-privacy: cache entry {path} is corrupt; retraining it.", StoreWarning, stacklevel=2)
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm_file(path)
+            if meta.get("format") != _FORMAT:
+                return None  # written by an older version: retrain and replace it, silently
+            tensors = load(blob)
+            checksum = _checksum(key, tensors)
+            problem = None
+            if meta.get("key") != key or meta.get("sha256") != checksum:
+                problem = "corrupt or stored under another key"
+            elif self._secret is not None and not hmac.compare_digest(
+                str(meta.get("hmac", "")), _signature(self._secret, key, checksum)
+            ):
+                problem = f"not signed with this run's {SIGNING_KEY_ENV}"
+        except (SafetensorError, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError):
+            problem = "corrupt"
+        if problem is not None:
+            self._corrupt(path, problem, delete=True)
             return None
         return tensors
 
-    def put(self, key: str, tensors: Mapping[str, np.ndarray]) -> None:
-        """Publish an entry atomically (last writer wins; equal keys hold equal content)."""
+    def _corrupt(self, path: str, problem: str, *, delete: bool) -> None:
+        warnings.warn(f"pytest-privacy: cache entry {path} is {problem}; retraining it.", StoreWarning, stacklevel=3)
+        if delete and self.writable:
+            with contextlib.suppress(OSError):
+                self.fs.rm_file(path)
+
+    def put(self, key: str, tensors: Mapping[str, np.ndarray]) -> bool:
+        """Publish an entry atomically (last writer wins; equal keys hold equal content). Returns
+        whether it was stored: a read-only store, a diverged model (NaN/inf) or a failed write
+        stores nothing, with a warning."""
         from safetensors.numpy import save
 
         arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-        blob = save(arrays, metadata={"format": _FORMAT, "sha256": _checksum(arrays)})
+        if any(a.dtype.kind in "fc" and not np.isfinite(a).all() for a in arrays.values()):
+            warnings.warn(
+                "pytest-privacy: a model with NaN/inf weights or logits (it diverged) is not cached.",
+                StoreWarning, stacklevel=2,
+            )
+            return False
+        if not self.writable:
+            self._warn_read_only()
+            return False
+        checksum = _checksum(key, arrays)
+        meta = {"format": _FORMAT, "key": key, "sha256": checksum}
+        if self._secret is not None:
+            meta["hmac"] = _signature(self._secret, key, checksum)
+        blob = save(arrays, metadata=meta)
         path = self._entry(key)
-        if self.local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "wb") as fh:
-                fh.write(blob)
-            os.replace(tmp, path)
-        else:
-            self.fs.makedirs(self.path.rstrip("/") + "/" + key[:2], exist_ok=True)
-            self.fs.pipe_file(path, blob)
+        try:
+            if self.local:
+                shard = os.path.dirname(path)
+                os.makedirs(shard, exist_ok=True)
+                _remove_stale_tmp(shard)
+                tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+                with open(tmp, "wb") as fh:
+                    fh.write(blob)
+                try:
+                    os.replace(tmp, path)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.remove(tmp)
+                    raise
+            else:
+                self.fs.makedirs(f"{self.path}/{key[:2]}", exist_ok=True)
+                self.fs.pipe_file(path, blob)
+        except OSError as exc:
+            warnings.warn(
+                f"pytest-privacy: could not store {path} ({exc.strerror or exc}); the model is used but not cached.",
+                StoreWarning, stacklevel=2,
+            )
+            return False
+        return True
+
+    def _warn_read_only(self) -> None:
+        if not self._warned_read_only:
+            self._warned_read_only = True
+            warnings.warn(
+                f"pytest-privacy: the model cache {self.root} is read-only: models missing from it are "
+                "trained in memory and not stored (run with --privacy-no-cache to say so explicitly).",
+                StoreWarning, stacklevel=3,
+            )
 
     def reachable_from_workers(self, *, local_cluster: bool) -> bool:
         """Whether worker processes can publish here: any shared fsspec store, a local path only when
         the workers run on this machine, an in-memory store never (each process has its own)."""
         from fsspec.implementations.memory import MemoryFileSystem
 
-        if isinstance(self.fs, MemoryFileSystem):
+        if isinstance(self.fs, MemoryFileSystem) or not self.writable:
             return False
         return local_cluster or not self.local
 
@@ -121,9 +269,10 @@ class ModelStore:
         """Serialise work on ``name`` across processes (xdist workers) sharing a local store.
 
         Object stores get no lock: two runners may then train the same models, and since entries
-        are content-addressed and published whole, either copy is valid.
+        are content-addressed and published whole, either copy is valid. A read-only store needs
+        none: nothing is written to it.
         """
-        if not self.local:
+        if not self.local or not self.writable:
             yield
             return
         from filelock import FileLock
@@ -132,15 +281,40 @@ class ModelStore:
         with FileLock(os.path.join(self.path, "locks", f"{name}.lock")):
             yield
 
-    def clear(self) -> None:
-        """Delete every entry."""
-        if self.fs.exists(self.path):
-            self.fs.rm(self.path, recursive=True)
-        self.fs.makedirs(self.path, exist_ok=True)
+    def clear(self) -> int:
+        """Delete every entry this store wrote (and its locks and temporary files), nothing else;
+        return how many files were deleted."""
+        if not self.writable:
+            raise NotAStoreError(f"cannot clear the model cache at {self.root}: it is read-only.")
+        ours = [p for p in self._relative_files() if _ENTRY.fullmatch(p) or _LOCK.fullmatch(p)]
+        for rel in ours:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(f"{self.path}/{rel}")
+        if self.local:  # empty shard folders of ours go too (object stores have no empty folders)
+            for name in os.listdir(self.path):
+                folder = os.path.join(self.path, name)
+                if _SHARD.fullmatch(name) and os.path.isdir(folder) and not os.path.islink(folder):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(folder)  # only when empty
+        return len(ours)
+
+
+def _remove_stale_tmp(shard: str) -> None:
+    """Delete this shard's temporary files left by writers that died over an hour ago."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(shard):
+            if name.endswith(".tmp") and _ENTRY.fullmatch(f"{os.path.basename(shard)}/{name}"):
+                path = os.path.join(shard, name)
+                with contextlib.suppress(OSError):
+                    if now - os.lstat(path).st_mtime > _STALE_TMP_SECONDS:
+                        os.remove(path)
 
 
 def _metadata(blob: bytes) -> dict[str, str]:
     # safetensors layout: 8-byte little-endian header length, then a JSON header.
     n = int.from_bytes(blob[:8], "little")
+    if n <= 0 or n > len(blob) - 8:
+        raise ValueError("truncated safetensors header")
     header = json.loads(blob[8 : 8 + n])
     return dict(header.get("__metadata__", {}))
