@@ -27,7 +27,7 @@ from .metrics import (
     paired_tpr_comparison,
 )
 from .querying import label_oracle, query_logits
-from .reporting import record_result
+from .report import record_result
 from .strict import unknown_name_error
 from .results import (
     AttackResult,

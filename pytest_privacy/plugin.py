@@ -11,6 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,10 @@ from .assertions import gate_defaults, set_inconclusive_default
 from .attacks import ATTACKS, SUITES, suite_attacks
 from .config import PrivacyConfig, resolve_config
 from .data import Baseline
-from .reporting import (
-    RESULT_PROPERTY,
-    build_report,
-    clear_results,
-    current_test,
-    format_summary,
-    parse_result,
-    recorded_results,
-    write_report,
-)
+from .report import from_json, recording, to_json
+from .report.session_report import build_report
+from .report.summary import junit_properties
+from .report import hookspec, writers
 from .trainer import PrivacyTrainer
 from .training.executors import make_executor
 from .training.store import ModelStore, NotAStoreError
@@ -62,7 +57,21 @@ _FLAGS: list[tuple[str, str, str]] = [
 _STASH = pytest.StashKey[dict[str, Any]]()
 _TRAINER = pytest.StashKey[PrivacyTrainer]()
 _STORE = pytest.StashKey[ModelStore]()
-_COLLECTED = pytest.StashKey[dict[str, Any]]()  # results and model counts, across xdist workers
+
+
+@dataclass
+class _Session:
+    """What a session gathered, across xdist workers: results, model counts, a cleared cache."""
+
+    results: list[Any] = field(default_factory=list)
+    trained: int = 0
+    loaded: int = 0
+    seconds: float = 0.0
+    cleared: int | None = None  # files --privacy-clear-cache deleted
+    lines: list[str] = field(default_factory=list)  # for the terminal summary, from the writers
+
+
+_SESSION = pytest.StashKey[_Session]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,16 +126,28 @@ def pytest_configure(config: pytest.Config) -> None:
     for path, what in ((base.report, "--privacy-report"), (base.plots, "--privacy-plots")):
         if path:
             _check_writable(path, what, directory=what == "--privacy-plots")
-    config.stash[_COLLECTED] = {"results": [], "trained": 0, "loaded": 0, "seconds": 0.0, "cleared": None}
+    if base.plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise pytest.UsageError("--privacy-plots needs matplotlib: pip install 'pytest-privacy[plot]'") from None
+    config.stash[_SESSION] = _Session()
     if not base.no_cache and (base.cache_dir or config.getoption("privacy_clear_cache")):
         # An explicit store is checked now: a wrong path is a usage error before anything runs.
         store = _open_store(config, base)
         if config.getoption("privacy_clear_cache") and not hasattr(config, "workerinput"):
             # Here, on the xdist controller before any worker starts, or in a plain run.
-            config.stash[_COLLECTED]["cleared"] = store.clear()
+            config.stash[_SESSION].cleared = store.clear()
     config.pluginmanager.register(_Collector(config), "pytest-privacy-collector")
+    if not hasattr(config, "workerinput"):  # reports are written where results are gathered
+        config.pluginmanager.register(writers, "pytest-privacy-summary")
+        config.pluginmanager.register(writers.JsonWriter(), "pytest-privacy-json")
+        config.pluginmanager.register(writers.PlotsWriter(), "pytest-privacy-plots")
     set_inconclusive_default(base.inconclusive)
-    clear_results()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspec)
 
 
 def _open_store(config: pytest.Config, settings: PrivacyConfig) -> ModelStore:
@@ -252,18 +273,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    token = current_test.set(item.nodeid)
-    before = len(recorded_results())
     settings = _session_config(item.config, item.get_closest_marker("privacy"))
-    try:
-        # This test's own on_inconclusive/confidence defaults: a privacy marker may override them.
-        with gate_defaults(inconclusive=settings.inconclusive, confidence=settings.confidence):
-            return (yield)
-    finally:
-        current_test.reset(token)
-        # Each result rides on its test's report: junitxml writes it, xdist ships it home.
-        for result in recorded_results()[before:]:
-            item.user_properties.append((RESULT_PROPERTY, result.model_dump_json()))
+    with recording(item.nodeid) as results:
+        try:
+            # This test's own on_inconclusive/confidence defaults: a privacy marker may override them.
+            with gate_defaults(inconclusive=settings.inconclusive, confidence=settings.confidence):
+                return (yield)
+        finally:
+            # Each result rides on its test's report, whole: xdist ships it to the controller,
+            # where the collector swaps it for compact junit properties.
+            item.user_properties.extend((RESULT_PROPERTY, to_json(r)) for r in results)
+
+
+RESULT_PROPERTY = "privacy_result"
 
 
 class _Collector:
@@ -272,23 +294,33 @@ class _Collector:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml reads the properties (from the teardown report)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call" or hasattr(self.config, "workerinput"):
+        if hasattr(self.config, "workerinput"):
             return
+        kept = []
         for name, value in report.user_properties:
-            if name == RESULT_PROPERTY:
-                self.config.stash[_COLLECTED]["results"].append(parse_result(value))
+            if name != RESULT_PROPERTY:
+                kept.append((name, value))
+                continue
+            result = from_json(value)
+            if report.when == "call":  # every phase's report carries the properties: count them once
+                self.config.stash[_SESSION].results.append(result)
+                self.config.hook.pytest_privacy_result(result=result, config=self.config)
+            kept += junit_properties(result)  # the whole result, ROC included, is in the JSON report
+        report.user_properties = kept
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     trainer = session.config.stash.get(_TRAINER, None)
-    if trainer is None:
-        return
-    counts = {"trained": trainer.models_trained, "loaded": trainer.models_loaded, "seconds": trainer.seconds_training}
-    if hasattr(session.config, "workeroutput"):  # an xdist worker: report to the controller
-        session.config.workeroutput["pytest_privacy"] = counts
-    else:
-        _add_counts(session.config, counts)
+    if trainer is not None:
+        counts = {"trained": trainer.models_trained, "loaded": trainer.models_loaded, "seconds": trainer.seconds_training}
+        if hasattr(session.config, "workeroutput"):  # an xdist worker: report to the controller
+            session.config.workeroutput["pytest_privacy"] = counts
+        else:
+            _add_counts(session.config, counts)
+    if not hasattr(session.config, "workerinput"):
+        _write_reports(session)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -299,59 +331,47 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def _add_counts(config: pytest.Config, counts: dict[str, Any]) -> None:
-    collected = config.stash[_COLLECTED]
-    for key in ("trained", "loaded", "seconds"):
-        collected[key] += counts[key]
+    gathered = config.stash[_SESSION]
+    gathered.trained += counts["trained"]
+    gathered.loaded += counts["loaded"]
+    gathered.seconds += counts["seconds"]
 
 
-_EMPTY_REPORT = (
-    "no privacy result was recorded in this session: no privacy gate ran to its assertion "
-    "(deselected, skipped, or erroring before it)"
-)
+def _write_reports(session: pytest.Session) -> None:
+    """Call every ``pytest_privacy_write_reports`` implementation, each on its own: one that fails
+    is named in the summary and fails the run, and the others still write."""
+    config = session.config
+    gathered = config.stash.get(_SESSION, None)
+    if gathered is None:
+        return
+    settings = _session_config(config)
+    if not (gathered.results or gathered.trained or gathered.loaded or settings.report or gathered.cleared is not None):
+        return
+    if gathered.cleared is not None:
+        root = _open_store(config, settings).root
+        gathered.lines.append(f"cache cleared: {gathered.cleared} files the store wrote deleted from {root}")
+    report = build_report(
+        gathered.results, settings.model_dump(mode="json"), models_trained=gathered.trained,
+        models_loaded=gathered.loaded, seconds_training=gathered.seconds,
+    )
+    arguments = {"report": report, "settings": settings, "config": config, "write_line": gathered.lines.append}
+    for impl in reversed(config.hook.pytest_privacy_write_reports.get_hookimpls()):  # tryfirst ones first
+        try:
+            impl.function(*[arguments[name] for name in impl.argnames])
+        except Exception as exc:
+            gathered.lines.append(f"pytest-privacy: the report writer {impl.plugin_name!r} failed: {exc!r}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    try:
-        collected = config.stash.get(_COLLECTED, None)
-        if collected is None:
-            return
-        settings = _session_config(config)
-        if not (collected["results"] or collected["trained"] or collected["loaded"] or settings.report
-                or collected["cleared"] is not None):
-            return
-        terminalreporter.section("privacy")
-        if collected["cleared"] is not None:
-            terminalreporter.write_line(
-                f"cache cleared: {collected['cleared']} files the store wrote deleted from {_open_store(config, settings).root}"
-            )
-        for line in format_summary(collected["results"]):
-            terminalreporter.write_line(line)
-        if collected["trained"] or collected["loaded"]:
-            where = "cache off" if settings.no_cache else settings.cache_dir or "cache under .pytest_cache"
-            terminalreporter.write_line(
-                f"models: {collected['trained']} trained in {collected['seconds']:.1f}s, "
-                f"{collected['loaded']} loaded from cache ({where})"
-            )
-        if settings.report:
-            note = None if collected["results"] else _EMPTY_REPORT
-            report = build_report(
-                collected["results"], settings.model_dump(mode="json"),
-                models_trained=collected["trained"], models_loaded=collected["loaded"], note=note,
-            )
-            write_report(settings.report, report)
-            terminalreporter.write_line(
-                f"privacy report written to {settings.report}" + (f" (empty: {note})" if note else "")
-            )
-        if settings.plots:
-            try:
-                from .plots import write_plots
-
-                written = write_plots(collected["results"], settings.plots)
-                terminalreporter.write_line(f"{len(written)} ROC plots written to {settings.plots}")
-            except ImportError as exc:
-                terminalreporter.write_line(f"pytest-privacy: {exc}", yellow=True)
-    except Exception as exc:  # a summary must never turn a green run red
-        terminalreporter.write_line(f"pytest-privacy: could not write the summary: {exc!r}")
+    gathered = config.stash.get(_SESSION, None)
+    if gathered is None or not gathered.lines:
+        return
+    terminalreporter.section("privacy")
+    for line in gathered.lines:
+        failed = line.startswith("pytest-privacy: the report writer")
+        terminalreporter.write_line(line, red=failed, bold=failed)
 
 
 # ----------------------------------------------------------------------------------- fixtures

@@ -133,6 +133,7 @@ class SessionReport(BaseModel):
     config: dict[str, Any]
     models_trained: int = 0
     models_loaded: int = 0
+    seconds_training: float = 0.0
     results: list[Result]
     note: str | None = None  # says why ``results`` is empty, when it is
 

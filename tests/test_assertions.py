@@ -17,7 +17,7 @@ from pytest_privacy import (
     attack_scores,
     train_ensemble,
 )
-from pytest_privacy.reporting import recorded_results
+from pytest_privacy.report import recording
 from pytest_privacy.trainer import PrivacyTrainer
 
 MEMORISE = TrainingRecipe(hidden=(128,), epochs=40)
@@ -39,12 +39,13 @@ def stranger(noise_setup):
 
 def test_a_model_trained_on_noise_labels_leaks(noise_setup):
     data = noise_setup.membership_data()
-    with pytest.raises(PrivacyLeakError) as info:
+    with recording("a-test") as recorded, pytest.raises(PrivacyLeakError) as info:
         assert_tpr_at_fpr_below(noise_setup.target, data, fpr=0.05, max_tpr=0.1)
     msg = str(info.value)
     for part in ("privacy leak", "lira (online, fixed variance)", "95% CI", "300 members", "8 reference models", "what to try"):
         assert part in msg
-    result = recorded_results()[-1]
+    [result] = recorded  # recorded even though the helper raised, tagged with the block's test id
+    assert result.test_id == "a-test"
     assert result.verdict is Verdict.FAIL and result.tpr_low > 0.1 and result.fpr_high <= 0.05
     assert result.seed == 0 and result.n_references == 8
 
@@ -138,14 +139,19 @@ def test_bad_parameters_are_errors_before_any_query(noise_setup, call, match):
 def test_label_only_attacks_through_the_helpers(noise_setup, stranger):
     data = noise_setup.membership_data()
     target = noise_setup.target
-    for attack in ("label_only_gap", "label_only_augmentation", "label_only_noise", "label_only_boundary"):
-        leak = assert_tpr_at_fpr_below(target, data, fpr=0.05, max_tpr=1.0, attack=attack, attack_options=None)
-        assert leak.auc > 0.5 and leak.attack == attack
+    with recording() as recorded:
+        for attack in ("label_only_gap", "label_only_augmentation", "label_only_noise", "label_only_boundary"):
+            leak = assert_tpr_at_fpr_below(target, data, fpr=0.05, max_tpr=1.0, attack=attack, attack_options=None)
+            assert leak.auc > 0.5 and leak.attack == attack
     # A model that never saw the points: nothing to find.
     safe = assert_tpr_at_fpr_below(stranger, data, fpr=0.05, max_tpr=0.2, attack="label_only_noise", attack_options={"k": 20})
     assert safe.verdict is Verdict.PASS and safe.queries == 20 * len(data)
-    gap = recorded_results()[-2]
-    assert gap.queries is None or gap.queries >= 0
+    # Each attack's query count is what it must send: one label per point, one per augmented view
+    # (the point and its 2 one-pixel shifts along the 20 features' axis), 100 noisy copies; the
+    # white-box boundary search reads gradients and sends no label query.
+    gap, augmentation, noise, boundary = recorded
+    n = len(data)
+    assert (gap.queries, augmentation.queries, noise.queries, boundary.queries) == (n, 3 * n, 100 * n, 0)
 
 
 def test_label_only_attacks_accept_a_labels_only_callable(noise_setup):

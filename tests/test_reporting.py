@@ -45,7 +45,10 @@ def test_summary_under_xdist_is_printed_once_with_every_workers_results(run):
     assert out.count("= privacy =") == 1
     for line in ["FAIL *test_leaks*eps>=*", "PASS *test_unseen*", "FAIL *test_epsilon*", "models: 5 trained in *"]:
         result.stdout.fnmatch_lines([line])  # xdist decides the order
-    assert junit.read_text().count('name="privacy_result"') == 3
+    xml = junit.read_text()
+    # junit carries each result's verdict and headline numbers, not its ROC (that is in the JSON).
+    assert xml.count('name="privacy_verdict"') == 3 and 'name="privacy_result"' not in xml and "roc_fpr" not in xml
+    assert '<property name="privacy_limit" value="TPR&lt;=0.1@FPR0.05"' in xml
     parsed = SessionReport.model_validate_json(report.read_text())
     assert parsed.schema_version == 1 and len(parsed.results) == 3 and parsed.models_trained == 5
     leak = next(r for r in parsed.results if r.test_id.endswith("test_leaks"))
@@ -55,10 +58,45 @@ def test_summary_under_xdist_is_printed_once_with_every_workers_results(run):
     assert len(plots) == 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
 
 
+def test_writers_are_hooks_a_conftest_can_add_and_a_failing_one_fails_the_run(pytester):
+    pytester.makeconftest(
+        CONFTEST + '''
+def pytest_privacy_write_reports(report, write_line):
+    lines = [f"{r.test_id},{r.attack},{r.verdict.value}" for r in report.results]
+    open("privacy.csv", "w").write("\\n".join(lines))
+    write_line(f"CSV with {len(lines)} results written")
+
+seen = []
+
+def pytest_privacy_result(result):
+    seen.append(result.verdict.value)
+
+def pytest_sessionfinish():
+    open("seen.txt", "w").write(",".join(seen))
+'''
+    )
+    pytester.makepyfile(test_gates=TESTS)
+    # (A subprocess: in-process pytester runs unload torch afterwards, and torch cannot be imported twice.)
+    result = pytester.runpytest_subprocess("--privacy-references=4")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*= privacy =*", "FAIL *test_leaks*", "CSV with 3 results written"])
+    assert sorted((pytester.path / "privacy.csv").read_text().split("\n"))[0].endswith("test_epsilon,lira,fail")
+    assert sorted((pytester.path / "seen.txt").read_text().split(",")) == ["fail", "fail", "pass"]
+    # A writer that fails is named, the other writers still write, and a green run turns red.
+    pytester.makepyfile(test_gates="def test_nothing(): pass\n")
+    pytester.makeconftest("def pytest_privacy_write_reports(report):\n    raise OSError('disk full')\n")
+    report = pytester.path / "r.json"
+    result = pytester.runpytest(f"--privacy-report={report}")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["pytest-privacy: the report writer *conftest.py* failed: OSError('disk full')"])
+    assert SessionReport.model_validate_json(report.read_text()).note
+
+
 def test_plots_without_matplotlib_name_the_extra(monkeypatch):
     import builtins
 
-    from pytest_privacy.plots import write_plots
+    from pytest_privacy.report.plots import write_plots
 
     real_import = builtins.__import__
     monkeypatch.setattr(

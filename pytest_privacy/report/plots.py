@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .results import AttackResult
+from ..results import AttackResult
 
 __all__ = ["plot_roc", "write_plots"]
 

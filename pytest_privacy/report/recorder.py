@@ -1,0 +1,61 @@
+"""Recording results: the helpers call :func:`record_result`; whoever wants them opens a
+:func:`recording` block (the plugin does, around each test). No module-level state: a block collects
+the results of its own context only, so nested or in-process pytest sessions never mix results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from ..results import AttackResult, ComparisonResult, Result
+
+__all__ = ["from_json", "record_result", "recording", "to_json"]
+
+# The innermost open block: where results go and the test id they are tagged with.
+_block: ContextVar[tuple[list[Any], str | None] | None] = ContextVar("pytest_privacy_recording", default=None)
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(Result)
+
+
+@contextmanager
+def recording(test_id: str | None = None) -> Iterator[list[AttackResult | ComparisonResult]]:
+    """Collect every result recorded inside the block (tagged with ``test_id``) into the list it
+    yields::
+
+        with recording() as results:
+            assert_tpr_at_fpr_below(model, data, fpr=1e-2, max_tpr=0.05)
+        results[0].tpr
+    """
+    results: list[AttackResult | ComparisonResult] = []
+    token = _block.set((results, test_id))
+    try:
+        yield results
+    finally:
+        _block.reset(token)
+
+
+def record_result(result: AttackResult | ComparisonResult) -> Any:
+    """Tag ``result`` with the open block's test id and add it to that block (if one is open);
+    return the (tagged) result."""
+    block = _block.get()
+    if block is None:
+        return result
+    results, test_id = block
+    if result.test_id is None and test_id is not None:
+        result = result.model_copy(update={"test_id": test_id})
+    results.append(result)
+    return result
+
+
+def to_json(result: AttackResult | ComparisonResult) -> str:
+    """A result as JSON (how results travel from xdist workers; infinities as ``Infinity``)."""
+    return result.model_dump_json()
+
+
+def from_json(text: str) -> AttackResult | ComparisonResult:
+    """A result from :func:`to_json`'s JSON."""
+    return _ADAPTER.validate_json(text)

@@ -1,0 +1,53 @@
+"""What a person reads first: one line per result in the terminal, and compact junit properties."""
+
+from __future__ import annotations
+
+from ..results import AttackResult, ComparisonResult
+
+__all__ = ["format_summary", "junit_properties"]
+
+
+def format_summary(results: list[AttackResult | ComparisonResult]) -> list[str]:
+    """One line per result: verdict, test, attack, TPR (interval) at the achieved FPR, limit, AUC,
+    epsilon lower bound, sample sizes, seed and time."""
+    lines = []
+    for r in results:
+        tail = f"seed={r.seed}, {r.seconds or 0:.1f}s"
+        if isinstance(r, ComparisonResult):
+            lines.append(
+                f"{r.verdict.value.upper():12} {r.test_id or '-'}  {r.attack} ({r.variant}) at FPR {r.fpr:g}: "
+                f"TPR {r.tpr:.4f} vs baseline {r.tpr_baseline:.4f} (difference {r.tpr_diff:+.4f} "
+                f"[{r.diff_low:+.4f}, {r.diff_high:+.4f}], margin {r.margin:g}), accuracy {r.accuracy:.3f} vs "
+                f"{r.accuracy_baseline:.3f}, n={r.n_members}/{r.n_nonmembers}, {tail}"
+            )
+            continue
+        if r.gate == "auc":
+            measured = f"AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}], limit AUC<={r.max_auc:g}"
+        else:
+            measured = (
+                f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}, "
+                f"limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}"
+            )
+        eps = f", eps>={r.epsilon_low:.2f}" if r.epsilon_low is not None else ""
+        queries = f", {r.queries:,} queries" if r.queries else ""
+        lines.append(
+            f"{r.verdict.value.upper():12} {r.test_id or '-'}  {r.attack} ({r.variant}): {measured}{eps}, "
+            f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}{queries}, {tail}"
+        )
+    return lines
+
+
+def junit_properties(result: AttackResult | ComparisonResult) -> list[tuple[str, str]]:
+    """The verdict and headline numbers of a result, for junit XML (the full result, ROC included,
+    is in the JSON report)."""
+    props = [("privacy_verdict", result.verdict.value), ("privacy_attack", result.attack)]
+    if isinstance(result, ComparisonResult):
+        props += [("privacy_tpr", f"{result.tpr:.4f}"), ("privacy_tpr_baseline", f"{result.tpr_baseline:.4f}")]
+    elif result.gate == "auc":
+        props += [("privacy_auc", f"{result.auc:.4f}"), ("privacy_max_auc", f"{result.max_auc:g}")]
+    else:
+        props += [
+            ("privacy_tpr", f"{result.tpr:.4f}"), ("privacy_tpr_interval", f"{result.tpr_low:.4f},{result.tpr_high:.4f}"),
+            ("privacy_fpr", f"{result.fpr_achieved:.4f}"), ("privacy_limit", f"TPR<={result.max_tpr:g}@FPR{result.fpr:g}"),
+        ]
+    return props + [("privacy_summary", format_summary([result])[0])]
