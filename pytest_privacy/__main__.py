@@ -19,6 +19,8 @@ def _measure(r: AttackResult | ComparisonResult) -> tuple[str, float]:
     """What a result is judged by: its AUC for an AUC gate, else its TPR."""
     if isinstance(r, AttackResult) and r.gate == "auc":
         return "AUC", r.auc
+    if isinstance(r, AttackResult) and r.gate == "epsilon" and r.epsilon_low is not None:
+        return "epsilon", r.epsilon_low
     return "TPR", r.tpr
 
 
@@ -26,7 +28,7 @@ def compare(
     old: SessionReport, new: SessionReport, tolerance: float, *, allow_missing: bool = False
 ) -> tuple[list[str], bool]:
     """Lines describing what changed between two reports, and whether anything regressed: a result
-    whose TPR (an AUC gate's AUC) rose by more than ``tolerance``, whose verdict got worse
+    whose TPR (an AUC gate's AUC, an epsilon gate's epsilon bound) rose by more than ``tolerance``, whose verdict got worse
     (pass -> inconclusive/fail), or that is ``GONE`` (deselected, renamed, or erroring before its
     assertion) unless ``allow_missing``."""
     rank = {"pass": 0, "inconclusive": 1, "fail": 2}

@@ -11,22 +11,25 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .attacks import LabelQuery, get_attack
-from .data import Baseline, MembershipData
+from .attacks.runner import AttackScores, attack_scores
+from .data import Baseline, MembershipData, as_membership_data
 from .metrics import (
-    _INVERTED_AUC,
-    _counts,
-    auc_confidence_interval,
+    auc_gate,
     check_confidence,
+    check_delta,
     check_gate_args,
     check_margin,
+    check_max_auc,
+    check_max_epsilon,
     check_rate,
     clopper_pearson,
+    epsilon_gate,
     epsilon_lower_bound,
     gate,
     paired_tpr_comparison,
+    roc_counts,
 )
-from .querying import label_oracle, query_logits
+from .querying import label_oracle
 from .report import record_result
 from .strict import unknown_name_error
 from .results import (
@@ -38,11 +41,9 @@ from .results import (
 )
 
 __all__ = [
-    "AttackScores",
     "PrivacyInconclusiveError",
     "PrivacyInconclusiveWarning",
     "PrivacyLeakError",
-    "attack_scores",
     "assert_auc_below",
     "assert_no_more_vulnerable_than",
     "assert_epsilon_below",
@@ -68,14 +69,6 @@ _HINT = (
     "more data, or train with the MMD+mixup defense; then look at the most vulnerable points for "
     "duplicates and mislabels."
 )
-
-
-class AttackScores(NamedTuple):
-    """What :func:`attack_scores` measured."""
-
-    scores: np.ndarray
-    variant: str
-    queries: int | None
 
 
 class PrivacyLeakError(AssertionError):
@@ -129,87 +122,28 @@ def _policy(on_inconclusive: OnInconclusive | None) -> OnInconclusive:
     return on_inconclusive
 
 
-def _check_data(data: Any) -> MembershipData:
-    if not isinstance(data, MembershipData):
-        raise TypeError(
-            f"data must be a pytest_privacy.MembershipData, got {type(data).__name__}; build one "
-            "with MembershipData(x, y, is_member, references=...) or use the membership_data fixture."
-        )
-    return data
-
-
-def attack_scores(
-    model: Any, data: MembershipData, attack: str = "lira", *, attack_options: Mapping[str, Any] | None = None
-) -> AttackScores:
-    """Membership scores ``[N]`` (higher = member) of ``attack`` against ``model``, the variant that
-    ran, and the number of examples a label-only attack sent to the model (None for score attacks).
-
-    Score attacks query the model on the same augmentations as the references, as LiRA requires.
-    Label-only attacks see only the model's predicted labels (``attack_options`` tunes them, e.g.
-    ``{"k": 200}`` noisy copies, ``{"max_queries": 2000}`` for the black-box boundary search).
-    """
-    data = _check_data(data)
-    spec = get_attack(attack)
-    refs = data.references
-    if spec.needs_references and refs is None:
-        raise ValueError(
-            f"attack {attack!r} needs reference models: build MembershipData(..., references=...) "
-            "or use the membership_data fixture; attack='loss' needs none."
-        )
-    if spec.score_labels is not None:
-        from .attacks.label_only import QueryCounter
-
-        oracle = QueryCounter(label_oracle(model))
-        query = LabelQuery(oracle, model, data.x, data.y, refs, refs.seed or 0 if refs else 0, dict(attack_options or {}))
-        scores, variant = spec.score_labels(query)
-        return AttackScores(scores, variant, oracle.queries)
-    if attack_options:
-        raise ValueError(f"attack {attack!r} takes no attack_options (got {sorted(attack_options)}).")
-    assert spec.score is not None
-    population = refs.population if refs is not None else None
-    if spec.needs_population and population is None:
-        raise ValueError(
-            f"attack {attack!r} needs population points no model trained on: run pytest with "
-            "--privacy-population=0.2 (a share of privacy_dataset held out), or give "
-            "References(population=Population(x, y, reference_logits))."
-        )
-    x = data.x if not spec.needs_population else np.concatenate([data.x, population.x])
-    logits = query_logits(model, x, refs.augmentations if refs is not None else ())
-    pop_logits = None
-    if spec.needs_population:
-        logits, pop_logits = logits[: len(data)], logits[len(data) :]
-    if refs is not None and logits.shape[1:] != refs.logits.shape[2:]:
-        raise ValueError(
-            f"the model returns {logits.shape[1]} queries x {logits.shape[2]} classes per point but the "
-            f"references have {refs.logits.shape[2]} x {refs.logits.shape[3]}: train them on the same task."
-        )
-    if int(data.y.max()) >= logits.shape[-1]:
-        raise ValueError(f"label {int(data.y.max())} is out of range for a model with {logits.shape[-1]} classes.")
-    scores, variant = spec.score(logits, data.y, refs, pop_logits)
-    return AttackScores(scores, variant, None)
-
-
 _TOP_POINTS = 10
 _ROC_POINTS = 200
 
 
 def _attack_result(
     gate_result: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None,
-    scores: np.ndarray, started: float, *, epsilon_low: float | None = None,
+    scores: np.ndarray, started: float,
 ) -> AttackResult:
     """The recorded result: the gate, the thinned ROC curve with its bands, the most exposed points,
     and the epsilon lower bound at delta 0 (unless the caller computed it)."""
     refs = data.references
     top = np.argsort(-scores, kind="stable")[:_TOP_POINTS]
-    c = _counts(scores, data.is_member)
+    c = roc_counts(scores, data.is_member)
     fpr_curve, tpr_curve = c.fps / c.n_nonmembers, c.tps / c.n_members
     # Thin the curve evenly in log-FPR (how the LiRA paper plots it), keeping both ends.
     keep = np.unique(np.r_[0, np.searchsorted(fpr_curve, np.geomspace(1e-5, 1, _ROC_POINTS)).clip(max=len(fpr_curve) - 1), len(fpr_curve) - 1])
     low, high = clopper_pearson(c.tps[keep], c.n_members, gate_result.confidence)
-    if epsilon_low is None:
+    epsilon_low = gate_result.epsilon_low
+    if epsilon_low is None:  # reported beside every verdict (an epsilon gate computed its own)
         epsilon_low = epsilon_lower_bound(scores, data.is_member, confidence=gate_result.confidence)
     return AttackResult(
-        **gate_result.model_dump(),
+        **gate_result.model_dump(exclude={"epsilon_low"}),
         attack=attack,
         variant=variant,
         queries=queries,
@@ -231,11 +165,18 @@ def _attack_result(
 def _describe(r: AttackResult) -> str:
     return (
         f"{r.attack} ({r.variant}) TPR {r.tpr:.4f} [{r.confidence:.0%} CI {r.tpr_low:.4f}, "
-        f"{r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f} (<= {r.fpr_high:.4f}); limit: TPR <= "
-        f"{r.max_tpr:g} at FPR {r.fpr:g}\n"
+        f"{r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f} (<= {r.fpr_high:.4f}); limit: {_limit(r)}\n"
         f"  audit: {r.n_members:,} members, {r.n_nonmembers:,} non-members, "
         f"{r.n_references} reference models, AUC {r.auc:.3f}, seed {r.seed}"
     )
+
+
+def _limit(r: AttackResult) -> str:
+    if r.gate == "auc":
+        return f"AUC <= {r.max_auc:g} (AUC {r.auc:.4f} [{r.confidence:.0%} CI {r.auc_low:.4f}, {r.auc_high:.4f}])"
+    if r.gate == "epsilon":
+        return f"epsilon <= {r.max_epsilon:g} (epsilon >= {r.epsilon_low:.3f})"
+    return f"TPR <= {r.max_tpr:g} at FPR {r.fpr:g}"
 
 
 def _enforce(r: AttackResult, policy: OnInconclusive, what: str) -> AttackResult:
@@ -272,7 +213,7 @@ def assert_tpr_at_fpr_below(
     (default: the session's ``--privacy-inconclusive``, ``fail``). See :func:`metrics.gate`.
     The result is recorded in the session report and returned.
     """
-    data = _check_data(data)
+    data = as_membership_data(data)
     policy = _policy(on_inconclusive)
     fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, _confidence(confidence))
     started = time.perf_counter()
@@ -297,30 +238,15 @@ def assert_auc_below(
     AUC measures average-case leakage; prefer :func:`assert_tpr_at_fpr_below` for a release
     gate, since attacks that matter are confident on a few points (Carlini et al. 2022).
     """
-    data = _check_data(data)
+    data = as_membership_data(data)
     policy = _policy(on_inconclusive)
     confidence = _confidence(confidence)
-    if isinstance(max_auc, bool) or not (isinstance(max_auc, (int, float, np.number)) and 0.5 <= max_auc <= 1.0):
-        raise ValueError(f"max_auc must be a number in [0.5, 1] (0.5 is chance), got {max_auc!r}.")
+    check_max_auc(max_auc)
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
-    g = gate(scores, data.is_member, fpr=0.01, max_tpr=1.0, confidence=confidence)
-    low, high = auc_confidence_interval(g.auc, g.n_members, g.n_nonmembers, confidence)
-    if g.auc_high < _INVERTED_AUC:  # the gate's verdict: inverted scores or swapped labels
-        verdict, reason = Verdict.INCONCLUSIVE, g.reason
-    elif low > max_auc:
-        verdict, reason = Verdict.FAIL, f"leak proven: AUC >= {low:.4f} > max_auc={max_auc:g} at {confidence:.0%}"
-    elif high <= max_auc:
-        verdict, reason = Verdict.PASS, f"safe: AUC <= {high:.4f} <= max_auc={max_auc:g} at {confidence:.0%}"
-    else:
-        verdict, reason = Verdict.INCONCLUSIVE, (
-            f"AUC {g.auc:.4f} has interval [{low:.4f}, {high:.4f}] containing max_auc={max_auc:g}; "
-            "more audit points narrow it"
-        )
-    g = g.model_copy(update={"verdict": verdict, "reason": reason, "auc_low": low, "auc_high": high})
-    r = _attack_result(g, attack, variant, data, queries, scores, started).model_copy(update={"gate": "auc", "max_auc": float(max_auc)})
-    r = record_result(r)
-    return _enforce(r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{low:.4f}, {high:.4f}])")
+    g = auc_gate(scores, data.is_member, max_auc=max_auc, confidence=confidence)
+    r = record_result(_attack_result(g, attack, variant, data, queries, scores, started))
+    return _enforce(r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{r.auc_low:.4f}, {r.auc_high:.4f}])")
 
 
 def assert_epsilon_below(
@@ -341,22 +267,14 @@ def assert_epsilon_below(
     proves that no (``max_epsilon``, ``delta``)-DP guarantee can hold: FAIL. It can never prove a
     guarantee, so otherwise the verdict is PASS with the bound reported ("no violation found").
     """
-    data = _check_data(data)
+    data = as_membership_data(data)
     confidence = _confidence(confidence)
-    if not max_epsilon >= 0:
-        raise ValueError(f"max_epsilon must be >= 0, got {max_epsilon!r}.")
+    check_max_epsilon(max_epsilon)
+    check_delta(delta)
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
-    eps = epsilon_lower_bound(scores, data.is_member, delta=delta, confidence=confidence)
-    g = gate(scores, data.is_member, fpr=0.01, max_tpr=1.0, confidence=confidence)
-    verdict = Verdict.FAIL if eps > max_epsilon else Verdict.PASS
-    reason = (
-        f"epsilon >= {eps:.3f} at delta={delta:g} with {confidence:.0%} confidence "
-        + (f"> max_epsilon={max_epsilon:g}" if verdict is Verdict.FAIL else f"<= max_epsilon={max_epsilon:g}: no violation found")
-        + " (valid for the randomized membership game)"
-    )
-    g = g.model_copy(update={"verdict": verdict, "reason": reason})
-    r = record_result(_attack_result(g, attack, variant, data, queries, scores, started, epsilon_low=eps))
+    g = epsilon_gate(scores, data.is_member, max_epsilon=max_epsilon, delta=delta, confidence=confidence)
+    r = record_result(_attack_result(g, attack, variant, data, queries, scores, started))
     return _enforce(r, _policy(None), f"epsilon must be <= {max_epsilon:g}")
 
 
@@ -392,7 +310,7 @@ def assert_no_more_vulnerable_than(
     only when ``model`` is proven more vulnerable; the message puts both models' TPR and accuracy
     side by side, since a baseline that leaks less by being useless is no yardstick.
     """
-    data = _check_data(data)
+    data = as_membership_data(data)
     confidence = _confidence(confidence)
     check_rate("fpr", fpr)
     check_margin(margin)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Baseline", "MembershipData", "Population", "References", "check_inputs", "check_labels"]
+__all__ = ["Baseline", "MembershipData", "as_membership_data", "Population", "References", "check_inputs", "check_labels"]
 
 
 @dataclass(frozen=True)
@@ -222,3 +222,13 @@ class Baseline:
     membership_data: MembershipData
     points: np.ndarray
     description: str
+
+
+def as_membership_data(data: Any) -> MembershipData:
+    """``data`` itself when it is a :class:`MembershipData`; else a TypeError that says how to build one."""
+    if not isinstance(data, MembershipData):
+        raise TypeError(
+            f"data must be a pytest_privacy.MembershipData, got {type(data).__name__}; build one "
+            "with MembershipData(x, y, is_member, references=...) or use the membership_data fixture."
+        )
+    return data

@@ -8,7 +8,7 @@ point is predicted member when ``score >= threshold``, thresholds decrease, the 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import special, stats
@@ -16,27 +16,38 @@ from scipy import special, stats
 from .results import GateResult, Verdict
 
 __all__ = [
+    "INVERTED_AUC",
+    "RocCounts",
     "auc",
+    "auc_gate",
     "auc_confidence_interval",
     "check_confidence",
+    "check_delta",
     "check_gate_args",
     "check_margin",
+    "check_max_auc",
+    "check_max_epsilon",
     "check_rate",
     "clopper_pearson",
+    "epsilon_gate",
     "epsilon_lower_bound",
     "gate",
     "nonmembers_needed",
     "paired_tpr_comparison",
     "PairedComparison",
+    "roc_counts",
     "roc_curve",
     "tpr_at_fpr",
 ]
 
-# An AUC whose 99% interval lies wholly below this is an input error, not privacy (DESIGN 6).
-_INVERTED_AUC = 0.45
+# An AUC whose 99% interval lies wholly below this is an input error, not privacy: inverted
+# scores or swapped membership labels.
+INVERTED_AUC = 0.45
 
 
-class _Counts(NamedTuple):
+class RocCounts(NamedTuple):
+    """Cumulative counts at every distinct threshold (the counting primitive of every metric here)."""
+
     fps: np.ndarray  # false positives at each threshold, increasing
     tps: np.ndarray  # true positives at each threshold, increasing
     thresholds: np.ndarray  # decreasing, first is +inf
@@ -90,7 +101,9 @@ def _check_scores(scores: object, is_member: object) -> tuple[np.ndarray, np.nda
     return s, m
 
 
-def _counts(scores: object, is_member: object) -> _Counts:
+def roc_counts(scores: object, is_member: object) -> RocCounts:
+    """Validated ``(scores, is_member)`` as false and true positives at every distinct threshold,
+    thresholds decreasing from ``+inf`` (ties are one threshold)."""
     s, m = _check_scores(scores, is_member)
     order = np.argsort(-s, kind="mergesort")
     s, m = s[order], m[order]
@@ -98,7 +111,7 @@ def _counts(scores: object, is_member: object) -> _Counts:
     last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
     tps = np.cumsum(m)[last]
     fps = last + 1 - tps
-    return _Counts(fps=np.r_[0, fps], tps=np.r_[0, tps], thresholds=np.r_[np.inf, s[last]])
+    return RocCounts(fps=np.r_[0, fps], tps=np.r_[0, tps], thresholds=np.r_[np.inf, s[last]])
 
 
 def roc_curve(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -107,7 +120,7 @@ def roc_curve(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray
     Returns ``(fpr, tpr, thresholds)`` with decreasing thresholds, the first being ``+inf`` at
     the point (0, 0), like ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``.
     """
-    c = _counts(scores, is_member)
+    c = roc_counts(scores, is_member)
     return c.fps / c.n_nonmembers, c.tps / c.n_members, c.thresholds
 
 
@@ -196,6 +209,30 @@ def check_margin(margin: object) -> float:
     return float(margin)  # type: ignore[arg-type]
 
 
+def check_max_auc(max_auc: object) -> float:
+    """An AUC limit: a number in [0.5, 1] (0.5 is chance), or a ValueError."""
+    if not (_is_number(max_auc) and 0.5 <= float(max_auc) <= 1.0):  # type: ignore[arg-type]
+        raise ValueError(f"max_auc must be a number in [0.5, 1] (0.5 is chance), got {max_auc!r}.")
+    return float(max_auc)  # type: ignore[arg-type]
+
+
+def check_max_epsilon(max_epsilon: object) -> float:
+    """An epsilon limit: a number >= 0, or a ValueError."""
+    if not (_is_number(max_epsilon) and float(max_epsilon) >= 0):  # type: ignore[arg-type]
+        raise ValueError(f"max_epsilon must be a number >= 0, got {max_epsilon!r}.")
+    return float(max_epsilon)  # type: ignore[arg-type]
+
+
+def check_delta(delta: object) -> float:
+    """The delta of an (epsilon, delta) guarantee: a number in [0, 1), or a ValueError."""
+    if not (_is_number(delta) and 0.0 <= float(delta) < 1.0):  # type: ignore[arg-type]
+        raise ValueError(
+            f"delta must be a number in [0, 1) (the delta of the (epsilon, delta) guarantee under "
+            f"test; use 0 for pure DP), got {delta!r}."
+        )
+    return float(delta)  # type: ignore[arg-type]
+
+
 def check_gate_args(fpr: object, max_tpr: object, confidence: object) -> tuple[float, float, float]:
     """The arguments of a TPR-at-FPR gate, checked before any work is done.
 
@@ -249,15 +286,8 @@ def gate(
     and the FPR fields the threshold itself.
     """
     fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, confidence)
-    c = _counts(scores, is_member)
-    fpr_low, fpr_high = clopper_pearson(c.fps, c.n_nonmembers, confidence)
-    tpr_low, tpr_high = clopper_pearson(c.tps, c.n_members, confidence)
-    emp_fpr = c.fps / c.n_nonmembers
-    emp_tpr = c.tps / c.n_members
-    operating = int(np.flatnonzero(emp_fpr <= fpr)[-1])  # index 0 (the +inf point) always qualifies
-    area = float(np.trapezoid(emp_tpr, emp_fpr))
-    auc_low, auc_high = auc_confidence_interval(area, c.n_members, c.n_nonmembers, 0.99)
-
+    e = _Evidence.of(scores, is_member, fpr, confidence)
+    c, fpr_low, fpr_high, tpr_low, tpr_high = e.counts, e.fpr_low, e.fpr_high, e.tpr_low, e.tpr_high
     fail_at = np.flatnonzero((fpr_high <= fpr) & (tpr_low > max_tpr))
     # PASS witness j >= 1: t_j's FPR is surely above fpr; members above t_j are those at t_{j-1}.
     pass_at = 1 + np.flatnonzero((fpr_low[1:] > fpr) & (tpr_high[:-1] <= max_tpr))
@@ -275,40 +305,125 @@ def gate(
             f"threshold above {c.thresholds[at]:.4g}, whose FPR >= {fpr_low[at]:.4g} > {fpr:g}"
         )
     else:
-        verdict, at = Verdict.INCONCLUSIVE, operating
+        verdict, at = Verdict.INCONCLUSIVE, e.operating
         reason = _inconclusive_reason(c, fpr, max_tpr, confidence, tpr_low, tpr_high, fpr_low)
-    if auc_high < _INVERTED_AUC:
-        verdict, at = Verdict.INCONCLUSIVE, operating
-        reason = (
-            f"AUC = {area:.3f} (99% interval [{auc_low:.3f}, {auc_high:.3f}]) is clearly below 0.5: "
+    if e.inverted:
+        verdict, at, reason = Verdict.INCONCLUSIVE, e.operating, e.inverted
+    return e.result(verdict, reason, at=at, members_above=verdict is Verdict.PASS, max_tpr=max_tpr)
+
+
+def auc_gate(scores: object, is_member: object, *, max_auc: float, confidence: float = 0.95) -> GateResult:
+    """Decide whether the scores' ROC AUC is above ``max_auc`` (FAIL), at most it (PASS), or neither
+    provably (INCONCLUSIVE), with the Hanley-McNeil interval at ``confidence``.
+
+    AUC measures average-case leakage: prefer :func:`gate` for a release, since the attacks that
+    matter are confident on a few points. As in :func:`gate`, an AUC clearly below 0.5 (inverted
+    scores or swapped labels) is INCONCLUSIVE, never PASS. The result's TPR fields are the ROC at
+    FPR 1%, for the record.
+    """
+    max_auc, confidence = check_max_auc(max_auc), check_confidence(confidence)
+    e = _Evidence.of(scores, is_member, 0.01, confidence)
+    low, high = auc_confidence_interval(e.area, e.counts.n_members, e.counts.n_nonmembers, confidence)
+    pct = f"{confidence:.0%}"
+    if e.inverted:
+        verdict, reason = Verdict.INCONCLUSIVE, e.inverted
+    elif low > max_auc:
+        verdict, reason = Verdict.FAIL, f"leak proven: AUC >= {low:.4f} > max_auc={max_auc:g} at {pct}"
+    elif high <= max_auc:
+        verdict, reason = Verdict.PASS, f"safe: AUC <= {high:.4f} <= max_auc={max_auc:g} at {pct}"
+    else:
+        verdict, reason = Verdict.INCONCLUSIVE, (
+            f"AUC {e.area:.4f} has interval [{low:.4f}, {high:.4f}] containing max_auc={max_auc:g}; "
+            "more audit points narrow it"
+        )
+    return e.result(verdict, reason, at=e.operating, gate="auc", max_auc=max_auc, auc_low=low, auc_high=high)
+
+
+def epsilon_gate(
+    scores: object, is_member: object, *, max_epsilon: float, delta: float = 0.0, confidence: float = 0.95
+) -> GateResult:
+    """FAIL when :func:`epsilon_lower_bound` proves epsilon above ``max_epsilon`` (no
+    (``max_epsilon``, ``delta``)-DP guarantee can hold), else PASS with the bound reported ("no
+    violation found"): a lower bound can refute a guarantee, never certify one. Valid only for the
+    randomized membership game (see :func:`epsilon_lower_bound`).
+    """
+    max_epsilon, delta, confidence = check_max_epsilon(max_epsilon), check_delta(delta), check_confidence(confidence)
+    eps = epsilon_lower_bound(scores, is_member, delta=delta, confidence=confidence)
+    e = _Evidence.of(scores, is_member, 0.01, confidence)
+    verdict = Verdict.FAIL if eps > max_epsilon else Verdict.PASS
+    reason = (
+        f"epsilon >= {eps:.3f} at delta={delta:g} with {confidence:.0%} confidence "
+        + (f"> max_epsilon={max_epsilon:g}" if verdict is Verdict.FAIL else f"<= max_epsilon={max_epsilon:g}: no violation found")
+        + " (valid for the randomized membership game)"
+    )
+    return e.result(verdict, reason, at=e.operating, gate="epsilon", max_epsilon=max_epsilon, epsilon_low=eps)
+
+
+class _Evidence(NamedTuple):
+    """What every gate reports: the counts, Clopper-Pearson bounds at every threshold, the
+    empirical operating point at ``fpr`` and the AUC (with its 99% interval)."""
+
+    counts: RocCounts
+    fpr: float
+    confidence: float
+    fpr_low: np.ndarray
+    fpr_high: np.ndarray
+    tpr_low: np.ndarray
+    tpr_high: np.ndarray
+    operating: int
+    area: float
+    auc99: tuple[float, float]
+
+    @classmethod
+    def of(cls, scores: object, is_member: object, fpr: float, confidence: float) -> _Evidence:
+        c = roc_counts(scores, is_member)
+        fpr_low, fpr_high = clopper_pearson(c.fps, c.n_nonmembers, confidence)
+        tpr_low, tpr_high = clopper_pearson(c.tps, c.n_members, confidence)
+        emp_fpr = c.fps / c.n_nonmembers
+        operating = int(np.flatnonzero(emp_fpr <= fpr)[-1])  # index 0 (the +inf point) always qualifies
+        area = float(np.trapezoid(c.tps / c.n_members, emp_fpr))
+        auc99 = auc_confidence_interval(area, c.n_members, c.n_nonmembers, 0.99)
+        return cls(c, fpr, confidence, fpr_low, fpr_high, tpr_low, tpr_high, operating, area, auc99)
+
+    @property
+    def inverted(self) -> str | None:
+        """Why the scores cannot be judged, when their AUC is clearly below 0.5."""
+        low, high = self.auc99
+        if high >= INVERTED_AUC:
+            return None
+        return (
+            f"AUC = {self.area:.3f} (99% interval [{low:.3f}, {high:.3f}]) is clearly below 0.5: "
             "the scores rank non-members above members, which means inverted scores (higher must "
             "mean 'member') or swapped is_member labels, not privacy. Check both."
         )
-    tp_at = at - 1 if verdict is Verdict.PASS else at
-    return GateResult(
-        verdict=verdict,
-        reason=reason,
-        fpr=float(fpr),
-        max_tpr=float(max_tpr),
-        confidence=float(confidence),
-        tpr=float(emp_tpr[tp_at]),
-        tpr_low=float(tpr_low[tp_at]),
-        tpr_high=float(tpr_high[tp_at]),
-        fpr_achieved=float(emp_fpr[at]),
-        fpr_low=float(fpr_low[at]),
-        fpr_high=float(fpr_high[at]),
-        threshold=float(c.thresholds[at]),
-        tpr_at_fpr=float(emp_tpr[operating]),
-        n_members=c.n_members,
-        n_nonmembers=c.n_nonmembers,
-        auc=area,
-        auc_low=auc_low,
-        auc_high=auc_high,
-    )
+
+    def result(self, verdict: Verdict, reason: str, *, at: int, members_above: bool = False, **fields: Any) -> GateResult:
+        """The GateResult at threshold index ``at`` (TPR fields one threshold higher with
+        ``members_above``: the members scoring strictly above a PASS witness)."""
+        c, tp_at = self.counts, at - 1 if members_above else at
+        values: dict[str, Any] = {"max_tpr": None, "auc_low": self.auc99[0], "auc_high": self.auc99[1], **fields}
+        return GateResult(
+            verdict=verdict,
+            reason=reason,
+            fpr=float(self.fpr),
+            confidence=float(self.confidence),
+            tpr=float(c.tps[tp_at] / c.n_members),
+            tpr_low=float(self.tpr_low[tp_at]),
+            tpr_high=float(self.tpr_high[tp_at]),
+            fpr_achieved=float(c.fps[at] / c.n_nonmembers),
+            fpr_low=float(self.fpr_low[at]),
+            fpr_high=float(self.fpr_high[at]),
+            threshold=float(c.thresholds[at]),
+            tpr_at_fpr=float(c.tps[self.operating] / c.n_members),
+            n_members=c.n_members,
+            n_nonmembers=c.n_nonmembers,
+            auc=self.area,
+            **values,
+        )
 
 
 def _inconclusive_reason(
-    c: _Counts,
+    c: RocCounts,
     fpr: float,
     max_tpr: float,
     confidence: float,
@@ -379,13 +494,9 @@ def epsilon_lower_bound(
     The price is a wider interval than a single threshold's: at 0 false positives ``FPR_high`` is
     about ``ln(2 n / (1 - confidence)) / n`` instead of ``ln(2 / (1 - confidence)) / n``.
     """
-    if not (isinstance(delta, (int, float, np.floating)) and 0.0 <= float(delta) < 1.0):
-        raise ValueError(
-            f"delta must be a number in [0, 1) (the delta of the (epsilon, delta) guarantee under "
-            f"test; use 0 for pure DP), got {delta!r}."
-        )
+    check_delta(delta)
     check_confidence(confidence)
-    c = _counts(scores, is_member)
+    c = roc_counts(scores, is_member)
     alpha = 1.0 - float(confidence)
     # Both terms grow with TPR_low and shrink with FPR_high, so only the last threshold of each run
     # of equal false-positive counts (the most true positives for that count) can be the maximum.

@@ -17,13 +17,19 @@ class Verdict(str, Enum):
 
 
 class GateResult(BaseModel):
-    """Decision of :func:`pytest_privacy.metrics.gate` and the evidence behind it.
+    """Decision of a gate (:func:`pytest_privacy.metrics.gate`, ``auc_gate``, ``epsilon_gate``) and
+    the evidence behind it.
+
+    For a TPR-at-FPR gate (``gate="tpr_at_fpr"``):
 
     ``tpr``, ``tpr_low``, ``tpr_high``, ``fpr_achieved``, ``fpr_high`` and ``threshold`` describe the
     threshold that proves the verdict (for FAIL the strongest proof of a leak, for PASS the tightest
     proof of safety; there the TPR fields count the members scoring strictly above it) or, when
     INCONCLUSIVE, the empirical operating point at ``fpr``.
     ``tpr_at_fpr`` is always the plain point estimate at the requested ``fpr``.
+    An AUC gate decides on ``auc_low``/``auc_high`` (at ``confidence``) against ``max_auc``, an epsilon
+    gate on ``epsilon_low`` against ``max_epsilon``; their TPR fields describe the ROC at ``fpr``
+    (1%) for the record, and ``max_tpr`` is None.
     """
 
     # threshold is +inf when no finite threshold reaches the FPR (an INCONCLUSIVE gate at a tiny
@@ -32,8 +38,12 @@ class GateResult(BaseModel):
 
     verdict: Verdict
     reason: str
+    gate: Literal["tpr_at_fpr", "auc", "epsilon"] = "tpr_at_fpr"
     fpr: float
-    max_tpr: float
+    max_tpr: float | None  # None for AUC and epsilon gates, whose TPR fields are the ROC at ``fpr``
+    max_auc: float | None = None
+    max_epsilon: float | None = None
+    epsilon_low: float | None = None
     confidence: float
     tpr: float
     tpr_low: float
@@ -70,10 +80,7 @@ class AttackResult(GateResult):
     kind: Literal["attack"] = "attack"
     attack: str
     variant: str
-    gate: Literal["tpr_at_fpr", "auc"] = "tpr_at_fpr"
     queries: int | None = None  # examples a label-only attack sent to the model
-    max_auc: float | None = None
-    epsilon_low: float | None = None
     seconds: float | None = None
     most_vulnerable: list[VulnerablePoint] = []
     roc_fpr: list[float] = []

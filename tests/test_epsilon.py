@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
-from pytest_privacy.metrics import _counts, clopper_pearson, epsilon_lower_bound, roc_curve
+from pytest_privacy.metrics import clopper_pearson, epsilon_lower_bound, roc_counts, roc_curve
 
 RUNS = 200
 # Errs in at most 5% of runs (95% confidence): the allowance is Binomial(200, 0.05)'s 99.9% quantile.
@@ -101,7 +101,7 @@ def test_bound_exceeds_true_epsilon_in_at_most_one_minus_confidence_of_runs(name
 
 def _pointwise_bound(scores, is_member):
     """The unsound shortcut: each threshold's own 95% Clopper-Pearson bounds, maximised over thresholds."""
-    c = _counts(scores, is_member)
+    c = roc_counts(scores, is_member)
     last = np.r_[np.diff(c.fps) > 0, True]  # the rest are dominated (same FP count, fewer TPs)
     _, fpr_high = clopper_pearson(c.fps[last], c.n_nonmembers, 0.95)
     tpr_low, _ = clopper_pearson(c.tps[last], c.n_members, 0.95)

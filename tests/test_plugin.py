@@ -259,3 +259,34 @@ def test_a_typo_in_a_marker_policy_is_an_error_never_an_xfail(pytester):
     result = pytester.runpytest()
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*inconclusive: Input should be 'fail', 'warn', 'skip' or 'xfail'*", "*Did you mean 'n_references'*"])
+
+
+def test_a_toy_attack_registered_from_a_conftest_is_selected_run_and_reported(pytester):
+    # No edit to the package: the conftest registers an attack; its suite marker, --privacy-attacks,
+    # the privacy_attack fixture and the summary all know it.
+    pytester.makeconftest(
+        """
+        import numpy as np
+        from pytest_privacy import Attack, register_attack
+
+        def top_logit(logits, labels, refs, pop=None):
+            return logits[:, 0].max(-1), "largest logit"
+
+        register_attack(Attack("toy_top_logit", "baseline", False, "the largest logit", top_logit))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import numpy as np
+        from pytest_privacy import MembershipData, assert_auc_below
+
+        def test_each(privacy_attack):
+            rng = np.random.default_rng(0)
+            x, member = rng.normal(size=(400, 3)).astype(np.float32), np.arange(400) < 200
+            model = lambda xb: np.c_[xb[:, :1], -xb[:, :1]]  # members and non-members alike
+            assert_auc_below(model, MembershipData(x, np.zeros(400, int), member), max_auc=0.6, attack=privacy_attack)
+        """
+    )
+    result = pytester.runpytest_subprocess("--privacy-attacks=toy_top_logit", "-v")
+    result.assert_outcomes(passed=1, deselected=len(__import__("pytest_privacy").attacks.ATTACKS))
+    result.stdout.fnmatch_lines(["*test_each?toy_top_logit? PASSED*", "PASS *test_each?toy_top_logit?*toy_top_logit (largest logit): AUC *"])

@@ -6,10 +6,16 @@ scores ``[N]``, higher = more likely a member, averaged over queries. Float64, s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from scipy import special
 
 from ._arrays import as_labels, as_nac
+from .registry import Attack, ScoreFn, register_attack
+
+if TYPE_CHECKING:
+    from ..data import References
 
 __all__ = ["BASELINES", "confidence_scores", "entropy_scores", "loss_scores", "modified_entropy_scores"]
 
@@ -63,3 +69,19 @@ BASELINES = {
     "entropy": entropy_scores,
     "modified_entropy": modified_entropy_scores,
 }
+
+
+# ------------------------------------------------------------------------------ registration
+
+
+def _baseline(name: str) -> ScoreFn:
+    fn = BASELINES[name]
+
+    def score(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop: Any = None) -> tuple[np.ndarray, str]:
+        return fn(logits, labels), "population threshold"
+
+    return score
+
+
+for _name, _fn in BASELINES.items():
+    register_attack(Attack(_name, "baseline", False, _fn.__doc__.splitlines()[0], _baseline(_name)))  # type: ignore[union-attr]

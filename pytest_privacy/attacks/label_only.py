@@ -25,8 +25,9 @@ from scipy import ndimage, optimize, special
 
 from ..data import check_inputs, check_labels
 from ..queries import _shift, _spatial_axes
-from ..querying import evaluating
+from ..querying import evaluating, is_module
 from ._arrays import as_keep, as_labels
+from .registry import Attack, LabelQuery, register_attack
 
 if TYPE_CHECKING:
     import torch
@@ -781,3 +782,80 @@ def boundary_scores_blackbox(
         scores[todo] = np.minimum(scores[todo], np.linalg.norm(boundary[todo] - x0[todo], axis=1))
 
     return np.minimum(scores, radius)
+
+
+# ------------------------------------------------------------------------------ registration
+
+
+def _gap(q: LabelQuery) -> tuple[np.ndarray, str]:
+    return gap_scores(q.oracle, q.x, q.y), "correctness"
+
+
+def _augmentation(q: LabelQuery) -> tuple[np.ndarray, str]:
+    d, r = int(q.options.get("d", 1)), int(q.options.get("r", 0))
+    return augmentation_scores(q.oracle, q.x, q.y, d=d, r=r), f"translations d={d}, rotations r={r}"
+
+
+def _augmentation_trained(q: LabelQuery) -> tuple[np.ndarray, str]:
+    refs = q.references
+    if refs is None or refs.predict is None:
+        raise ValueError(
+            "label_only_augmentation_trained needs reference models it can query: use the "
+            "membership_data fixture, or References.from_ensemble(...)."
+        )
+    d, r = int(q.options.get("d", 1)), int(q.options.get("r", 0))
+    # The references' bits on the same copies: [M, N, Q]; no target membership is used to fit.
+    views = augmented_views(q.x, d=d, r=r)  # the target is queried on the same copies
+    ref_bits = np.stack([refs.predict(v).argmax(-1) == q.y for v in views], axis=2)
+    attack = fit_bit_attack(ref_bits, refs.keep, q.y)
+    bits = augmentation_bits(q.oracle, q.x, q.y, views=views)
+    return attack.score(bits, q.y), f"logistic on {bits.shape[1]} bits, {refs.n_references} references"
+
+
+def _noise(q: LabelQuery) -> tuple[np.ndarray, str]:
+    sigma, k = float(q.options.get("sigma", 0.025)), int(q.options.get("k", 100))
+    return noise_scores(q.oracle, q.x, q.y, sigma=sigma, k=k, seed=q.seed), f"sigma={sigma:g} of range, k={k}"
+
+
+def _boundary(q: LabelQuery) -> tuple[np.ndarray, str]:
+    if is_module(q.model) and not q.options.get("black_box", False):
+        return boundary_scores_whitebox(q.model, q.x, q.y), "white-box gradient search"
+    budget = int(q.options.get("max_queries", 1000))
+    return (
+        boundary_scores_blackbox(q.oracle, q.x, q.y, max_queries=budget, seed=q.seed),
+        f"black-box HopSkipJump, <= {budget} queries per point",
+    )
+
+
+register_attack(
+    Attack(
+        "label_only_gap", "label_only", False, "member iff correctly classified (the baseline to beat)",
+        score_labels=_gap,
+    )
+)
+register_attack(
+    Attack(
+        "label_only_augmentation", "label_only", False,
+        "fraction of translated (and rotated) copies classified correctly", score_labels=_augmentation,
+    )
+)
+register_attack(
+    Attack(
+        "label_only_augmentation_trained", "label_only", True,
+        "per-class logistic model on augmentation bits, fit on the references' IN/OUT points",
+        score_labels=_augmentation_trained,
+    )
+)
+register_attack(
+    Attack(
+        "label_only_noise", "label_only", False, "fraction of Gaussian-noised copies still correct",
+        score_labels=_noise,
+    )
+)
+register_attack(
+    Attack(
+        "label_only_boundary", "label_only", False,
+        "distance to the decision boundary: gradient search for torch modules, HopSkipJump otherwise",
+        score_labels=_boundary,
+    )
+)

@@ -8,15 +8,19 @@ input plus its augmentations, the same for target and references).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy import special, stats
 
 from ._arrays import as_keep, as_labels, as_reference_logits
 from ._arrays import as_nac as _as_nac
+from .registry import Attack, ScoreFn, register_attack
 
-__all__ = ["LIRA_VARIANTS", "logit_scale", "lira_scores"]
+__all__ = ["FIXED_VARIANCE_BELOW", "LIRA_VARIANTS", "logit_scale", "lira_scores"]
+
+if TYPE_CHECKING:
+    from ..data import References
 
 LIRA_VARIANTS = ("online", "offline", "global")
 _TINY = 1e-30  # keeps sigma > 0 for points where every reference agrees exactly
@@ -118,3 +122,46 @@ def lira_scores(
     log_in = stats.norm.logpdf(phi_t, mu_in, s_in)
     log_out = stats.norm.logpdf(phi_t, mu_out, s_out)
     return (log_in - log_out).mean(axis=-1)
+
+
+# ------------------------------------------------------------------------------ registration
+
+# Below this many references per-example variances are too noisy (Carlini et al. 2022, Fig. 9).
+FIXED_VARIANCE_BELOW = 64
+
+
+def _lira(variant: str, fixed: bool | None) -> ScoreFn:
+    def score(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop: Any = None) -> tuple[np.ndarray, str]:
+        assert refs is not None
+        use_fixed = refs.n_references < FIXED_VARIANCE_BELOW if fixed is None else fixed
+        # Offline also needs keep: it fits the OUT references of each point only.
+        s = lira_scores(logits, refs.logits, labels, refs.keep, variant=variant, fixed_variance=use_fixed)
+        return s, f"{variant}, {'fixed' if use_fixed else 'per-example'} variance"
+
+    return score
+
+
+def _global(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop: Any = None) -> tuple[np.ndarray, str]:
+    return lira_scores(logits, None, labels, variant="global"), "global"
+
+
+register_attack(Attack("lira", "lira", True, "LiRA online; fixed variance below 64 references", _lira("online", None)))
+register_attack(
+    Attack(
+        "lira_offline", "lira", True, "LiRA offline (OUT references only); fixed variance below 64 references",
+        _lira("offline", None),
+    )
+)
+register_attack(Attack("lira_online_fixed", "lira", True, "LiRA online, one shared variance", _lira("online", True)))
+register_attack(
+    Attack(
+        "lira_online_per_example", "lira", True, "LiRA online, per-example variances", _lira("online", False)
+    )
+)
+register_attack(Attack("lira_offline_fixed", "lira", True, "LiRA offline, one shared variance", _lira("offline", True)))
+register_attack(
+    Attack(
+        "lira_offline_per_example", "lira", True, "LiRA offline, per-example variances", _lira("offline", False)
+    )
+)
+register_attack(Attack("lira_global", "baseline", False, "LiRA's global threshold on the logit-scaled confidence", _global))

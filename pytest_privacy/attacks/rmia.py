@@ -38,13 +38,17 @@ audits need a population of several thousand points.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import special
 
 from ._arrays import as_keep, as_labels, as_reference_logits
 from ._arrays import as_nac as _as_nac
+from .registry import Attack, ScoreFn, register_attack
+
+if TYPE_CHECKING:
+    from ..data import References
 
 __all__ = ["RMIA_VARIANTS", "rmia_scores"]
 
@@ -183,3 +187,32 @@ def rmia_scores(
     # LR(x, z) > gamma  <=>  ratio_z < ratio_x - log(gamma): count the population strictly below.
     beaten = np.searchsorted(ratio_z, ratio_x - np.log(float(gamma)), side="left")
     return beaten / n_pop
+
+
+# ------------------------------------------------------------------------------ registration
+
+
+def _rmia(variant: str) -> ScoreFn:
+    def score(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop_logits: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+        assert refs is not None and refs.population is not None and pop_logits is not None
+        pop = refs.population
+        s = rmia_scores(
+            logits, refs.logits, labels, refs.keep, population_target_logits=pop_logits,
+            population_reference_logits=pop.logits, population_labels=pop.y, variant=variant,
+        )
+        return s, f"{variant}, {len(pop.y)} population points"
+
+    return score
+
+
+register_attack(
+    Attack(
+        "rmia", "rmia", True, "RMIA offline (Zarifzadeh et al. 2024): likelihood ratio against population points",
+        _rmia("offline"), needs_population=True,
+    )
+)
+register_attack(
+    Attack(
+        "rmia_online", "rmia", True, "RMIA online: IN and OUT references", _rmia("online"), needs_population=True
+    )
+)

@@ -36,7 +36,7 @@ def plot_roc(result: AttackResult, path: str | Path) -> Path:
     ax.step(fpr, np.clip(result.roc_tpr, floor, 1), where="post", color="C0", label=f"{result.attack} (AUC {result.auc:.3f})")
     ax.plot([floor, 1], [floor, 1], ls=":", color="grey", label="chance")
     ax.axvline(result.fpr, color="C3", ls="--", lw=1, label=f"FPR limit {result.fpr:g}")
-    if result.gate == "tpr_at_fpr":
+    if result.gate == "tpr_at_fpr" and result.max_tpr is not None:
         ax.axhline(result.max_tpr, color="C1", ls="--", lw=1, label=f"max TPR {result.max_tpr:g}")
     ax.plot([max(result.fpr_achieved, floor)], [max(result.tpr, floor)], "o", color="k",
             label=f"{result.verdict.value.upper()}: TPR {result.tpr:.3f} @ FPR {result.fpr_achieved:.3g}")

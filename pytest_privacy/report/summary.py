@@ -23,6 +23,8 @@ def format_summary(results: list[AttackResult | ComparisonResult]) -> list[str]:
             continue
         if r.gate == "auc":
             measured = f"AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}], limit AUC<={r.max_auc:g}"
+        elif r.gate == "epsilon":
+            measured = f"limit eps<={r.max_epsilon:g}, AUC {r.auc:.3f}"
         else:
             measured = (
                 f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}, "
@@ -45,6 +47,8 @@ def junit_properties(result: AttackResult | ComparisonResult) -> list[tuple[str,
         props += [("privacy_tpr", f"{result.tpr:.4f}"), ("privacy_tpr_baseline", f"{result.tpr_baseline:.4f}")]
     elif result.gate == "auc":
         props += [("privacy_auc", f"{result.auc:.4f}"), ("privacy_max_auc", f"{result.max_auc:g}")]
+    elif result.gate == "epsilon":
+        props += [("privacy_epsilon_low", f"{result.epsilon_low:.4f}"), ("privacy_max_epsilon", f"{result.max_epsilon:g}")]
     else:
         props += [
             ("privacy_tpr", f"{result.tpr:.4f}"), ("privacy_tpr_interval", f"{result.tpr_low:.4f},{result.tpr_high:.4f}"),

@@ -1,0 +1,74 @@
+"""The one way an attack is run against a model: query it as the attack needs (logits on the
+references' augmentations, or a counted labels oracle), check what came back, and score."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..data import MembershipData, as_membership_data
+from ..querying import label_oracle, query_logits
+from .registry import LabelQuery, get_attack
+
+__all__ = ["AttackScores", "attack_scores"]
+
+
+class AttackScores(NamedTuple):
+    """What :func:`attack_scores` measured."""
+
+    scores: np.ndarray
+    variant: str
+    queries: int | None
+
+
+def attack_scores(
+    model: Any, data: MembershipData, attack: str = "lira", *, attack_options: Mapping[str, Any] | None = None
+) -> AttackScores:
+    """Membership scores ``[N]`` (higher = member) of ``attack`` against ``model``, the variant that
+    ran, and the number of examples a label-only attack sent to the model (None for score attacks).
+
+    Score attacks query the model on the same augmentations as the references, as LiRA requires.
+    Label-only attacks see only the model's predicted labels (``attack_options`` tunes them, e.g.
+    ``{"k": 200}`` noisy copies, ``{"max_queries": 2000}`` for the black-box boundary search).
+    """
+    data = as_membership_data(data)
+    spec = get_attack(attack)
+    refs = data.references
+    if spec.needs_references and refs is None:
+        raise ValueError(
+            f"attack {attack!r} needs reference models: build MembershipData(..., references=...) "
+            "or use the membership_data fixture; attack='loss' needs none."
+        )
+    if spec.score_labels is not None:
+        from .label_only import QueryCounter
+
+        oracle = QueryCounter(label_oracle(model))
+        query = LabelQuery(oracle, model, data.x, data.y, refs, refs.seed or 0 if refs else 0, dict(attack_options or {}))
+        scores, variant = spec.score_labels(query)
+        return AttackScores(scores, variant, oracle.queries)
+    if attack_options:
+        raise ValueError(f"attack {attack!r} takes no attack_options (got {sorted(attack_options)}).")
+    assert spec.score is not None
+    population = refs.population if refs is not None else None
+    if spec.needs_population and population is None:
+        raise ValueError(
+            f"attack {attack!r} needs population points no model trained on: run pytest with "
+            "--privacy-population=0.2 (a share of privacy_dataset held out), or give "
+            "References(population=Population(x, y, reference_logits))."
+        )
+    x = data.x if not spec.needs_population else np.concatenate([data.x, population.x])
+    logits = query_logits(model, x, refs.augmentations if refs is not None else ())
+    pop_logits = None
+    if spec.needs_population:
+        logits, pop_logits = logits[: len(data)], logits[len(data) :]
+    if refs is not None and logits.shape[1:] != refs.logits.shape[2:]:
+        raise ValueError(
+            f"the model returns {logits.shape[1]} queries x {logits.shape[2]} classes per point but the "
+            f"references have {refs.logits.shape[2]} x {refs.logits.shape[3]}: train them on the same task."
+        )
+    if int(data.y.max()) >= logits.shape[-1]:
+        raise ValueError(f"label {int(data.y.max())} is out of range for a model with {logits.shape[-1]} classes.")
+    scores, variant = spec.score(logits, data.y, refs, pop_logits)
+    return AttackScores(scores, variant, None)

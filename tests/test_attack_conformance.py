@@ -1,0 +1,70 @@
+"""One conformance test every registered attack passes (as torchmetrics runs every metric through one
+tester): scores of the right shape, finite, deterministic, higher for members of a model with a
+planted leak, and a clear error for a model that is not one. A new attack is covered by registering it.
+"""
+
+import numpy as np
+import pytest
+
+from pytest_privacy import MembershipData, References, balanced_keep
+from pytest_privacy.attacks import ATTACKS
+from pytest_privacy.attacks.runner import attack_scores
+from pytest_privacy.data import Population
+from pytest_privacy.metrics import auc
+
+N, L, C, M = 160, 12, 4, 8  # audit points, signal length, classes, references
+
+
+class Memoriser:
+    """A 1-nearest-neighbour classifier: it answers its training points' labels exactly, and near
+    them too, so its members are exposed to every kind of attack (scores and labels alike)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x.reshape(len(x), -1), y
+
+    def __call__(self, xb: np.ndarray) -> np.ndarray:
+        flat = np.asarray(xb, dtype=np.float32).reshape(len(xb), -1)
+        d2 = ((flat[:, None, :] - self.x[None]) ** 2).sum(-1)
+        nearest = d2.argmin(1)
+        # logits: the nearest training label, more confident the closer the point
+        logits = np.zeros((len(flat), C))
+        logits[np.arange(len(flat)), self.y[nearest]] = 3.0 / (1.0 + d2.min(1))
+        return logits
+
+
+@pytest.fixture(scope="module")
+def planted():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N + 40, L)).astype(np.float32)
+    y = rng.integers(0, C, N + 40)  # random labels: only memorising fits them
+    pop_x, pop_y, x, y = x[N:], y[N:], x[:N], y[:N]
+    is_member = np.arange(N) % 2 == 0
+    keep = balanced_keep(M, N, 0)  # every point IN for half of the references
+    refs_models = [Memoriser(x[k], y[k]) for k in keep]
+    references = References(
+        np.stack([r(x) for r in refs_models]), keep,
+        predict=lambda xb: np.stack([r(xb) for r in refs_models]),
+        population=Population(pop_x, pop_y, np.stack([r(pop_x) for r in refs_models])[:, :, None, :]),
+    )
+    return Memoriser(x[is_member], y[is_member]), MembershipData(x, y, is_member, references)
+
+
+# Small budgets keep the label-only attacks quick; the planted leak is strong.
+OPTIONS = {"label_only_noise": {"k": 10}, "label_only_boundary": {"max_queries": 40}}
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_every_registered_attack_conforms(planted, name):
+    model, data = planted
+    spec = ATTACKS[name]
+    assert spec.suite and spec.description
+    first = attack_scores(model, data, name, attack_options=OPTIONS.get(name))
+    again = attack_scores(model, data, name, attack_options=OPTIONS.get(name))
+    assert first.scores.shape == (N,) and np.isfinite(first.scores).all()
+    np.testing.assert_array_equal(first.scores, again.scores)  # seeded: the same every run
+    assert isinstance(first.variant, str) and first.variant
+    assert (first.queries is not None) == spec.label_only
+    # The planted leak: every attack must rank members above non-members.
+    assert auc(first.scores, data.is_member) > 0.6, name
+    with pytest.raises((TypeError, ValueError)):
+        attack_scores("not a model", data, name)
