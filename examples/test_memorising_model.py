@@ -1,6 +1,6 @@
 """A model that memorises (wide MLP, 60 epochs, no regularisation) and the gate that catches it.
 
-DESIGN section 8: LiRA proves TPR >= 0.027 at FPR <= 1% for this recipe with 16 references
+LiRA proves TPR >= 0.027 at FPR <= 1% for this recipe with 16 references
 (4 references cannot prove it), so this module pins 16 whatever the profile. Measured with this
 engine (seed 0): TPR 0.052, proven >= 0.039, at FPR 0.0033; AUC 0.596.
 """

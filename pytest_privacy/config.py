@@ -15,7 +15,7 @@ __all__ = ["PROFILES", "PrivacyConfig", "default_profile", "resolve_config"]
 Inconclusive = Literal["fail", "warn", "skip", "xfail"]
 
 # Budgets per profile. LiRA's gain flattens past ~64 references (Carlini et al. 2022, Fig. 9);
-# 16 certify the DESIGN section 8 digits leak where 4 do not (measured: TPR lower bound at 1% FPR
+# 16 certify the memorising digits example's leak where 4 do not (measured: TPR lower bound at 1% FPR
 # 0.027 with 16, no proof with 4), so `ci` is the default everywhere: a laptop run and a CI run
 # reach the same verdict. `smoke` checks that a suite runs, not that a model is private.
 PROFILES: dict[str, dict[str, Any]] = {

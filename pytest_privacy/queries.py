@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["AUGMENTATIONS", "check_augmentations", "make_queries"]
+__all__ = ["AUGMENTATIONS", "check_augmentations", "make_queries", "shift", "spatial_axes"]
 
 AUGMENTATIONS = ("shift", "flip")
 
 
-def _spatial_axes(ndim: int) -> tuple[int, ...]:
-    # Axes of one example (without the batch axis) that shifts move along.
+def spatial_axes(ndim: int) -> tuple[int, ...]:
+    """Axes of one example of ``ndim`` dimensions (no batch axis) that shifts move along."""
     return {1: (0,), 2: (0, 1), 3: (1, 2)}.get(ndim, ())
 
 
@@ -32,7 +32,7 @@ def check_augmentations(augmentations: Sequence[str]) -> None:
 
 def _check(shape: tuple[int, ...], augmentations: Sequence[str]) -> None:
     check_augmentations(augmentations)
-    if augmentations and not _spatial_axes(len(shape)):
+    if augmentations and not spatial_axes(len(shape)):
         raise ValueError(
             f"augmentations need [N, L], [N, H, W] or [N, C, H, W] inputs, got example shape {shape}."
         )
@@ -40,7 +40,7 @@ def _check(shape: tuple[int, ...], augmentations: Sequence[str]) -> None:
         raise ValueError("'flip' is a horizontal image flip; 1-D signals only support 'shift'.")
 
 
-def _shift(x: np.ndarray, axis: int, step: int) -> np.ndarray:
+def shift(x: np.ndarray, axis: int, step: int) -> np.ndarray:
     """Translate by ``step`` along ``axis`` (a batch axis comes first), filling with zeros."""
     out = np.roll(x, step, axis=axis)
     index = [slice(None)] * x.ndim
@@ -56,8 +56,8 @@ def make_queries(x: np.ndarray, augmentations: Sequence[str] = ()) -> np.ndarray
     _check(x.shape[1:], augmentations)
     views = [x]
     if "shift" in augmentations:
-        for axis in _spatial_axes(x.ndim - 1):
-            views += [_shift(x, axis + 1, +1), _shift(x, axis + 1, -1)]
+        for axis in spatial_axes(x.ndim - 1):
+            views += [shift(x, axis + 1, +1), shift(x, axis + 1, -1)]
     if "flip" in augmentations:
         views += [np.flip(v, axis=-1) for v in views]
     return np.stack(views, axis=1)

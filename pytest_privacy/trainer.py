@@ -355,9 +355,9 @@ def training_function(version: str | None = None) -> Callable[[Callable[..., Any
 
 def function_identity(fn: Callable[..., Any]) -> str:
     """What names a training function in cache keys: qualified name, source hash and version."""
-    from .training.recipe import _callable_identity
+    from .training.recipe import callable_identity
 
-    return f"{_callable_identity(fn)}@{getattr(fn, '__pytest_privacy_version__', None)}"
+    return f"{callable_identity(fn)}@{getattr(fn, '__pytest_privacy_version__', None)}"
 
 
 class CachedTarget:

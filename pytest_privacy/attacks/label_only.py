@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage, optimize, special
 
 from ..data import check_inputs, check_labels
-from ..queries import _shift, _spatial_axes
+from ..queries import shift, spatial_axes
 from ..querying import evaluating, is_module
 from ._arrays import as_keep, as_labels
 from .registry import Attack, LabelQuery, register_attack
@@ -179,7 +179,7 @@ def gap_scores(predict: Predict | QueryCounter, x: np.ndarray, y: np.ndarray) ->
 def _check_augmentations(example_shape: tuple[int, ...], d: int, r: int) -> tuple[int, int, tuple[int, ...]]:
     d = _check_nonnegative_int("d", d)
     r = _check_nonnegative_int("r", r)
-    axes = _spatial_axes(len(example_shape))
+    axes = spatial_axes(len(example_shape))
     if not axes:
         raise ValueError(
             f"augmentations need [N, L], [N, H, W] or [N, C, H, W] inputs, got example shape {example_shape}."
@@ -205,8 +205,8 @@ def _augmented_views(x: np.ndarray, d: int, r: int, axes: tuple[int, ...]) -> It
     yield x
     for axis in axes:
         for step in range(1, d + 1):
-            yield _shift(x, axis + 1, step)
-            yield _shift(x, axis + 1, -step)
+            yield shift(x, axis + 1, step)
+            yield shift(x, axis + 1, -step)
     for angle in np.linspace(-r, r, 2 * r + 1):
         if angle != 0:
             yield ndimage.rotate(x, float(angle), axes=(axes[0] + 1, axes[1] + 1), reshape=False, order=1)

@@ -75,7 +75,7 @@ def lira_scores(
     variant: Literal["online", "offline", "global"] = "online",
     fixed_variance: bool = False,
 ) -> np.ndarray:
-    """LiRA membership scores, higher = more likely a member (DESIGN section 3).
+    """LiRA membership scores, higher = more likely a member (Carlini et al. 2022).
 
     - ``online``: ``mean_a[log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out)]`` with IN/OUT the
       references that did/did not train on the point, ``mu`` the median, ``s`` the std (ddof=0).

@@ -88,7 +88,7 @@ def rmia_scores(
     offline_a: float = 0.3,
     gamma: float = 1.0,
 ) -> np.ndarray:
-    """RMIA membership scores in [0, 1], higher = more likely a member (DESIGN section 5).
+    """RMIA membership scores in [0, 1], higher = more likely a member (Zarifzadeh et al. 2024).
 
     ``score(x)`` is the fraction of population points ``z`` with
     ``LR(x, z) = [p(x|theta) / p(x)] / [p(z|theta) / p(z)] > gamma``, where ``p(.|theta)`` is the target's

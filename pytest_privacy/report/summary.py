@@ -26,10 +26,7 @@ def format_summary(results: list[AttackResult | ComparisonResult]) -> list[str]:
         elif r.gate == "epsilon":
             measured = f"limit eps<={r.max_epsilon:g}, AUC {r.auc:.3f}"
         else:
-            measured = (
-                f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}, "
-                f"limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}"
-            )
+            measured = f"{_decided(r)}, limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}"
         eps = f", eps>={r.epsilon_low:.2f}" if r.epsilon_low is not None else ""
         queries = f", {r.queries:,} queries" if r.queries else ""
         lines.append(
@@ -37,6 +34,16 @@ def format_summary(results: list[AttackResult | ComparisonResult]) -> list[str]:
             f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}{queries}, {tail}"
         )
     return lines
+
+
+def _decided(r: AttackResult) -> str:
+    """The certified bound that decided a TPR gate (so no PASS line shows a rate above its limit),
+    or the estimate with its interval when nothing was decided."""
+    if r.verdict.value == "pass":
+        return f"TPR<={r.tpr_high:.4f} certified at FPR<={r.fpr:g} (estimate {r.tpr_at_fpr:.4f})"
+    if r.verdict.value == "fail":
+        return f"TPR>={r.tpr_low:.4f} certified at FPR<={r.fpr_high:.4f} (estimate {r.tpr:.4f})"
+    return f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}"
 
 
 def junit_properties(result: AttackResult | ComparisonResult) -> list[tuple[str, str]]:

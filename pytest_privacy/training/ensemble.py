@@ -1,4 +1,4 @@
-"""Train M models as one vectorised program and query them together (DESIGN section 7).
+"""Train M models as one vectorised program and query them together (ARCHITECTURE.md: the engine).
 
 Parameters of the M models are stacked ``[M, ...]``; one ``torch.func.vmap(grad(...))`` computes all
 M gradients per step, each model on its own minibatch drawn from its own keep subset, and one

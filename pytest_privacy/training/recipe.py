@@ -17,13 +17,13 @@ from ..strict import StrictSettings
 if TYPE_CHECKING:  # torch stays out of import time
     from torch import nn
 
-__all__ = ["TrainingRecipe", "build_model", "MODELS"]
+__all__ = ["MODELS", "TrainingRecipe", "build_model", "callable_identity"]
 
 MODELS = ("mlp", "cnn")
 
 
 class TrainingRecipe(StrictSettings):
-    """A complete, hashable description of a training run (DESIGN section 4).
+    """A complete, hashable description of a training run (its fields are the cache key).
 
     ``model`` is ``"mlp"`` (fully connected, ``hidden`` widths), ``"cnn"`` (conv blocks with
     ``hidden`` channels for 1-D signals or images) or a zero-argument factory returning an
@@ -84,12 +84,13 @@ class TrainingRecipe(StrictSettings):
         """Stable JSON of every field; a factory is named by qualified name and source hash."""
         data = self.model_dump()
         if callable(self.model):
-            data["model"] = _callable_identity(self.model)
+            data["model"] = callable_identity(self.model)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-def _callable_identity(fn: Callable[..., Any]) -> str:
-    # A callable object is named by its class (its repr would carry a memory address).
+def callable_identity(fn: Callable[..., Any]) -> str:
+    """``module.qualname#source-hash`` of a function or class (a callable object is named by its
+    class: its repr would carry a memory address)."""
     named = fn if hasattr(fn, "__qualname__") else type(fn)
     name = f"{getattr(named, '__module__', '?')}.{named.__qualname__}"
     try:
