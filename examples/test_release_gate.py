@@ -1,15 +1,14 @@
 """The release gates a team runs in CI: a regularised digits model must not leak.
 
+Label-only attacks and the comparison with an MMD-defended baseline are in ``examples_extended/``.
+
 Measured (seed 0, 16 references): LiRA TPR at 1% FPR is 0.014 with AUC 0.526, and the upper
 confidence bound of the TPR stays at 0.033, below the 0.05 limit: a proven PASS.
 """
 
 import pytest
 
-from pytest_privacy import assert_no_more_vulnerable_than, assert_tpr_at_fpr_below
-
-LABEL_ONLY = ["label_only_gap", "label_only_augmentation", "label_only_noise", "label_only_boundary"]
-
+from pytest_privacy import assert_tpr_at_fpr_below
 
 @pytest.mark.lira
 def test_release_does_not_leak(target_model, membership_data):
@@ -18,16 +17,3 @@ def test_release_does_not_leak(target_model, membership_data):
 
 def test_release_resists_a_loss_threshold(target_model, membership_data):
     assert_tpr_at_fpr_below(target_model, membership_data, fpr=1e-2, max_tpr=0.05, attack="loss")
-
-
-@pytest.mark.label_only
-@pytest.mark.parametrize("attack", LABEL_ONLY)
-def test_labels_alone_do_not_leak(target_model, membership_data, attack):
-    """If the model served only labels, would membership still show?"""
-    assert_tpr_at_fpr_below(target_model, membership_data, fpr=1e-2, max_tpr=0.05, attack=attack)
-
-
-@pytest.mark.mmd_baseline
-def test_no_more_vulnerable_than_the_mmd_defense(target_model, mmd_baseline_model, membership_data):
-    """The release leaks no more than the same recipe trained with the MMD+mixup defense."""
-    assert_no_more_vulnerable_than(target_model, mmd_baseline_model, membership_data, fpr=1e-2)

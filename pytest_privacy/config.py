@@ -31,8 +31,8 @@ class PrivacyConfig(StrictSettings):
     profile: Literal["smoke", "ci", "full"] = "ci"
     n_references: int = Field(16, ge=2)
     attacks: tuple[str, ...] | None = None  # None: every suite
-    device: str = "auto"
-    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda or cuda:N (checked by _device)
+    seed: int = Field(0, ge=0)
     inconclusive: Inconclusive = "fail"
     confidence: float = Field(0.95, gt=0, lt=1)
     report: str | None = None
@@ -56,6 +56,15 @@ class PrivacyConfig(StrictSettings):
             if word in ("0", "false", "no", "off"):
                 return False
             raise ValueError(f"expected true/false (or yes/no, on/off, 1/0), got {value!r}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N (N a GPU index), got {value!r}")
         return value
 
     @field_validator("max_memory", mode="before")

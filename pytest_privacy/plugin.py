@@ -115,6 +115,18 @@ def pytest_configure(config: pytest.Config) -> None:
         base = resolve_config(ini, cli)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if base.device.startswith("cuda") and base.executor == "local":
+        import torch  # only when CUDA is asked for: the plain path stays light
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(
+                f"--privacy-device={base.device} but CUDA is not available here; use auto or cpu."
+            )
+        index = int(base.device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise pytest.UsageError(
+                f"--privacy-device={base.device} but this machine has {torch.cuda.device_count()} GPU(s)."
+            )
     if base.executor == "ray":
         try:
             import ray  # noqa: F401
@@ -439,12 +451,17 @@ def privacy_recipe() -> Any:
 @pytest.fixture(scope="session")
 def privacy_train_fn() -> Any:
     """Override me (instead of ``privacy_recipe``): return your own training function
-    ``(x, y, *, seed, device) -> model``, the model an ``nn.Module`` or a callable returning logits.
-    It is called once per reference model and for the target, each on its own half of the data."""
+    ``(x, y, *, seed, device) -> model``, the model an ``nn.Module``, a callable returning logits, or a
+    fitted estimator with ``predict_proba``. It is called once per reference model and for the
+    target, each on its own half of the data, with its own seed (an int below 2**31)."""
     return _UNDEFINED
 
 
 def _how_to_train(recipe: Any, train_fn: Any) -> tuple[str, Any]:
+    # None says "not here": a subfolder whose conftest uses a training function sets the
+    # recipe an outer conftest defines back to None (and the other way round).
+    recipe = _UNDEFINED if recipe is None else recipe
+    train_fn = _UNDEFINED if train_fn is None else train_fn
     if recipe is _UNDEFINED and train_fn is _UNDEFINED:
         pytest.fail(
             "pytest-privacy needs to know how your model is trained: define a `privacy_recipe` fixture "
@@ -515,19 +532,22 @@ def membership_data(privacy_audit: Any) -> Any:
 
 @pytest.fixture
 def mmd_baseline_model(
-    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_dataset: Any, privacy_config: PrivacyConfig,
-    privacy_audit: Any,
+    request: pytest.FixtureRequest, privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any,
+    privacy_dataset: Any, privacy_config: PrivacyConfig,
 ) -> Baseline:
     """``privacy_recipe`` trained with the MMD+mixup defense on ``target_model``'s split, with its own
     defended references: the yardstick for ``assert_no_more_vulnerable_than``. Its validation pool
     (seen in training) is left out of every comparison."""
     c = privacy_config
-    if privacy_recipe is _UNDEFINED:
+    kind, _ = _how_to_train(privacy_recipe, privacy_train_fn)
+    if kind != "recipe":  # said before anything trains
         pytest.fail(
             "mmd_baseline_model trains your recipe with the MMD+mixup defense, so it needs a "
-            "`privacy_recipe` fixture; with `privacy_train_fn`, build a Baseline from your own defended model.",
+            "`privacy_recipe` fixture. With `privacy_train_fn`, train your own defended model and compare "
+            "against pytest_privacy.Baseline(model, membership_data, points, description) (see the README).",
             pytrace=False,
         )
+    privacy_audit = request.getfixturevalue("privacy_audit")
     privacy_dataset = _check_dataset(privacy_dataset)
     recipe = privacy_recipe.model_copy(update={"defense": "mmd_mixup"})
     setup = privacy_trainer.audit(

@@ -35,6 +35,16 @@ def evaluating(model: Any) -> Iterator[None]:
             m.training = mode
 
 
+def _check_output(out: Any) -> Any:
+    # None, a dict or a tuple (e.g. a Hugging Face output) must not reach numpy or an attack.
+    if not (hasattr(out, "shape") or isinstance(out, (list, np.ndarray))):
+        raise TypeError(
+            f"the model returned {type(out).__name__}; return a [B, C] tensor or array of logits "
+            "(or probabilities) for a batch of B inputs."
+        )
+    return out
+
+
 def _predict_module(model: Any, x: np.ndarray) -> np.ndarray:
     import torch
 
@@ -46,18 +56,38 @@ def _predict_module(model: Any, x: np.ndarray) -> np.ndarray:
     with evaluating(model), torch.no_grad():
         for start in range(0, len(x), _BATCH):
             xb = torch.from_numpy(x[start : start + _BATCH]).to(device)
-            out.append(model(xb).detach().float().cpu().numpy())
+            out.append(_check_output(model(xb)).detach().float().cpu().numpy())
     return np.concatenate(out)
 
 
 def _predict_callable(model: Any, x: np.ndarray) -> np.ndarray:
     out = []
     for start in range(0, len(x), _BATCH):
-        res = model(x[start : start + _BATCH])
+        res = _check_output(model(x[start : start + _BATCH]))
         if hasattr(res, "detach"):
             res = res.detach().cpu().numpy()
         out.append(np.asarray(res))
     return np.concatenate(out)
+
+
+def scorer(model: Any) -> Any:
+    """The callable that returns ``model``'s scores: the model itself (an ``nn.Module`` or any
+    callable), or a fitted scikit-learn-style estimator's ``predict_proba`` (else its
+    ``decision_function``, a binary one's ``[B]`` margins read as logits ``[-d/2, d/2]``)."""
+    if callable(model):
+        return model
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba
+    if hasattr(model, "decision_function"):
+        def margins(xb: np.ndarray) -> np.ndarray:
+            d = np.asarray(model.decision_function(xb), dtype=np.float64)
+            return np.stack([-d / 2, d / 2], axis=1) if d.ndim == 1 else d
+
+        return margins
+    raise TypeError(
+        f"model must be an nn.Module, a callable returning logits or probabilities, or an estimator with "
+        f"predict_proba/decision_function; got {type(model).__name__}."
+    )
 
 
 def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ()) -> np.ndarray:
@@ -68,8 +98,7 @@ def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ())
     returns labels, the wrong number of rows, or NaN/inf gets a clear error here rather than a
     confusing one inside an attack.
     """
-    if not callable(model):
-        raise TypeError(f"model must be an nn.Module or a callable, got {type(model).__name__}.")
+    model = scorer(model)
     q = make_queries(np.asarray(x, dtype=np.float32), augmentations)
     n, a = q.shape[:2]
     flat = q.reshape(n * a, *q.shape[2:])
@@ -97,10 +126,15 @@ def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ())
 
 
 def label_oracle(model: Any) -> Any:
-    """A numpy ``x -> labels`` callable for ``model``: an ``nn.Module``'s argmax, or the callable
-    itself (whose ``[B, C]`` scores, if it returns them, the label-only attacks reduce to argmax)."""
+    """A numpy ``x -> labels`` callable for ``model``: an ``nn.Module``'s argmax, an estimator's
+    ``predict``, or the callable itself (whose ``[B, C]`` scores, if it returns them, the label-only
+    attacks reduce to argmax)."""
+    if not callable(model) and hasattr(model, "predict"):
+        return model.predict
     if not callable(model):
-        raise TypeError(f"model must be an nn.Module or a callable, got {type(model).__name__}.")
+        raise TypeError(
+            f"model must be an nn.Module, a callable, or an estimator with predict; got {type(model).__name__}."
+        )
     if is_module(model):
         return lambda x: _predict_module(model, np.asarray(x, dtype=np.float32)).argmax(-1)
     return model

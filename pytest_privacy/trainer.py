@@ -18,7 +18,7 @@ import numpy as np
 
 from .data import MembershipData, Population, References, check_inputs, check_labels
 from .training.executors import Entry, Executor, LocalExecutor, Work
-from .training.keep import balanced_keep, model_seeds, torch_seed
+from .training.keep import balanced_keep, function_seed, model_seeds, torch_seed
 from .training.recipe import TrainingRecipe
 from .training.store import ModelStore, digest
 
@@ -232,15 +232,22 @@ class PrivacyTrainer:
 
         from . import __version__
 
-        if not callable(train_fn):
-            raise TypeError(f"privacy_train_fn must return a callable (x, y, *, seed, device) -> model, got {type(train_fn).__name__}.")
+        from .querying import is_module
+
+        if not callable(train_fn) or is_module(train_fn):
+            raise TypeError(
+                f"privacy_train_fn must return a training function (x, y, *, seed, device) -> model, got "
+                f"{'an nn.Module instance' if is_module(train_fn) else type(train_fn).__name__}: wrap your "
+                "training loop in a function that builds, trains and returns a fresh model."
+            )
         x, y = as_dataset(dataset)
         device_type = self.executor.device_type(device)
         split = audit_split(len(x), n_references, seed, population=population)
         keep, seeds = split.keep, split.seeds
         ident, data_id = function_identity(train_fn), digest(x, y)
         keys = [
-            digest("pytest-privacy-fn/1", ident, data_id, np.packbits(k), s.entropy, s.spawn_key, __version__,
+            # /2: training functions get 31-bit seeds (function_seed)
+            digest("pytest-privacy-fn/2", ident, data_id, np.packbits(k), s.entropy, s.spawn_key, __version__,
                    torch.__version__, device_type)
             for k, s in zip(keep, seeds)
         ]
@@ -277,9 +284,12 @@ class PrivacyTrainer:
 
         Work on one set of models is serialised by a lock, so xdist workers that need it train it once.
         """
+        # The seed a person can reproduce the model with: what a training function was handed.
+        seed_of = torch_seed if vectorised else function_seed
+
         def describe(i: int) -> str:
             name = "the target model" if i == len(keys) - 1 else f"reference model {i}"
-            return f"{name} (seed {torch_seed(seeds[i])})"
+            return f"{name} (seed {seed_of(seeds[i])})"
 
         lock = self.store.lock(digest(*keys)) if self.store is not None else nullcontext()
         start = time.perf_counter()
@@ -335,7 +345,7 @@ def train_with_function(
     dev = str(resolve_device(device))
     entries = []
     for i in unit:
-        model = train_fn(x[keep[i]], y[keep[i]], seed=torch_seed(seeds[i]), device=dev)
+        model = train_fn(x[keep[i]], y[keep[i]], seed=function_seed(seeds[i]), device=dev)
         entries.append({"logits": query_logits(model, x).astype(np.float32)})
         if trained is not None:
             trained[i] = model

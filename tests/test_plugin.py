@@ -245,6 +245,13 @@ def test_invalid_settings_are_usage_errors(pytester):
     assert "n_references must be even" in result.stderr.str()
     result = pytester.runpytest("--privacy-inconclusive=fial")
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "inconclusive" in result.stderr.str()
+    for option, says in [
+        ("--privacy-device=gpu", "device must be auto, cpu, cuda or cuda:N"),
+        ("--privacy-device=CPU", "device must be auto, cpu, cuda or cuda:N"),
+        ("--privacy-seed=-1", "seed: Input should be greater than or equal to 0"),
+    ]:
+        result = pytester.runpytest(option)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR and says in result.stderr.str(), option
     pytester.makeini("[pytest]\nprivacy_no_cache = maybe\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "expected true/false" in result.stderr.str()
@@ -296,3 +303,12 @@ def test_a_toy_attack_registered_from_a_conftest_is_selected_run_and_reported(py
     result = pytester.runpytest_subprocess("--privacy-attacks=toy_top_logit", "-v")
     result.assert_outcomes(passed=1, deselected=len(__import__("pytest_privacy").attacks.ATTACKS))
     result.stdout.fnmatch_lines(["*test_each?toy_top_logit? PASSED*", "PASS *test_each?toy_top_logit?*toy_top_logit (largest logit): AUC *"])
+
+
+def test_cuda_without_cuda_is_a_usage_error(pytester):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    result = pytester.runpytest_subprocess("--privacy-device=cuda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "CUDA is not available here" in result.stderr.str()

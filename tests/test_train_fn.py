@@ -112,3 +112,60 @@ def test_a_training_function_audit_holds_out_rmia_population():
     assert not np.isin(setup.points, np.flatnonzero(np.isin(data[0][:, 0], pop.x[:, 0]))).any()
     scores, _, _ = attack_scores(setup.target, setup.membership_data(), "rmia")
     assert scores.shape == (160,)
+
+
+def test_seeds_fit_in_31_bits_and_estimators_are_audited_through_predict_proba():
+    from sklearn.ensemble import RandomForestClassifier
+
+    from pytest_privacy import attack_scores
+
+    seen = []
+
+    def train(x, y, *, seed, device):
+        seen.append(seed)
+        # RandomForestClassifier(random_state=...) refuses seeds of 2**32 and more.
+        return RandomForestClassifier(n_estimators=10, bootstrap=False, random_state=seed, n_jobs=1).fit(x, y)
+
+    setup = PrivacyTrainer().audit_function(train, noise_labels(200, 5, classes=2), n_references=4, seed=0)
+    assert len(seen) == 5 and all(0 <= s < 2**31 for s in seen) and len(set(seen)) == 5
+    data = setup.membership_data()
+    lira = attack_scores(setup.target, data, "lira")  # predict_proba, as log-probabilities
+    gap = attack_scores(setup.target, data, "label_only_gap")  # predict
+    assert lira.scores.shape == gap.scores.shape == (200,) and gap.queries == 200
+
+
+def test_an_estimator_with_only_a_decision_function_is_read_as_margins():
+    from pytest_privacy.querying import query_logits
+
+    class Margin:  # a binary linear model, as LinearSVC exposes it
+        def decision_function(self, x):
+            return x[:, 0] - 0.5
+
+    logits = query_logits(Margin(), np.array([[2.0], [0.0]], dtype=np.float32))
+    np.testing.assert_allclose(logits[:, 0], [[-0.75, 0.75], [0.25, -0.25]])
+    with pytest.raises(TypeError, match="predict_proba/decision_function"):
+        query_logits(object(), np.zeros((2, 1), dtype=np.float32))
+
+
+def test_mmd_baseline_with_a_training_function_is_an_error_before_any_training(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile("def test_x(mmd_baseline_model):\n    pass\n")
+    result = pytester.runpytest_subprocess("--privacy-references=4")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*mmd_baseline_model trains your recipe*pytest_privacy.Baseline*"])
+    assert "models:" not in result.stdout.str()  # nothing was trained first
+
+
+def test_a_model_where_a_function_or_factory_belongs_names_the_fix():
+    import torch
+
+    from pytest_privacy import TrainingRecipe
+    from pytest_privacy.querying import query_logits
+
+    with pytest.raises(ValueError, match="nn.Module instance .*zero-argument factory"):
+        TrainingRecipe(model=torch.nn.Linear(4, 2))
+    with pytest.raises(TypeError, match="training function .*got an nn.Module instance"):
+        PrivacyTrainer().audit_function(torch.nn.Linear(4, 2), noise_labels(20, 4), n_references=2, seed=0)
+    for returned in (None, {"logits": 1}):
+        with pytest.raises(TypeError, match=f"the model returned {type(returned).__name__}; return a \\[B, C\\]"):
+            query_logits(lambda x, r=returned: r, np.zeros((2, 4), dtype=np.float32))

@@ -51,3 +51,9 @@ def child_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
 def torch_seed(seed: np.random.SeedSequence) -> int:
     """The integer a model's seed becomes for ``torch.manual_seed`` (and a training function's ``seed``)."""
     return int(seed.generate_state(1, np.uint64)[0] % (2**63))
+
+
+def function_seed(seed: np.random.SeedSequence) -> int:
+    """The integer seed handed to a ``privacy_train_fn``: below 2**31, so that every library takes
+    it (``RandomForestClassifier(random_state=seed)``, ``np.random.seed``, int32 APIs)."""
+    return int(seed.generate_state(1, np.uint32)[0] >> 1)

@@ -63,8 +63,16 @@ class TrainingRecipe(StrictSettings):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: Any) -> Any:
+        from ..querying import is_module
+
         if isinstance(value, str) and value not in MODELS:
             raise ValueError(f"unknown model {value!r}; use one of {MODELS} or a zero-arg factory")
+        if is_module(value):  # an instance would be shared by every model and trained once
+            raise ValueError(
+                f"model= got an nn.Module instance ({type(value).__name__}); pass a zero-argument factory "
+                f"that builds a fresh one for every model, e.g. model=lambda: {type(value).__name__}(...) "
+                f"or model={type(value).__name__} for a class without arguments"
+            )
         return value
 
     @field_validator("hidden")
