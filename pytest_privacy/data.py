@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Baseline", "MembershipData", "as_membership_data", "Population", "References", "check_inputs", "check_labels"]
+__all__ = ["Baseline", "MembershipData", "as_membership_data", "Population", "References", "check_inputs", "check_labels", "row_ids"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,8 @@ def check_inputs(x: Any) -> np.ndarray:
 def check_labels(y: Any, n: int) -> np.ndarray:
     """``y [n]`` as non-negative int64 class labels, or an error that names the problem."""
     arr = np.asarray(y)
+    if n == 0:
+        raise ValueError("the data set is empty: x has no rows; an audit needs points to train and test on.")
     if arr.shape != (n,):
         raise ValueError(f"y must have shape ({n},), one label per row of x; got {arr.shape}.")
     if not np.issubdtype(arr.dtype, np.integer):
@@ -192,10 +194,15 @@ def _check_membership(is_member: Any, n: int) -> np.ndarray:
     return arr
 
 
-def _check_no_overlap(x: np.ndarray, is_member: np.ndarray) -> None:
+def row_ids(x: np.ndarray) -> np.ndarray:
+    """An integer per row of ``x``, equal for rows with identical inputs (and only for those)."""
     rows = np.ascontiguousarray(x.reshape(len(x), -1))
     _, inverse = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))), return_inverse=True)
-    inverse = inverse.ravel()
+    return inverse.ravel()
+
+
+def _check_no_overlap(x: np.ndarray, is_member: np.ndarray) -> None:
+    inverse = row_ids(x)
     in_member = np.zeros(inverse.max() + 1, dtype=bool)
     in_member[inverse[is_member]] = True
     clash = np.flatnonzero(in_member[inverse] & ~is_member)

@@ -267,8 +267,9 @@ def gate(
     - **FAIL** when some threshold has ``fpr_high <= fpr`` and ``tpr_low > max_tpr``;
     - **PASS** when some threshold ``t_j`` has ``fpr_low > fpr`` and the members scoring strictly
       above it (the count at the next higher threshold ``t_{j-1}``) have ``tpr_high <= max_tpr``:
-      every threshold with FPR at most ``fpr`` lies above ``t_j``, so it finds no more members
-      (this lets coarse scores, e.g. label-only ones, pass when no threshold reaches ``fpr`` at all);
+      every threshold with FPR at most ``fpr`` lies above ``t_j``, so it finds no more members;
+      but never when no finite threshold reaches ``fpr`` at all (coarse scores, e.g. a label-only
+      gap attack's two values): such an attack says nothing about TPR at ``fpr``, INCONCLUSIVE;
     - **INCONCLUSIVE** otherwise, with the reason, and also whenever the AUC's 99% interval lies
       below 0.45 (inverted scores or swapped labels are an input error, never evidence of privacy).
 
@@ -297,6 +298,19 @@ def gate(
         reason = (
             f"leak proven: with {pct} confidence TPR >= {tpr_low[at]:.4f} > max_tpr={max_tpr:g} "
             f"while FPR <= {fpr_high[at]:.4g} <= {fpr:g}"
+        )
+    elif e.operating == 0:
+        # Not one finite threshold reaches fpr: the attack's scores are too coarse to say anything
+        # there (a two-valued score's only threshold flags most non-members). Breaking its ties at
+        # random would reach fpr with TPR ~ fpr * TPR_1 / FPR_1, which can exceed max_tpr: no PASS.
+        verdict, at = Verdict.INCONCLUSIVE, 0
+        first_fpr, first_tpr = c.fps[1] / c.n_nonmembers, c.tps[1] / c.n_members
+        reason = (
+            f"the scores are too coarse to reach FPR {fpr:g}: {len(c.thresholds) - 1} distinct values, the highest "
+            f"already flags {first_fpr:.2%} of non-members (and {first_tpr:.2%} of members), so no threshold "
+            f"can certify a TPR at FPR {fpr:g} (breaking ties at random would give TPR ~ "
+            f"{fpr * first_tpr / max(first_fpr, 1e-12):.4f}); gate this attack at FPR >= {first_fpr:.2g}, or "
+            "with assert_auc_below"
         )
     elif pass_at.size:
         verdict, at = Verdict.PASS, int(pass_at[np.argmin(tpr_high[pass_at - 1])])

@@ -9,6 +9,7 @@ Results are memoised for the life of the trainer and, with a store, cached per m
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .data import MembershipData, Population, References, check_inputs, check_labels
+from .data import MembershipData, Population, References, check_inputs, check_labels, row_ids
 from .training.executors import Entry, Executor, LocalExecutor, Work
 from .training.keep import balanced_keep, function_seed, model_seeds, torch_seed
 from .training.recipe import TrainingRecipe
@@ -26,13 +27,24 @@ if TYPE_CHECKING:
     from .training.ensemble import Ensemble
 
 __all__ = [
-    "AuditSetup", "CachedTarget", "PrivacyTrainer", "as_dataset", "train_with_function", "train_with_recipe",
+    "AuditSetup", "CachedTarget", "PrivacyDataWarning", "PrivacyTrainer", "as_dataset", "train_with_function", "train_with_recipe",
     "training_function",
 ]
 
 
+class PrivacyDataWarning(UserWarning):
+    """The data set was changed before the audit (duplicate rows were dropped)."""
+
+
 def as_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Accept ``(x, y)`` (a tuple, ``Dataset``, or anything with ``.x``/``.y``) and check it."""
+    """Accept ``(x, y)`` (a tuple, ``Dataset``, or anything with ``.x``/``.y``) and check it before
+    anything trains: at least two classes; rows with identical inputs are dropped but the first,
+    with a warning, since the split would otherwise put copies of a member among the non-members."""
+    if isinstance(dataset, dict):
+        raise TypeError(
+            f"privacy_dataset must return (x, y) arrays, got a dict with keys {sorted(dataset)[:5]}; "
+            "return (data['x'], data['y']) or the like."
+        )
     if hasattr(dataset, "x") and hasattr(dataset, "y"):
         x, y = dataset.x, dataset.y
     else:
@@ -43,7 +55,24 @@ def as_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
                 f"privacy_dataset must return (x, y) arrays, got {type(dataset).__name__}."
             ) from None
     x = check_inputs(x)
-    return x, check_labels(y, len(x))
+    y = check_labels(y, len(x))
+    classes = np.unique(y)
+    if classes.size < 2:
+        raise ValueError(
+            f"privacy_dataset has one class only (label {int(classes[0])}); a classifier audit needs at least 2 classes."
+        )
+    ids = row_ids(x)
+    first = np.zeros(len(x), dtype=bool)
+    first[np.unique(ids, return_index=True)[1]] = True
+    if not first.all():
+        warnings.warn(
+            f"privacy_dataset has {int((~first).sum())} rows whose inputs duplicate an earlier row; the audit "
+            f"keeps the first of each ({int(first.sum())} of {len(x)} rows), so that no copy of a member is "
+            "counted as a non-member.",
+            PrivacyDataWarning, stacklevel=3,
+        )
+        x, y = x[first], y[first]
+    return x, y
 
 
 _TARGET = 0x746172  # the target's spawn key: apart from the references' 0, 1, 2, ...

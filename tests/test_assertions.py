@@ -141,10 +141,13 @@ def test_label_only_attacks_through_the_helpers(noise_setup, stranger):
     target = noise_setup.target
     with recording() as recorded:
         for attack in ("label_only_gap", "label_only_augmentation", "label_only_noise", "label_only_boundary"):
-            leak = assert_tpr_at_fpr_below(target, data, fpr=0.05, max_tpr=1.0, attack=attack, attack_options=None)
-            assert leak.auc > 0.5 and leak.attack == attack
+            # Each proves the memorising model's leak from labels alone (AUC gates: the gap attack's
+            # two score values cannot reach a low FPR, see test_metrics).
+            with pytest.raises(PrivacyLeakError):
+                assert_auc_below(target, data, max_auc=0.55, attack=attack)
+    assert [r.attack for r in recorded] == ["label_only_gap", "label_only_augmentation", "label_only_noise", "label_only_boundary"]
     # A model that never saw the points: nothing to find.
-    safe = assert_tpr_at_fpr_below(stranger, data, fpr=0.05, max_tpr=0.2, attack="label_only_noise", attack_options={"k": 20})
+    safe = assert_tpr_at_fpr_below(stranger, data, fpr=0.2, max_tpr=0.4, attack="label_only_noise", attack_options={"k": 20})
     assert safe.verdict is Verdict.PASS and safe.queries == 20 * len(data)
     # Each attack's query count is what it must send: one label per point, one per augmented view
     # (the point and its 2 one-pixel shifts along the 20 features' axis), 100 noisy copies; the

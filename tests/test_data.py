@@ -77,12 +77,41 @@ def test_balanced_keep_properties():
         balanced_keep(3, 10, 0)
 
 
-def test_a_dataset_with_duplicate_rows_is_accepted_until_a_split_puts_them_on_both_sides():
-    from pytest_privacy.trainer import as_dataset
+def test_as_dataset_drops_duplicate_rows_before_any_split():
+    from pytest_privacy.trainer import PrivacyDataWarning, as_dataset
 
     x, y, m = _ok()
     x[1] = x[0]
-    got_x, got_y = as_dataset((x, y))  # no split yet: nothing can overlap
-    assert got_x.shape == (10, 3) and got_y.dtype == np.int64
+    with pytest.warns(PrivacyDataWarning, match="1 rows whose inputs duplicate"):
+        got_x, got_y = as_dataset((x, y))  # a split could put x[1] among non-members while x[0] trains
+    assert got_x.shape == (9, 3) and got_y.dtype == np.int64 and (got_x[0] == x[0]).all()
     with pytest.raises(TypeError, match="integer class labels"):
         as_dataset((x, y + 0.5))
+
+
+def test_bad_data_sets_are_errors_before_any_training():
+    import warnings
+
+    from pytest_privacy import TrainingRecipe
+    from pytest_privacy.trainer import PrivacyDataWarning, PrivacyTrainer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    trainer = PrivacyTrainer()
+    recipe = TrainingRecipe(hidden=(4,), epochs=1)
+    for dataset, error, says in [
+        ((x, np.zeros(40, int)), ValueError, "one class only"),
+        ((x[:0], np.zeros(0, int)), ValueError, "the data set is empty"),
+        ({"x": x, "y": np.arange(40) % 2}, TypeError, "got a dict"),
+    ]:
+        with pytest.raises(error, match=says):
+            trainer.audit(recipe, dataset, n_references=2, seed=0)
+    assert trainer.models_trained == 0
+    # Duplicate rows are dropped (but the first) before the split, with a warning giving the count.
+    dup = np.r_[x, x[:5]]
+    with pytest.warns(PrivacyDataWarning, match="5 rows whose inputs duplicate an earlier row"):
+        setup = trainer.audit(recipe, (dup, np.arange(45) % 2), n_references=2, seed=0)
+    assert len(setup.membership_data()) == 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrivacyDataWarning)
+        trainer.audit(recipe, (x, np.arange(40) % 2), n_references=2, seed=0)

@@ -124,13 +124,17 @@ def test_gate_has_power_on_clear_cases():
     assert safe.verdict is Verdict.PASS and safe.tpr_high <= 0.1 and safe.fpr_low > 0.01
 
 
-def test_coarse_scores_pass_when_no_threshold_reaches_the_fpr():
-    # A gap-style attack: score 1 for 90% of members and 88% of non-members, else 0. No threshold
-    # has FPR <= 1%, so the attack finds nothing there: PASS, not "inconclusive".
+def test_coarse_scores_are_inconclusive_when_no_threshold_reaches_the_fpr():
+    # A gap-style attack: score 1 for all members and 60% of non-members, else 0 (a memorising model
+    # with 60% test accuracy: AUC 0.7). No threshold has FPR <= 1%, but breaking ties at random would
+    # reach it with TPR ~ 1.7%: it must not PASS "safe" at max_tpr=0.015 (it once did).
     m = np.r_[np.ones(1000, bool), np.zeros(1000, bool)]
-    s = np.r_[np.arange(1000) < 900, np.arange(1000) < 880].astype(float)
-    g = gate(s, m, fpr=0.01, max_tpr=0.05)
-    assert g.verdict is Verdict.PASS and g.tpr == 0.0 and g.tpr_high < 0.005
+    s = np.r_[np.ones(1000), np.arange(1000) < 600].astype(float)
+    g = gate(s, m, fpr=0.01, max_tpr=0.015)
+    assert g.verdict is Verdict.INCONCLUSIVE and "too coarse to reach FPR 0.01" in g.reason
+    assert "TPR ~ 0.0167" in g.reason and g.auc == pytest.approx(0.7)
+    # At an FPR its thresholds reach, the same scores are judged.
+    assert gate(s, m, fpr=0.7, max_tpr=0.9).verdict is Verdict.FAIL
 
 
 def test_too_few_nonmembers_is_inconclusive_and_says_how_many():

@@ -121,6 +121,27 @@ def test_a_directory_that_is_not_a_store_is_refused(tmp_path):
         ModelStore(tmp_path / "file" / "cache")
 
 
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
+    # xdist workers open the same new cache together: one's half-made marker is not a foreign file.
+    import threading
+
+    errors = []
+
+    def open_store(root):
+        try:
+            ModelStore(root)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    for i in range(30):
+        threads = [threading.Thread(target=open_store, args=(tmp_path / f"s{i}",)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+
+
 def test_unreadable_and_diverged_entries_are_never_errors(tmp_path):
     store = ModelStore(tmp_path / "s")
     # A folder where the entry should be: a miss with a warning, and storing there fails softly.

@@ -49,7 +49,10 @@ def attack_scores(
         scores, variant = spec.score_labels(query)
         return AttackScores(scores, variant, oracle.queries)
     if attack_options:
-        raise ValueError(f"attack {attack!r} takes no attack_options (got {sorted(attack_options)}).")
+        raise ValueError(
+            f"attack {attack!r} takes no attack_options (got {sorted(attack_options)}); drop them (options "
+            "tune the label-only attacks)."
+        )
     assert spec.score is not None
     population = refs.population if refs is not None else None
     if spec.needs_population and population is None:

@@ -49,6 +49,9 @@ _STALE_TMP_SECONDS = 3600  # a writer that died leaves a .tmp file; an hour on, 
 _ENTRY = re.compile(r"[0-9a-f]{2}/[0-9a-f]{64}\.safetensors(\.[0-9a-f]{32}\.tmp)?")
 _LOCK = re.compile(r"locks/[0-9a-f]{64}\.lock")
 _SHARD = re.compile(r"[0-9a-f]{2}|locks")
+# The marker and the files written while creating or probing it (another process may be opening
+# the same new store at this moment: what it writes there is ours too).
+_OWN = re.compile(r"\.pytest-privacy-store(\.[0-9a-f]{32}\.tmp)?|\.probe\.[0-9a-f]{32}\.tmp")
 
 
 class StoreWarning(UserWarning):
@@ -115,7 +118,7 @@ class ModelStore:
         if exists:
             if not self.fs.isdir(self.path):
                 raise NotAStoreError(f"{self.root} is a file, not a directory: choose a directory for the model cache.")
-            foreign = [p for p in self._relative_files() if not (_ENTRY.fullmatch(p) or _LOCK.fullmatch(p))]
+            foreign = [p for p in self._relative_files() if not (_ENTRY.fullmatch(p) or _LOCK.fullmatch(p) or _OWN.fullmatch(p))]
             if foreign:
                 shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
                 raise NotAStoreError(
@@ -124,7 +127,7 @@ class ModelStore:
                 )
         try:
             self.fs.makedirs(self.path, exist_ok=True)
-            self.fs.pipe_file(marker, json.dumps({"format": _FORMAT}).encode())
+            self._write_marker(marker)
         except OSError as exc:
             if exists:
                 return False  # a store written before the marker existed, now mounted read-only
@@ -133,6 +136,16 @@ class ModelStore:
                 "--privacy-cache-dir, or run with --privacy-no-cache."
             ) from None
         return True
+
+    def _write_marker(self, marker: str) -> None:
+        content = json.dumps({"format": _FORMAT}).encode()
+        if not self.local:
+            self.fs.pipe_file(marker, content)
+            return
+        tmp = f"{marker}.{uuid.uuid4().hex}.tmp"  # whole or absent, for a process opening it too
+        with open(tmp, "wb") as fh:
+            fh.write(content)
+        os.replace(tmp, marker)
 
     def _can_write(self) -> bool:
         if not self.local:
