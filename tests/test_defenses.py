@@ -164,13 +164,18 @@ def test_the_baseline_gate_works_with_a_held_out_population(pytester):
     )
     pytester.makepyfile(
         "from pytest_privacy import PrivacyLeakError, assert_no_more_vulnerable_than\n"
+        "from pytest_privacy.report import recording\n"
         "def test_compare(target_model, mmd_baseline_model, membership_data):\n"
         "    points = mmd_baseline_model.points  # the target's audit minus the baseline's validation pool\n"
         "    assert len(membership_data) == 240 and 200 < len(points) < 240 and points.max() < 240\n"
-        "    try:\n"
-        "        assert_no_more_vulnerable_than(target_model, mmd_baseline_model, membership_data, fpr=0.1)\n"
-        "    except PrivacyLeakError:\n"
-        "        pass  # either verdict: this checks the comparison runs on aligned points\n"
+        "    with recording() as results:\n"
+        "        try:\n"
+        "            assert_no_more_vulnerable_than(target_model, mmd_baseline_model, membership_data, fpr=0.1)\n"
+        "        except PrivacyLeakError:\n"
+        "            pass  # either verdict; what matters is which points were compared\n"
+        "    [r] = results\n"
+        "    assert r.n_members + r.n_nonmembers == len(points)\n"
+        "    assert r.n_members == int(membership_data.is_member[points].sum())\n"
     )
     result = pytester.runpytest("--privacy-references=2", "--privacy-population=0.2", "--privacy-no-cache")
     result.assert_outcomes(passed=1)

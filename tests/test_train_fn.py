@@ -38,12 +38,23 @@ def test_defining_both_or_neither_is_a_clear_error(pytester):
     assert "both `privacy_recipe` and `privacy_train_fn` are defined" in both.stdout.str()
 
 
-def test_function_identity_and_version_key_the_cache():
-    def train(x, y, *, seed, device):
-        return None
+def test_function_identity_and_version_key_the_cache(tmp_path):
+    def make():  # two function objects with the same name and source
+        def train(x, y, *, seed, device):
+            return lambda xb: np.tile([0.2, 0.8], (len(xb), 1))
 
-    plain = function_identity(train)
-    assert function_identity(training_function(version="2")(train)) != plain
+        return train
+
+    train, bumped = make(), training_function(version="2")(make())
+    assert function_identity(bumped) != function_identity(train)
+    # A re-run loads every model; a bumped version retrains them all.
+    data = noise_labels(60, 3, classes=2)
+    runs = []
+    for fn in (train, train, bumped):
+        trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+        trainer.audit_function(fn, data, n_references=2, seed=0)
+        runs.append((trainer.models_trained, trainer.models_loaded))
+    assert runs == [(3, 0), (0, 3), (3, 0)]
 
 
 def test_cached_target_answers_audit_points_and_trains_for_others(tmp_path):
