@@ -286,7 +286,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     settings = _session_config(item.config, item.get_closest_marker("privacy"))
-    with recording(item.nodeid) as results:
+    with recording(item.nodeid, profile=settings.profile) as results:
         try:
             # This test's own on_inconclusive/confidence defaults: a privacy marker may override them.
             with gate_defaults(inconclusive=settings.inconclusive, confidence=settings.confidence):

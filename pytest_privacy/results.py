@@ -90,6 +90,7 @@ class AttackResult(GateResult):
     n_references: int
     seed: int | None
     test_id: str | None = None
+    profile: str | None = None  # the budget profile of the test that recorded it (smoke, ci, full)
 
 
 class ComparisonResult(BaseModel):
@@ -119,6 +120,7 @@ class ComparisonResult(BaseModel):
     seed: int | None
     baseline: str
     test_id: str | None = None
+    profile: str | None = None  # the budget profile of the test that recorded it (smoke, ci, full)
     seconds: float | None = None
 
 

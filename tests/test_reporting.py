@@ -161,6 +161,26 @@ def test_compare_judges_auc_gates_by_auc(tmp_path, capsys):
     assert "AUC 0.5500 -> 0.6000" in capsys.readouterr().out
 
 
+def test_a_smoke_pass_is_labelled_a_smoke_check(pytester):
+    pytester.makepyfile(
+        """
+        import numpy as np
+        from pytest_privacy import MembershipData, assert_tpr_at_fpr_below
+
+        def test_gate():
+            rng = np.random.default_rng(0)
+            x = rng.normal(size=(2000, 3)).astype(np.float32)
+            model = lambda xb: np.c_[xb[:, :1], -xb[:, :1]]  # no signal: a proven PASS
+            assert_tpr_at_fpr_below(model, MembershipData(x, np.zeros(2000, int), np.arange(2000) < 1000), fpr=0.05, max_tpr=0.2, attack="loss")
+        """
+    )
+    report = pytester.path / "r.json"
+    smoke = pytester.runpytest("--privacy-profile=smoke", f"--privacy-report={report}")
+    smoke.stdout.fnmatch_lines(["PASS (smoke) *test_gate*"])
+    assert SessionReport.model_validate_json(report.read_text()).results[0].profile == "smoke"
+    pytester.runpytest("--privacy-profile=ci").stdout.fnmatch_lines(["PASS         *test_gate*"])
+
+
 def test_a_session_without_results_writes_an_empty_report_that_says_so(pytester):
     pytester.makepyfile("import pytest\n@pytest.mark.lira\ndef test_gate(): pass\n@pytest.mark.label_only\ndef test_other(): pass\n")
     report = pytester.path / "r.json"

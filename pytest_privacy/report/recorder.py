@@ -17,21 +17,22 @@ from ..results import AttackResult, ComparisonResult, Result
 __all__ = ["from_json", "record_result", "recording", "to_json"]
 
 # The innermost open block: where results go and the test id they are tagged with.
-_block: ContextVar[tuple[list[Any], str | None] | None] = ContextVar("pytest_privacy_recording", default=None)
+_block: ContextVar[tuple[list[Any], dict[str, Any]] | None] = ContextVar("pytest_privacy_recording", default=None)
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Result)
 
 
 @contextmanager
-def recording(test_id: str | None = None) -> Iterator[list[AttackResult | ComparisonResult]]:
-    """Collect every result recorded inside the block (tagged with ``test_id``) into the list it
-    yields::
+def recording(test_id: str | None = None, *, profile: str | None = None) -> Iterator[list[AttackResult | ComparisonResult]]:
+    """Collect every result recorded inside the block (tagged with ``test_id`` and the budget
+    ``profile`` it ran under) into the list it yields::
 
         with recording() as results:
             assert_tpr_at_fpr_below(model, data, fpr=1e-2, max_tpr=0.05)
         results[0].tpr
     """
     results: list[AttackResult | ComparisonResult] = []
-    token = _block.set((results, test_id))
+    tags = {k: v for k, v in {"test_id": test_id, "profile": profile}.items() if v is not None}
+    token = _block.set((results, tags))
     try:
         yield results
     finally:
@@ -39,14 +40,15 @@ def recording(test_id: str | None = None) -> Iterator[list[AttackResult | Compar
 
 
 def record_result(result: AttackResult | ComparisonResult) -> Any:
-    """Tag ``result`` with the open block's test id and add it to that block (if one is open);
-    return the (tagged) result."""
+    """Tag ``result`` with the open block's test id and profile and add it to that block (if one is
+    open); return the (tagged) result."""
     block = _block.get()
     if block is None:
         return result
-    results, test_id = block
-    if result.test_id is None and test_id is not None:
-        result = result.model_copy(update={"test_id": test_id})
+    results, tags = block
+    missing = {k: v for k, v in tags.items() if getattr(result, k) is None}
+    if missing:
+        result = result.model_copy(update=missing)
     results.append(result)
     return result
 
