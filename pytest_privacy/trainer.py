@@ -20,6 +20,7 @@ import numpy as np
 from .data import MembershipData, Population, References, check_inputs, check_labels, row_ids
 from .training.executors import Entry, Executor, LocalExecutor, Work
 from .training.keep import balanced_keep, function_seed, model_seeds, torch_seed
+from .training.progress import Progress
 from .training.recipe import TrainingRecipe
 from .training.store import ModelStore, digest
 
@@ -195,7 +196,7 @@ class PrivacyTrainer:
 
     store: ModelStore | None = None
     max_memory: int | None = None
-    progress: Callable[[], AbstractContextManager[bool]] | None = None
+    progress: Callable[[], AbstractContextManager[Progress]] | None = None
     executor: Executor = field(default_factory=LocalExecutor)
     _memo: dict[str, AuditSetup] = field(default_factory=dict)
     models_trained: int = 0
@@ -327,12 +328,12 @@ class PrivacyTrainer:
             missing = [i for i, e in enumerate(entries) if e is None]
             self.models_loaded += len(keys) - len(missing)
             if missing:
-                show = self.progress() if self.progress is not None else nullcontext(False)
+                show = self.progress() if self.progress is not None else nullcontext("off")
                 with show as progress:
                     units = self.executor.units(missing, vectorised=vectorised)
                     try:
                         for unit, got in self.executor.run(
-                            work, shared, units, keys=keys, store=self.store, describe=describe, progress=bool(progress)
+                            work, shared, units, keys=keys, store=self.store, describe=describe, progress=progress
                         ):
                             for i, entry in zip(unit, got):
                                 entries[i] = entry
@@ -345,7 +346,7 @@ class PrivacyTrainer:
 def train_with_recipe(
     unit: list[int], *, recipe: TrainingRecipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray,
     seeds: list[np.random.SeedSequence], device: str, max_memory: int | None, validation: np.ndarray | None,
-    progress: bool = False,
+    progress: Progress | bool = False,
 ) -> list[Entry]:
     """Executor work: train the ``unit`` models of a recipe as one vectorised program; return each
     one's logits on ``x`` (with the recipe's augmentations) and weights."""
@@ -364,7 +365,7 @@ def train_with_recipe(
 
 def train_with_function(
     unit: list[int], *, train_fn: Callable[..., Any], x: np.ndarray, y: np.ndarray, keep: np.ndarray,
-    seeds: list[np.random.SeedSequence], device: str, progress: bool = False, trained: dict[int, Any] | None = None,
+    seeds: list[np.random.SeedSequence], device: str, progress: Progress | bool = False, trained: dict[int, Any] | None = None,
 ) -> list[Entry]:
     """Executor work: train the ``unit`` models with the user's function, one after another; return
     each one's logits on ``x``. With ``trained``, also keep the live models there."""

@@ -77,6 +77,8 @@ def test_gates_fail_and_pass_for_real_reasons_end_to_end(pytester):
         "PASS *test_labels_it_never_saw*TPR<=0.* certified at FPR<=0.05 (estimate 0.*), limit TPR<=0.2@FPR0.05*",
         "models: 9 trained in *, 0 loaded from cache*",
     ])
+    # Off a terminal (a CI log) training shows progress as lines, not a bar that prints nothing.
+    result.stdout.fnmatch_lines(["pytest-privacy: training 9 models: 40/40 epochs done in *s"])
     results = json.loads(report.read_text())["results"]
     assert [r["verdict"] for r in results] == ["fail", "pass", "inconclusive"]
     assert results[0]["test_id"].endswith("test_memorising_model") and results[0]["n_references"] == 8
@@ -312,3 +314,46 @@ def test_cuda_without_cuda_is_a_usage_error(pytester):
         pytest.skip("CUDA is available here")
     result = pytester.runpytest_subprocess("--privacy-device=cuda")
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "CUDA is not available here" in result.stderr.str()
+
+
+def test_xdist_workers_train_on_their_share_of_the_cores(pytester, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # as a user's shell would have it
+    pytester.makeconftest(
+        """
+        import pytest
+        from pytest_privacy import TrainingRecipe, load_example_dataset
+
+        @pytest.fixture(scope="session")
+        def privacy_dataset():
+            return load_example_dataset("synthetic", n=100)
+
+        @pytest.fixture(scope="session")
+        def privacy_recipe():
+            return TrainingRecipe(hidden=(8,), epochs=1)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import os
+        import torch
+
+        def test_threads(privacy_trainer):
+            assert torch.get_num_threads() == max(1, os.cpu_count() // 2)
+
+        def test_other(privacy_trainer):
+            assert torch.get_num_threads() == max(1, os.cpu_count() // 2)
+        """
+    )
+    pytester.runpytest_subprocess("-n", "2", "-p", "xdist").assert_outcomes(passed=2)
+
+
+def test_progress_lines_give_done_rate_and_eta():
+    from pytest_privacy.training.progress import LineProgress
+
+    lines = []
+    with LineProgress(4, "training 17 models", unit="epoch", every=0.0, write=lines.append) as bar:
+        for _ in range(4):
+            bar.update(1)
+    assert [line.split(":")[1].strip() for line in lines] == ["training 17 models"] * 4
+    assert lines[0].startswith("pytest-privacy: training 17 models: 1/4 epochs (25%), ") and "ETA" in lines[0]
+    assert "4/4 epochs done in" in lines[-1]

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..queries import make_queries
 from .keep import child_seed, model_seeds, torch_seed
-from .progress import progress_bar
+from .progress import Progress, progress_bar
 from .recipe import TrainingRecipe, build_model
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def train_ensemble(
     seed: int,
     device: str = "auto",
     max_memory: int | None = None,
-    progress: bool = False,
+    progress: Progress | bool = False,
     validation: np.ndarray | None = None,
 ) -> Ensemble:
     """Train ``M = keep.shape[0]`` models of ``recipe``, model ``m`` on the points where ``keep[m]``.
@@ -209,7 +209,7 @@ def train_models(
     *,
     device: str = "auto",
     max_memory: int | None = None,
-    progress: bool = False,
+    progress: Progress | bool = False,
     validation: np.ndarray | None = None,
 ) -> Ensemble:
     """Train one model per row of ``keep`` with the matching per-model seed (the engine's core).

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .progress import progress_bar
+from .progress import Progress, progress_bar
 
 if TYPE_CHECKING:
     from .store import ModelStore
@@ -53,7 +53,7 @@ class Executor(Protocol):
 
     def run(
         self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
-        store: ModelStore | None, describe: Callable[[int], str], progress: bool,
+        store: ModelStore | None, describe: Callable[[int], str], progress: Progress,
     ) -> Iterator[tuple[list[int], list[Entry]]]:
         """Run every unit; yield ``(unit, entries)`` as units finish, each already published to ``store``."""
 
@@ -89,13 +89,15 @@ class LocalExecutor:
 
     def run(
         self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
-        store: ModelStore | None, describe: Callable[[int], str], progress: bool,
+        store: ModelStore | None, describe: Callable[[int], str], progress: Progress,
     ) -> Iterator[tuple[list[int], list[Entry]]]:
         # One unit shows the engine's own (per-epoch) bar; several show a bar over models.
-        with progress_bar(sum(map(len, units)), progress and len(units) > 1, "training") as bar:
+        # Several units: count models here; one unit (a vectorised recipe): the engine counts epochs.
+        outer, inner = (progress, "off") if len(units) > 1 else ("off", progress)
+        with progress_bar(sum(map(len, units)), outer, "training") as bar:
             for unit in units:
                 try:
-                    entries = work(unit, **shared, progress=progress and len(units) == 1)
+                    entries = work(unit, **shared, progress=inner)
                 except Exception as exc:  # (Ctrl-C is no Exception: it propagates as itself)
                     raise _failure(unit, describe, f"{type(exc).__name__}: {exc}") from exc
                 _publish(store, keys, unit, entries)
@@ -176,7 +178,7 @@ class RayExecutor:
 
     def run(
         self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
-        store: ModelStore | None, describe: Callable[[int], str], progress: bool,
+        store: ModelStore | None, describe: Callable[[int], str], progress: Progress,
     ) -> Iterator[tuple[list[int], list[Entry]]]:
         ray = self._ray()
         for value in shared.values():
@@ -238,7 +240,7 @@ def _ray_task(
         from .ensemble import default_memory_budget
 
         shared = {**shared, "max_memory": int(default_memory_budget(torch.device("cuda")) * gpu_share)}
-    entries = work(unit, **shared, progress=False)
+    entries = work(unit, **shared, progress="off")
     if store_root is None:
         return entries
     from .store import ModelStore
