@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from .queries import make_queries
 
-__all__ = ["is_module", "label_oracle", "query_logits"]
+__all__ = ["CachedTarget", "is_module", "label_oracle", "query_logits", "scorer"]
 
 _BATCH = 4096
 
@@ -138,3 +138,35 @@ def label_oracle(model: Any) -> Any:
     if is_module(model):
         return lambda x: _predict_module(model, np.asarray(x, dtype=np.float32)).argmax(-1)
     return model
+
+
+class CachedTarget:
+    """The target of a ``privacy_train_fn`` audit (the ``target_model`` fixture), the same on a cold
+    and a warm cache.
+
+    Called on the audit points it answers from the cached logits, so score attacks need no model;
+    on any other input (label-only attacks perturb the points) it answers from the live model.
+    ``.model`` is that model: the one trained in this session, or, when the logits came from the
+    cache, the target trained again with the same function, seed and split, once (and counted).
+    White-box attacks (the boundary search) use ``.model`` when it is an ``nn.Module``.
+    """
+
+    def __init__(self, x: np.ndarray, logits: np.ndarray, train: Callable[[], Any], *, model: Any = None) -> None:
+        self._rows = {row.tobytes(): i for i, row in enumerate(x.reshape(len(x), -1))}
+        self._logits = logits
+        self._train = train
+        self._model: Any = model
+
+    @property
+    def model(self) -> Any:
+        """The trained target (trained on first use)."""
+        if self._model is None:
+            self._model = self._train()
+        return self._model
+
+    def __call__(self, xb: Any) -> Any:
+        xb = np.asarray(xb, dtype=np.float32)
+        idx = [self._rows.get(row.tobytes()) for row in xb.reshape(len(xb), -1)]
+        if all(i is not None for i in idx):
+            return self._logits[idx]
+        return query_logits(self.model, xb)[:, 0]

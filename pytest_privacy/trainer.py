@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .data import MembershipData, Population, References, check_inputs, check_labels, row_ids
+from .querying import CachedTarget
 from .training.executors import Entry, Executor, LocalExecutor, Work
 from .training.keep import balanced_keep, function_seed, model_seeds, torch_seed
 from .training.progress import Progress
@@ -292,11 +293,17 @@ class PrivacyTrainer:
         stacked = np.stack([e["logits"] for e in entries])
 
         def train_target() -> Any:
+            # The target's weights are not cached: an attack that needs the live model (perturbed
+            # inputs, gradients) trains it again, with the same function, seed and split, counted.
             sink: dict[int, Any] = {}
+            start = time.perf_counter()
             train_with_function([n_references], **{**shared, "trained": sink})
+            self.models_trained += 1
+            self.seconds_training += time.perf_counter() - start
             return sink[n_references]
 
-        target = models[n_references] if n_references in models else CachedTarget(x, stacked[-1, :, 0], train_target)
+        # The same kind of object on a cold and a warm cache, whichever process trained it.
+        target = CachedTarget(x, stacked[-1, :, 0], train_target, model=models.get(n_references))
         points, held_out = split.points, split.held_out
         refs = References(
             stacked[:n_references][:, points], keep[:n_references][:, points], (), seed,
@@ -398,37 +405,6 @@ def function_identity(fn: Callable[..., Any]) -> str:
     from .training.recipe import callable_identity
 
     return f"{callable_identity(fn)}@{getattr(fn, '__pytest_privacy_version__', None)}"
-
-
-class CachedTarget:
-    """The target of a ``privacy_train_fn`` audit loaded from the cache as logits.
-
-    Called on the audit points it answers from the stored logits, so score attacks need no
-    training; on any other input (label-only attacks perturb the points) it trains the target with
-    the same function, seed and split, once, and answers from the real model.
-    """
-
-    def __init__(self, x: np.ndarray, logits: np.ndarray, train: Callable[[], Any]) -> None:
-        self._rows = {row.tobytes(): i for i, row in enumerate(x.reshape(len(x), -1))}
-        self._logits = logits
-        self._train = train
-        self._model: Any = None
-
-    @property
-    def model(self) -> Any:
-        """The trained target (trained on first use)."""
-        if self._model is None:
-            self._model = self._train()
-        return self._model
-
-    def __call__(self, xb: Any) -> Any:
-        xb = np.asarray(xb, dtype=np.float32)
-        idx = [self._rows.get(row.tobytes()) for row in xb.reshape(len(xb), -1)]
-        if all(i is not None for i in idx):
-            return self._logits[idx]
-        from .querying import query_logits
-
-        return query_logits(self.model, xb)[:, 0]
 
 
 def torch_stack(arrays: list[np.ndarray]) -> Any:

@@ -180,3 +180,26 @@ def test_a_model_where_a_function_or_factory_belongs_names_the_fix():
     for returned in (None, {"logits": 1}):
         with pytest.raises(TypeError, match=f"the model returned {type(returned).__name__}; return a \\[B, C\\]"):
             query_logits(lambda x, r=returned: r, np.zeros((2, 4), dtype=np.float32))
+
+
+def test_target_model_is_the_same_kind_of_object_on_a_cold_and_a_warm_cache(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(
+        test_kind="""
+        from torch import nn
+        from pytest_privacy import attack_scores
+        from pytest_privacy.querying import CachedTarget
+
+        def test_kind(target_model, membership_data):
+            assert isinstance(target_model, CachedTarget) and isinstance(target_model.model, nn.Module)
+            boundary = attack_scores(target_model, membership_data, "label_only_boundary")
+            assert boundary.variant == "white-box gradient search"  # the same attack path on both runs
+        """
+    )
+    cold = pytester.runpytest_subprocess("--privacy-references=4")
+    cold.assert_outcomes(passed=1)
+    cold.stdout.fnmatch_lines(["models: 5 trained in *, 0 loaded from cache*"])
+    warm = pytester.runpytest_subprocess("--privacy-references=4")
+    warm.assert_outcomes(passed=1)
+    # The warm run loads the logits and trains the target again for .model: counted, not "0 trained".
+    warm.stdout.fnmatch_lines(["models: 1 trained in *, 5 loaded from cache*"])

@@ -25,7 +25,7 @@ from scipy import ndimage, optimize, special
 
 from ..data import check_inputs, check_labels
 from ..queries import shift, spatial_axes
-from ..querying import evaluating, is_module
+from ..querying import CachedTarget, evaluating, is_module
 from ._arrays import as_keep, as_labels
 from .registry import Attack, LabelQuery, register_attack
 
@@ -818,8 +818,10 @@ def _noise(q: LabelQuery) -> tuple[np.ndarray, str]:
 
 
 def _boundary(q: LabelQuery) -> tuple[np.ndarray, str]:
-    if is_module(q.model) and not q.options.get("black_box", False):
-        return boundary_scores_whitebox(q.model, q.x, q.y), "white-box gradient search"
+    # A training function's target answers from cached logits; its live module is behind .model.
+    live = q.model.model if isinstance(q.model, CachedTarget) else q.model
+    if is_module(live) and not q.options.get("black_box", False):
+        return boundary_scores_whitebox(live, q.x, q.y), "white-box gradient search"
     budget = int(q.options.get("max_queries", 1000))
     return (
         boundary_scores_blackbox(q.oracle, q.x, q.y, max_queries=budget, seed=q.seed),
