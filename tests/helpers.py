@@ -64,3 +64,19 @@ def test_memorising_loop_leaks(target_model, membership_data):
 def test_labels_it_never_saw(target_model, membership_data):
     assert_tpr_at_fpr_below(target_model, membership_data.shuffled_membership(1), fpr=0.05, max_tpr=0.2)
 """
+
+
+def synthetic_conftest(*, n: int, hidden: int, epochs: int) -> str:
+    """A conftest auditing a small recipe MLP on ``n`` points of the synthetic example data set."""
+    return f"""
+import pytest
+from pytest_privacy import TrainingRecipe, load_example_dataset
+
+@pytest.fixture(scope="session")
+def privacy_dataset():
+    return load_example_dataset("synthetic", n={n})
+
+@pytest.fixture(scope="session")
+def privacy_recipe():
+    return TrainingRecipe(hidden=({hidden},), epochs={epochs})
+"""

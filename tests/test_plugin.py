@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 from helpers import NOISE_LABELS_CONFTEST as CONFTEST
+from helpers import synthetic_conftest
 
 
 
@@ -318,20 +319,7 @@ def test_cuda_without_cuda_is_a_usage_error(pytester):
 
 def test_xdist_workers_train_on_their_share_of_the_cores(pytester, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # as a user's shell would have it
-    pytester.makeconftest(
-        """
-        import pytest
-        from pytest_privacy import TrainingRecipe, load_example_dataset
-
-        @pytest.fixture(scope="session")
-        def privacy_dataset():
-            return load_example_dataset("synthetic", n=100)
-
-        @pytest.fixture(scope="session")
-        def privacy_recipe():
-            return TrainingRecipe(hidden=(8,), epochs=1)
-        """
-    )
+    pytester.makeconftest(synthetic_conftest(n=100, hidden=8, epochs=1))
     pytester.makepyfile(
         """
         import os

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import synthetic_conftest
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.trainer import PrivacyTrainer
@@ -307,20 +308,7 @@ def test_corrupt_model_is_retrained_with_a_warning(tmp_path, small_data):
 
 
 def test_xdist_workers_train_a_shared_reference_set_once(pytester):
-    pytester.makeconftest(
-        """
-        import pytest
-        from pytest_privacy import TrainingRecipe, load_example_dataset
-
-        @pytest.fixture(scope="session")
-        def privacy_dataset():
-            return load_example_dataset("synthetic", n=300)
-
-        @pytest.fixture(scope="session")
-        def privacy_recipe():
-            return TrainingRecipe(hidden=(64,), epochs=30)
-        """
-    )
+    pytester.makeconftest(synthetic_conftest(n=300, hidden=64, epochs=30))
     pytester.makepyfile(
         """
         import os, pathlib, pytest
@@ -341,20 +329,7 @@ def test_xdist_workers_train_a_shared_reference_set_once(pytester):
 
 
 def test_clear_cache_under_xdist_and_cache_dirs_that_are_not_stores(pytester):
-    pytester.makeconftest(
-        """
-        import pytest
-        from pytest_privacy import TrainingRecipe, load_example_dataset
-
-        @pytest.fixture(scope="session")
-        def privacy_dataset():
-            return load_example_dataset("synthetic", n=200)
-
-        @pytest.fixture(scope="session")
-        def privacy_recipe():
-            return TrainingRecipe(hidden=(16,), epochs=2)
-        """
-    )
+    pytester.makeconftest(synthetic_conftest(n=200, hidden=16, epochs=2))
     pytester.makepyfile("def test_uses(membership_data): pass\n")
     cache = pytester.path / "cache"
     pytester.runpytest_subprocess(f"--privacy-cache-dir={cache}", "--privacy-references=2").assert_outcomes(passed=1)
