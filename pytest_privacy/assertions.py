@@ -11,7 +11,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .attacks.runner import AttackScores, attack_scores
+from .attacks.runner import attack_scores
 from .data import Baseline, MembershipData, as_membership_data
 from .metrics import (
     auc_gate,

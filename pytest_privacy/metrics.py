@@ -362,8 +362,8 @@ def epsilon_gate(
     randomized membership game (see :func:`epsilon_lower_bound`).
     """
     max_epsilon, delta, confidence = check_max_epsilon(max_epsilon), check_delta(delta), check_confidence(confidence)
-    eps = epsilon_lower_bound(scores, is_member, delta=delta, confidence=confidence)
     e = _Evidence.of(scores, is_member, 0.01, confidence)
+    eps = _epsilon_bound(e.counts, delta, confidence)
     verdict = Verdict.FAIL if eps > max_epsilon else Verdict.PASS
     reason = (
         f"epsilon >= {eps:.3f} at delta={delta:g} with {confidence:.0%} confidence "
@@ -510,8 +510,12 @@ def epsilon_lower_bound(
     """
     check_delta(delta)
     check_confidence(confidence)
-    c = roc_counts(scores, is_member)
-    alpha = 1.0 - float(confidence)
+    return _epsilon_bound(roc_counts(scores, is_member), float(delta), float(confidence))
+
+
+def _epsilon_bound(c: RocCounts, delta: float, confidence: float) -> float:
+    """:func:`epsilon_lower_bound` from counts already taken (the epsilon gate sorts the scores once)."""
+    alpha = 1.0 - confidence
     # Both terms grow with TPR_low and shrink with FPR_high, so only the last threshold of each run
     # of equal false-positive counts (the most true positives for that count) can be the maximum.
     last = np.r_[np.diff(c.fps) > 0, True]
@@ -519,7 +523,7 @@ def epsilon_lower_bound(
     # A two-sided interval at confidence 1 - alpha / n has alpha / (2 n) in each tail; one tail is used.
     _, fpr_high = clopper_pearson(fps, c.n_nonmembers, 1.0 - alpha / c.n_nonmembers)
     tpr_low, _ = clopper_pearson(tps, c.n_members, 1.0 - alpha / c.n_members)
-    d = float(delta)
+    d = delta
     with np.errstate(divide="ignore", invalid="ignore"):
         forward = np.log(np.clip(tpr_low - d, 0.0, None)) - np.log(fpr_high)
         backward = np.log(np.clip(1.0 - fpr_high - d, 0.0, None)) - np.log1p(-tpr_low)

@@ -23,8 +23,8 @@ class Lines:
 
 
 # "bar": a transient tqdm bar (a terminal); Lines(): plain lines; "off": nothing.
-# True/False mean "bar"/"off"; "lines" means Lines() to stderr.
-Progress = Union[Literal["bar", "lines", "off"], Lines]
+# True/False mean "bar"/"off" (the public train_ensemble(progress=...) flag).
+Progress = Union[Literal["bar", "off"], Lines]
 
 
 def progress_bar(total: int, mode: Progress | bool, what: str, *, unit: str = "model") -> Any:
@@ -32,8 +32,8 @@ def progress_bar(total: int, mode: Progress | bool, what: str, *, unit: str = "m
     (the plugin picks the mode: a bar on a terminal, lines off one, nothing under -qq)."""
     if isinstance(mode, bool):
         mode = "bar" if mode else "off"
-    if mode == "lines" or isinstance(mode, Lines):
-        return LineProgress(total, what, unit=unit, write=mode.write if isinstance(mode, Lines) else None)
+    if isinstance(mode, Lines):
+        return LineProgress(total, what, unit=unit, write=mode.write)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=f"pytest-privacy: {what}", unit=unit, leave=False, disable=mode != "bar")
