@@ -37,8 +37,8 @@ from pytest_privacy import (  # noqa: E402
     attack_scores,
 )
 from pytest_privacy.metrics import gate  # noqa: E402
-from pytest_privacy.trainer import PrivacyTrainer  # noqa: E402
-from pytest_privacy.training.store import ModelStore  # noqa: E402
+from pytest_privacy.audit import PrivacyTrainer  # noqa: E402
+from pytest_privacy.engine.store import ModelStore  # noqa: E402
 
 FIX = re.compile(
     r"did you mean|use |pass |return |set |choose|must be|must have|must return|expected|needs? |"

@@ -66,15 +66,15 @@ def main() -> None:
     import torch
 
     from pytest_privacy import load_example_dataset
-    from pytest_privacy.trainer import PrivacyTrainer, audit_split
-    from pytest_privacy.training.executors import RayExecutor
-    from pytest_privacy.training.store import ModelStore
+    from pytest_privacy.audit import PrivacyTrainer, Split
+    from pytest_privacy.engine.executors import RayExecutor
+    from pytest_privacy.engine.store import ModelStore
 
     x, y = load_example_dataset("digits")
     x = x.reshape(len(x), -1)
     n_models = N_REFERENCES + 1
 
-    keep = audit_split(len(x), N_REFERENCES, 0).keep  # the halves the audit trains on
+    keep = Split.make(len(x), N_REFERENCES, 0).keep  # the halves the audit trains on
 
     def plain_loop() -> float:  # the same 17 trainings on the same halves, nothing else
         start = time.perf_counter()
@@ -85,7 +85,7 @@ def main() -> None:
     def audit(store: ModelStore, executor: Any = None) -> tuple[float, PrivacyTrainer]:
         trainer = PrivacyTrainer(store=store, **({"executor": executor} if executor else {}))
         start = time.perf_counter()
-        trainer.audit_function(train_fn, (x, y), n_references=N_REFERENCES, seed=0)
+        trainer.audit(train_fn, (x, y), n_references=N_REFERENCES, seed=0)
         return time.perf_counter() - start, trainer
 
     train_fn(x[keep[0]], y[keep[0]], seed=0, device="cpu")  # warm-up: torch's first-call costs

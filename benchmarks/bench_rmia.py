@@ -15,7 +15,7 @@ from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.assertions import attack_scores
 from pytest_privacy.data import MembershipData, References
 from pytest_privacy.metrics import auc, tpr_at_fpr
-from pytest_privacy.trainer import PrivacyTrainer
+from pytest_privacy.audit import PrivacyTrainer
 
 from _output import emit  # benchmarks/ is on sys.path when a script runs
 

@@ -82,7 +82,7 @@ def _loop(recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, dev) -> np.nda
     import torch
     import torch.nn.functional as F
 
-    from pytest_privacy.training.recipe import build_model
+    from pytest_privacy.engine.recipe import build_model
 
     xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
     outs = []
@@ -110,9 +110,9 @@ def run_one(case: str, what: str, device: str) -> dict:
     import torch
 
     from pytest_privacy import TrainingRecipe, balanced_keep
-    from pytest_privacy.training.ensemble import resolve_device, train_models
-    from pytest_privacy.training.keep import model_seeds
-    from pytest_privacy.training.recipe import build_model
+    from pytest_privacy.engine.ensemble import resolve_device, train_models
+    from pytest_privacy.engine.keep import model_seeds
+    from pytest_privacy.engine.recipe import build_model
 
     data, kwargs, n_models, epochs = CASES[case]
     x, y = load(data)
@@ -145,7 +145,7 @@ def run_one(case: str, what: str, device: str) -> dict:
 def matmul_peak(device: str) -> float:
     import torch
 
-    from pytest_privacy.training.ensemble import resolve_device
+    from pytest_privacy.engine.ensemble import resolve_device
 
     dev = resolve_device(device)
     n = 4096 if dev.type == "cuda" else 2048
@@ -165,8 +165,8 @@ def matmul_peak(device: str) -> float:
 
 def cache_run(store_dir: str, device: str) -> dict:
     from pytest_privacy import TrainingRecipe, load_example_dataset
-    from pytest_privacy.trainer import PrivacyTrainer
-    from pytest_privacy.training.store import ModelStore
+    from pytest_privacy.audit import PrivacyTrainer
+    from pytest_privacy.engine.store import ModelStore
 
     import torch  # noqa: F401 - imports are paid by any session; time the trainer's own work
 
@@ -205,7 +205,7 @@ def main() -> None:
 
     import torch
 
-    from pytest_privacy.training.ensemble import resolve_device
+    from pytest_privacy.engine.ensemble import resolve_device
 
     dev = resolve_device(args.device)
     peak = max(_sub(["--_peak", "--device", args.device])["gflops"] for _ in range(args.repeat))

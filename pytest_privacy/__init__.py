@@ -35,12 +35,12 @@ _EXPORTS = {
     "AttackResult": "results",
     "GateResult": "results",
     "Verdict": "results",
-    "TrainingRecipe": "training.recipe",
-    "train_ensemble": "training.ensemble",
-    "Ensemble": "training.ensemble",
-    "balanced_keep": "training.keep",
-    "make_queries": "queries",
-    "training_function": "trainer",
+    "TrainingRecipe": "engine.recipe",
+    "train_ensemble": "engine.ensemble",
+    "Ensemble": "engine.ensemble",
+    "balanced_keep": "engine.keep",
+    "make_queries": "augmentations",
+    "training_function": "audit.sources",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

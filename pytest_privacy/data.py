@@ -25,7 +25,7 @@ class References:
     """Reference (shadow) models' logits on the audit queries, and which point each trained on.
 
     ``logits [M, N, A, C]``: model m on query a of audit point n (A = original + augmentations,
-    in the order of :func:`pytest_privacy.queries.make_queries`); ``keep [M, N]`` bool.
+    in the order of :func:`pytest_privacy.augmentations.make_queries`); ``keep [M, N]`` bool.
     The target is queried with the same ``augmentations``, as LiRA requires. ``predict``, when
     given, maps a batch ``[B, ...]`` to every reference's logits ``[M, B, C]``: attacks that must
     query the references on new inputs (the trained label-only attack) need it.
@@ -62,7 +62,7 @@ class References:
 
     @classmethod
     def from_ensemble(cls, ensemble: Any, x: np.ndarray, *, models: Any = None) -> References:
-        """Query a trained :class:`~pytest_privacy.training.ensemble.Ensemble` on ``x``."""
+        """Query a trained :class:`~pytest_privacy.engine.ensemble.Ensemble` on ``x``."""
         idx = list(range(len(ensemble))) if models is None else list(models)
         return cls(
             logits=ensemble.logits(x, models=idx),

@@ -26,10 +26,11 @@ from .report import from_json, recording, to_json
 from .report.session_report import build_report
 from .report.summary import junit_properties
 from .report import hookspec, writers
-from .trainer import PrivacyTrainer
-from .training.executors import make_executor
-from .training.progress import Lines, Progress
-from .training.store import ModelStore, NotAStoreError
+from .audit import PrivacyTrainer, model_source
+from .engine.recipe import TrainingRecipe
+from .engine.executors import make_executor
+from .engine.progress import Lines, Progress
+from .engine.store import ModelStore, NotAStoreError
 
 # option name (without --privacy-), config field, help
 _OPTIONS: list[tuple[str, str, str]] = [
@@ -528,7 +529,7 @@ def privacy_audit(
     kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
     privacy_dataset = _check_dataset(privacy_dataset)
     if kind == "function":
-        return privacy_trainer.audit_function(
+        return privacy_trainer.audit(
             how, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population
         )
     return privacy_trainer.audit(
@@ -573,14 +574,11 @@ def mmd_baseline_model(
         )
     privacy_audit = request.getfixturevalue("privacy_audit")
     privacy_dataset = _check_dataset(privacy_dataset)
-    recipe = privacy_recipe.model_copy(update={"defense": "mmd_mixup"})
+    recipe = privacy_recipe.with_defense("mmd_mixup")
     setup = privacy_trainer.audit(
         recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population
     )
-    settings = (
-        f"MMD+mixup: weight {recipe.mmd_weight:g}, RBF widths {list(recipe.mmd_bandwidths)}, trigger "
-        f"{recipe.mmd_trigger:.0%} gap, mixup Beta({recipe.mixup_alpha:g}), validation pool {len(setup.ensemble.keep[0]) - len(setup.points)} points"
-    )
+    settings = recipe.defense.describe()
     # Baseline.points index the target's audit points (membership_data), which are data-set
     # indices only when nothing is held out as RMIA's population.
     points = np.flatnonzero(np.isin(privacy_audit.points, setup.points))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .queries import make_queries
+from .augmentations import make_queries
 
 __all__ = ["CachedTarget", "is_module", "label_oracle", "query_logits", "scorer"]
 

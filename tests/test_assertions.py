@@ -18,7 +18,7 @@ from pytest_privacy import (
     train_ensemble,
 )
 from pytest_privacy.report import recording
-from pytest_privacy.trainer import PrivacyTrainer
+from pytest_privacy.audit import PrivacyTrainer
 
 MEMORISE = TrainingRecipe(hidden=(128,), epochs=40)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pytest_privacy import MembershipData, References
-from pytest_privacy.training.keep import balanced_keep
+from pytest_privacy.engine.keep import balanced_keep
 
 
 def _ok(n=10):
@@ -78,7 +78,7 @@ def test_balanced_keep_properties():
 
 
 def test_as_dataset_drops_duplicate_rows_before_any_split():
-    from pytest_privacy.trainer import PrivacyDataWarning, as_dataset
+    from pytest_privacy.audit import PrivacyDataWarning, as_dataset
 
     x, y, m = _ok()
     x[1] = x[0]
@@ -93,7 +93,7 @@ def test_bad_data_sets_are_errors_before_any_training():
     import warnings
 
     from pytest_privacy import TrainingRecipe
-    from pytest_privacy.trainer import PrivacyDataWarning, PrivacyTrainer
+    from pytest_privacy.audit import PrivacyDataWarning, PrivacyTrainer
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 3)).astype(np.float32)

@@ -8,8 +8,8 @@ import torch
 
 from pytest_privacy import TrainingRecipe, balanced_keep, load_example_dataset, train_ensemble
 from pytest_privacy.metrics import paired_tpr_comparison
-from pytest_privacy.trainer import PrivacyTrainer
-from pytest_privacy.training.defenses import class_matched, mixup_partners, mmd2
+from pytest_privacy.audit import PrivacyTrainer
+from pytest_privacy.engine.defenses.mmd_mixup import MMDMixup, class_matched, mixup_partners, mmd2
 
 WIDTHS = (0.1, 0.5, 1.0)
 
@@ -62,14 +62,14 @@ def test_defended_training_needs_a_disjoint_validation_pool():
 def test_a_defended_model_is_the_same_with_or_without_chunk_mates():
     """Mixup and class-matched MMD batches are drawn per model, and only when it steps: a model
     trained beside a larger one (which keeps stepping after it is done) equals it trained alone."""
-    from pytest_privacy.training.ensemble import train_models
-    from pytest_privacy.training.keep import model_seeds
+    from pytest_privacy.engine.ensemble import train_models
+    from pytest_privacy.engine.keep import model_seeds
 
     x, y = load_example_dataset("synthetic", n=300)
     pool = np.arange(270, 300)
     keep = np.zeros((2, 300), dtype=bool)
     keep[0, :100], keep[1, 100:240] = True, True  # 100 vs 140 points: model 0 waits on some steps
-    recipe = TrainingRecipe(hidden=(16,), epochs=3, batch_size=32, defense="mmd_mixup", mmd_trigger=0.0)
+    recipe = TrainingRecipe(hidden=(16,), epochs=3, batch_size=32, defense=MMDMixup(trigger=0.0))
     together = train_models(recipe, x, y, keep, model_seeds(0, range(2)), validation=pool)
     alone = train_models(recipe, x, y, keep[:1], model_seeds(0, [0]), validation=pool)
     for k in together.params:
@@ -118,13 +118,14 @@ def test_paired_comparison_errs_at_most_alpha_over_two_when_equal():
 
 def test_dp_sgd_clips_adds_noise_and_stays_per_model(tmp_path):
     pytest.importorskip("opacus", reason="DP-SGD needs the [dp] extra")
-    from pytest_privacy.training.ensemble import train_models
-    from pytest_privacy.training.keep import model_seeds
+    from pytest_privacy.engine.defenses import DPSGD
+    from pytest_privacy.engine.ensemble import train_models
+    from pytest_privacy.engine.keep import model_seeds
 
     x, y = load_example_dataset("synthetic", n=200)
     keep = balanced_keep(4, 200, 0)
     keep[1, :5] = False  # unequal sizes: model 1 waits on some steps
-    dp = TrainingRecipe(hidden=(16,), epochs=3, batch_size=32, defense="dp_sgd", dp_epsilon=2.0)
+    dp = TrainingRecipe(hidden=(16,), epochs=3, batch_size=32, defense=DPSGD(epsilon=2.0))
     together = train_models(dp, x, y, keep, model_seeds(0, range(4)))
     for m in (1, 0):  # the smallest model, and one whose own noise level differs from it
         alone = train_models(dp, x, y, keep[m : m + 1], model_seeds(0, [m]))
@@ -133,7 +134,7 @@ def test_dp_sgd_clips_adds_noise_and_stays_per_model(tmp_path):
     plain = train_models(dp.model_copy(update={"defense": None}), x, y, keep, model_seeds(0, range(4)))
     assert not torch.allclose(together.params["1.weight"], plain.params["1.weight"])
     # Noise is calibrated: a tighter epsilon needs a larger multiplier.
-    from pytest_privacy.training.defenses import dp_noise_multiplier
+    from pytest_privacy.engine.defenses.dp_sgd import dp_noise_multiplier
 
     assert dp_noise_multiplier(1.0, 1e-5, 0.1, 3) > dp_noise_multiplier(8.0, 1e-5, 0.1, 3) > 0
 

@@ -2,6 +2,7 @@
 the model that keeps failing, and an interrupted run trains only what is missing."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,15 +11,16 @@ from helpers import TRAIN_FN_TESTS as TESTS
 from helpers import noise_labels
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
-from pytest_privacy.querying import query_logits
-from pytest_privacy.trainer import PrivacyTrainer
-from pytest_privacy.training.executors import (
+from pytest_privacy.audit import PrivacyTrainer
+from pytest_privacy.engine.keep import model_seeds
+from pytest_privacy.engine.executors import (
     LocalExecutor,
     RayExecutor,
     TrainingFailed,
     make_executor,
 )
-from pytest_privacy.training.store import MARKER, ModelStore
+from pytest_privacy.engine.store import MARKER, ModelStore
+from pytest_privacy.querying import query_logits
 
 N_REFS = 4  # + the target: 5 models
 
@@ -70,7 +72,7 @@ class Flaky:
 def _seeds(trainer, data):
     """The integer seeds the training function receives, per model, from a cheap dry run."""
     seen = []
-    trainer.audit_function(lambda x, y, *, seed, device: seen.append(seed) or _Const(), data, n_references=N_REFS, seed=0)
+    trainer.audit(lambda x, y, *, seed, device: seen.append(seed) or _Const(), data, n_references=N_REFS, seed=0)
     return seen
 
 
@@ -115,27 +117,26 @@ def test_make_executor_and_its_errors():
     assert RayExecutor(gpus_per_task=0.25).device_type("auto") == "cuda"
 
 
-def test_a_fractional_gpu_task_budgets_its_share_of_memory(monkeypatch):
-    from pytest_privacy.training import ensemble, executors
+def test_a_fractional_gpu_task_budgets_its_share_of_memory(monkeypatch, data):
+    from pytest_privacy import TrainingRecipe
+    from pytest_privacy.audit import RecipeSource, TrainJob
+    from pytest_privacy.engine import ensemble
 
     monkeypatch.setattr(ensemble, "default_memory_budget", lambda device: 1000)
-    seen = []
-
-    def work(unit, *, max_memory, progress):
-        seen.append(max_memory)
-        return [{"logits": np.zeros(1)} for _ in unit]
-
-    executors._ray_task(work, [0], {"max_memory": None}, ["k"], None, gpu_share=0.25)
-    executors._ray_task(work, [0], {"max_memory": 64}, ["k"], None, gpu_share=0.25)  # a budget the user set
-    executors._ray_task(work, [0], {"max_memory": None}, ["k"], None, gpu_share=1.0)  # a whole GPU: the default
-    assert seen == [250, 64, None]
+    x, y = data
+    job = TrainJob(RecipeSource(TrainingRecipe()), x, y, np.ones((1, len(x)), bool), tuple(model_seeds(0, [0])))
+    on = lambda j, share: j.on_worker(device="cuda", gpu_share=share)
+    assert on(job, 0.25).max_memory == 250
+    assert on(replace(job, max_memory=64), 0.25).max_memory == 64  # a budget the user set
+    assert on(job, 1.0).max_memory is None  # a whole GPU: the engine's default
+    assert on(job, 0.25).device == "cuda"
 
 
 def test_local_failure_names_the_model_and_its_seed(data):
     seeds = _seeds(PrivacyTrainer(), data)
     fn = Flaky(seeds[2], ValueError("loss is NaN at step 3"))
     with pytest.raises(TrainingFailed, match=rf"(?s)reference model 2 \(seed {seeds[2]}\).*loss is NaN") as info:
-        PrivacyTrainer().audit_function(fn, data, n_references=N_REFS, seed=0)
+        PrivacyTrainer().audit(fn, data, n_references=N_REFS, seed=0)
     assert isinstance(info.value.__cause__, ValueError)  # the user's traceback is chained
 
 
@@ -144,19 +145,19 @@ def test_interrupted_run_trains_only_what_is_missing(tmp_path, data):
     fn = Flaky(seeds[3], KeyboardInterrupt())  # Ctrl-C while model 3 trains
     first = PrivacyTrainer(store=ModelStore(tmp_path))
     with pytest.raises(KeyboardInterrupt):
-        first.audit_function(fn, data, n_references=N_REFS, seed=0)
+        first.audit(fn, data, n_references=N_REFS, seed=0)
     assert first.models_trained == 3 and _entries_valid(tmp_path) == 3  # models 0-2 were published
     fn.broken = False
     again = PrivacyTrainer(store=ModelStore(tmp_path))
-    again.audit_function(fn, data, n_references=N_REFS, seed=0)
+    again.audit(fn, data, n_references=N_REFS, seed=0)
     assert (again.models_trained, again.models_loaded) == (2, 3)
 
 
 @pytest.mark.xdist_group("ray")
 def test_ray_gives_the_local_results(ray_cluster, tmp_path, data):
-    local = PrivacyTrainer().audit_function(train_mlp, data, n_references=N_REFS, seed=0)
+    local = PrivacyTrainer().audit(train_mlp, data, n_references=N_REFS, seed=0)
     remote_trainer = PrivacyTrainer(store=ModelStore(tmp_path), executor=RayExecutor())
-    remote = remote_trainer.audit_function(train_mlp, data, n_references=N_REFS, seed=0)
+    remote = remote_trainer.audit(train_mlp, data, n_references=N_REFS, seed=0)
     assert remote_trainer.models_trained == N_REFS + 1
     np.testing.assert_allclose(remote.references.logits, local.references.logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(remote.target(data[0]), query_logits(local.target, data[0])[:, 0], rtol=1e-5, atol=1e-5)
@@ -179,10 +180,10 @@ def test_a_killed_worker_is_retried_and_leaves_no_partial_entry(ray_cluster, tmp
     marker = tmp_path / "died-once"
     store_root = tmp_path / "store"
     trainer = PrivacyTrainer(store=ModelStore(store_root), executor=RayExecutor(max_retries=2))
-    setup = trainer.audit_function(DiesOnce(marker, seeds[1]), data, n_references=N_REFS, seed=0)
+    setup = trainer.audit(DiesOnce(marker, seeds[1]), data, n_references=N_REFS, seed=0)
     assert marker.exists()  # the first attempt really died
     assert trainer.models_trained == N_REFS + 1 and _entries_valid(store_root) == N_REFS + 1
-    local = PrivacyTrainer().audit_function(train_mlp, data, n_references=N_REFS, seed=0)
+    local = PrivacyTrainer().audit(train_mlp, data, n_references=N_REFS, seed=0)
     np.testing.assert_allclose(setup.references.logits, local.references.logits, rtol=1e-5, atol=1e-5)
 
 
@@ -192,7 +193,7 @@ def test_a_task_that_keeps_failing_names_model_seed_and_traceback(ray_cluster, t
     fn = Flaky(seeds[2], ValueError("loss is NaN at step 3"))
     trainer = PrivacyTrainer(store=ModelStore(tmp_path), executor=RayExecutor(max_retries=1))
     with pytest.raises(TrainingFailed) as info:
-        trainer.audit_function(fn, data, n_references=N_REFS, seed=0)
+        trainer.audit(fn, data, n_references=N_REFS, seed=0)
     message = str(info.value)
     assert f"reference model 2 (seed {seeds[2]})" in message and "2 attempts" in message
     assert "the worker's traceback" in message and "raise self.error" in message  # the user's line
@@ -201,7 +202,7 @@ def test_a_task_that_keeps_failing_names_model_seed_and_traceback(ray_cluster, t
     published = _entries_valid(tmp_path)
     fn.broken = False
     again = PrivacyTrainer(store=ModelStore(tmp_path), executor=RayExecutor())
-    again.audit_function(fn, data, n_references=N_REFS, seed=0)
+    again.audit(fn, data, n_references=N_REFS, seed=0)
     assert (again.models_trained, again.models_loaded) == (N_REFS + 1 - published, published)
 
 

@@ -11,6 +11,7 @@ from scipy import ndimage, stats
 
 from pytest_privacy.attacks.label_only import (
     BitAttack,
+    Budget,
     QueryCounter,
     augmentation_bits,
     augmentation_scores,
@@ -21,8 +22,8 @@ from pytest_privacy.attacks.label_only import (
     n_augmentations,
     noise_scores,
 )
+from pytest_privacy.augmentations import make_queries
 from pytest_privacy.metrics import auc, auc_confidence_interval
-from pytest_privacy.queries import make_queries
 
 
 def _first_pixel_sign(x):
@@ -33,6 +34,21 @@ def _first_pixel_sign(x):
 def test_importing_the_module_does_not_import_torch():
     code = "import sys, pytest_privacy.attacks.label_only; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_each_attack_is_registered_by_its_own_module():
+    from pytest_privacy.attacks import suite_attacks
+    from pytest_privacy.attacks.registry import get_attack
+
+    owners = {name: get_attack(name).score_labels.__module__ for name in suite_attacks("label_only")}
+    package = "pytest_privacy.attacks.label_only."
+    assert owners == {
+        "label_only_gap": package + "gap",
+        "label_only_augmentation": package + "augmentation",
+        "label_only_augmentation_trained": package + "augmentation_trained",
+        "label_only_noise": package + "noise",
+        "label_only_boundary": package + "boundary",
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,6 +99,22 @@ def test_query_counter_validates_outputs():
     scores = np.array([[0.1, 0.7, 0.2], [0.9, 0.05, 0.05], [0.2, 0.3, 0.5], [0.0, 0.0, 1.0]])
     np.testing.assert_array_equal(QueryCounter(lambda b: scores)(x), [1, 0, 2, 2])
     np.testing.assert_array_equal(QueryCounter(lambda b: np.array([1.0, 0.0, 2.0, 2.0]))(x), [1, 0, 2, 2])
+
+
+def test_budget_charges_per_point_and_refuses_overspending():
+    budget = Budget(10, 4)
+    budget.charge(np.arange(4))  # one query each
+    budget.charge(np.array([1, 1, 3]), 4)  # a point listed twice pays twice
+    np.testing.assert_array_equal(budget.spent, [1, 9, 1, 5])
+    np.testing.assert_array_equal(budget.remaining(np.arange(4)), [9, 1, 9, 5])
+    np.testing.assert_array_equal(budget.can_afford(np.arange(4), 5), [True, False, True, True])
+    np.testing.assert_array_equal(budget.affording(np.array([3, 1, 0]), 5), [3, 0])
+    assert budget.total == 16
+    with pytest.raises(RuntimeError, match="budget of 10"):
+        budget.charge(np.array([1]), 2)
+    np.testing.assert_array_equal(budget.spent, [1, 9, 1, 5])  # a refused charge is not recorded
+    with pytest.raises(ValueError, match="max_queries"):
+        Budget(-1, 3)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -336,7 +336,7 @@ def test_xdist_workers_train_on_their_share_of_the_cores(pytester, monkeypatch):
 
 
 def test_progress_lines_give_done_rate_and_eta():
-    from pytest_privacy.training.progress import LineProgress
+    from pytest_privacy.engine.progress import LineProgress
 
     lines = []
     with LineProgress(4, "training 17 models", unit="epoch", every=0.0, write=lines.append) as bar:

@@ -9,7 +9,7 @@ import pytest
 from pytest_privacy.attacks.lira import lira_scores
 from pytest_privacy.attacks.rmia import rmia_scores
 from pytest_privacy.metrics import auc
-from pytest_privacy.training.keep import balanced_keep
+from pytest_privacy.engine.keep import balanced_keep
 
 
 def _true_prob(logits, label):

@@ -10,8 +10,8 @@ from torch import nn
 from torch.func import stack_module_state
 
 from pytest_privacy import TrainingRecipe
-from pytest_privacy.training.recipe import build_model
-from pytest_privacy.training.stacked_conv import make_spec, stacked_forward, supports
+from pytest_privacy.engine.recipe import build_model
+from pytest_privacy.engine.stacked_conv import make_spec, stacked_forward, supports
 
 
 def cnn(channels: tuple[int, ...], shape: tuple[int, ...], n_classes: int) -> nn.Module:
@@ -109,7 +109,7 @@ def test_float32_allclose_benchmark_shape(method, shape):
      ((1, 18, 18), ("groups", 12))],
 )
 def test_choose_method(shape, expected):
-    from pytest_privacy.training.stacked_conv import _swap_relu_pool, choose_method
+    from pytest_privacy.engine.stacked_conv import _swap_relu_pool, choose_method
 
     model = cnn((16, 32), shape, 10)
     params, _ = stack_module_state([model] * 16)

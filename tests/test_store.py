@@ -8,8 +8,8 @@ import pytest
 from helpers import synthetic_conftest
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
-from pytest_privacy.trainer import PrivacyTrainer
-from pytest_privacy.training.store import MARKER, ModelStore, NotAStoreError, StoreWarning
+from pytest_privacy.audit import PrivacyTrainer
+from pytest_privacy.engine.store import MARKER, ModelStore, NotAStoreError, StoreWarning
 
 RECIPE = TrainingRecipe(hidden=(16,), epochs=2)
 KEY = "ab" * 32
@@ -304,7 +304,9 @@ def test_corrupt_model_is_retrained_with_a_warning(tmp_path, small_data):
     with pytest.warns(StoreWarning):
         second = again.audit(RECIPE, small_data, n_references=2, seed=0)
     assert (again.models_trained, again.models_loaded) == (1, 2)
-    np.testing.assert_array_equal(first.references.logits, second.references.logits)
+    # Retrained alone, the model equals itself trained with the others up to float rounding (a
+    # batched matmul over 3 models may round differently from one over 1).
+    np.testing.assert_allclose(first.references.logits, second.references.logits, rtol=1e-5, atol=1e-6)
 
 
 def test_xdist_workers_train_a_shared_reference_set_once(pytester):

@@ -7,8 +7,10 @@ from helpers import TRAIN_FN_TESTS as TESTS
 from helpers import noise_labels
 
 from pytest_privacy import training_function
-from pytest_privacy.trainer import CachedTarget, PrivacyTrainer, function_identity
-from pytest_privacy.training.store import ModelStore
+from pytest_privacy.audit import PrivacyTrainer
+from pytest_privacy.audit.sources import function_identity
+from pytest_privacy.querying import CachedTarget
+from pytest_privacy.engine.store import ModelStore
 
 
 def test_user_training_loop_fails_and_passes_for_real_reasons_and_caches(pytester):
@@ -52,7 +54,7 @@ def test_function_identity_and_version_key_the_cache(tmp_path):
     runs = []
     for fn in (train, train, bumped):
         trainer = PrivacyTrainer(store=ModelStore(tmp_path))
-        trainer.audit_function(fn, data, n_references=2, seed=0)
+        trainer.audit(fn, data, n_references=2, seed=0)
         runs.append((trainer.models_trained, trainer.models_loaded))
     assert runs == [(3, 0), (0, 3), (3, 0)]
 
@@ -85,10 +87,10 @@ def test_audit_function_in_the_core(tmp_path):
 
     data = noise_labels(200, 20)
     trainer = PrivacyTrainer(store=ModelStore(tmp_path))
-    setup = trainer.audit_function(train, data, n_references=4, seed=0)
+    setup = trainer.audit(train, data, n_references=4, seed=0)
     assert setup.references.logits.shape == (4, 200, 1, 4) and setup.membership_data().n_members == 100
-    with pytest.raises(TypeError, match="privacy_train_fn"):
-        trainer.audit_function("not a function", data, n_references=4, seed=0)
+    with pytest.raises(TypeError, match="training function .*got str"):
+        trainer.audit("not a function", data, n_references=4, seed=0)
 
 
 def test_more_references_train_only_the_new_ones(tmp_path):
@@ -100,9 +102,9 @@ def test_more_references_train_only_the_new_ones(tmp_path):
         return nn.Linear(20, 4)
 
     data = noise_labels(200, 20)
-    PrivacyTrainer(store=ModelStore(tmp_path)).audit_function(train, data, n_references=4, seed=0)
+    PrivacyTrainer(store=ModelStore(tmp_path)).audit(train, data, n_references=4, seed=0)
     more = PrivacyTrainer(store=ModelStore(tmp_path))
-    more.audit_function(train, data, n_references=6, seed=0)
+    more.audit(train, data, n_references=6, seed=0)
     assert (more.models_trained, more.models_loaded) == (2, 5)  # the target and 4 references are reused
 
 
@@ -117,7 +119,7 @@ def test_a_training_function_audit_holds_out_rmia_population():
         return nn.Linear(20, 4)
 
     data = noise_labels(200, 20)
-    setup = PrivacyTrainer().audit_function(train, data, n_references=4, seed=0, population=0.2)
+    setup = PrivacyTrainer().audit(train, data, n_references=4, seed=0, population=0.2)
     pop = setup.references.population
     assert pop is not None and len(pop.x) == 40 and len(setup.points) == 160
     assert not np.isin(setup.points, np.flatnonzero(np.isin(data[0][:, 0], pop.x[:, 0]))).any()
@@ -137,7 +139,7 @@ def test_seeds_fit_in_31_bits_and_estimators_are_audited_through_predict_proba()
         # RandomForestClassifier(random_state=...) refuses seeds of 2**32 and more.
         return RandomForestClassifier(n_estimators=10, bootstrap=False, random_state=seed, n_jobs=1).fit(x, y)
 
-    setup = PrivacyTrainer().audit_function(train, noise_labels(200, 5, classes=2), n_references=4, seed=0)
+    setup = PrivacyTrainer().audit(train, noise_labels(200, 5, classes=2), n_references=4, seed=0)
     assert len(seen) == 5 and all(0 <= s < 2**31 for s in seen) and len(set(seen)) == 5
     data = setup.membership_data()
     lira = attack_scores(setup.target, data, "lira")  # predict_proba, as log-probabilities
@@ -176,7 +178,7 @@ def test_a_model_where_a_function_or_factory_belongs_names_the_fix():
     with pytest.raises(ValueError, match="nn.Module instance .*zero-argument factory"):
         TrainingRecipe(model=torch.nn.Linear(4, 2))
     with pytest.raises(TypeError, match="training function .*got an nn.Module instance"):
-        PrivacyTrainer().audit_function(torch.nn.Linear(4, 2), noise_labels(20, 4), n_references=2, seed=0)
+        PrivacyTrainer().audit(torch.nn.Linear(4, 2), noise_labels(20, 4), n_references=2, seed=0)
     for returned in (None, {"logits": 1}):
         with pytest.raises(TypeError, match=f"the model returned {type(returned).__name__}; return a \\[B, C\\]"):
             query_logits(lambda x, r=returned: r, np.zeros((2, 4), dtype=np.float32))

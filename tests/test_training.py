@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytest_privacy import TrainingRecipe, balanced_keep, load_example_dataset, train_ensemble
-from pytest_privacy.training.ensemble import train_models
-from pytest_privacy.training.keep import child_seed, model_seeds, torch_seed
-from pytest_privacy.training.recipe import build_model
+from pytest_privacy.engine.ensemble import train_models
+from pytest_privacy.engine.keep import child_seed, model_seeds, torch_seed
+from pytest_privacy.engine.recipe import build_model
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_cuda_matches_cpu(data):
 
 
 def test_a_memory_budget_chunks_training_without_changing_any_model(data, monkeypatch):
-    from pytest_privacy.training import ensemble as engine
+    from pytest_privacy.engine import ensemble as engine
 
     x, y = data
     recipe = TrainingRecipe(hidden=(16,), epochs=2)
@@ -167,8 +167,8 @@ def test_a_memory_budget_chunks_training_without_changing_any_model(data, monkey
     whole = train_ensemble(recipe, x, y, keep, seed=1)
     per_model = engine.bytes_per_model(build_model(recipe, x.shape[1:], 4), x.shape[1:], recipe.batch_size)
     chunks = []
-    real = engine._train_stack
-    monkeypatch.setattr(engine, "_train_stack", lambda recipe, modules, *a: chunks.append(len(modules)) or real(recipe, modules, *a))
+    real = engine.train_stack
+    monkeypatch.setattr(engine, "train_stack", lambda recipe, modules, *a: chunks.append(len(modules)) or real(recipe, modules, *a))
     chunked = train_ensemble(recipe, x, y, keep, seed=1, max_memory=2 * per_model)
     assert chunks == [2, 2, 2]
     for k in whole.params:
@@ -176,7 +176,7 @@ def test_a_memory_budget_chunks_training_without_changing_any_model(data, monkey
 
 
 def test_cnn_on_images_equals_a_plain_pytorch_loop():
-    # 2-D convolutions take the channels-last stacked path (training/stacked_conv.py).
+    # 2-D convolutions take the channels-last stacked path (engine/stacked_conv.py).
     x, y = load_example_dataset("digits", n=300)
     recipe = TrainingRecipe(model="cnn", hidden=(4, 8), epochs=2, batch_size=32)
     keep = balanced_keep(4, len(x), 0)
@@ -187,11 +187,14 @@ def test_cnn_on_images_equals_a_plain_pytorch_loop():
     np.testing.assert_allclose(ens.logits(x, queries=False)[2, :, 0], expected, rtol=1e-4, atol=1e-4)
 
 
-def test_hand_written_mlp_backward_equals_autograd():
-    """The CPU fast path's gradients are autograd's, in float64, with padded (zero-weight) rows."""
+@pytest.mark.parametrize("soft", [False, True], ids=["labels", "soft-targets"])
+def test_hand_written_mlp_backward_is_the_derivative_of_the_engine_loss(soft):
+    """The CPU fast path's gradients are autograd's of ``batch_loss`` (the one loss every strategy
+    shares), in float64, with padded (zero-weight) rows, for labels and a defense's soft targets."""
     from torch.func import functional_call, stack_module_state, vmap
 
-    from pytest_privacy.training.ensemble import _mlp_gradients, _mlp_layers
+    from pytest_privacy.engine.gradients import HandWrittenMLP, mlp_layers
+    from pytest_privacy.engine.loss import Batch, batch_loss
 
     torch.manual_seed(0)
     modules = [build_model(TrainingRecipe(hidden=(7, 5)), (2, 3), 4).double() for _ in range(3)]
@@ -201,14 +204,15 @@ def test_hand_written_mlp_backward_equals_autograd():
     wb = torch.ones(3, 9, dtype=torch.float64)
     wb[1, 6:] = 0  # a model's last, shorter minibatch
     wb[2] = 0  # a model that waits this step
+    targets = torch.softmax(torch.randn(3, 9, 4, dtype=torch.float64), -1) if soft else None
+    batch = Batch(xb, yb, wb, (True, True, False), targets)
     out = vmap(lambda p, x: functional_call(modules[0], p, (x,)))(params, xb)
-    loss = (F.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none").view_as(wb) * wb).sum(1)
-    expected = torch.autograd.grad((loss / wb.sum(1).clamp_min(1)).sum(), list(params.values()))
-    layers = _mlp_layers(modules[0])
-    got = _mlp_gradients({k: v.detach() for k, v in params.items()}, layers, xb, yb, wb)
+    expected = torch.autograd.grad(batch_loss(out, batch).sum(), list(params.values()))
+    layers = mlp_layers(modules[0])
+    got = HandWrittenMLP({k: v.detach() for k, v in params.items()}, layers)(batch)
     assert [w for w, _ in layers] == ["1.weight", "3.weight", "5.weight"]
     for name, grad in zip(params, expected):
         torch.testing.assert_close(got[name], grad, rtol=1e-10, atol=1e-12)
         assert got[name].is_contiguous()
-    assert _mlp_layers(nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 2))) is None
-    assert _mlp_layers(build_model(TrainingRecipe(model="cnn", hidden=(4,)), (8,), 2)) is None
+    assert mlp_layers(nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 2))) is None
+    assert mlp_layers(build_model(TrainingRecipe(model="cnn", hidden=(4,)), (8,), 2)) is None

@@ -1,9 +1,10 @@
 """Executors: where the models of an audit train.
 
-The trainer cuts the models that are not in the store yet into *units* (one model for a user's
-training function, a vectorised chunk for a recipe) and hands them to an executor, which runs
-``work(unit, **shared)`` for each and publishes every finished model to the store as soon as its
-unit completes, so an interrupted run keeps what it finished and a re-run trains only the rest.
+The audit cuts the models that are not in the store yet into *units* (one model for a user's
+training function, a vectorised chunk for a recipe) and hands them with a :class:`Job` to an
+executor, which runs ``job.run(unit)`` for each and publishes every finished model to the store as
+soon as its unit completes, so an interrupted run keeps what it finished and a re-run trains only
+the rest. What a job trains is the job's business; the executor only decides where.
 
 - :class:`LocalExecutor` runs the units in this process, one after another.
 - :class:`RayExecutor` submits one Ray task per unit to the cluster at ``RAY_ADDRESS`` (or a local
@@ -20,6 +21,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -29,11 +31,36 @@ from .progress import Progress, progress_bar
 if TYPE_CHECKING:
     from .store import ModelStore
 
-__all__ = ["Executor", "LocalExecutor", "RayExecutor", "TrainingFailed", "make_executor"]
+__all__ = ["Entry", "Executor", "Job", "LocalExecutor", "RayExecutor", "Trained", "TrainingFailed", "make_executor"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its error text; a CI log wants it plain
 Entry = dict[str, np.ndarray]  # one model's tensors, as the store holds them
-Work = Callable[..., list[Entry]]  # work(unit, **shared) -> one entry per model of the unit
+
+
+@dataclass(frozen=True)
+class Trained:
+    """One trained model: its ``entry`` (what the store keeps) and, when the job keeps them, the
+    live ``model`` (a training function's; weights of a function model are never stored)."""
+
+    entry: Entry
+    model: Any = None
+
+
+class Job(Protocol):
+    """Training work an executor runs, one unit of models at a time."""
+
+    @property
+    def vectorised(self) -> bool:
+        """Whether a unit may hold many models trained together (a recipe) or one (a function)."""
+
+    def run(self, unit: list[int], *, progress: Progress) -> list[Trained]:
+        """Train the ``unit`` models; one :class:`Trained` per model, in order."""
+
+    def on_worker(self, *, device: str, gpu_share: float) -> Job:
+        """The job as a remote worker runs it: on ``device``, with ``gpu_share`` of a GPU."""
+
+    def user_code(self) -> tuple[Any, ...]:
+        """The user's callables and classes the job needs (shipped to remote workers by value)."""
 
 
 class TrainingFailed(RuntimeError):
@@ -41,9 +68,10 @@ class TrainingFailed(RuntimeError):
 
 
 class Executor(Protocol):
-    """What the trainer needs from an executor."""
+    """What the audit needs from an executor."""
 
     name: str
+    in_process: bool  # whether jobs run in this process (live models come back for free)
 
     def device_type(self, device: str) -> str:
         """The device type (``"cpu"``, ``"cuda"``) models will train on, for cache keys."""
@@ -52,10 +80,10 @@ class Executor(Protocol):
         """Cut ``models`` into units of work: single models, or chunks when ``vectorised``."""
 
     def run(
-        self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
-        store: ModelStore | None, describe: Callable[[int], str], progress: Progress,
-    ) -> Iterator[tuple[list[int], list[Entry]]]:
-        """Run every unit; yield ``(unit, entries)`` as units finish, each already published to ``store``."""
+        self, job: Job, units: list[list[int]], *, keys: Sequence[str], store: ModelStore | None,
+        describe: Callable[[int], str], progress: Progress,
+    ) -> Iterator[tuple[list[int], list[Trained]]]:
+        """Run every unit; yield ``(unit, trained)`` as units finish, each already published to ``store``."""
 
     def close(self) -> None:
         """Release what the executor holds (a Ray instance it started)."""
@@ -66,17 +94,18 @@ def _failure(unit: Sequence[int], describe: Callable[[int], str], detail: str) -
     return TrainingFailed(f"training failed for {models}:\n{detail}")
 
 
-def _publish(store: ModelStore | None, keys: Sequence[str], unit: Sequence[int], entries: list[Entry]) -> bool:
+def _publish(store: ModelStore | None, keys: Sequence[str], unit: Sequence[int], trained: list[Trained]) -> bool:
     """Store each entry; whether all were stored (a read-only store or a diverged model stores none)."""
     if store is None:
         return False
-    return all([store.put(keys[i], entry) for i, entry in zip(unit, entries)])
+    return all([store.put(keys[i], t.entry) for i, t in zip(unit, trained)])  # every one, not the first False
 
 
 class LocalExecutor:
     """Train in this process: a recipe as one vectorised program, functions one model at a time."""
 
     name = "local"
+    in_process = True
 
     def device_type(self, device: str) -> str:
         from .ensemble import resolve_device
@@ -88,21 +117,21 @@ class LocalExecutor:
         return [list(models)] if vectorised else [[i] for i in models]
 
     def run(
-        self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
-        store: ModelStore | None, describe: Callable[[int], str], progress: Progress,
-    ) -> Iterator[tuple[list[int], list[Entry]]]:
+        self, job: Job, units: list[list[int]], *, keys: Sequence[str], store: ModelStore | None,
+        describe: Callable[[int], str], progress: Progress,
+    ) -> Iterator[tuple[list[int], list[Trained]]]:
         # One unit shows the engine's own (per-epoch) bar; several show a bar over models.
         # Several units: count models here; one unit (a vectorised recipe): the engine counts epochs.
         outer, inner = (progress, "off") if len(units) > 1 else ("off", progress)
         with progress_bar(sum(map(len, units)), outer, "training") as bar:
             for unit in units:
                 try:
-                    entries = work(unit, **shared, progress=inner)
+                    trained = job.run(unit, progress=inner)
                 except Exception as exc:  # (Ctrl-C is no Exception: it propagates as itself)
                     raise _failure(unit, describe, f"{type(exc).__name__}: {exc}") from exc
-                _publish(store, keys, unit, entries)
+                _publish(store, keys, unit, trained)
                 bar.update(len(unit))
-                yield unit, entries
+                yield unit, trained
 
     def close(self) -> None:
         pass
@@ -119,6 +148,7 @@ class RayExecutor:
     """
 
     name = "ray"
+    in_process = False
 
     def __init__(self, *, gpus_per_task: float = 0.0, cpus_per_task: float = 1.0, max_retries: int = 3) -> None:
         try:
@@ -177,23 +207,21 @@ class RayExecutor:
         return [part.tolist() for part in np.array_split(np.asarray(models), n)]
 
     def run(
-        self, work: Work, shared: dict[str, Any], units: list[list[int]], *, keys: Sequence[str],
-        store: ModelStore | None, describe: Callable[[int], str], progress: Progress,
-    ) -> Iterator[tuple[list[int], list[Entry]]]:
+        self, job: Job, units: list[list[int]], *, keys: Sequence[str], store: ModelStore | None,
+        describe: Callable[[int], str], progress: Progress,
+    ) -> Iterator[tuple[list[int], list[Trained]]]:
         ray = self._ray()
-        for value in shared.values():
-            _pickle_user_code_by_value(value)
+        for code in job.user_code():
+            _pickle_user_code_by_value(code)
         device = "cuda" if self.gpus_per_task > 0 else "cpu"
         on_workers = store is not None and store.reachable_from_workers(local_cluster=self.local_instance)
         task = ray.remote(_ray_task).options(
             num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
             max_retries=self.max_retries, retry_exceptions=True,
         )
-        shared_ref = ray.put({**shared, "device": device})
+        job_ref = ray.put(job.on_worker(device=device, gpu_share=self.gpus_per_task))
         pending = {
-            task.remote(
-                work, unit, shared_ref, [keys[i] for i in unit], store.root if on_workers else None, self.gpus_per_task
-            ): unit
+            task.remote(job_ref, unit, [keys[i] for i in unit], store.root if on_workers else None): unit
             for unit in units
         }
         try:
@@ -202,18 +230,19 @@ class RayExecutor:
                     done, _ = ray.wait(list(pending), num_returns=1)
                     unit = pending.pop(done[0])
                     try:
-                        entries = ray.get(done[0])
+                        trained = ray.get(done[0])
                     except ray.exceptions.RayError as exc:
                         where = f"on a Ray worker, {self.max_retries + 1} attempts; the worker's traceback"
                         raise _failure(unit, describe, f"({where}:)\n{_ANSI.sub('', str(exc))}") from None
-                    if entries is None:  # published by the worker
+                    if trained is None:  # published by the worker
                         entries = [store.get(keys[i]) for i in unit]
                         if any(e is None for e in entries):
                             raise _failure(unit, describe, "a worker published it, but the store cannot read it back")
+                        trained = [Trained(e) for e in entries]
                     else:
-                        _publish(store, keys, unit, entries)
+                        _publish(store, keys, unit, trained)
                     bar.update(len(unit))
-                    yield unit, entries
+                    yield unit, trained
         finally:
             for ref in pending:  # interrupted or failed: stop the rest
                 ray.cancel(ref, force=True)
@@ -226,43 +255,30 @@ class RayExecutor:
             self._started = False
 
 
-def _ray_task(
-    work: Work, unit: list[int], shared: dict[str, Any], keys: list[str], store_root: str | None, gpu_share: float = 0.0
-) -> Any:
-    """A Ray task: train a unit; publish it to the store when the worker reaches it, else return it.
-
-    A task holding a fraction of a GPU sizes its chunks to that fraction of the GPU's free memory
-    (the GPU is shared with the other tasks Ray packs onto it), unless a budget was set.
-    """
-    if 0 < gpu_share < 1 and "max_memory" in shared and shared["max_memory"] is None:
-        import torch
-
-        from .ensemble import default_memory_budget
-
-        shared = {**shared, "max_memory": int(default_memory_budget(torch.device("cuda")) * gpu_share)}
-    entries = work(unit, **shared, progress="off")
+def _ray_task(job: Job, unit: list[int], keys: list[str], store_root: str | None) -> list[Trained] | None:
+    """A Ray task: train a unit; publish it to the store when the worker reaches it and return None,
+    else (or when the job keeps live models, or the store refused one) return what it trained."""
+    trained = job.run(unit, progress="off")
     if store_root is None:
-        return entries
+        return trained
     from .store import ModelStore
 
-    # Entries the store refused (a diverged model) travel back: the driver then holds them.
-    return None if _publish(ModelStore(store_root), keys, range(len(unit)), entries) else entries
+    published = _publish(ModelStore(store_root), keys, range(len(unit)), trained)
+    return None if published and all(t.model is None for t in trained) else trained
 
 
-def _pickle_user_code_by_value(obj: Any) -> None:
-    """Ship user code (a conftest's training function or model factory) to workers by value:
-    workers of a remote cluster cannot import test modules, which are not installed packages."""
-    candidates = [obj, getattr(obj, "model", None)]  # a function, or a recipe's model factory
-    for fn in candidates:
-        module = sys.modules.get(getattr(fn, "__module__", None) or "")
-        path = getattr(module, "__file__", None)
-        if not callable(fn) or module is None or path is None or module.__name__.startswith("pytest_privacy"):
-            continue
-        if "site-packages" in path or "dist-packages" in path:
-            continue
-        from ray import cloudpickle
+def _pickle_user_code_by_value(code: Any) -> None:
+    """Ship user code (a conftest's training function, model factory or defense) to workers by
+    value: workers of a remote cluster cannot import test modules, which are not installed packages."""
+    module = sys.modules.get(getattr(code, "__module__", None) or "")
+    path = getattr(module, "__file__", None)
+    if module is None or path is None or module.__name__.startswith("pytest_privacy"):
+        return
+    if "site-packages" in path or "dist-packages" in path:
+        return
+    from ray import cloudpickle
 
-        cloudpickle.register_pickle_by_value(module)
+    cloudpickle.register_pickle_by_value(module)
 
 
 def make_executor(

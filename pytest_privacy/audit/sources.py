@@ -1,0 +1,202 @@
+"""Model sources: how the models of an audit are built, and what names them in the cache.
+
+- :class:`RecipeSource`: a :class:`~pytest_privacy.TrainingRecipe`, trained by the engine as one
+  vectorised program; weights and logits are stored, the target and references come back as an
+  :class:`~pytest_privacy.Ensemble`.
+- :class:`FunctionSource`: the user's ``train_fn(x, y, *, seed, device) -> model``, called once per
+  model; only logits are stored (weights of arbitrary models are never pickled), and the target is
+  a :class:`~pytest_privacy.querying.CachedTarget` that retrains on demand.
+
+Each source owns its cache key: everything that determines a model (its leading tag changes with
+the arithmetic, so old entries are never read as new ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from ..engine.executors import Entry, Trained
+from ..engine.keep import function_seed, torch_seed
+from ..engine.recipe import TrainingRecipe, callable_identity
+from ..engine.store import digest
+from ..querying import CachedTarget, is_module
+
+if TYPE_CHECKING:
+    from ..engine.progress import Progress
+    from .job import TrainJob
+
+__all__ = ["FunctionSource", "ModelSource", "RecipeSource", "model_source", "training_function"]
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a source makes of its trained models: the target, how to query the references on new
+    inputs (None: only their stored logits), and a recipe's ensemble."""
+
+    target: Any
+    predict: Callable[[np.ndarray], np.ndarray] | None = None
+    ensemble: Any = None
+
+
+class ModelSource(Protocol):
+    """How an audit's models are built; see :class:`RecipeSource` and :class:`FunctionSource`."""
+
+    vectorised: bool  # many models per unit of work (one program) or one at a time
+    augmentations: tuple[str, ...]  # the query set the stored logits cover
+    validation_share: float  # share of the data a defense needs held out (0: none)
+
+    def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
+        """Cache key of one model."""
+
+    def seed_of(self, seed: np.random.SeedSequence) -> int:
+        """The integer a person reproduces the model with (what the training was handed)."""
+
+    def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
+        """Train the ``unit`` models of ``job``: each one's logits on ``job.x`` (and more)."""
+
+    def build(self, job: TrainJob, entries: list[Entry], *, target: Any, retrain: Callable[[], Any]) -> Built:
+        """The target and references from every model's entry (the target's last); ``target`` is
+        the live target when it came back from training, ``retrain`` trains it again."""
+
+    def user_code(self) -> tuple[Any, ...]:
+        """The user's callables and classes training runs (shipped to remote workers by value)."""
+
+
+def _versions(device_type: str) -> tuple[str, str, str]:
+    import torch
+
+    from .. import __version__
+
+    return __version__, torch.__version__, device_type
+
+
+@dataclass(frozen=True)
+class RecipeSource:
+    """Models of a :class:`~pytest_privacy.TrainingRecipe`, trained by the vectorised engine."""
+
+    recipe: TrainingRecipe
+    vectorised = True
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        return tuple(self.recipe.augmentations)
+
+    @property
+    def validation_share(self) -> float:
+        return 0.0 if self.recipe.defense is None else self.recipe.defense.validation_share
+
+    def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
+        # /4: defenses as settings objects and one shared loss (mixup's soft targets)
+        return digest(
+            "pytest-privacy-model/4", self.recipe.canonical_json(), data_id, np.packbits(keep_row),
+            seed.entropy, seed.spawn_key, *_versions(device_type),
+            "bf16-autocast" if device_type == "cuda" else "float32",
+        )
+
+    def seed_of(self, seed: np.random.SeedSequence) -> int:
+        return torch_seed(seed)
+
+    def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
+        from ..engine.ensemble import train_models
+
+        trained = train_models(
+            self.recipe, job.x, job.y, job.keep[unit], [job.seeds[i] for i in unit], device=job.device,
+            max_memory=job.max_memory, progress=progress, validation=job.validation,
+        )
+        logits = trained.logits(job.x, device=job.device)
+        return [
+            Trained({"logits": logits[j], **{f"param.{k}": v[j].numpy() for k, v in trained.params.items()}})
+            for j in range(len(unit))
+        ]
+
+    def build(self, job: TrainJob, entries: list[Entry], *, target: Any, retrain: Callable[[], Any]) -> Built:
+        import torch
+
+        from ..engine.ensemble import Ensemble
+
+        params = {
+            k.removeprefix("param."): torch.from_numpy(np.stack([e[k] for e in entries]))
+            for k in entries[0] if k.startswith("param.")
+        }
+        n_classes = int(entries[0]["logits"].shape[-1])
+        ensemble = Ensemble(self.recipe, params, job.keep, list(job.seeds), tuple(job.x.shape[1:]), n_classes)
+        n_references = len(entries) - 1
+        return Built(ensemble.model(n_references), ensemble.predictor(range(n_references)), ensemble)
+
+    def user_code(self) -> tuple[Any, ...]:
+        code = (self.recipe.model,) if callable(self.recipe.model) else ()
+        return code + ((type(self.recipe.defense),) if self.recipe.defense is not None else ())
+
+
+@dataclass(frozen=True)
+class FunctionSource:
+    """Models of the user's ``train_fn(x, y, *, seed, device) -> model``, one call per model."""
+
+    train_fn: Callable[..., Any]
+    vectorised = False
+    augmentations: tuple[str, ...] = ()
+    validation_share = 0.0
+
+    def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
+        # /2: training functions get 31-bit seeds (function_seed)
+        return digest(
+            "pytest-privacy-fn/2", function_identity(self.train_fn), data_id, np.packbits(keep_row),
+            seed.entropy, seed.spawn_key, *_versions(device_type),
+        )
+
+    def seed_of(self, seed: np.random.SeedSequence) -> int:
+        return function_seed(seed)
+
+    def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
+        from ..engine.ensemble import resolve_device
+        from ..querying import query_logits
+
+        device = str(resolve_device(job.device))
+        out = []
+        for i in unit:
+            model = self.train_fn(job.x[job.keep[i]], job.y[job.keep[i]], seed=self.seed_of(job.seeds[i]), device=device)
+            entry = {"logits": query_logits(model, job.x).astype(np.float32)}
+            out.append(Trained(entry, model if job.keep_models else None))
+        return out
+
+    def build(self, job: TrainJob, entries: list[Entry], *, target: Any, retrain: Callable[[], Any]) -> Built:
+        # The same kind of object on a cold and a warm cache, whichever process trained it.
+        return Built(CachedTarget(job.x, entries[-1]["logits"][:, 0], retrain, model=target))
+
+    def user_code(self) -> tuple[Any, ...]:
+        return (self.train_fn,)
+
+
+def model_source(how: Any) -> ModelSource:
+    """The source for what a user gave: a recipe, a training function, or a source itself."""
+    if isinstance(how, (RecipeSource, FunctionSource)):
+        return how
+    if isinstance(how, TrainingRecipe):
+        return RecipeSource(how)
+    if not callable(how) or is_module(how):
+        raise TypeError(
+            f"an audit trains a pytest_privacy.TrainingRecipe or a training function (x, y, *, seed, device) -> "
+            f"model, got {'an nn.Module instance' if is_module(how) else type(how).__name__}: wrap your "
+            "training loop in a function that builds, trains and returns a fresh model."
+        )
+    return FunctionSource(how)
+
+
+def training_function(version: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a ``privacy_train_fn`` with a version: bump it to retrain when something the function
+    depends on (but its source does not show) changes; the cache key includes it."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__pytest_privacy_version__ = version  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def function_identity(fn: Callable[..., Any]) -> str:
+    """What names a training function in cache keys: qualified name, source hash and version."""
+    return f"{callable_identity(fn)}@{getattr(fn, '__pytest_privacy_version__', None)}"

@@ -1,0 +1,128 @@
+"""PrivacyTrainer: the one path from a model source and a data set to an audit's trained models.
+
+It joins the split, the store, locks, the executor and progress: every model (each reference, the
+target, and a training function's target trained again for an attack that needs it live) is looked
+up in the store under its key, trained by the executor when missing, published, and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..data import Population, References
+from ..engine.executors import Executor, LocalExecutor, Trained
+from ..engine.progress import Progress
+from ..engine.store import ModelStore, digest
+from .dataset import as_dataset
+from .job import TrainJob
+from .setup import AuditSetup
+from .sources import model_source
+from .split import Split
+
+__all__ = ["PrivacyTrainer"]
+
+
+@dataclass
+class PrivacyTrainer:
+    """Trains and memoises audits, reusing models from a ``store`` when given one.
+
+    Each model is cached on its own (keyed by its source), so a larger reference set trains only the
+    new references, and a re-run with nothing changed trains nothing. Work on one reference set is
+    serialised by a lock, so xdist workers that need it train it once.
+    """
+
+    store: ModelStore | None = None
+    max_memory: int | None = None
+    progress: Callable[[], AbstractContextManager[Progress]] | None = None
+    executor: Executor = field(default_factory=LocalExecutor)
+    _memo: dict[str, AuditSetup] = field(default_factory=dict)
+    models_trained: int = 0
+    models_loaded: int = 0
+    seconds_training: float = 0.0
+
+    def audit(
+        self, how: Any, dataset: Any, *, n_references: int, seed: int, device: str = "auto", population: float = 0.0,
+    ) -> AuditSetup:
+        """Train (or reuse) the target and ``n_references`` references on ``dataset``.
+
+        ``how`` is a :class:`~pytest_privacy.TrainingRecipe`, a training function
+        ``(x, y, *, seed, device) -> model`` (called once per model on its half with a per-model
+        integer seed), or a model source. ``population`` > 0 holds that share of the points out of
+        every model's training and of the audit, as RMIA's population (``References.population``).
+        """
+        source = model_source(how)
+        x, y = as_dataset(dataset)
+        device_type = self.executor.device_type(device)
+        split = Split.make(len(x), n_references, seed, validation=source.validation_share, population=population)
+        data_id = digest(x, y)
+        keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep, split.seeds)]
+        set_key = digest(*keys)
+        if set_key in self._memo:
+            return self._memo[set_key]
+        job = TrainJob(
+            source, x, y, split.keep, split.seeds, device, self.max_memory, split.validation,
+            keep_models=self.executor.in_process,  # live models come back for free in this process
+        )
+        start = time.perf_counter()
+        trained = self._train(job, keys, range(len(keys)), reuse=True)
+        elapsed = time.perf_counter() - start
+
+        def retrain_target() -> Any:
+            # An attack that needs the live target (perturbed inputs, gradients) when its weights
+            # are not stored: the same job, model and key, through the same lock, executor and count.
+            [again] = self._train(replace(job, keep_models=True), keys, [split.target], reuse=False)
+            return again.model
+
+        built = source.build(job, [t.entry for t in trained], target=trained[-1].model, retrain=retrain_target)
+        logits = np.stack([t.entry["logits"] for t in trained[:n_references]])
+        points, held = split.points, split.population
+        references = References(
+            logits[:, points], split.keep[:n_references][:, points], source.augmentations, seed, predict=built.predict,
+            population=Population(x[held], y[held], logits[:, held]) if held.size else None,
+        )
+        setup = AuditSetup(
+            built.target, x, y, references, seed, elapsed, points, split.keep[-1], ensemble=built.ensemble
+        )
+        self._memo[set_key] = setup
+        return setup
+
+    def _train(self, job: TrainJob, keys: list[str], models: Sequence[int], *, reuse: bool) -> list[Trained]:
+        """``models``' trained entries: from the store (when ``reuse``), or trained by the executor
+        (and published) when missing. The lock covers the whole reference set, so xdist workers
+        that need it train it once."""
+        source = job.source
+
+        def describe(i: int) -> str:
+            name = "the target model" if i == len(keys) - 1 else f"reference model {i}"
+            return f"{name} (seed {source.seed_of(job.seeds[i])})"  # the seed a person reproduces it with
+
+        lock = self.store.lock(digest(*keys)) if self.store is not None else nullcontext()
+        start = time.perf_counter()
+        with lock:
+            found: dict[int, Trained] = {}
+            if reuse and self.store is not None:
+                for i in models:
+                    entry = self.store.get(keys[i])
+                    if entry is not None:
+                        found[i] = Trained(entry)
+            self.models_loaded += len(found)
+            missing = [i for i in models if i not in found]
+            if missing:
+                show = self.progress() if self.progress is not None else nullcontext("off")
+                with show as progress:
+                    units = self.executor.units(missing, vectorised=job.vectorised)
+                    try:
+                        for unit, got in self.executor.run(
+                            job, units, keys=keys, store=self.store, describe=describe, progress=progress
+                        ):
+                            found.update(zip(unit, got))
+                            self.models_trained += len(unit)  # as they finish: an interrupted run counts right
+                    finally:
+                        self.seconds_training += time.perf_counter() - start
+        return [found[i] for i in models]

@@ -1,0 +1,267 @@
+"""Train M models as one vectorised program and query them together (ARCHITECTURE.md: the engine).
+
+Parameters of the M models are stacked ``[M, ...]``; one ``torch.func.vmap(grad(...))`` computes all
+M gradients per step, each model on its own minibatch drawn from its own keep subset, and one
+functional optimizer updates the stacked tensors. Adam and SGD are elementwise, so this is exactly M
+separate optimizers. Every random choice of model ``m`` (initialisation, batch order, augmentation)
+comes from its own ``SeedSequence``, never from a global generator, so model ``m`` is the same
+whether it is trained alone or with others.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..augmentations import make_queries
+from .keep import child_seed, model_seeds, torch_seed
+from .progress import Progress, progress_bar
+from .recipe import TrainingRecipe, build_model
+from .stack import forward_all, train_stack
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["Ensemble", "bytes_per_model", "resolve_device", "train_ensemble", "train_models"]
+
+_EVAL_BYTES = 256 << 20  # activation memory one querying forward may use, all models together
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, else CPU; an unavailable explicit device is an error."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device={device!r} was requested but CUDA is not available; use device='auto' or 'cpu'."
+        )
+    return dev
+
+
+@dataclass
+class Ensemble:
+    """M trained models of one recipe, stored as stacked parameters on the CPU.
+
+    ``keep[m, n]`` says whether model ``m`` trained on point ``n`` of the data it was trained on.
+    """
+
+    recipe: TrainingRecipe
+    params: dict[str, torch.Tensor]
+    keep: np.ndarray
+    seeds: list[np.random.SeedSequence]
+    example_shape: tuple[int, ...]
+    n_classes: int
+    _base: nn.Module | None = field(default=None, repr=False)
+    seed: int | None = None
+    _activations: int | None = field(default=None, repr=False)  # per example, for eval batch sizes
+
+    def __len__(self) -> int:
+        return int(self.keep.shape[0])
+
+    @property
+    def base(self) -> nn.Module:
+        """The architecture (weights not meaningful), used with ``functional_call``."""
+        if self._base is None:
+            import torch
+
+            with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+                self._base = build_model(self.recipe, self.example_shape, self.n_classes)
+        return self._base
+
+    def model(self, m: int) -> nn.Module:
+        """Model ``m`` as a plain ``nn.Module`` in eval mode, on the CPU."""
+        import copy
+
+        if not -len(self) <= m < len(self):
+            raise IndexError(f"model index {m} out of range for an ensemble of {len(self)}.")
+        module = copy.deepcopy(self.base)
+        module.load_state_dict({k: v[m].clone() for k, v in self.params.items()}, strict=True)
+        return module.eval()
+
+    def predictor(self, models: Sequence[int]) -> Callable[[np.ndarray], np.ndarray]:
+        """``x -> logits [len(models), B, C]`` of ``models`` on a batch, without augmentations: how
+        attacks query references on new inputs (``References.predict``)."""
+        return lambda xb: self.logits(xb, queries=False, models=models)[:, :, 0]
+
+    def logits(
+        self, x: np.ndarray, *, queries: bool = True, device: str = "auto", models: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Logits ``[M, N, A, C]`` (float32) of every model on ``x`` and, with ``queries``, on the
+        recipe's augmentations of it (``A = 1`` without)."""
+        import torch
+
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.example_shape:
+            raise ValueError(f"x has examples of shape {x.shape[1:]}, the models expect {self.example_shape}.")
+        q = make_queries(x, self.recipe.augmentations if queries else ())
+        n, a = q.shape[:2]
+        dev = resolve_device(device)
+        idx = list(range(len(self))) if models is None else list(models)
+        # The first k models (all of them, or the references before the target) are a view;
+        # only another selection copies the stacked weights.
+        take = slice(0, len(idx)) if idx == list(range(len(idx))) else idx
+        params = {k: v[take].to(dev) for k, v in self.params.items()}
+        flat = torch.from_numpy(q.reshape(n * a, *self.example_shape))
+        if self._activations is None:  # a dry run of the model: once, not per query batch
+            self._activations = activations_per_example(self.base, self.example_shape)
+        per_row = 4 * len(idx) * self._activations
+        rows = max(16, _EVAL_BYTES // max(per_row, 1))
+        out = []
+        with torch.no_grad():
+            for start in range(0, n * a, rows):
+                xb = flat[start : start + rows].to(dev)
+                out.append(forward_all(self.base, params, xb).float().cpu())
+        logits = torch.cat(out, dim=1).numpy()
+        return logits.reshape(len(idx), n, a, -1)
+
+
+def train_ensemble(
+    recipe: TrainingRecipe,
+    x: np.ndarray,
+    y: np.ndarray,
+    keep: np.ndarray,
+    *,
+    seed: int,
+    device: str = "auto",
+    max_memory: int | None = None,
+    progress: Progress | bool = False,
+    validation: np.ndarray | None = None,
+) -> Ensemble:
+    """Train ``M = keep.shape[0]`` models of ``recipe``, model ``m`` on the points where ``keep[m]``.
+
+    Model ``m`` uses ``model_seeds(seed, [m])``; it equals (allclose) the same model trained alone.
+    ``max_memory`` (bytes) bounds how many models train at once; see :func:`train_models`.
+    ``validation`` (indices) is the held-out pool a defense with a ``validation_share`` (MMD) needs.
+    """
+    keep = np.asarray(keep)
+    if keep.ndim != 2 or keep.dtype != np.bool_:
+        raise ValueError(f"keep must be a 2-D bool array [M, N], got {keep.dtype} {keep.shape}.")
+    seeds = model_seeds(seed, range(keep.shape[0]))
+    ensemble = train_models(
+        recipe, x, y, keep, seeds, device=device, max_memory=max_memory, progress=progress, validation=validation
+    )
+    ensemble.seed = seed
+    return ensemble
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """Bytes the trainer may use: 80% of free GPU memory on CUDA, a quarter of RAM on CPU."""
+    import torch
+
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(0.8 * free)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 4 << 30
+
+
+def bytes_per_model(module: nn.Module, example_shape: tuple[int, ...], batch_size: int) -> int:
+    """Training memory of one model: parameters with gradient and two optimizer buffers, plus
+    every layer's activations (kept for backward, and their gradients) for one minibatch."""
+    n_params = sum(p.numel() for p in module.parameters())
+    return 4 * (4 * n_params + 2 * activations_per_example(module, example_shape) * batch_size)
+
+
+def activations_per_example(module: nn.Module, example_shape: tuple[int, ...]) -> int:
+    """Number of values all leaf layers output for one example (a dry run on zeros)."""
+    import torch
+
+    activations = 0
+
+    def count(_: nn.Module, __: Any, out: Any) -> None:
+        nonlocal activations
+        if isinstance(out, torch.Tensor):
+            activations += out.numel()
+
+    hooks = [m.register_forward_hook(count) for m in module.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            module(torch.zeros((1, *example_shape)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return activations
+
+
+def train_models(
+    recipe: TrainingRecipe,
+    x: np.ndarray,
+    y: np.ndarray,
+    keep: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    *,
+    device: str = "auto",
+    max_memory: int | None = None,
+    progress: Progress | bool = False,
+    validation: np.ndarray | None = None,
+) -> Ensemble:
+    """Train one model per row of ``keep`` with the matching per-model seed (the engine's core).
+
+    Models train in chunks that fit ``max_memory`` bytes (default: :func:`default_memory_budget`);
+    chunking never changes a model, since each draws only from its own seed.
+    """
+    import torch
+
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y)
+    if x.shape[0] != y.shape[0] or keep.shape[1] != x.shape[0] or len(seeds) != keep.shape[0]:
+        raise ValueError(
+            f"x ({x.shape[0]}), y ({y.shape[0]}), keep columns ({keep.shape[1]}) and seeds/keep rows "
+            f"({len(seeds)}/{keep.shape[0]}) must agree."
+        )
+    if (keep.sum(axis=1) == 0).any():
+        raise ValueError("every model needs at least one training point (a keep row is all False).")
+    if recipe.defense is not None and recipe.defense.validation_share > 0:
+        if validation is None or len(validation) == 0:
+            raise ValueError(
+                f"defense {recipe.defense.kind!r} needs a validation pool: pass validation=indices of held-out points."
+            )
+        validation = np.asarray(validation, dtype=np.int64)
+        if keep[:, validation].any():
+            raise ValueError("validation points must not be training points of any model (keep[:, validation] is True).")
+    dev = resolve_device(device)
+    example_shape = tuple(x.shape[1:])
+    n_classes = int(y.max()) + 1
+    modules = []
+    for s in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed(child_seed(s, 0)))
+            modules.append(build_model(recipe, example_shape, n_classes))
+    if list(modules[0].buffers()):
+        raise ValueError(
+            "the model has buffers (e.g. BatchNorm running statistics), which the vectorised trainer "
+            "cannot batch; use GroupNorm/LayerNorm, or pass your own training function."
+        )
+    budget = default_memory_budget(dev) if max_memory is None else int(max_memory)
+    per_model = bytes_per_model(modules[0], example_shape, recipe.batch_size)
+    if recipe.defense is not None:
+        n_params = sum(p.numel() for p in modules[0].parameters())
+        per_model += recipe.defense.extra_bytes_per_model(n_params, recipe.batch_size)
+    chunk = max(1, min(len(modules), budget // max(per_model, 1)))
+    queries = torch.from_numpy(make_queries(x, recipe.augmentations)).to(dev)  # [N, A, ...]
+    labels = torch.from_numpy(y.astype(np.int64)).to(dev)
+    stacks = []
+    total = recipe.epochs * math.ceil(len(modules) / chunk)
+    with progress_bar(total, progress, f"training {len(modules)} models", unit="epoch") as bar:
+        for start in range(0, len(modules), chunk):
+            part = slice(start, start + chunk)
+            stacks.append(
+                train_stack(
+                    recipe, modules[part], keep[part], list(seeds)[part], queries, labels, n_classes, dev, bar.update,
+                    validation,
+                )
+            )
+    params = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}
+    base = modules[0].to("meta").to_empty(device="cpu")  # architecture only; weights live in params
+    return Ensemble(recipe, params, keep.copy(), list(seeds), example_shape, n_classes, _base=base)
