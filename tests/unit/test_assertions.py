@@ -17,8 +17,8 @@ from pytest_privacy import (
     attack_scores,
     train_ensemble,
 )
-from pytest_privacy.report import recording
 from pytest_privacy.audit import PrivacyTrainer
+from pytest_privacy.report import recording
 
 MEMORISE = TrainingRecipe(hidden=(128,), epochs=40)
 
@@ -37,6 +37,7 @@ def stranger(noise_setup):
     return ens.model(0)
 
 
+@pytest.mark.slow
 def test_a_model_trained_on_noise_labels_leaks(noise_setup):
     data = noise_setup.membership_data()
     with recording("a-test") as recorded, pytest.raises(PrivacyLeakError) as info:
@@ -50,6 +51,7 @@ def test_a_model_trained_on_noise_labels_leaks(noise_setup):
     assert result.seed == 0 and result.n_references == 8
 
 
+@pytest.mark.slow
 def test_a_model_that_never_saw_the_data_does_not_leak(noise_setup, stranger):
     data = noise_setup.membership_data()
     r = assert_tpr_at_fpr_below(stranger, data, fpr=0.05, max_tpr=0.2)
@@ -60,12 +62,14 @@ def test_a_model_that_never_saw_the_data_does_not_leak(noise_setup, stranger):
         assert_auc_below(noise_setup.target, data, max_auc=0.6)
 
 
+@pytest.mark.slow
 def test_shuffled_membership_labels_do_not_leak(noise_setup):
     shuffled = noise_setup.membership_data().shuffled_membership(seed=1)
     for attack in ("lira", "lira_offline", "loss"):
         assert assert_tpr_at_fpr_below(noise_setup.target, shuffled, fpr=0.05, max_tpr=0.2, attack=attack).verdict is Verdict.PASS
 
 
+@pytest.mark.slow
 def test_probabilities_and_logits_give_the_same_scores(noise_setup):
     import torch
 
@@ -80,6 +84,7 @@ def test_probabilities_and_logits_give_the_same_scores(noise_setup):
     np.testing.assert_allclose(s1, s2, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_inconclusive_policies(noise_setup):
     data = noise_setup.membership_data()  # 300 non-members cannot certify FPR <= 1e-3
     with pytest.raises(PrivacyInconclusiveError, match="needs >= 3,688 non-members"):
@@ -89,6 +94,7 @@ def test_inconclusive_policies(noise_setup):
     assert r.verdict is Verdict.INCONCLUSIVE
 
 
+@pytest.mark.slow
 def test_helpful_errors(noise_setup):
     data = noise_setup.membership_data()
     no_refs = MembershipData(data.x, data.y, data.is_member)
@@ -111,6 +117,7 @@ def _never_called(x):
     raise AssertionError("a bad parameter must be rejected before the model is queried")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -136,6 +143,7 @@ def test_bad_parameters_are_errors_before_any_query(noise_setup, call, match):
         call(noise_setup.membership_data())
 
 
+@pytest.mark.slow
 def test_label_only_attacks_through_the_helpers(noise_setup, stranger):
     data = noise_setup.membership_data()
     target = noise_setup.target
@@ -157,6 +165,7 @@ def test_label_only_attacks_through_the_helpers(noise_setup, stranger):
     assert (gap.queries, augmentation.queries, noise.queries, boundary.queries) == (n, 3 * n, 100 * n, 0)
 
 
+@pytest.mark.slow
 def test_label_only_attacks_accept_a_labels_only_callable(noise_setup):
     import torch
 
@@ -176,6 +185,7 @@ def test_label_only_attacks_accept_a_labels_only_callable(noise_setup):
         assert_tpr_at_fpr_below(target, data, fpr=0.05, max_tpr=1.0, attack="loss", attack_options={"k": 1})
 
 
+@pytest.mark.slow
 def test_trained_augmentation_attack_fits_on_references_only(noise_setup):
     data = noise_setup.membership_data()
     r = assert_tpr_at_fpr_below(noise_setup.target, data, fpr=0.05, max_tpr=1.0, attack="label_only_augmentation_trained")
@@ -185,6 +195,7 @@ def test_trained_augmentation_attack_fits_on_references_only(noise_setup):
         assert_tpr_at_fpr_below(noise_setup.target, no_refs, fpr=0.05, max_tpr=1.0, attack="label_only_augmentation_trained")
 
 
+@pytest.mark.slow
 def test_rmia_uses_a_held_out_population_and_beats_lira_with_few_references():
     from pytest_privacy.metrics import auc
 

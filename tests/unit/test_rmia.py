@@ -8,8 +8,8 @@ import pytest
 
 from pytest_privacy.attacks.lira import lira_scores
 from pytest_privacy.attacks.rmia import rmia_scores
-from pytest_privacy.metrics import auc
 from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.metrics import auc
 
 
 def _true_prob(logits, label):

@@ -12,13 +12,13 @@ from helpers import noise_labels
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.audit import PrivacyTrainer
-from pytest_privacy.engine.keep import model_seeds
 from pytest_privacy.engine.executors import (
     LocalExecutor,
     RayExecutor,
     TrainingFailed,
     make_executor,
 )
+from pytest_privacy.engine.keep import model_seeds
 from pytest_privacy.engine.store import MARKER, ModelStore
 from pytest_privacy.querying import query_logits
 
@@ -117,6 +117,7 @@ def test_make_executor_and_its_errors():
     assert RayExecutor(gpus_per_task=0.25).device_type("auto") == "cuda"
 
 
+@pytest.mark.slow
 def test_a_fractional_gpu_task_budgets_its_share_of_memory(monkeypatch, data):
     from pytest_privacy import TrainingRecipe
     from pytest_privacy.audit import RecipeSource, TrainJob
@@ -132,6 +133,7 @@ def test_a_fractional_gpu_task_budgets_its_share_of_memory(monkeypatch, data):
     assert on(job, 0.25).device == "cuda"
 
 
+@pytest.mark.slow
 def test_local_failure_names_the_model_and_its_seed(data):
     seeds = _seeds(PrivacyTrainer(), data)
     fn = Flaky(seeds[2], ValueError("loss is NaN at step 3"))
@@ -140,6 +142,7 @@ def test_local_failure_names_the_model_and_its_seed(data):
     assert isinstance(info.value.__cause__, ValueError)  # the user's traceback is chained
 
 
+@pytest.mark.slow
 def test_interrupted_run_trains_only_what_is_missing(tmp_path, data):
     seeds = _seeds(PrivacyTrainer(), data)
     fn = Flaky(seeds[3], KeyboardInterrupt())  # Ctrl-C while model 3 trains
@@ -153,6 +156,7 @@ def test_interrupted_run_trains_only_what_is_missing(tmp_path, data):
     assert (again.models_trained, again.models_loaded) == (2, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_ray_gives_the_local_results(ray_cluster, tmp_path, data):
     local = PrivacyTrainer().audit(train_mlp, data, n_references=N_REFS, seed=0)
@@ -174,6 +178,7 @@ def test_ray_gives_the_local_results(ray_cluster, tmp_path, data):
         np.testing.assert_allclose(ray_setup.ensemble.params[name], value, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_a_killed_worker_is_retried_and_leaves_no_partial_entry(ray_cluster, tmp_path, data):
     seeds = _seeds(PrivacyTrainer(), data)
@@ -187,6 +192,7 @@ def test_a_killed_worker_is_retried_and_leaves_no_partial_entry(ray_cluster, tmp
     np.testing.assert_allclose(setup.references.logits, local.references.logits, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_a_task_that_keeps_failing_names_model_seed_and_traceback(ray_cluster, tmp_path, data):
     seeds = _seeds(PrivacyTrainer(), data)
@@ -206,6 +212,7 @@ def test_a_task_that_keeps_failing_names_model_seed_and_traceback(ray_cluster, t
     assert (again.models_trained, again.models_loaded) == (N_REFS + 1 - published, published)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("ray")
 def test_user_training_loop_on_ray_fails_and_passes_for_real_reasons(pytester, ray_cluster):
     """The train_fn suite under --privacy-executor=ray, with the first model's worker killed: the

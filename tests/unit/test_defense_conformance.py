@@ -80,6 +80,7 @@ def test_a_defense_is_named_in_a_recipe_and_keys_the_cache(kind):
         DEFENSES[kind].model_validate({"kind": kind, "no_such_setting": 1})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["mlp", _tanh_mlp], ids=["hand-written-backward", "autograd"])
 @pytest.mark.parametrize("kind", _kinds())
 def test_a_defended_model_is_its_own_deterministic_and_changed(kind, model):
@@ -102,6 +103,7 @@ def test_a_defended_model_is_its_own_deterministic_and_changed(kind, model):
     assert changed, f"defense {kind!r} trained exactly the undefended models"
 
 
+@pytest.mark.slow
 def test_the_toy_defense_does_what_it_says():
     """Label smoothing caps the confidence a model learns: its members' mean top probability is
     below the undefended model's (and near the smoothed target's 1 - s + s / C)."""

@@ -6,7 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytest_privacy import TrainingRecipe, balanced_keep, load_example_dataset, train_ensemble
+from pytest_privacy import (
+    TrainingRecipe,
+    balanced_keep,
+    load_example_dataset,
+    train_ensemble,
+)
 from pytest_privacy.engine.ensemble import train_models
 from pytest_privacy.engine.keep import child_seed, model_seeds, torch_seed
 from pytest_privacy.engine.recipe import build_model
@@ -39,6 +44,7 @@ def _plain_loop(recipe, x, y, keep_row, seed):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "recipe",
     [
@@ -60,6 +66,7 @@ def test_ensemble_member_equals_a_plain_pytorch_loop(data, recipe):
         np.testing.assert_allclose(ens.logits(x, queries=False)[m, :, 0], expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_member_of_16_equals_the_model_trained_alone(data):
     x, y = data
     recipe = TrainingRecipe(hidden=(32,), epochs=4)
@@ -74,6 +81,7 @@ def test_member_of_16_equals_the_model_trained_alone(data):
         np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), together.logits(x)[11, :, 0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_same_logits_bit_for_bit(data):
     x, y = data
     recipe = TrainingRecipe(hidden=(16,), epochs=2)
@@ -85,6 +93,7 @@ def test_same_seed_same_logits_bit_for_bit(data):
     assert not np.allclose(a, c)
 
 
+@pytest.mark.slow
 def test_models_learn(data):
     x, y = data
     ens = train_ensemble(TrainingRecipe(hidden=(64,), epochs=20), x, y, balanced_keep(2, len(x), 0), seed=0)
@@ -92,6 +101,7 @@ def test_models_learn(data):
     assert (acc > 0.8).all()  # the 4-class mixture is ~90% separable; chance is 25%
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name,kwargs,recipe,queries",
     [
@@ -108,6 +118,7 @@ def test_cnn_and_augmented_queries(name, kwargs, recipe, queries):
     assert ens.logits(x, queries=False).shape == (2, len(x), 1, 10)
 
 
+@pytest.mark.slow
 def test_factory_models_and_their_limits(data):
     x, y = data
 
@@ -141,6 +152,7 @@ def test_recipe_validation():
     assert TrainingRecipe(lr=1, hidden=[64, 32]).hidden == (64, 32)  # an int is a float, a list a tuple
 
 
+@pytest.mark.slow
 def test_unavailable_cuda_is_a_clear_error(data):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
@@ -149,6 +161,7 @@ def test_unavailable_cuda_is_a_clear_error(data):
         train_ensemble(TrainingRecipe(epochs=1), x, y, balanced_keep(2, len(x), 0), seed=0, device="cuda")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu(data):
     x, y = data
@@ -158,6 +171,7 @@ def test_cuda_matches_cpu(data):
     np.testing.assert_allclose(cpu, gpu, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_memory_budget_chunks_training_without_changing_any_model(data, monkeypatch):
     from pytest_privacy.engine import ensemble as engine
 
@@ -175,6 +189,7 @@ def test_a_memory_budget_chunks_training_without_changing_any_model(data, monkey
         torch.testing.assert_close(whole.params[k], chunked.params[k], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cnn_on_images_equals_a_plain_pytorch_loop():
     # 2-D convolutions take the channels-last stacked path (engine/stacked_conv.py).
     x, y = load_example_dataset("digits", n=300)

@@ -10,7 +10,6 @@ from helpers import NOISE_LABELS_CONFTEST as CONFTEST
 from pytest_privacy.__main__ import main as cli
 from pytest_privacy.results import SessionReport
 
-
 TESTS = """
 import pytest
 from pytest_privacy import assert_epsilon_below, assert_tpr_at_fpr_below
@@ -33,6 +32,7 @@ def run(pytester):
     return pytester
 
 
+@pytest.mark.slow
 def test_summary_under_xdist_is_printed_once_with_every_workers_results(run):
     junit = run.path / "junit.xml"
     report = run.path / "report.json"
@@ -58,6 +58,7 @@ def test_summary_under_xdist_is_printed_once_with_every_workers_results(run):
     assert len(plots) == 3 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
 
 
+@pytest.mark.slow
 def test_writers_are_hooks_a_conftest_can_add_and_a_failing_one_fails_the_run(pytester):
     pytester.makeconftest(
         CONFTEST + '''

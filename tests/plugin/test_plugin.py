@@ -10,7 +10,6 @@ from helpers import NOISE_LABELS_CONFTEST as CONFTEST
 from helpers import synthetic_conftest
 
 
-
 def test_import_is_light():
     code = "import sys, pytest_privacy; print(sorted({'torch', 'pytest'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -41,6 +40,7 @@ def test_help_markers_and_fixtures_are_documented(pytester):
         assert name in fixtures and doc in fixtures, name
 
 
+@pytest.mark.slow
 def test_gates_fail_and_pass_for_real_reasons_end_to_end(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(
@@ -85,6 +85,7 @@ def test_gates_fail_and_pass_for_real_reasons_end_to_end(pytester):
     assert results[0]["test_id"].endswith("test_memorising_model") and results[0]["n_references"] == 8
 
 
+@pytest.mark.slow
 def test_missing_recipe_is_a_clear_error(pytester):
     pytester.makepyfile("def test_x(target_model):\n    pass\n")
     result = pytester.runpytest()
@@ -118,6 +119,7 @@ def _ran(result: pytest.RunResult) -> set[str]:
     return {line.split("::")[1].split(" ")[0] for line in result.outlines if " PASSED" in line}
 
 
+@pytest.mark.slow
 def test_attacks_option_selects_by_attack_names_and_suites_alike(pytester):
     from pytest_privacy.attacks import ATTACKS, suite_attacks
 
@@ -140,6 +142,7 @@ def test_attacks_option_selects_by_attack_names_and_suites_alike(pytester):
     assert {"test_each[lira_global]", "test_each[label_only_augmentation_trained]"} <= _ran(result)
 
 
+@pytest.mark.slow
 def test_a_selection_that_drops_every_privacy_test_is_a_usage_error(pytester):
     pytester.makepyfile(SELECTION_TESTS)
     result = pytester.runpytest("--privacy-attacks=mmd_baseline")
@@ -159,6 +162,7 @@ def test_suite_marker_arguments_must_be_attacks_of_that_suite(pytester):
     assert "@pytest.mark.baseline takes names of its attacks" in result.stderr.str()
 
 
+@pytest.mark.slow
 def test_markers_select_suites_for_the_privacy_attack_fixture(pytester):
     from pytest_privacy.attacks import suite_attacks
 
@@ -317,6 +321,7 @@ def test_cuda_without_cuda_is_a_usage_error(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR and "CUDA is not available here" in result.stderr.str()
 
 
+@pytest.mark.slow
 def test_xdist_workers_train_on_their_share_of_the_cores(pytester, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # as a user's shell would have it
     pytester.makeconftest(synthetic_conftest(n=100, hidden=8, epochs=1))

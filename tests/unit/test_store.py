@@ -193,6 +193,7 @@ def read_only(tmp_path):
     subprocess.run(["umount", str(view)], check=True)
 
 
+@pytest.mark.slow
 def test_a_read_only_store_serves_every_hit_and_trains_misses_in_memory(read_only, small_data):
     src, view = read_only
     PrivacyTrainer(store=ModelStore(src)).audit(RECIPE, small_data, n_references=2, seed=0)
@@ -259,6 +260,7 @@ def small_data():
     return load_example_dataset("synthetic", n=200, seed=0)
 
 
+@pytest.mark.slow
 def test_warm_run_trains_nothing_and_matches(tmp_path, small_data):
     cold = PrivacyTrainer(store=ModelStore(tmp_path))
     a = cold.audit(RECIPE, small_data, n_references=4, seed=0)
@@ -275,6 +277,7 @@ def test_warm_run_trains_nothing_and_matches(tmp_path, small_data):
         np.testing.assert_array_equal(a.target(torch.from_numpy(x)).numpy(), b.target(torch.from_numpy(x)).numpy())
 
 
+@pytest.mark.slow
 def test_more_references_train_only_the_new_ones(tmp_path, small_data):
     trainer = PrivacyTrainer(store=ModelStore(tmp_path))
     four = trainer.audit(RECIPE, small_data, n_references=4, seed=0)
@@ -283,6 +286,7 @@ def test_more_references_train_only_the_new_ones(tmp_path, small_data):
     np.testing.assert_array_equal(six.references.logits[:4], four.references.logits)
 
 
+@pytest.mark.slow
 def test_changed_data_or_recipe_never_reuses_stale_models(tmp_path, small_data):
     trainer = PrivacyTrainer(store=ModelStore(tmp_path))
     trainer.audit(RECIPE, small_data, n_references=2, seed=0)
@@ -295,6 +299,7 @@ def test_changed_data_or_recipe_never_reuses_stale_models(tmp_path, small_data):
     assert (trainer.models_trained, trainer.models_loaded) == (12, 0)
 
 
+@pytest.mark.slow
 def test_corrupt_model_is_retrained_with_a_warning(tmp_path, small_data):
     store = ModelStore(tmp_path)
     first = PrivacyTrainer(store=store).audit(RECIPE, small_data, n_references=2, seed=0)
@@ -309,6 +314,7 @@ def test_corrupt_model_is_retrained_with_a_warning(tmp_path, small_data):
     np.testing.assert_allclose(first.references.logits, second.references.logits, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_xdist_workers_train_a_shared_reference_set_once(pytester):
     pytester.makeconftest(synthetic_conftest(n=300, hidden=64, epochs=30))
     pytester.makepyfile(
@@ -330,6 +336,7 @@ def test_xdist_workers_train_a_shared_reference_set_once(pytester):
     fresh.stdout.fnmatch_lines(["models: 5 trained in *, 0 loaded from cache (cache off)"])
 
 
+@pytest.mark.slow
 def test_clear_cache_under_xdist_and_cache_dirs_that_are_not_stores(pytester):
     pytester.makeconftest(synthetic_conftest(n=200, hidden=16, epochs=2))
     pytester.makepyfile("def test_uses(membership_data): pass\n")

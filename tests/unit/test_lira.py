@@ -8,8 +8,8 @@ import pytest
 from scipy import stats
 
 from pytest_privacy.attacks.lira import lira_scores, logit_scale
-from pytest_privacy.metrics import auc
 from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.metrics import auc
 
 
 def test_logit_scale_is_log_odds_of_the_true_class():

@@ -9,10 +9,11 @@ from helpers import noise_labels
 from pytest_privacy import training_function
 from pytest_privacy.audit import PrivacyTrainer
 from pytest_privacy.audit.sources import function_identity
-from pytest_privacy.querying import CachedTarget
 from pytest_privacy.engine.store import ModelStore
+from pytest_privacy.querying import CachedTarget
 
 
+@pytest.mark.slow
 def test_user_training_loop_fails_and_passes_for_real_reasons_and_caches(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_fn=TESTS)
@@ -24,6 +25,7 @@ def test_user_training_loop_fails_and_passes_for_real_reasons_and_caches(pyteste
     second.stdout.fnmatch_lines(["models: 0 trained in *, 5 loaded from cache*"])
 
 
+@pytest.mark.slow
 def test_defining_both_or_neither_is_a_clear_error(pytester):
     pytester.makepyfile("def test_x(membership_data):\n    pass\n")
     neither = pytester.runpytest()
@@ -40,6 +42,7 @@ def test_defining_both_or_neither_is_a_clear_error(pytester):
     assert "both `privacy_recipe` and `privacy_train_fn` are defined" in both.stdout.str()
 
 
+@pytest.mark.slow
 def test_function_identity_and_version_key_the_cache(tmp_path):
     def make():  # two function objects with the same name and source
         def train(x, y, *, seed, device):
@@ -77,6 +80,7 @@ def test_cached_target_answers_audit_points_and_trains_for_others(tmp_path):
     assert calls == [1]
 
 
+@pytest.mark.slow
 def test_audit_function_in_the_core(tmp_path):
     import torch
     from torch import nn
@@ -93,6 +97,7 @@ def test_audit_function_in_the_core(tmp_path):
         trainer.audit("not a function", data, n_references=4, seed=0)
 
 
+@pytest.mark.slow
 def test_more_references_train_only_the_new_ones(tmp_path):
     import torch
     from torch import nn
@@ -108,6 +113,7 @@ def test_more_references_train_only_the_new_ones(tmp_path):
     assert (more.models_trained, more.models_loaded) == (2, 5)  # the target and 4 references are reused
 
 
+@pytest.mark.slow
 def test_a_training_function_audit_holds_out_rmia_population():
     import torch
     from torch import nn
@@ -127,6 +133,7 @@ def test_a_training_function_audit_holds_out_rmia_population():
     assert scores.shape == (160,)
 
 
+@pytest.mark.slow
 def test_seeds_fit_in_31_bits_and_estimators_are_audited_through_predict_proba():
     from sklearn.ensemble import RandomForestClassifier
 
@@ -160,6 +167,7 @@ def test_an_estimator_with_only_a_decision_function_is_read_as_margins():
         query_logits(object(), np.zeros((2, 1), dtype=np.float32))
 
 
+@pytest.mark.slow
 def test_mmd_baseline_with_a_training_function_is_an_error_before_any_training(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile("def test_x(mmd_baseline_model):\n    pass\n")
@@ -169,6 +177,7 @@ def test_mmd_baseline_with_a_training_function_is_an_error_before_any_training(p
     assert "models:" not in result.stdout.str()  # nothing was trained first
 
 
+@pytest.mark.slow
 def test_a_model_where_a_function_or_factory_belongs_names_the_fix():
     import torch
 
@@ -184,6 +193,7 @@ def test_a_model_where_a_function_or_factory_belongs_names_the_fix():
             query_logits(lambda x, r=returned: r, np.zeros((2, 4), dtype=np.float32))
 
 
+@pytest.mark.slow
 def test_target_model_is_the_same_kind_of_object_on_a_cold_and_a_warm_cache(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(

@@ -89,6 +89,7 @@ def test_as_dataset_drops_duplicate_rows_before_any_split():
         as_dataset((x, y + 0.5))
 
 
+@pytest.mark.slow
 def test_bad_data_sets_are_errors_before_any_training():
     import warnings
 

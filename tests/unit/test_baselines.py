@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from pytest_privacy.attacks import ATTACKS, SUITES, expand_attacks, get_attack, suite_attacks
+from pytest_privacy.attacks import (
+    ATTACKS,
+    SUITES,
+    expand_attacks,
+    get_attack,
+    suite_attacks,
+)
 from pytest_privacy.attacks.baselines import (
     confidence_scores,
     entropy_scores,
