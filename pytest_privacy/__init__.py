@@ -41,6 +41,7 @@ _EXPORTS = {
     "balanced_keep": "engine.keep",
     "make_queries": "augmentations",
     "training_function": "audit.sources",
+    "PrivacyTrainer": "audit",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +39,7 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("device", "device", "device for training references: auto|cpu|cuda[:N] (default: auto)"),
     ("seed", "seed", "seed from which every random choice flows (default: 0)"),
     ("references", "n_references", "number of reference models (default: from the profile)"),
-    ("population", "population", "share of privacy_dataset held out of all training and audits as RMIA's population (default: 0)"),
+    ("population", "population", "share of privacy_dataset held out as the population of tests whose privacy_attack needs one (RMIA) or whose privacy marker sets population (default: 0)"),
     ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
     ("report", "report", "write every privacy result as JSON to this path"),
     ("plots", "plots", "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)"),
@@ -69,6 +69,7 @@ class _Session:
     trained: int = 0
     loaded: int = 0
     seconds: float = 0.0
+    covers: set[str] = field(default_factory=set)  # what the cache keys cover, per model source
     cleared: int | None = None  # files --privacy-clear-cache deleted
     lines: list[str] = field(default_factory=list)  # for the terminal summary, from the writers
 
@@ -328,7 +329,10 @@ class _Collector:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     trainer = session.config.stash.get(_TRAINER, None)
     if trainer is not None:
-        counts = {"trained": trainer.models_trained, "loaded": trainer.models_loaded, "seconds": trainer.seconds_training}
+        counts = {
+            "trained": trainer.models_trained, "loaded": trainer.models_loaded, "seconds": trainer.seconds_training,
+            "covers": sorted(trainer.key_covers),
+        }
         if hasattr(session.config, "workeroutput"):  # an xdist worker: report to the controller
             session.config.workeroutput["pytest_privacy"] = counts
         else:
@@ -349,6 +353,7 @@ def _add_counts(config: pytest.Config, counts: dict[str, Any]) -> None:
     gathered.trained += counts["trained"]
     gathered.loaded += counts["loaded"]
     gathered.seconds += counts["seconds"]
+    gathered.covers.update(counts["covers"])
 
 
 def _write_reports(session: pytest.Session) -> None:
@@ -366,7 +371,7 @@ def _write_reports(session: pytest.Session) -> None:
         gathered.lines.append(f"cache cleared: {gathered.cleared} files the store wrote deleted from {root}")
     report = build_report(
         gathered.results, settings.model_dump(mode="json"), models_trained=gathered.trained,
-        models_loaded=gathered.loaded, seconds_training=gathered.seconds,
+        models_loaded=gathered.loaded, seconds_training=gathered.seconds, cache_keys=sorted(gathered.covers),
     )
     arguments = {"report": report, "settings": settings, "config": config, "write_line": gathered.lines.append}
     for impl in reversed(config.hook.pytest_privacy_write_reports.get_hookimpls()):  # tryfirst ones first
@@ -509,6 +514,29 @@ def privacy_dataset() -> Any:
     return _UNDEFINED
 
 
+def _population(request: pytest.FixtureRequest, config: PrivacyConfig) -> float:
+    """The share held out as a population, for a test that needs one: its ``privacy_attack`` is an
+    attack that needs a population, or its ``privacy`` marker sets ``population``. Every other test
+    audits every point, whatever ``--privacy-population`` says: holding points out would shrink an
+    unrelated gate's audit (and can turn its verdict INCONCLUSIVE)."""
+    marker = request.node.get_closest_marker("privacy")
+    if marker is not None and "population" in marker.kwargs:
+        return config.population
+    callspec = getattr(request.node, "callspec", None)
+    attack = callspec.params.get("privacy_attack") if callspec is not None else None
+    return config.population if attack is not None and ATTACKS[attack].needs_population else 0.0
+
+
+def _source(kind: str, how: Any) -> Any:
+    """The model source of the user's fixture, with an error that names the fixture."""
+    if kind == "recipe" and not isinstance(how, TrainingRecipe):
+        raise TypeError(f"privacy_recipe must return a pytest_privacy.TrainingRecipe, got {type(how).__name__}.")
+    try:
+        return model_source(how)
+    except TypeError as exc:
+        raise TypeError(f"privacy_{'recipe' if kind == 'recipe' else 'train_fn'}: {exc}") from None
+
+
 def _check_dataset(dataset: Any) -> Any:
     if dataset is _UNDEFINED:
         pytest.fail(
@@ -521,19 +549,16 @@ def _check_dataset(dataset: Any) -> Any:
 
 @pytest.fixture
 def privacy_audit(
-    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any, privacy_dataset: Any,
-    privacy_config: PrivacyConfig,
+    request: pytest.FixtureRequest, privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any,
+    privacy_dataset: Any, privacy_config: PrivacyConfig,
 ) -> Any:
     """The trained target, references and audit data for this test's settings (memoised)."""
     c = privacy_config
     kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
     privacy_dataset = _check_dataset(privacy_dataset)
-    if kind == "function":
-        return privacy_trainer.audit(
-            how, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population
-        )
     return privacy_trainer.audit(
-        how, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population,
+        _source(kind, how), privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device,
+        population=_population(request, c),
     )
 
 
@@ -553,6 +578,26 @@ def target_model(privacy_audit: Any) -> Any:
 def membership_data(privacy_audit: Any) -> Any:
     """``MembershipData`` for ``target_model``: all audit points, its members, the references."""
     return privacy_audit.membership_data()
+
+
+@pytest.fixture
+def reference_models_for(
+    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any, privacy_config: PrivacyConfig
+) -> Callable[..., Any]:
+    """``reference_models_for(x, y, is_member) -> MembershipData``: references for a model trained
+    elsewhere (a checkpoint) on a known split, trained as ``privacy_recipe`` or ``privacy_train_fn``
+    trains (no target is trained), cached and counted like every audit's. ``is_member[n]``: whether
+    the checkpoint trained on ``(x[n], y[n])``. Gate the checkpoint with the result as with
+    ``membership_data``."""
+    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
+    c = privacy_config
+
+    def references_for(x: Any, y: Any, is_member: Any) -> Any:
+        return privacy_trainer.references_for(
+            _source(kind, how), (x, y), is_member, n_references=c.n_references, seed=c.seed, device=c.device
+        )
+
+    return references_for
 
 
 @pytest.fixture
@@ -576,7 +621,8 @@ def mmd_baseline_model(
     privacy_dataset = _check_dataset(privacy_dataset)
     recipe = privacy_recipe.with_defense("mmd_mixup")
     setup = privacy_trainer.audit(
-        recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device, population=c.population
+        recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device,
+        population=_population(request, c),  # the target's split: paired point for point
     )
     settings = recipe.defense.describe()
     # Baseline.points index the target's audit points (membership_data), which are data-set

@@ -11,7 +11,7 @@ import numpy as np
 
 from .augmentations import make_queries
 
-__all__ = ["CachedTarget", "is_module", "label_oracle", "query_logits", "scorer"]
+__all__ = ["CachedTarget", "is_module", "label_oracle", "query_answers", "query_logits", "scorer"]
 
 _BATCH = 4096
 
@@ -90,26 +90,35 @@ def scorer(model: Any) -> Any:
     )
 
 
-def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ()) -> np.ndarray:
-    """Logits ``[N, A, C]`` (float64) of ``model`` on ``x`` and its augmentations.
-
-    A callable that returns probabilities (non-negative rows summing to 1) is converted to
-    log-probabilities, which every attack treats like logits. Outputs are validated: a model that
-    returns labels, the wrong number of rows, or NaN/inf gets a clear error here rather than a
-    confusing one inside an attack.
-    """
+def _answers(model: Any, x: np.ndarray, augmentations: tuple[str, ...]) -> tuple[np.ndarray, int, int]:
+    """``model``'s raw outputs on ``x`` and its augmentations, flattened ``[N * A, ...]``, with N, A."""
     model = scorer(model)
     q = make_queries(np.asarray(x, dtype=np.float32), augmentations)
     n, a = q.shape[:2]
     flat = q.reshape(n * a, *q.shape[2:])
     out = _predict_module(model, flat) if is_module(model) else _predict_callable(model, flat)
+    if out.shape[:1] != (n * a,) or out.ndim > 2:
+        raise ValueError(f"the model must return [B, C] for a batch of B inputs; got {out.shape} for B={n * a}.")
+    return out, n, a
+
+
+def _labels_in(out: np.ndarray) -> np.ndarray | None:
+    """The labels a model's outputs hold when it answers labels (one value per input, or one-hot
+    rows for every input), else None."""
+    if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
+        flat = out.reshape(-1)
+        return flat.astype(np.int64) if np.all(np.isfinite(flat)) and np.all(flat == np.round(flat)) else None
+    if np.isin(out, (0.0, 1.0)).all() and (out.sum(axis=1) == 1).all():
+        return out.argmax(axis=1).astype(np.int64)
+    return None
+
+
+def _as_logits(out: np.ndarray, n: int, a: int) -> np.ndarray:
     if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
         raise ValueError(
             f"the model returned shape {out.shape}, one value per input: score attacks need logits or "
             "probabilities [B, C]; for a model that returns labels only use a label_only attack."
         )
-    if out.ndim != 2 or out.shape[0] != n * a:
-        raise ValueError(f"the model must return [B, C] for a batch of B inputs; got {out.shape} for B={n * a}.")
     out = out.astype(np.float64)
     if not np.isfinite(out).all():
         raise ValueError("the model returned NaN/inf outputs on the audit points; check its weights and inputs.")
@@ -123,6 +132,26 @@ def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ())
     if (out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
         out = np.log(np.clip(out, 1e-300, None))
     return out.reshape(n, a, -1)
+
+
+def query_logits(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ()) -> np.ndarray:
+    """Logits ``[N, A, C]`` (float64) of ``model`` on ``x`` and its augmentations.
+
+    A callable that returns probabilities (non-negative rows summing to 1) is converted to
+    log-probabilities, which every attack treats like logits. Outputs are validated: a model that
+    returns labels, the wrong number of rows, or NaN/inf gets a clear error here rather than a
+    confusing one inside an attack.
+    """
+    return _as_logits(*_answers(model, x, augmentations))
+
+
+def query_answers(model: Any, x: np.ndarray, augmentations: tuple[str, ...] = ()) -> tuple[str, np.ndarray]:
+    """What ``model`` answers on ``x``: ``("logits", [N, A, C])``, or ``("labels", [N, A])`` for a
+    model that exposes only labels (one value per input, or one-hot rows), which only the
+    label-only attacks can audit."""
+    out, n, a = _answers(model, x, augmentations)
+    labels = _labels_in(out)
+    return ("labels", labels.reshape(n, a)) if labels is not None else ("logits", _as_logits(out, n, a))
 
 
 def label_oracle(model: Any) -> Any:
@@ -144,16 +173,19 @@ class CachedTarget:
     """The target of a ``privacy_train_fn`` audit (the ``target_model`` fixture), the same on a cold
     and a warm cache.
 
-    Called on the audit points it answers from the cached logits, so score attacks need no model;
-    on any other input (label-only attacks perturb the points) it answers from the live model.
+    Called on the audit points (and their augmented copies, when the function declared them) it
+    answers from the cached logits (or labels, for a model that exposes only labels), so score
+    attacks need no model; on any other input (label-only attacks perturb the points) it answers
+    from the live model.
     ``.model`` is that model: the one trained in this session, or, when the logits came from the
     cache, the target trained again with the same function, seed and split, once (and counted).
     White-box attacks (the boundary search) use ``.model`` when it is an ``nn.Module``.
     """
 
-    def __init__(self, x: np.ndarray, logits: np.ndarray, train: Callable[[], Any], *, model: Any = None) -> None:
-        self._rows = {row.tobytes(): i for i, row in enumerate(x.reshape(len(x), -1))}
-        self._logits = logits
+    def __init__(self, x: np.ndarray, answers: np.ndarray, train: Callable[[], Any], *, model: Any = None) -> None:
+        # x [R, ...] the query rows, answers [R, C] logits or [R] labels
+        self._rows = {row.tobytes(): i for i, row in enumerate(np.asarray(x, dtype=np.float32).reshape(len(x), -1))}
+        self._answers = answers
         self._train = train
         self._model: Any = model
 
@@ -168,5 +200,6 @@ class CachedTarget:
         xb = np.asarray(xb, dtype=np.float32)
         idx = [self._rows.get(row.tobytes()) for row in xb.reshape(len(xb), -1)]
         if all(i is not None for i in idx):
-            return self._logits[idx]
-        return query_logits(self.model, xb)[:, 0]
+            return self._answers[idx]
+        kind, answers = query_answers(self.model, xb)
+        return answers[:, 0]

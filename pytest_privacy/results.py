@@ -143,6 +143,7 @@ class SessionReport(BaseModel):
     models_trained: int = 0
     models_loaded: int = 0
     seconds_training: float = 0.0
+    cache_keys: list[str] = []  # what the session's model cache keys cover, one line per source
     results: list[Result]
     note: str | None = None  # says why ``results`` is empty, when it is
 

@@ -58,8 +58,10 @@ def attack_scores(
     if spec.needs_population and population is None:
         raise ValueError(
             f"attack {attack!r} needs population points no model trained on: run pytest with "
-            "--privacy-population=0.2 (a share of privacy_dataset held out), or give "
-            "References(population=Population(x, y, reference_logits))."
+            "--privacy-population=0.2 (a share of privacy_dataset held out for the tests that run "
+            "such an attack through privacy_attack) and mark a test that names the attack itself "
+            "@pytest.mark.privacy(population=0.2), or give References(population=Population(x, y, "
+            "reference_logits))."
         )
     x = data.x if not spec.needs_population else np.concatenate([data.x, population.x])
     logits = query_logits(model, x, refs.augmentations if refs is not None else ())

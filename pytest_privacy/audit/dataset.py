@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data import check_inputs, check_labels, row_ids
 
-__all__ = ["PrivacyDataWarning", "as_dataset"]
+__all__ = ["PrivacyDataWarning", "as_dataset", "checked_dataset"]
 
 
 class PrivacyDataWarning(UserWarning):
@@ -20,6 +20,12 @@ def as_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     """Accept ``(x, y)`` (a tuple, ``Dataset``, or anything with ``.x``/``.y``) and check it before
     anything trains: at least two classes; rows with identical inputs are dropped but the first,
     with a warning, since the split would otherwise put copies of a member among the non-members."""
+    x, y, _ = checked_dataset(dataset)
+    return x, y
+
+
+def checked_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`as_dataset`, with the mask of the rows it kept (to align per-row data with them)."""
     if isinstance(dataset, dict):
         raise TypeError(
             f"privacy_dataset must return (x, y) arrays, got a dict with keys {sorted(dataset)[:5]}; "
@@ -49,7 +55,7 @@ def as_dataset(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
             f"privacy_dataset has {int((~first).sum())} rows whose inputs duplicate an earlier row; the audit "
             f"keeps the first of each ({int(first.sum())} of {len(x)} rows), so that no copy of a member is "
             "counted as a non-member.",
-            PrivacyDataWarning, stacklevel=3,
+            PrivacyDataWarning, stacklevel=4,
         )
         x, y = x[first], y[first]
-    return x, y
+    return x, y, first

@@ -28,7 +28,7 @@ class AuditSetup:
     target: Any
     x: np.ndarray
     y: np.ndarray
-    references: References
+    references: References | None  # None for a model that answers only labels
     seed: int
     train_seconds: float
     points: np.ndarray

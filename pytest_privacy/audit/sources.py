@@ -13,6 +13,7 @@ the arithmetic, so old entries are never read as new ones).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,8 +50,14 @@ class ModelSource(Protocol):
     augmentations: tuple[str, ...]  # the query set the stored logits cover
     validation_share: float  # share of the data a defense needs held out (0: none)
 
+    def check(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Refuse, before anything trains, what cannot train on this data."""
+
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         """Cache key of one model."""
+
+    def covers(self) -> str:
+        """One line for the summary: what the cache key covers."""
 
     def seed_of(self, seed: np.random.SeedSequence) -> int:
         """The integer a person reproduces the model with (what the training was handed)."""
@@ -58,9 +65,12 @@ class ModelSource(Protocol):
     def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
         """Train the ``unit`` models of ``job``: each one's logits on ``job.x`` (and more)."""
 
-    def build(self, job: TrainJob, entries: list[Entry], *, target: Any, retrain: Callable[[], Any]) -> Built:
-        """The target and references from every model's entry (the target's last); ``target`` is
-        the live target when it came back from training, ``retrain`` trains it again."""
+    def build(
+        self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
+    ) -> Built:
+        """The references (the first ``n_references`` entries) and the target (the entry after
+        them, if any) from the models' entries; ``target`` is the live target when it came back
+        from training, ``retrain`` trains it again."""
 
     def user_code(self) -> tuple[Any, ...]:
         """The user's callables and classes training runs (shipped to remote workers by value)."""
@@ -89,6 +99,15 @@ class RecipeSource:
     def validation_share(self) -> float:
         return 0.0 if self.recipe.defense is None else self.recipe.defense.validation_share
 
+    def check(self, x: np.ndarray, y: np.ndarray) -> None:
+        import torch
+
+        from ..engine.ensemble import check_stackable
+        from ..engine.recipe import build_model
+
+        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+            check_stackable(build_model(self.recipe, tuple(x.shape[1:]), int(y.max()) + 1))
+
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         # /4: defenses as settings objects and one shared loss (mixup's soft targets)
         return digest(
@@ -99,6 +118,14 @@ class RecipeSource:
 
     def seed_of(self, seed: np.random.SeedSequence) -> int:
         return torch_seed(seed)
+
+    def covers(self) -> str:
+        line = "recipe: every TrainingRecipe field"
+        if callable(self.recipe.model):
+            from ..code_identity import code_identity
+
+            line += f"; model factory {code_identity(self.recipe.model).describe()}"
+        return line
 
     def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
         from ..engine.ensemble import train_models
@@ -113,7 +140,9 @@ class RecipeSource:
             for j in range(len(unit))
         ]
 
-    def build(self, job: TrainJob, entries: list[Entry], *, target: Any, retrain: Callable[[], Any]) -> Built:
+    def build(
+        self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
+    ) -> Built:
         import torch
 
         from ..engine.ensemble import Ensemble
@@ -124,8 +153,8 @@ class RecipeSource:
         }
         n_classes = int(entries[0]["logits"].shape[-1])
         ensemble = Ensemble(self.recipe, params, job.keep, list(job.seeds), tuple(job.x.shape[1:]), n_classes)
-        n_references = len(entries) - 1
-        return Built(ensemble.model(n_references), ensemble.predictor(range(n_references)), ensemble)
+        target = ensemble.model(n_references) if len(entries) > n_references else None
+        return Built(target, ensemble.predictor(range(n_references)), ensemble)
 
     def user_code(self) -> tuple[Any, ...]:
         code = (self.recipe.model,) if callable(self.recipe.model) else ()
@@ -134,38 +163,76 @@ class RecipeSource:
 
 @dataclass(frozen=True)
 class FunctionSource:
-    """Models of the user's ``train_fn(x, y, *, seed, device) -> model``, one call per model."""
+    """Models of the user's ``train_fn(x, y, *, seed, device) -> model``, one call per model.
+
+    The augmentations the function declared (``@training_function(augmentations=...)``) are the
+    query set its models' logits are cached on, as LiRA needs: queries match training. A model that
+    answers only labels has its labels cached instead, for the label-only attacks.
+    """
 
     train_fn: Callable[..., Any]
     vectorised = False
-    augmentations: tuple[str, ...] = ()
     validation_share = 0.0
 
+    @functools.cached_property
+    def identity(self) -> str:
+        """What names the function in cache keys (computed once: it walks the user's code)."""
+        return function_identity(self.train_fn)
+
+    @property
+    def augmentations(self) -> tuple[str, ...]:
+        return tuple(getattr(self.train_fn, "__pytest_privacy_augmentations__", ()))
+
+    def check(self, x: np.ndarray, y: np.ndarray) -> None:
+        return None  # the function is the user's: what it refuses, it raises while training
+
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
-        # /2: training functions get 31-bit seeds (function_seed)
+        # /3: declared augmentations, and labels cached for labels-only models
         return digest(
-            "pytest-privacy-fn/2", function_identity(self.train_fn), data_id, np.packbits(keep_row),
-            seed.entropy, seed.spawn_key, *_versions(device_type),
+            "pytest-privacy-fn/3", self.identity, self.augmentations, data_id,
+            np.packbits(keep_row), seed.entropy, seed.spawn_key, *_versions(device_type),
         )
 
     def seed_of(self, seed: np.random.SeedSequence) -> int:
         return function_seed(seed)
 
+    def covers(self) -> str:
+        from ..code_identity import code_identity
+
+        version = getattr(self.train_fn, "__pytest_privacy_version__", None)
+        return (
+            f"training function {code_identity(self.train_fn).describe()}"
+            + (f"; version {version!r}" if version is not None else "")
+            + (f"; augmentations {list(self.augmentations)}" if self.augmentations else "")
+        )
+
     def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
         from ..engine.ensemble import resolve_device
-        from ..querying import query_logits
+        from ..querying import query_answers
 
         device = str(resolve_device(job.device))
         out = []
         for i in unit:
             model = self.train_fn(job.x[job.keep[i]], job.y[job.keep[i]], seed=self.seed_of(job.seeds[i]), device=device)
-            entry = {"logits": query_logits(model, job.x).astype(np.float32)}
+            kind, answers = query_answers(model, job.x, self.augmentations)
+            entry = {kind: answers.astype(np.float32 if kind == "logits" else np.int64)}
             out.append(Trained(entry, model if job.keep_models else None))
         return out
 
-    def build(self, job: TrainJob, entries: list[Entry], *, target: Any, retrain: Callable[[], Any]) -> Built:
-        # The same kind of object on a cold and a warm cache, whichever process trained it.
-        return Built(CachedTarget(job.x, entries[-1]["logits"][:, 0], retrain, model=target))
+    def build(
+        self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
+    ) -> Built:
+        from ..augmentations import make_queries
+
+        if len(entries) <= n_references:  # references only: they answer from their stored logits
+            return Built(None)
+        # The same kind of object on a cold and a warm cache, whichever process trained it; it
+        # answers every cached query (the audit points and their declared augmentations).
+        queries = make_queries(job.x, self.augmentations)
+        rows = queries.reshape(-1, *queries.shape[2:])
+        entry = entries[-1]
+        answers = entry["labels"].reshape(-1) if "labels" in entry else entry["logits"].reshape(len(rows), -1)
+        return Built(CachedTarget(rows, answers, retrain, model=target))
 
     def user_code(self) -> tuple[Any, ...]:
         return (self.train_fn,)
@@ -186,17 +253,27 @@ def model_source(how: Any) -> ModelSource:
     return FunctionSource(how)
 
 
-def training_function(version: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a ``privacy_train_fn`` with a version: bump it to retrain when something the function
-    depends on (but its source does not show) changes; the cache key includes it."""
+def training_function(
+    version: str | None = None, *, augmentations: tuple[str, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a ``privacy_train_fn``: a ``version`` to bump when something the function depends on
+    changes where its code does not show it (a data file, an environment variable), and the
+    ``augmentations`` it trains with (names as in ``TrainingRecipe.augmentations``), which become
+    LiRA's query set so that queries match training. Both are part of the cache key."""
+    from ..augmentations import check_augmentations
+
+    augmentations = tuple(augmentations)
+    check_augmentations(augmentations)
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__pytest_privacy_version__ = version  # type: ignore[attr-defined]
+        fn.__pytest_privacy_augmentations__ = augmentations  # type: ignore[attr-defined]
         return fn
 
     return mark
 
 
 def function_identity(fn: Callable[..., Any]) -> str:
-    """What names a training function in cache keys: qualified name, source hash and version."""
+    """What names a training function in cache keys: its qualified name, the hash of its code and
+    the user code it reaches (classes, helpers, literal constants), and its version."""
     return f"{callable_identity(fn)}@{getattr(fn, '__pytest_privacy_version__', None)}"

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Population, References
+from ..data import MembershipData, Population, References
 from ..engine.executors import Executor, LocalExecutor, Trained
 from ..engine.progress import Progress
 from ..engine.store import ModelStore, digest
-from .dataset import as_dataset
+from .dataset import as_dataset, checked_dataset
 from .job import TrainJob
 from .setup import AuditSetup
 from .sources import model_source
@@ -45,6 +45,7 @@ class PrivacyTrainer:
     models_trained: int = 0
     models_loaded: int = 0
     seconds_training: float = 0.0
+    key_covers: set[str] = field(default_factory=set)  # what this session's cache keys cover
 
     def audit(
         self, how: Any, dataset: Any, *, n_references: int, seed: int, device: str = "auto", population: float = 0.0,
@@ -58,6 +59,8 @@ class PrivacyTrainer:
         """
         source = model_source(how)
         x, y = as_dataset(dataset)
+        source.check(x, y)
+        self.key_covers.add(source.covers())
         device_type = self.executor.device_type(device)
         split = Split.make(len(x), n_references, seed, validation=source.validation_share, population=population)
         data_id = digest(x, y)
@@ -70,7 +73,14 @@ class PrivacyTrainer:
             keep_models=self.executor.in_process,  # live models come back for free in this process
         )
         start = time.perf_counter()
-        trained = self._train(job, keys, range(len(keys)), reuse=True)
+        if source.vectorised:
+            trained = self._train(job, keys, range(len(keys)), reuse=True)
+        else:
+            # The target first: a model that answers only labels needs no references (only the
+            # label-only attacks can audit it, and they query the target alone).
+            [target] = self._train(job, keys, [split.target], reuse=True)
+            labels_only = "labels" in target.entry
+            trained = [*([] if labels_only else self._train(job, keys, range(n_references), reuse=True)), target]
         elapsed = time.perf_counter() - start
 
         def retrain_target() -> Any:
@@ -79,27 +89,76 @@ class PrivacyTrainer:
             [again] = self._train(replace(job, keep_models=True), keys, [split.target], reuse=False)
             return again.model
 
-        built = source.build(job, [t.entry for t in trained], target=trained[-1].model, retrain=retrain_target)
-        logits = np.stack([t.entry["logits"] for t in trained[:n_references]])
-        points, held = split.points, split.population
-        references = References(
-            logits[:, points], split.keep[:n_references][:, points], source.augmentations, seed, predict=built.predict,
-            population=Population(x[held], y[held], logits[:, held]) if held.size else None,
+        built = source.build(
+            job, [t.entry for t in trained], n_references=len(trained) - 1, target=trained[-1].model,
+            retrain=retrain_target,
         )
+        points, held = split.points, split.population
+        references = None
+        if "logits" in trained[-1].entry:
+            logits = np.stack([t.entry["logits"] for t in trained[:n_references]])
+            references = References(
+                logits[:, points], split.keep[:n_references][:, points], source.augmentations, seed,
+                predict=built.predict,
+                population=Population(x[held], y[held], logits[:, held]) if held.size else None,
+            )
         setup = AuditSetup(
             built.target, x, y, references, seed, elapsed, points, split.keep[-1], ensemble=built.ensemble
         )
         self._memo[set_key] = setup
         return setup
 
-    def _train(self, job: TrainJob, keys: list[str], models: Sequence[int], *, reuse: bool) -> list[Trained]:
+    def references_for(
+        self, how: Any, dataset: Any, is_member: Any, *, n_references: int, seed: int, device: str = "auto",
+    ) -> MembershipData:
+        """References for a model trained elsewhere (a checkpoint) on a known split: ``is_member[n]``
+        says whether it trained on point ``n`` of ``dataset``. Only the references train, as
+        ``how`` (a recipe or training function) trains; no target. They are the references an
+        audit of the same data, seed and recipe trains, so each cache serves the other.
+        """
+        source = model_source(how)
+        x, y, kept = checked_dataset(dataset)
+        member = np.asarray(is_member)
+        if member.dtype != np.bool_ or member.shape != kept.shape:
+            raise ValueError(
+                f"is_member must be a bool array with one entry per data set row ({kept.size}), got "
+                f"{member.dtype} {list(member.shape)}."
+            )
+        member = member[kept]
+        source.check(x, y)
+        self.key_covers.add(source.covers())
+        device_type = self.executor.device_type(device)
+        split = Split.make(len(x), n_references, seed, validation=source.validation_share)
+        points = split.points
+        if member[points].all() or not member[points].any():
+            raise ValueError("is_member must mark both members and non-members among the audited points.")
+        data_id = digest(x, y)
+        keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep[:-1], split.seeds[:-1])]
+        job = TrainJob(source, x, y, split.keep[:-1], split.seeds[:-1], device, self.max_memory, split.validation)
+        trained = self._train(job, keys, range(n_references), reuse=True, target=None)
+        if "labels" in trained[0].entry:
+            raise ValueError(
+                "the references answer only labels: no reference-based attack can use them; run the "
+                "label-only attacks on your model without references."
+            )
+        built = source.build(job, [t.entry for t in trained], n_references=n_references, target=None, retrain=lambda: None)
+        logits = np.stack([t.entry["logits"] for t in trained])
+        references = References(
+            logits[:, points], split.keep[:-1][:, points], source.augmentations, seed, predict=built.predict
+        )
+        return MembershipData(x[points], y[points], member[points], references)
+
+    def _train(
+        self, job: TrainJob, keys: list[str], models: Sequence[int], *, reuse: bool, target: int | None = -1
+    ) -> list[Trained]:
         """``models``' trained entries: from the store (when ``reuse``), or trained by the executor
         (and published) when missing. The lock covers the whole reference set, so xdist workers
-        that need it train it once."""
+        that need it train it once. ``target`` is the target's index (-1: the last; None: none)."""
         source = job.source
+        target = None if target is None else range(len(keys))[target]
 
         def describe(i: int) -> str:
-            name = "the target model" if i == len(keys) - 1 else f"reference model {i}"
+            name = "the target model" if i == target else f"reference model {i}"
             return f"{name} (seed {source.seed_of(job.seeds[i])})"  # the seed a person reproduces it with
 
         lock = self.store.lock(digest(*keys)) if self.store is not None else nullcontext()

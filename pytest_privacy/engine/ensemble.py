@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["Ensemble", "bytes_per_model", "resolve_device", "train_ensemble", "train_models"]
+__all__ = ["Ensemble", "bytes_per_model", "check_stackable", "resolve_device", "train_ensemble", "train_models"]
 
 _EVAL_BYTES = 256 << 20  # activation memory one querying forward may use, all models together
 
@@ -194,6 +194,28 @@ def activations_per_example(module: nn.Module, example_shape: tuple[int, ...]) -
     return activations
 
 
+def check_stackable(module: nn.Module) -> None:
+    """Refuse, naming the layer, a model the vectorised trainer cannot train as M independent
+    models: running statistics (buffers) are shared state, and random layers (dropout) would draw
+    from one generator for all M, so a model would depend on its chunk-mates."""
+    from torch import nn
+
+    for name, layer in module.named_modules():
+        if isinstance(layer, nn.modules.dropout._DropoutNd) and layer.p > 0:
+            raise ValueError(
+                f"the recipe's model has a dropout layer (layer '{name}': {layer}), which the "
+                "vectorised trainer cannot yet give each model its own masks; remove it from the "
+                "model factory, or train with your own loop (privacy_train_fn)."
+            )
+    buffers = [name for name, _ in module.named_buffers()]
+    if buffers:
+        raise ValueError(
+            f"the recipe's model has buffers ({', '.join(buffers[:3])}{', ...' if len(buffers) > 3 else ''}: "
+            "e.g. BatchNorm running statistics), which the vectorised trainer cannot batch; use "
+            "GroupNorm/LayerNorm, or train with your own loop (privacy_train_fn)."
+        )
+
+
 def train_models(
     recipe: TrainingRecipe,
     x: np.ndarray,
@@ -238,11 +260,7 @@ def train_models(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed(child_seed(s, 0)))
             modules.append(build_model(recipe, example_shape, n_classes))
-    if list(modules[0].buffers()):
-        raise ValueError(
-            "the model has buffers (e.g. BatchNorm running statistics), which the vectorised trainer "
-            "cannot batch; use GroupNorm/LayerNorm, or pass your own training function."
-        )
+    check_stackable(modules[0])
     budget = default_memory_budget(dev) if max_memory is None else int(max_memory)
     per_model = bytes_per_model(modules[0], example_shape, recipe.batch_size)
     if recipe.defense is not None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import math
 from collections.abc import Callable
@@ -112,15 +110,13 @@ class TrainingRecipe(StrictSettings):
 
 
 def callable_identity(fn: Callable[..., Any]) -> str:
-    """``module.qualname#source-hash`` of a function or class (a callable object is named by its
-    class: its repr would carry a memory address)."""
-    named = fn if hasattr(fn, "__qualname__") else type(fn)
-    name = f"{getattr(named, '__module__', '?')}.{named.__qualname__}"
-    try:
-        source = inspect.getsource(named)
-    except (OSError, TypeError):
-        source = ""
-    return f"{name}#{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+    """``module.qualname#digest`` of a function or class and the user code it reaches (its classes,
+    helpers and literal constants, transitively: :func:`pytest_privacy.code_identity.code_identity`),
+    so an edit anywhere in what builds the model changes the cache key."""
+    from ..code_identity import code_identity
+
+    identity = code_identity(fn)
+    return f"{identity.root}#{identity.digest}"
 
 
 def build_model(recipe: TrainingRecipe, example_shape: tuple[int, ...], n_classes: int) -> nn.Module:

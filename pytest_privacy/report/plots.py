@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..results import AttackResult
 
-__all__ = ["plot_roc", "write_plots"]
+__all__ = ["plot_roc", "roc_figure", "write_plots"]
 
 
 def _require_matplotlib() -> None:
@@ -19,9 +20,14 @@ def _require_matplotlib() -> None:
         raise ImportError("ROC plots need matplotlib: pip install 'pytest-privacy[plot]'") from None
 
 
-def plot_roc(result: AttackResult, path: str | Path) -> Path:
-    """Draw ``result``'s ROC on log-log axes with its Clopper-Pearson band, the chance diagonal, the
-    gate's FPR limit and TPR limit, and the point that decided the verdict; save it as PNG."""
+def roc_figure(result: AttackResult) -> Any:
+    """A matplotlib figure of ``result``'s ROC on log-log axes with its Clopper-Pearson band, the
+    chance diagonal, the gate's FPR limit and TPR limit, and the point that decided the verdict.
+
+    The legend sits to the right of the axes, never on them: a label-only attack's coarse ROC has
+    its interesting part near FPR 1, where a legend inside the axes would hide it. Save the figure
+    with ``bbox_inches="tight"`` (as :func:`plot_roc` does) and close it with ``plt.close(fig)``.
+    """
     _require_matplotlib()
     import matplotlib
 
@@ -30,7 +36,9 @@ def plot_roc(result: AttackResult, path: str | Path) -> Path:
 
     floor = 0.5 / max(result.n_nonmembers, 1)  # log axes cannot show 0: draw it half a point below
     fpr = np.clip(result.roc_fpr, floor, 1)
-    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=110)
+    # Wider than the old 5 x 4.5 so the axes keep their size beside the legend; the constrained
+    # layout makes room for the legend in the figure.
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110, layout="constrained")
     ax.fill_between(fpr, np.clip(result.roc_tpr_low, floor, 1), np.clip(result.roc_tpr_high, floor, 1),
                     step="post", alpha=0.25, color="C0", label=f"{result.confidence:.0%} band (TPR)")
     ax.step(fpr, np.clip(result.roc_tpr, floor, 1), where="post", color="C0", label=f"{result.attack} (AUC {result.auc:.3f})")
@@ -42,13 +50,23 @@ def plot_roc(result: AttackResult, path: str | Path) -> Path:
             label=f"{result.verdict.value.upper()}: TPR {result.tpr:.3f} @ FPR {result.fpr_achieved:.3g}")
     ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1), xlabel="false-positive rate",
            ylabel="true-positive rate", title=(result.test_id or result.attack).split("::")[-1][:60])
-    ax.legend(loc="lower right", fontsize=7)
+    # Outside the axes, to their right: the curve can run anywhere in the square without being covered.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, fontsize=7, frameon=False)
     ax.grid(True, which="major", alpha=0.3)
-    fig.tight_layout()
+    return fig
+
+
+def plot_roc(result: AttackResult, path: str | Path) -> Path:
+    """Draw ``result``'s ROC (see :func:`roc_figure`) and save it as PNG."""
+    fig = roc_figure(result)  # (checks for matplotlib and picks the Agg backend first)
+    import matplotlib.pyplot as plt
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    try:
+        fig.savefig(out, bbox_inches="tight")  # the legend outside the axes is kept, not cut off
+    finally:
+        plt.close(fig)
     return out
 
 

@@ -15,7 +15,8 @@ __all__ = ["build_report", "write_report"]
 
 def build_report(
     results: list[AttackResult | ComparisonResult], config: dict[str, Any], *, models_trained: int = 0,
-    models_loaded: int = 0, seconds_training: float = 0.0, note: str | None = None,
+    models_loaded: int = 0, seconds_training: float = 0.0, cache_keys: list[str] | None = None,
+    note: str | None = None,
 ) -> SessionReport:
     """The versioned report of a run: results, settings, library versions and platform (``note``
     says why a report has no results)."""
@@ -32,6 +33,7 @@ def build_report(
         models_trained=models_trained,
         models_loaded=models_loaded,
         seconds_training=seconds_training,
+        cache_keys=sorted(cache_keys or ()),
         results=results,
         note=note,
     )

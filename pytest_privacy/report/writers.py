@@ -28,6 +28,8 @@ def pytest_privacy_write_reports(report: SessionReport, settings: PrivacyConfig,
             f"models: {report.models_trained} trained in {report.seconds_training:.1f}s, "
             f"{report.models_loaded} loaded from cache ({where})"
         )
+        for line in report.cache_keys:
+            write_line(f"  cache key covers {line}")
 
 
 class JsonWriter:

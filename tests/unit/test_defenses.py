@@ -143,7 +143,7 @@ def test_dp_sgd_without_opacus_names_the_extra(monkeypatch):
 
 @pytest.mark.slow
 def test_the_baseline_gate_works_with_a_held_out_population(pytester):
-    """With --privacy-population the target's audit skips the held-out points; the baseline's
+    """With a population held out the target's audit skips the held-out points; the baseline's
     points must index that audit, not the data set (they did not: a ValueError)."""
     pytester.makeconftest(
         "import pytest\nfrom pytest_privacy import TrainingRecipe, load_example_dataset\n"
@@ -152,7 +152,9 @@ def test_the_baseline_gate_works_with_a_held_out_population(pytester):
     )
     pytester.makepyfile(
         "from pytest_privacy import PrivacyLeakError, assert_no_more_vulnerable_than\n"
+        "import pytest\n"
         "from pytest_privacy.report import recording\n"
+        "@pytest.mark.privacy(population=0.2)\n"
         "def test_compare(target_model, mmd_baseline_model, membership_data):\n"
         "    points = mmd_baseline_model.points  # the target's audit minus the baseline's validation pool\n"
         "    assert len(membership_data) == 240 and 200 < len(points) < 240 and points.max() < 240\n"
@@ -165,5 +167,5 @@ def test_the_baseline_gate_works_with_a_held_out_population(pytester):
         "    assert r.n_members + r.n_nonmembers == len(points)\n"
         "    assert r.n_members == int(membership_data.is_member[points].sum())\n"
     )
-    result = pytester.runpytest("--privacy-references=2", "--privacy-population=0.2", "--privacy-no-cache")
+    result = pytester.runpytest("--privacy-references=2", "--privacy-no-cache")
     result.assert_outcomes(passed=1)
