@@ -346,9 +346,14 @@ def auc_gate(scores: object, is_member: object, *, max_auc: float, confidence: f
     elif high <= max_auc:
         verdict, reason = Verdict.PASS, f"safe: AUC <= {high:.4f} <= max_auc={max_auc:g} at {pct}"
     else:
+        # The interval's half-width shrinks as 1 / sqrt(n): the points needed to clear the limit.
+        gap, n = abs(e.area - max_auc), e.counts.n_members + e.counts.n_nonmembers
+        more = (
+            f"about {math.ceil(n * ((high - low) / 2 / gap) ** 2):,} audit points would decide it at this AUC "
+            f"(now {n:,})" if gap > 0 else "the AUC sits at the limit: no audit size decides it"
+        )
         verdict, reason = Verdict.INCONCLUSIVE, (
-            f"AUC {e.area:.4f} has interval [{low:.4f}, {high:.4f}] containing max_auc={max_auc:g}; "
-            "more audit points narrow it"
+            f"AUC {e.area:.4f} has interval [{low:.4f}, {high:.4f}] containing max_auc={max_auc:g}; {more}"
         )
     return e.result(verdict, reason, at=e.operating, gate="auc", max_auc=max_auc, auc_low=low, auc_high=high)
 
@@ -459,11 +464,37 @@ def _inconclusive_reason(
             f"the TPR at FPR {fpr:g} is only bounded above by {tpr_high[j]:.4f} > "
             f"max_tpr={max_tpr:g}"
         )
-    parts.append(
-        f"more audit points narrow the intervals (now {c.n_members:,} members, "
-        f"{c.n_nonmembers:,} non-members)"
-    )
+    parts.append(_audit_size(c, fpr, max_tpr, confidence))
     return "; ".join(parts)
+
+
+def _audit_size(c: RocCounts, fpr: float, max_tpr: float, confidence: float) -> str:
+    """How many audit points would decide a TPR gate if its ROC stayed as it is: the counts at
+    every threshold scaled up by the smallest factor at which the gate's own rule (FAIL or PASS at
+    some threshold) holds. An estimate: a larger audit's ROC moves within the sampling noise."""
+
+    def decides(k: float) -> bool:
+        n_non, n_mem = round(c.n_nonmembers * k), round(c.n_members * k)
+        fps, tps = np.minimum(np.round(c.fps * k), n_non), np.minimum(np.round(c.tps * k), n_mem)
+        fpr_low, fpr_high = clopper_pearson(fps, n_non, confidence)
+        tpr_low, tpr_high = clopper_pearson(tps, n_mem, confidence)
+        fail = (fpr_high <= fpr) & (tpr_low > max_tpr)
+        return bool(fail.any() or ((fpr_low[1:] > fpr) & (tpr_high[:-1] <= max_tpr)).any())
+
+    now = f"now {c.n_members:,} members, {c.n_nonmembers:,} non-members"
+    hi = 2.0
+    while not decides(hi):
+        hi *= 2
+        if hi > 2**16:
+            return f"at this ROC no audit size up to {2**16}x the current one decides it ({now})"
+    lo = hi / 2
+    while hi / lo > 1.02:
+        mid = (lo * hi) ** 0.5
+        lo, hi = (lo, mid) if decides(mid) else (mid, hi)
+    return (
+        f"if the ROC stays as it is, about {math.ceil(hi * (c.n_members + c.n_nonmembers)):,} audit points "
+        f"({hi:.2f}x) would decide it ({now})"
+    )
 
 
 def epsilon_lower_bound(

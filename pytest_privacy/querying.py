@@ -201,5 +201,5 @@ class CachedTarget:
         idx = [self._rows.get(row.tobytes()) for row in xb.reshape(len(xb), -1)]
         if all(i is not None for i in idx):
             return self._answers[idx]
-        kind, answers = query_answers(self.model, xb)
+        _, answers = query_answers(self.model, xb)
         return answers[:, 0]

@@ -11,6 +11,7 @@ from sklearn import metrics as skm
 
 from pytest_privacy.metrics import (
     auc,
+    auc_gate,
     clopper_pearson,
     gate,
     nonmembers_needed,
@@ -179,3 +180,34 @@ def test_bad_scores_raise_clear_errors(scores, is_member, match):
 def test_bad_rates_raise(kw):
     with pytest.raises(ValueError, match="fpr|max_tpr"):
         gate([0.1, 0.2], [1, 0], **kw)
+
+
+@pytest.mark.parametrize("shift, max_tpr", [(0.8, 0.1), (0.0, 0.08), (0.5, 0.1), (0.9, 0.3)])
+def test_an_inconclusive_tpr_gate_says_how_many_points_would_decide_it(shift, max_tpr):
+    """The number is exact for the ROC it saw: the same scores repeated that many times decide."""
+    import re
+
+    rng = np.random.default_rng(7)
+    n = 300
+    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    scores = np.r_[rng.normal(shift, 1, n), rng.normal(0, 1, n)]
+    g = gate(scores, member, fpr=0.05, max_tpr=max_tpr)
+    assert g.verdict is Verdict.INCONCLUSIVE
+    factor = float(re.search(r"\(([0-9.]+)x\) would decide it", g.reason).group(1))
+    repeats = math.ceil(factor * 1.01)  # the reason rounds the factor to 2 decimals
+    bigger = gate(np.tile(scores, repeats), np.tile(member, repeats), fpr=0.05, max_tpr=max_tpr)
+    assert bigger.verdict is not Verdict.INCONCLUSIVE
+
+
+def test_an_inconclusive_auc_gate_says_how_many_points_would_decide_it():
+    import re
+
+    rng = np.random.default_rng(8)
+    n = 300
+    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    scores = np.r_[rng.normal(0.75, 1, n), rng.normal(0, 1, n)]
+    g = auc_gate(scores, member, max_auc=0.66)
+    assert g.verdict is Verdict.INCONCLUSIVE
+    points = int(re.search(r"about ([0-9,]+) audit points", g.reason).group(1).replace(",", ""))
+    repeats = math.ceil(points / (2 * n)) + 1
+    assert auc_gate(np.tile(scores, repeats), np.tile(member, repeats), max_auc=0.66).verdict is Verdict.FAIL
