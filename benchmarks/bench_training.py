@@ -33,6 +33,13 @@ CASES = {
     "mlp64": ("digits", {"model": "mlp", "hidden": (128, 128), "batch_size": 64}, 64, 10),
     "mlp16_wide": ("mnist1d", {"model": "mlp", "hidden": (256, 256), "batch_size": 128}, 16, 10),
     "cnn16": ("images28", {"model": "cnn", "hidden": (16, 32), "batch_size": 64}, 16, 2),
+    # The LiRA paper's recipe shape, small: ResNet-8 with BatchNorm, SGD + Nesterov, cosine with a
+    # warm-up, weight decay on weights only, reflect-pad-4 crops and flips, on 32x32x3 images.
+    "resnet16": ("images32", {
+        "model": "resnet", "depth": 8, "width": 16, "batch_size": 128, "optimizer": "sgd", "lr": 0.1,
+        "momentum": 0.9, "nesterov": True, "schedule": "cosine", "warmup_epochs": 0.5, "weight_decay": 5e-4,
+        "weight_decay_on": "weights", "augmentations": ("crop", "flip"),
+    }, 16, 2),
 }
 
 
@@ -44,6 +51,13 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
         return x.reshape(len(x), -1), y
     if name == "mnist1d":
         return load_example_dataset("mnist1d", n=4000)
+    if name == "images32":
+        from pytest_privacy.datasets import EXAMPLE_DATASETS
+
+        if "shapes32" in EXAMPLE_DATASETS:
+            return load_example_dataset("shapes32", n=2000)
+        rng = np.random.default_rng(0)  # (before shapes32 existed) noise images, for timing only
+        return rng.normal(size=(2000, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, 2000)
     # 28x28 single-channel images: class-dependent blobs plus noise, generated locally.
     rng = np.random.default_rng(0)
     n = 2000
@@ -78,27 +92,55 @@ def train_flops(module, example_shape, examples: int) -> float:
 
 
 def _loop(recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, dev) -> np.ndarray:
-    """The plain loop anyone would write: one model at a time, torch.optim.Adam, its own batches."""
+    """The plain loop anyone would write: one model at a time, torch.optim and torch's schedulers,
+    its own batches; BatchNorm models drop each epoch's last partial batch; augmentations are
+    drawn per batch on the device with the engine's own view code for one model (so the ratio
+    measures stacking, not augmentation code)."""
     import torch
     import torch.nn.functional as F
 
-    from pytest_privacy.engine.recipe import build_model
+    from pytest_privacy.engine.keep import model_seeds
+    from pytest_privacy.engine.models import build_model
+    from pytest_privacy.engine.views import TrainViews
 
     xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
     outs = []
     for m in range(keep.shape[0]):
         torch.manual_seed(m)
         model = build_model(recipe, x.shape[1:], 10).to(dev)
-        opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        params = list(model.parameters())
+        decay = [p for p in params if recipe.weight_decay_on == "all" or p.dim() >= 2]
+        groups = [{"params": decay}, {"params": [p for p in params if all(p is not d for d in decay)], "weight_decay": 0.0}]
+        groups = [g for g in groups if g["params"]]
+        if recipe.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                                  nesterov=recipe.nesterov)
+        else:
+            kind = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+            opt = kind(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
         idx = np.flatnonzero(keep[m])
+        drop_last = bool(list(model.buffers()))
+        per_epoch = len(idx) // recipe.batch_size if drop_last else -(-len(idx) // recipe.batch_size)
+        total, warm = recipe.epochs * per_epoch, round(recipe.warmup_epochs * per_epoch)
+        sched = torch.optim.lr_scheduler
+        main = sched.CosineAnnealingLR(opt, T_max=total - warm) if recipe.schedule == "cosine" else sched.LambdaLR(opt, lambda _: 1.0)
+        if warm:
+            main = sched.SequentialLR(opt, [sched.LinearLR(opt, 1 / warm, total_iters=warm - 1), main], [warm])
+        views = TrainViews.of(recipe.augmentations, x.shape[1:], seeds=model_seeds(m, [0]), data_std=float(x.std()))
         rng = np.random.default_rng(m)
         for _ in range(recipe.epochs):
             perm = torch.from_numpy(rng.permutation(idx)).to(dev)
-            for s in range(0, len(perm), recipe.batch_size):
+            for s in range(0, per_epoch * recipe.batch_size, recipe.batch_size):
                 b = perm[s : s + recipe.batch_size]
+                xb = xt[b]
+                if views is not None:
+                    params_b = torch.from_numpy(views.draw(rng, len(b))).to(dev)
+                    xb = views.apply(xb[None], params_b[None], [True])[0]
                 opt.zero_grad()
-                F.cross_entropy(model(xt[b]), yt[b]).backward()
+                F.cross_entropy(model(xb), yt[b], label_smoothing=recipe.label_smoothing).backward()
                 opt.step()
+                main.step()
+        model.eval()
         with torch.no_grad():
             outs.append(torch.cat([model(xb).float().cpu() for xb in xt.split(1024)]).numpy())
     if dev.type == "cuda":
@@ -112,7 +154,7 @@ def run_one(case: str, what: str, device: str) -> dict:
     from pytest_privacy import TrainingRecipe, balanced_keep
     from pytest_privacy.engine.ensemble import resolve_device, train_models
     from pytest_privacy.engine.keep import model_seeds
-    from pytest_privacy.engine.recipe import build_model
+    from pytest_privacy.engine.models import build_model
 
     data, kwargs, n_models, epochs = CASES[case]
     x, y = load(data)
@@ -171,7 +213,10 @@ def cache_run(store_dir: str, device: str) -> dict:
     import torch  # noqa: F401 - imports are paid by any session; time the trainer's own work
 
     recipe = TrainingRecipe(hidden=(128, 128), epochs=10)
-    data = load_example_dataset("digits")
+    try:
+        data = load_example_dataset("digits")
+    except ImportError:  # a device without scikit-learn: the same size of data, generated
+        data = load_example_dataset("synthetic", n=1797)
     start = time.perf_counter()
     trainer = PrivacyTrainer(store=ModelStore(store_dir))
     trainer.audit(recipe, data, n_references=16, seed=0, device=device)

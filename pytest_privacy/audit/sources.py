@@ -50,8 +50,9 @@ class ModelSource(Protocol):
     augmentations: tuple[str, ...]  # the query set the stored logits cover
     validation_share: float  # share of the data a defense needs held out (0: none)
 
-    def check(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Refuse, before anything trains, what cannot train on this data."""
+    def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
+        """Refuse, before anything trains, what cannot train on this data (``min_points``: the
+        fewest training points any model gets)."""
 
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         """Cache key of one model."""
@@ -99,14 +100,14 @@ class RecipeSource:
     def validation_share(self) -> float:
         return 0.0 if self.recipe.defense is None else self.recipe.defense.validation_share
 
-    def check(self, x: np.ndarray, y: np.ndarray) -> None:
+    def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
         import torch
 
         from ..engine.ensemble import check_stackable
-        from ..engine.recipe import build_model
+        from ..engine.models import build_model
 
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-            check_stackable(build_model(self.recipe, tuple(x.shape[1:]), int(y.max()) + 1))
+            check_stackable(build_model(self.recipe, tuple(x.shape[1:]), int(y.max()) + 1), self.recipe, min_points)
 
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         # /4: defenses as settings objects and one shared loss (mixup's soft targets)
@@ -183,7 +184,7 @@ class FunctionSource:
     def augmentations(self) -> tuple[str, ...]:
         return tuple(getattr(self.train_fn, "__pytest_privacy_augmentations__", ()))
 
-    def check(self, x: np.ndarray, y: np.ndarray) -> None:
+    def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
         return None  # the function is the user's: what it refuses, it raises while training
 
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:

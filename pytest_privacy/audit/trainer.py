@@ -59,10 +59,10 @@ class PrivacyTrainer:
         """
         source = model_source(how)
         x, y = as_dataset(dataset)
-        source.check(x, y)
-        self.key_covers.add(source.covers())
         device_type = self.executor.device_type(device)
         split = Split.make(len(x), n_references, seed, validation=source.validation_share, population=population)
+        source.check(x, y, int(split.keep.sum(axis=1).min()))
+        self.key_covers.add(source.covers())
         data_id = digest(x, y)
         keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep, split.seeds)]
         set_key = digest(*keys)
@@ -125,10 +125,10 @@ class PrivacyTrainer:
                 f"{member.dtype} {list(member.shape)}."
             )
         member = member[kept]
-        source.check(x, y)
-        self.key_covers.add(source.covers())
         device_type = self.executor.device_type(device)
         split = Split.make(len(x), n_references, seed, validation=source.validation_share)
+        source.check(x, y, int(split.keep[:-1].sum(axis=1).min()))
+        self.key_covers.add(source.covers())
         points = split.points
         if member[points].all() or not member[points].any():
             raise ValueError("is_member must mark both members and non-members among the audited points.")

@@ -20,8 +20,9 @@ import numpy as np
 
 from ..augmentations import make_queries
 from .keep import child_seed, model_seeds, torch_seed
+from .models import build_model
 from .progress import Progress, progress_bar
-from .recipe import TrainingRecipe, build_model
+from .recipe import TrainingRecipe
 from .stack import forward_all, train_stack
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Ensemble:
             import torch
 
             with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-                self._base = build_model(self.recipe, self.example_shape, self.n_classes)
+                self._base = build_model(self.recipe, self.example_shape, self.n_classes).eval()
         return self._base
 
     def model(self, m: int) -> nn.Module:
@@ -185,34 +186,35 @@ def activations_per_example(module: nn.Module, example_shape: tuple[int, ...]) -
             activations += out.numel()
 
     hooks = [m.register_forward_hook(count) for m in module.modules() if not list(m.children())]
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()  # a dry run must not move running statistics (nor fail BatchNorm on one example)
     try:
         with torch.no_grad():
             module(torch.zeros((1, *example_shape)))
     finally:
         for h in hooks:
             h.remove()
+        for m, mode in modes:
+            m.training = mode
     return activations
 
 
-def check_stackable(module: nn.Module) -> None:
-    """Refuse, naming the layer, a model the vectorised trainer cannot train as M independent
-    models: running statistics (buffers) are shared state, and random layers (dropout) would draw
-    from one generator for all M, so a model would depend on its chunk-mates."""
-    from torch import nn
-
-    for name, layer in module.named_modules():
-        if isinstance(layer, nn.modules.dropout._DropoutNd) and layer.p > 0:
-            raise ValueError(
-                f"the recipe's model has a dropout layer (layer '{name}': {layer}), which the "
-                "vectorised trainer cannot yet give each model its own masks; remove it from the "
-                "model factory, or train with your own loop (privacy_train_fn)."
-            )
+def check_stackable(module: nn.Module, recipe: TrainingRecipe | None = None, n_points: int | None = None) -> None:
+    """Refuse what the vectorised trainer cannot train as M independent models: running
+    statistics (BatchNorm, per model) need full minibatches and cannot go with DP-SGD or the MMD
+    defense (a clear error here, not a traceback from inside torch)."""
     buffers = [name for name, _ in module.named_buffers()]
-    if buffers:
+    if not buffers or recipe is None:
+        return
+    if recipe.defense is not None:
         raise ValueError(
-            f"the recipe's model has buffers ({', '.join(buffers[:3])}{', ...' if len(buffers) > 3 else ''}: "
-            "e.g. BatchNorm running statistics), which the vectorised trainer cannot batch; use "
-            "GroupNorm/LayerNorm, or train with your own loop (privacy_train_fn)."
+            f"defense {recipe.defense.kind!r} cannot train a model with running statistics "
+            f"({buffers[0]}, ...: BatchNorm); use GroupNorm/LayerNorm with it."
+        )
+    if n_points is not None and n_points < recipe.batch_size:
+        raise ValueError(
+            f"a model with BatchNorm trains on full minibatches, but a model has only {n_points} training "
+            f"points for batch_size={recipe.batch_size}: lower batch_size or audit more points."
         )
 
 
@@ -260,14 +262,16 @@ def train_models(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed(child_seed(s, 0)))
             modules.append(build_model(recipe, example_shape, n_classes))
-    check_stackable(modules[0])
+    check_stackable(modules[0], recipe, int(keep.sum(axis=1).min()))
     budget = default_memory_budget(dev) if max_memory is None else int(max_memory)
     per_model = bytes_per_model(modules[0], example_shape, recipe.batch_size)
     if recipe.defense is not None:
         n_params = sum(p.numel() for p in modules[0].parameters())
         per_model += recipe.defense.extra_bytes_per_model(n_params, recipe.batch_size)
     chunk = max(1, min(len(modules), budget // max(per_model, 1)))
-    queries = torch.from_numpy(make_queries(x, recipe.augmentations)).to(dev)  # [N, A, ...]
+    make_queries(x[:1], recipe.augmentations)  # the augmentations fit these inputs (a clear error if not)
+    queries = torch.from_numpy(x[:, None]).to(dev)  # [N, 1, ...]: training draws its views per slot
+    data_std = float(x.std()) or 1.0  # the noise augmentation's scale
     labels = torch.from_numpy(y.astype(np.int64)).to(dev)
     stacks = []
     total = recipe.epochs * math.ceil(len(modules) / chunk)
@@ -277,9 +281,9 @@ def train_models(
             stacks.append(
                 train_stack(
                     recipe, modules[part], keep[part], list(seeds)[part], queries, labels, n_classes, dev, bar.update,
-                    validation,
+                    validation, data_std=data_std,
                 )
             )
     params = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}
-    base = modules[0].to("meta").to_empty(device="cpu")  # architecture only; weights live in params
+    base = modules[0].to("meta").to_empty(device="cpu").eval()  # architecture only; weights live in params
     return Ensemble(recipe, params, keep.copy(), list(seeds), example_shape, n_classes, _base=base)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
@@ -13,12 +12,9 @@ from ..augmentations import check_augmentations
 from ..strict import StrictSettings
 from .defenses import DefenseSettings, defense_settings
 
-if TYPE_CHECKING:  # torch stays out of import time
-    from torch import nn
+__all__ = ["MODELS", "TrainingRecipe", "callable_identity"]
 
-__all__ = ["MODELS", "TrainingRecipe", "build_model", "callable_identity"]
-
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "resnet", "wrn")
 _MOVED = {
     **{f"mmd_{k}": f"MMDMixup({k}=...)" for k in ("weight", "bandwidths", "trigger")},
     "mixup_alpha": "MMDMixup(mixup_alpha=...)", "validation_fraction": "MMDMixup(validation_fraction=...)",
@@ -30,8 +26,11 @@ class TrainingRecipe(StrictSettings):
     """A complete, hashable description of a training run (its fields are the cache key).
 
     ``model`` is ``"mlp"`` (fully connected, ``hidden`` widths), ``"cnn"`` (conv blocks with
-    ``hidden`` channels for 1-D signals or images) or a zero-argument factory returning an
-    ``nn.Module`` that maps a batch to ``[B, C]`` logits. ``augmentations`` are used both in
+    ``hidden`` channels for 1-D signals or images), ``"resnet"`` (a CIFAR-style ResNet with
+    BatchNorm: ``depth`` = 6n+2, ``width`` first-stage channels), ``"wrn"`` (a WideResNet-depth-k:
+    ``depth`` = 6n+4, ``width`` = k; WRN-16-4 and WRN-28-2 as in the LiRA paper), or a zero-argument
+    factory returning an ``nn.Module`` that maps a batch to ``[B, C]`` logits (BatchNorm and Dropout
+    train per model, as everywhere in the engine). ``augmentations`` are used both in
     training (each example shown as a random member of its query set) and as LiRA's query set.
     ``defense`` is None, a registered defense's name (its default settings: ``"mmd_mixup"``,
     ``"dp_sgd"``) or its settings object (``MMDMixup(weight=1.0)``, ``DPSGD(epsilon=2.0)``; see
@@ -42,12 +41,29 @@ class TrainingRecipe(StrictSettings):
 
     model: str | Callable[[], Any] = "mlp"
     hidden: tuple[Annotated[int, Field(strict=True)], ...] = (128,)
+    depth: int | None = Field(None, ge=1, description="resnet: 6n+2 layers (default 8); wrn: 6n+4 (default 16)", strict=True)
+    width: int | None = Field(
+        None, ge=1, description="resnet: channels of the first stage (default 16); wrn: widening factor k (default 4)",
+        strict=True,
+    )
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout after each hidden layer (mlp) or inside blocks (wrn)", strict=True)
     epochs: int = Field(30, ge=1, strict=True)
     batch_size: int = Field(64, ge=1, strict=True)
     lr: float = Field(1e-3, gt=0, strict=True)
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Literal["adam", "sgd", "adamw"] = "adam"
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum; ignored by Adam", strict=True)
+    nesterov: bool = Field(False, description="SGD: Nesterov momentum", strict=True)
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = "constant"
+    warmup_epochs: float = Field(0.0, ge=0, description="linear learning-rate warm-up, in epochs", strict=True)
     weight_decay: float = Field(0.0, ge=0, strict=True)
+    weight_decay_on: Literal["all", "weights"] = Field(
+        "all", description="decay every parameter, or weights only (not biases or normalisation parameters)"
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, strict=True)
+    grad_clip: float | None = Field(None, gt=0, description="clip each model's gradient norm to this", strict=True)
+    ema: float | None = Field(
+        None, gt=0, lt=1, description="predict with an exponential moving average of the weights (decay)", strict=True
+    )
     augmentations: tuple[str, ...] = ()
     defense: SerializeAsAny[DefenseSettings] | None = None
 
@@ -63,6 +79,23 @@ class TrainingRecipe(StrictSettings):
                     + " (from pytest_privacy.engine.defenses)."
                 )
         return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingRecipe:
+        if self.model in ("resnet", "wrn"):
+            depth = self.depth if self.depth is not None else (8 if self.model == "resnet" else 16)
+            step, offset = 6, (2 if self.model == "resnet" else 4)
+            if depth < step + offset or (depth - offset) % step:
+                raise ValueError(f"model={self.model!r} needs depth = {step}n+{offset} (n >= 1), got {depth}.")
+        elif self.depth is not None or self.width is not None:
+            raise ValueError(f"depth= and width= shape model='resnet' or 'wrn', not model={self.model!r}.")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ValueError("nesterov=True needs optimizer='sgd' with momentum > 0.")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs:g}) must be less than epochs ({self.epochs}).")
+        if self.schedule == "onecycle" and self.warmup_epochs:
+            raise ValueError("schedule='onecycle' warms up by itself: leave warmup_epochs at 0.")
+        return self
 
     @field_validator("defense", mode="before")
     @classmethod
@@ -117,50 +150,3 @@ def callable_identity(fn: Callable[..., Any]) -> str:
 
     identity = code_identity(fn)
     return f"{identity.root}#{identity.digest}"
-
-
-def build_model(recipe: TrainingRecipe, example_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    """Instantiate the recipe's model for inputs of ``example_shape`` (no batch axis)."""
-    from torch import nn
-
-    if callable(recipe.model):
-        module = recipe.model()
-        if not isinstance(module, nn.Module):
-            raise TypeError(
-                f"the recipe's model factory returned {type(module).__name__}, not an nn.Module."
-            )
-        return module
-    if recipe.model == "mlp":
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(example_shape)
-        for h in recipe.hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        return nn.Sequential(*layers, nn.Linear(width, n_classes))
-    return _cnn(recipe.hidden, example_shape, n_classes)
-
-
-def _cnn(channels: tuple[int, ...], shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    """Conv(3x3 or 3) + ReLU + MaxPool(2) blocks, then a linear head; no batch norm (vectorisable)."""
-    from torch import nn
-
-    if len(shape) == 1:  # [L] signal -> [1, L]
-        conv, pool, c_in, spatial = nn.Conv1d, nn.MaxPool1d, 1, list(shape)
-        head: list[nn.Module] = [nn.Unflatten(1, (1, shape[0]))]
-    elif len(shape) == 2:  # [H, W] grayscale -> [1, H, W]
-        conv, pool, c_in, spatial = nn.Conv2d, nn.MaxPool2d, 1, list(shape)
-        head = [nn.Unflatten(1, (1, shape[0]))]
-    elif len(shape) == 3:
-        conv, pool, c_in, spatial = nn.Conv2d, nn.MaxPool2d, shape[0], list(shape[1:])
-        head = []
-    else:
-        raise ValueError(f"model='cnn' needs [L], [H, W] or [C, H, W] examples, got {shape}.")
-    layers = head
-    for c_out in channels:
-        layers += [conv(c_in, c_out, 3, padding=1), nn.ReLU()]
-        if min(spatial) >= 2:
-            layers.append(pool(2))
-            spatial = [s // 2 for s in spatial]
-        c_in = c_out
-    layers += [nn.Flatten(), nn.Linear(c_in * math.prod(spatial), n_classes)]
-    return nn.Sequential(*layers)

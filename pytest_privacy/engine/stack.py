@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,8 @@ from .gradients import Autograd, GradientStrategy, choose_gradients
 from .keep import child_seed
 from .loss import Batch
 from .optimizer import StackedOptimizer
+from .schedules import learning_rate
+from .views import TrainViews
 
 if TYPE_CHECKING:
     import torch
@@ -41,21 +43,22 @@ def forward_all(base: nn.Module, params: dict[str, torch.Tensor], xb: torch.Tens
 class Epoch:
     """One epoch's minibatch layout: ``order[m]`` the point indices model ``m`` sees, step by step
     (``batch_size`` columns per step), ``weight[m]`` 1 for real slots, 0 for padding; the tensors
-    are the same on the training device, with ``aug_t`` the query (augmentation) of each slot."""
+    are the same on the training device, with ``views_t [M, width, k]`` each slot's random view
+    parameters (translation, flip; empty without augmentations)."""
 
     order: np.ndarray
     weight: np.ndarray
     order_t: torch.Tensor
     weight_t: torch.Tensor
-    aug_t: torch.Tensor
+    views_t: torch.Tensor
 
 
 @dataclass
 class Stack:
     """The training state of one stack of models, and what a defense may use of it.
 
-    ``queries [N, A, ...]`` and ``labels [N]`` are the whole data set on the device (``A`` the
-    recipe's augmentations); ``keep [M, N]`` which points each model trains on; ``validation`` the
+    ``queries [N, 1, ...]`` and ``labels [N]`` are the whole data set on the device (training draws
+    its random views of them per slot, ``views``); ``keep [M, N]`` which points each model trains on; ``validation`` the
     held-out pool a defense trains against (or None); ``steps[m]`` model ``m``'s minibatches per epoch.
     """
 
@@ -74,6 +77,10 @@ class Stack:
     validation: np.ndarray | None
     steps: list[int]
     device: torch.device
+    buffers: dict[str, torch.Tensor] | None = None  # stacked running statistics (BatchNorm), updated in place
+    views: TrainViews | None = None  # the recipe's random training views (augmentations)
+    lrs: list[float] = None  # type: ignore[assignment]  # each model's learning rate at this step
+    ema: dict[str, torch.Tensor] | None = None  # the weights' moving average, when the recipe keeps one
 
     @property
     def n_models(self) -> int:
@@ -97,14 +104,63 @@ class Stack:
         """Every model's logits ``[M, B, C]`` on the same inputs (no gradient bookkeeping needed)."""
         return forward_all(self.base, self.params, xb)
 
+    @contextlib.contextmanager
+    def frozen_statistics(self, active: Sequence[bool]) -> Iterator[None]:
+        """The block's forward passes update the running statistics of ``active`` models only: a
+        model that waits this step keeps its own (as if it had not run at all)."""
+        if not self.buffers or all(active):
+            yield
+            return
+        idle = [m for m, on in enumerate(active) if not on]
+        saved = {k: v[idle].clone() for k, v in self.buffers.items()}
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                self.buffers[k][idle] = v
+
+    def step(self, grads: dict[str, torch.Tensor], active: Sequence[bool]) -> None:
+        """One optimizer step of the ``active`` models: each model's gradient clipped to the
+        recipe's norm, its learning rate from the schedule, then its weights' moving average."""
+        import torch
+
+        if self.recipe.grad_clip is not None:
+            # torch.nn.utils.clip_grad_norm_, per model: the norm over all of its parameters
+            norms = torch.sqrt(sum(g.flatten(1).float().pow(2).sum(1) for g in grads.values()))
+            factor = (self.recipe.grad_clip / (norms + 1e-6)).clamp(max=1.0)
+            grads = {k: g * factor.view(-1, *[1] * (g.dim() - 1)).to(g.dtype) for k, g in grads.items()}
+        self.optimizer.step(grads, active, self.lrs)
+        if self.ema is not None:
+            weight = 1.0 - self.recipe.ema
+            with torch.no_grad():
+                for k, average in self.ema.items():
+                    if all(active):
+                        average.lerp_(self.params[k], weight)
+                    else:
+                        for m in (m for m, on in enumerate(active) if on):
+                            average[m].lerp_(self.params[k][m], weight)
+
+    def set_position(self, epoch: int, step: int) -> None:
+        """Each model's learning rate for main-loop ``step`` of ``epoch`` (a model past its last
+        minibatch keeps its last rate: it does not step)."""
+        r = self.recipe
+        if r.schedule == "constant" and not r.warmup_epochs:
+            self.lrs = [r.lr] * self.n_models
+            return
+        self.lrs = [learning_rate(r, epoch * n + min(step, n - 1), n) for n in self.steps]
+
     def batches(self, epoch: Epoch, active: Callable[[int], list[bool]]) -> Iterator[Batch]:
         """The epoch's batches in order; ``active(step)`` says which models step."""
-        epoch_x = self.queries[epoch.order_t, epoch.aug_t]  # one gather per epoch, then views
+        epoch_x = self.queries[epoch.order_t, 0]  # one gather per epoch, then views
         epoch_y = self.labels[epoch.order_t]
         bsz = self.batch_size
         for step in range(max(self.steps)):
             cols = slice(step * bsz, (step + 1) * bsz)
-            yield Batch(epoch_x[:, cols], epoch_y[:, cols], epoch.weight_t[:, cols], tuple(active(step)))
+            on = tuple(active(step))
+            xb = epoch_x[:, cols]
+            if self.views is not None:
+                xb = self.views.apply(xb, epoch.views_t[:, cols], on)
+            yield Batch(xb, epoch_y[:, cols], epoch.weight_t[:, cols], on)
 
 
 def train_stack(
@@ -118,16 +174,27 @@ def train_stack(
     device: torch.device,
     tick: Callable[[int], Any],
     validation: np.ndarray | None = None,
+    *,
+    data_std: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Train ``len(modules)`` models as one stacked program; returns their parameters on the CPU."""
     import torch
     from torch.func import functional_call, stack_module_state, vmap
 
     base = modules[0]
-    params, _ = stack_module_state(modules)
+    params, buffers = stack_module_state(modules)
     params = {k: v.detach().to(device).requires_grad_() for k, v in params.items()}
+    buffers = {k: v.detach().to(device) for k, v in buffers.items()}
+    from .dropout import PerModelDropout
+
+    dropout = PerModelDropout.install(base, seeds, recipe.batch_size, tuple(queries.shape[2:]), device)
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
-    if any(isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)) for m in base.modules()):
+    if buffers or dropout is not None:
+        # Per-model state: vmap hands each model its slice of the stacked running statistics
+        # (BatchNorm's in-place update writes it there) and of this step's dropout masks.
+        with_state = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))
+        forward = lambda p, xb: with_state(p, {**buffers, **(dropout.masks if dropout else {})}, xb)
+    elif any(isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)) for m in base.modules()):
         from .stacked_conv import make_spec, stacked_forward, supports
 
         if supports(base):
@@ -137,46 +204,64 @@ def train_stack(
             spec = make_spec(base)
             forward = lambda p, xb: stacked_forward(p, xb, spec)
     members = [np.flatnonzero(row) for row in keep]
+    # With running statistics a padded slot would enter the batch's mean and variance: such models
+    # train on full minibatches only (the last partial one of an epoch is dropped, as
+    # DataLoader(drop_last=True) does), each model exactly as it would alone.
+    full_batches_only = bool(buffers)
+    steps = [
+        max(1, len(idx) // recipe.batch_size) if full_batches_only else math.ceil(len(idx) / recipe.batch_size)
+        for idx in members
+    ]
     stack = Stack(
         recipe, base, params, forward, StackedOptimizer(recipe, params, len(modules)), Autograd(params, forward),
-        queries, labels, labels.cpu().numpy(), n_classes, keep, list(seeds), validation,
-        [math.ceil(len(idx) / recipe.batch_size) for idx in members], device,
+        queries, labels, labels.cpu().numpy(), n_classes, keep, list(seeds), validation, steps, device,
+        buffers=buffers or None,
+        views=TrainViews.of(recipe.augmentations, tuple(queries.shape[2:]), seeds=list(seeds), data_std=data_std),
     )
+    if recipe.ema is not None:
+        stack.ema = {k: v.detach().clone() for k, v in params.items()}
     defense = recipe.defense.build(stack) if recipe.defense is not None else None
     gradients: GradientStrategy = (defense.gradients(stack) if defense else None) or choose_gradients(
         params, base, forward, device
     )
     rngs = stack.rngs(1)
-    n_aug = queries.shape[1]
-    for _ in range(recipe.epochs):
-        epoch = _new_epoch(stack, members, rngs, n_aug)
-        for batch in stack.batches(epoch, lambda step: [step < s for s in stack.steps]):
-            with stack.amp():
+    smoothing = recipe.label_smoothing
+    for e in range(recipe.epochs):
+        epoch = _new_epoch(stack, members, rngs)
+        for step, batch in enumerate(stack.batches(epoch, lambda step: [step < s for s in stack.steps])):
+            stack.set_position(e, step)
+            if dropout is not None:
+                dropout.draw(batch.active)
+            with stack.amp(), stack.frozen_statistics(batch.active):
+                if smoothing:  # (1 - s) * onehot + s / C, as F.cross_entropy(label_smoothing=s)
+                    batch = batch.with_inputs(batch.x, batch.target_distribution(n_classes) * (1 - smoothing) + smoothing / n_classes)
                 if defense is not None:
                     batch = defense.batch(batch)
                 grads = gradients(batch)
-            stack.optimizer.step(grads, batch.active)
+            stack.step(grads, batch.active)
         if defense is not None:
             defense.end_epoch(stack, epoch)
         tick(1)
-    return {k: v.detach().cpu() for k, v in params.items()}
+    final = {**(stack.ema if stack.ema is not None else params), **buffers}
+    return {k: v.detach().cpu() for k, v in final.items()}
 
 
-def _new_epoch(stack: Stack, members: list[np.ndarray], rngs: list[np.random.Generator], n_aug: int) -> Epoch:
-    """Per model: a fresh permutation of its own points and a query (augmentation) per point."""
+def _new_epoch(stack: Stack, members: list[np.ndarray], rngs: list[np.random.Generator]) -> Epoch:
+    """Per model: a fresh permutation of its own points and a random view (augmentation) per point."""
     import torch
 
     width = max(stack.steps) * stack.batch_size
     order = np.zeros((stack.n_models, width), dtype=np.int64)
-    aug = np.zeros_like(order)
+    views = np.zeros((stack.n_models, width, stack.views.width if stack.views else 0), dtype=np.int64)
     weight = np.zeros(order.shape, dtype=np.float32)
     for m, (idx, rng) in enumerate(zip(members, rngs)):
         perm = rng.permutation(idx)
-        order[m, : perm.size] = perm
-        weight[m, : perm.size] = 1.0
-        if n_aug > 1:
-            aug[m, : perm.size] = rng.integers(0, n_aug, size=perm.size)
+        used = min(perm.size, stack.steps[m] * stack.batch_size)  # full minibatches only, with BatchNorm
+        order[m, :used] = perm[:used]
+        weight[m, :used] = 1.0
+        if stack.views is not None:
+            views[m, :used] = stack.views.draw(rng, perm.size)[:used]
     dev = stack.device
     return Epoch(
-        order, weight, torch.from_numpy(order).to(dev), torch.from_numpy(weight).to(dev), torch.from_numpy(aug).to(dev)
+        order, weight, torch.from_numpy(order).to(dev), torch.from_numpy(weight).to(dev), torch.from_numpy(views).to(dev)
     )

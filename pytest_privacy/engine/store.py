@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MARKER", "ModelStore", "NotAStoreError", "StoreWarning", "digest", "SIGNING_KEY_ENV"]
+__all__ = ["MARKER", "SIGNING_KEY_ENV", "ModelStore", "NotAStoreError", "StoreWarning", "digest"]
 
 _FORMAT = "pytest-privacy/2"  # /2: the header binds the entry to its key (and may sign it)
 MARKER = ".pytest-privacy-store"

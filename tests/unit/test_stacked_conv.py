@@ -9,7 +9,7 @@ from torch import nn
 from torch.func import stack_module_state
 
 from pytest_privacy import TrainingRecipe
-from pytest_privacy.engine.recipe import build_model
+from pytest_privacy.engine.models import build_model
 from pytest_privacy.engine.stacked_conv import make_spec, stacked_forward, supports
 
 

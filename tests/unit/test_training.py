@@ -14,7 +14,7 @@ from pytest_privacy import (
 )
 from pytest_privacy.engine.ensemble import train_models
 from pytest_privacy.engine.keep import child_seed, model_seeds, torch_seed
-from pytest_privacy.engine.recipe import build_model
+from pytest_privacy.engine.models import build_model
 
 
 @pytest.fixture(scope="module")
@@ -24,24 +24,72 @@ def data():
 
 
 def _plain_loop(recipe, x, y, keep_row, seed):
-    """Reference implementation: one model, torch.optim, batches drawn as the engine documents."""
+    """Reference implementation: one model, torch.optim and torch's schedulers, batches drawn as
+    the engine documents (every feature in torch's own spelling, not the engine's)."""
     torch.manual_seed(torch_seed(child_seed(seed, 0)))
     model = build_model(recipe, x.shape[1:], int(y.max()) + 1)
-    opt = (
-        torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-        if recipe.optimizer == "adam"
-        else torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    )
-    rng = np.random.default_rng(child_seed(seed, 1))
+    params = list(model.parameters())
+    if recipe.weight_decay_on == "weights":
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2]},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+    else:
+        groups = [{"params": params}]
+    wd = recipe.weight_decay
+    opt = {
+        "adam": lambda: torch.optim.Adam(groups, lr=recipe.lr, weight_decay=wd),
+        "adamw": lambda: torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=wd),
+        "sgd": lambda: torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=wd, nesterov=recipe.nesterov),
+    }[recipe.optimizer]()
     idx = np.flatnonzero(keep_row)
+    drop_last = bool(list(model.buffers()))  # BatchNorm: full minibatches only
+    per_epoch = idx.size // recipe.batch_size if drop_last else -(-idx.size // recipe.batch_size)
+    steps = recipe.epochs * per_epoch
+    warm = round(recipe.warmup_epochs * per_epoch)
+    span = steps - warm
+    sched = torch.optim.lr_scheduler
+    main = {
+        "constant": lambda: sched.LambdaLR(opt, lambda _: 1.0),
+        "step": lambda: sched.MultiStepLR(opt, milestones=[int(0.5 * span), int(0.75 * span)], gamma=0.1),
+        "cosine": lambda: sched.CosineAnnealingLR(opt, T_max=span),
+        "onecycle": lambda: sched.OneCycleLR(opt, max_lr=recipe.lr, total_steps=span, cycle_momentum=False),
+    }[recipe.schedule]()
+    if warm:
+        main = sched.SequentialLR(opt, [sched.LinearLR(opt, start_factor=1 / warm, total_iters=warm - 1), main], [warm])
+    ema = [p.detach().clone() for p in params] if recipe.ema is not None else None
+    rng = np.random.default_rng(child_seed(seed, 1))
     for _ in range(recipe.epochs):
         perm = rng.permutation(idx)
-        for start in range(0, perm.size, recipe.batch_size):
+        for start in range(0, per_epoch * recipe.batch_size, recipe.batch_size):
             b = perm[start : start + recipe.batch_size]
             opt.zero_grad()
-            F.cross_entropy(model(torch.from_numpy(x[b])), torch.from_numpy(y[b])).backward()
+            out = model(torch.from_numpy(x[b]))
+            F.cross_entropy(out, torch.from_numpy(y[b]), label_smoothing=recipe.label_smoothing).backward()
+            if recipe.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
             opt.step()
-    return model
+            main.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for average, p in zip(ema, params):
+                        average.mul_(recipe.ema).add_(p, alpha=1 - recipe.ema)
+    if ema is not None:
+        with torch.no_grad():
+            for average, p in zip(ema, params):
+                p.copy_(average)
+    return model.eval()
+
+
+def _bn_mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(20, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4))
+
+
+def _bn_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 20)), nn.Conv1d(1, 4, 3, padding=1), nn.BatchNorm1d(4), nn.ReLU(), nn.Flatten(),
+        nn.Linear(80, 4),
+    )
 
 
 @pytest.mark.slow
@@ -51,11 +99,32 @@ def _plain_loop(recipe, x, y, keep_row, seed):
         TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, weight_decay=1e-3),
         TrainingRecipe(hidden=(32, 16), epochs=3, batch_size=50, optimizer="sgd", lr=0.05, weight_decay=1e-3),
         TrainingRecipe(model="cnn", hidden=(4, 8), epochs=2, batch_size=32),
+        TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, optimizer="sgd", lr=0.05, nesterov=True),
+        TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, optimizer="adamw", weight_decay=0.05),
+        TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, optimizer="sgd", lr=0.05, weight_decay=5e-2,
+                       weight_decay_on="weights"),
+        TrainingRecipe(hidden=(32,), epochs=4, batch_size=32, optimizer="sgd", lr=0.1, schedule="step"),
+        TrainingRecipe(hidden=(32,), epochs=4, batch_size=32, optimizer="sgd", lr=0.1, schedule="cosine",
+                       warmup_epochs=1),
+        TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, lr=1e-2, schedule="onecycle"),
+        TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, label_smoothing=0.1),
+        TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, optimizer="sgd", lr=0.5, grad_clip=0.5),
+        TrainingRecipe(hidden=(32,), epochs=3, batch_size=32, ema=0.9),
+        TrainingRecipe(model="cnn", hidden=(4,), epochs=2, batch_size=32, label_smoothing=0.1, grad_clip=1.0,
+                       schedule="cosine"),
+        TrainingRecipe(model=_bn_mlp, epochs=3, batch_size=32, optimizer="sgd", lr=0.05),
+        TrainingRecipe(model=_bn_cnn, epochs=1, batch_size=25, ema=0.9, lr=3e-4),
+        TrainingRecipe(model="resnet", depth=8, width=4, epochs=1, batch_size=25, optimizer="sgd", lr=0.01,
+                       momentum=0.9, nesterov=True, weight_decay=5e-4, weight_decay_on="weights"),
     ],
-    ids=["adam", "sgd-momentum", "cnn-1d"],
+    ids=["adam", "sgd-momentum", "cnn-1d", "nesterov", "adamw", "decay-weights-only", "step-schedule",
+         "warmup-cosine", "onecycle", "label-smoothing", "grad-clip", "ema", "cnn-autograd-smoothing-clip",
+         "batchnorm-mlp", "batchnorm-conv-ema", "resnet"],
 )
 def test_ensemble_member_equals_a_plain_pytorch_loop(data, recipe):
     x, y = data
+    if recipe.model in ("resnet", "wrn"):
+        x = x.reshape(len(x), 4, 5)  # [H, W] images
     keep = balanced_keep(4, len(x), 0)
     keep[1, :7] = False  # unequal training-set sizes: models wait while others finish an epoch
     ens = train_models(recipe, x, y, keep, model_seeds(7, range(4)))
@@ -64,6 +133,37 @@ def test_ensemble_member_equals_a_plain_pytorch_loop(data, recipe):
         with torch.no_grad():
             expected = plain(torch.from_numpy(x)).numpy()
         np.testing.assert_allclose(ens.logits(x, queries=False)[m, :, 0], expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        TrainingRecipe(hidden=(32,), dropout=0.3, epochs=3, batch_size=32),
+        TrainingRecipe(model="wrn", depth=10, width=1, dropout=0.2, epochs=1, batch_size=32, optimizer="sgd", lr=0.05,
+                       schedule="cosine", warmup_epochs=0.5, ema=0.99, label_smoothing=0.1),
+    ],
+    ids=["mlp-dropout", "wrn-bn-dropout-cosine-ema"],
+)
+def test_random_layers_and_running_statistics_are_each_models_own(recipe):
+    """Dropout masks and BatchNorm statistics come from each model's own seed and batches: a model
+    trained with three others (one of them waiting on some steps) equals it trained alone."""
+    x, y = load_example_dataset("synthetic", n=300, seed=0)
+    if recipe.model == "wrn":
+        x = np.random.default_rng(0).normal(size=(300, 3, 8, 8)).astype(np.float32)
+    keep = balanced_keep(4, len(x), 0)
+    keep[1, :7] = False
+    together = train_models(recipe, x, y, keep, model_seeds(0, range(4)))
+    alone = train_models(recipe, x, y, keep[1:2], model_seeds(0, [1]))
+    for k in together.params:
+        torch.testing.assert_close(together.params[k][1], alone.params[k][0], rtol=1e-4, atol=1e-5)
+    undropped = train_models(recipe.model_copy(update={"dropout": 0.0}), x, y, keep[1:2], model_seeds(0, [1]))
+    assert not torch.allclose(undropped.params[next(iter(undropped.params))], alone.params[next(iter(alone.params))])
+    logits = together.logits(x, queries=False)  # eval mode: no masks, running statistics
+    np.testing.assert_array_equal(logits, together.logits(x, queries=False))
+    module = together.model(1)
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), logits[1, :, 0], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -129,11 +229,8 @@ def test_factory_models_and_their_limits(data):
     assert ens.logits(x).shape == (2, len(x), 1, 4)
     assert "small" in TrainingRecipe(model=small).canonical_json()
 
-    def with_bn() -> nn.Module:
-        return nn.Sequential(nn.Linear(20, 8), nn.BatchNorm1d(8), nn.Linear(8, 4))
-
-    with pytest.raises(ValueError, match="BatchNorm"):
-        train_ensemble(TrainingRecipe(model=with_bn, epochs=1), x, y, balanced_keep(2, len(x), 0), seed=0)
+    with pytest.raises(ValueError, match="full minibatches"):  # BatchNorm needs a whole batch per model
+        train_ensemble(TrainingRecipe(model=_bn_mlp, epochs=1, batch_size=200), x, y, balanced_keep(2, len(x), 0), seed=0)
 
 
 def test_recipe_validation():
@@ -182,7 +279,9 @@ def test_a_memory_budget_chunks_training_without_changing_any_model(data, monkey
     per_model = engine.bytes_per_model(build_model(recipe, x.shape[1:], 4), x.shape[1:], recipe.batch_size)
     chunks = []
     real = engine.train_stack
-    monkeypatch.setattr(engine, "train_stack", lambda recipe, modules, *a: chunks.append(len(modules)) or real(recipe, modules, *a))
+    monkeypatch.setattr(
+        engine, "train_stack", lambda recipe, modules, *a, **kw: chunks.append(len(modules)) or real(recipe, modules, *a, **kw)
+    )
     chunked = train_ensemble(recipe, x, y, keep, seed=1, max_memory=2 * per_model)
     assert chunks == [2, 2, 2]
     for k in whole.params:

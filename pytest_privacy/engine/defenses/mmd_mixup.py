@@ -126,7 +126,7 @@ class _MMDMixupDefense(NoDefense):
                 mask = torch.tensor(active, dtype=p_train.dtype, device=p_train.device)
                 loss = s.weight * mmd2(p_train, p_val, s.bandwidths, wb, wb) * mask
                 grads = stack.autograd.of(loss)
-            stack.optimizer.step(grads, active)
+            stack.step(grads, active)
 
 
 def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidths: tuple[float, ...], wx: torch.Tensor | None = None,
