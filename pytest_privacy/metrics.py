@@ -473,15 +473,27 @@ def _audit_size(c: RocCounts, fpr: float, max_tpr: float, confidence: float) -> 
     every threshold scaled up by the smallest factor at which the gate's own rule (FAIL or PASS at
     some threshold) holds. An estimate: a larger audit's ROC moves within the sampling noise."""
 
+    emp_fpr, emp_tpr = c.fps / c.n_nonmembers, c.tps / c.n_members
+    # Scaling keeps every empirical rate: only thresholds already on the right sides can decide.
+    fail_at = np.flatnonzero((emp_fpr < fpr) & (emp_tpr > max_tpr))
+    pass_at = 1 + np.flatnonzero((emp_fpr[1:] > fpr) & (emp_tpr[:-1] < max_tpr))
+
     def decides(k: float) -> bool:
         n_non, n_mem = round(c.n_nonmembers * k), round(c.n_members * k)
-        fps, tps = np.minimum(np.round(c.fps * k), n_non), np.minimum(np.round(c.tps * k), n_mem)
-        fpr_low, fpr_high = clopper_pearson(fps, n_non, confidence)
-        tpr_low, tpr_high = clopper_pearson(tps, n_mem, confidence)
-        fail = (fpr_high <= fpr) & (tpr_low > max_tpr)
-        return bool(fail.any() or ((fpr_low[1:] > fpr) & (tpr_high[:-1] <= max_tpr)).any())
+        if fail_at.size:
+            _, fpr_high = clopper_pearson(np.round(c.fps[fail_at] * k), n_non, confidence)
+            tpr_low, _ = clopper_pearson(np.round(c.tps[fail_at] * k), n_mem, confidence)
+            if ((fpr_high <= fpr) & (tpr_low > max_tpr)).any():
+                return True
+        if pass_at.size:
+            fpr_low, _ = clopper_pearson(np.round(c.fps[pass_at] * k), n_non, confidence)
+            _, tpr_high = clopper_pearson(np.round(c.tps[pass_at - 1] * k), n_mem, confidence)
+            return bool(((fpr_low > fpr) & (tpr_high <= max_tpr)).any())
+        return False
 
     now = f"now {c.n_members:,} members, {c.n_nonmembers:,} non-members"
+    if not (fail_at.size or pass_at.size):
+        return f"at this ROC no audit size decides it: its rates sit at the limits ({now})"
     hi = 2.0
     while not decides(hi):
         hi *= 2

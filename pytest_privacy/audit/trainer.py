@@ -19,7 +19,7 @@ from ..data import MembershipData, Population, References
 from ..engine.executors import Executor, LocalExecutor, Trained
 from ..engine.progress import Progress
 from ..engine.store import ModelStore, digest
-from .dataset import as_dataset, checked_dataset
+from .dataset import as_dataset, checked_dataset, dataset_identity
 from .job import TrainJob
 from .setup import AuditSetup
 from .sources import model_source
@@ -63,7 +63,7 @@ class PrivacyTrainer:
         split = Split.make(len(x), n_references, seed, validation=source.validation_share, population=population)
         source.check(x, y, int(split.keep.sum(axis=1).min()))
         self.key_covers.add(source.covers())
-        data_id = digest(x, y)
+        data_id = dataset_identity(x, y)
         keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep, split.seeds)]
         set_key = digest(*keys)
         if set_key in self._memo:
@@ -132,7 +132,7 @@ class PrivacyTrainer:
         points = split.points
         if member[points].all() or not member[points].any():
             raise ValueError("is_member must mark both members and non-members among the audited points.")
-        data_id = digest(x, y)
+        data_id = dataset_identity(x, y)
         keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep[:-1], split.seeds[:-1])]
         job = TrainJob(source, x, y, split.keep[:-1], split.seeds[:-1], device, self.max_memory, split.validation)
         trained = self._train(job, keys, range(n_references), reuse=True, target=None)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # torch stays out of import time
 
     from .recipe import TrainingRecipe
 
-__all__ = ["build_model"]
+__all__ = ["build_model", "folded_model"]
 
 
 def build_model(recipe: TrainingRecipe, example_shape: tuple[int, ...], n_classes: int) -> nn.Module:
@@ -65,3 +65,19 @@ def _cnn(channels: tuple[int, ...], shape: tuple[int, ...], n_classes: int) -> n
         c_in = c_out
     layers += [nn.Flatten(), nn.Linear(c_in * math.prod(spatial), n_classes)]
     return nn.Sequential(*layers)
+
+
+def folded_model(recipe: TrainingRecipe, example_shape: tuple[int, ...], n_classes: int, n_models: int) -> nn.Module | None:
+    """The recipe's ``n_models`` models folded into one network of grouped convolutions (see
+    :mod:`.resnets`), or None where the engine stacks models with vmap instead (every other model,
+    and residual networks with dropout, whose per-model masks the folded layout does not take)."""
+    if recipe.model not in ("resnet", "wrn") or recipe.dropout:
+        return None
+    import torch
+
+    from .resnets import resnet, wide_resnet
+
+    with torch.random.fork_rng(devices=[]):  # its own weights are never used: leave the global RNG alone
+        if recipe.model == "resnet":
+            return resnet(example_shape, n_classes, depth=recipe.depth or 8, width=recipe.width or 16, n_models=n_models)
+        return wide_resnet(example_shape, n_classes, depth=recipe.depth or 16, k=recipe.width or 4, n_models=n_models)

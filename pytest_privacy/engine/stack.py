@@ -19,6 +19,7 @@ import numpy as np
 from .gradients import Autograd, GradientStrategy, choose_gradients
 from .keep import child_seed
 from .loss import Batch
+from .models import folded_model
 from .optimizer import StackedOptimizer
 from .schedules import learning_rate
 from .views import TrainViews
@@ -80,7 +81,8 @@ class Stack:
     buffers: dict[str, torch.Tensor] | None = None  # stacked running statistics (BatchNorm), updated in place
     views: TrainViews | None = None  # the recipe's random training views (augmentations)
     lrs: list[float] = None  # type: ignore[assignment]  # each model's learning rate at this step
-    ema: dict[str, torch.Tensor] | None = None  # the weights' moving average, when the recipe keeps one
+    ema: dict[str, torch.Tensor] | None = None  # moving average of weights and statistics, when kept
+    _averaged: list[bool] | None = None  # which models the average has started for
 
     @property
     def n_models(self) -> int:
@@ -131,14 +133,29 @@ class Stack:
             grads = {k: g * factor.view(-1, *[1] * (g.dim() - 1)).to(g.dtype) for k, g in grads.items()}
         self.optimizer.step(grads, active, self.lrs)
         if self.ema is not None:
-            weight = 1.0 - self.recipe.ema
-            with torch.no_grad():
-                for k, average in self.ema.items():
-                    if all(active):
-                        average.lerp_(self.params[k], weight)
+            self._average(active)
+
+    def _average(self, active: Sequence[bool]) -> None:
+        """torch's ``AveragedModel(get_ema_multi_avg_fn(decay), use_buffers=True)``, per model: the
+        first step copies the weights and running statistics, later ones move the average by
+        ``1 - decay`` toward them (BatchNorm's statistics must match the averaged weights)."""
+        import torch
+
+        first = [m for m, on in enumerate(active) if on and not self._averaged[m]]
+        weight = 1.0 - self.recipe.ema
+        live = {**self.params, **{k: v for k, v in (self.buffers or {}).items() if v.is_floating_point()}}
+        with torch.no_grad():
+            for k, average in self.ema.items():
+                if all(active) and not first:
+                    average.lerp_(live[k], weight)
+                    continue
+                for m in (m for m, on in enumerate(active) if on):
+                    if m in first:
+                        average[m].copy_(live[k][m])
                     else:
-                        for m in (m for m, on in enumerate(active) if on):
-                            average[m].lerp_(self.params[k][m], weight)
+                        average[m].lerp_(live[k][m], weight)
+        for m in first:
+            self._averaged[m] = True
 
     def set_position(self, epoch: int, step: int) -> None:
         """Each model's learning rate for main-loop ``step`` of ``epoch`` (a model past its last
@@ -189,7 +206,10 @@ def train_stack(
 
     dropout = PerModelDropout.install(base, seeds, recipe.batch_size, tuple(queries.shape[2:]), device)
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
-    if buffers or dropout is not None:
+    folded = folded_model(recipe, tuple(queries.shape[2:]), n_classes, len(modules))
+    if folded is not None:
+        forward = _folded_forward(folded.to(device), buffers)
+    elif buffers or dropout is not None:
         # Per-model state: vmap hands each model its slice of the stacked running statistics
         # (BatchNorm's in-place update writes it there) and of this step's dropout masks.
         with_state = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))
@@ -219,7 +239,9 @@ def train_stack(
         views=TrainViews.of(recipe.augmentations, tuple(queries.shape[2:]), seeds=list(seeds), data_std=data_std),
     )
     if recipe.ema is not None:
-        stack.ema = {k: v.detach().clone() for k, v in params.items()}
+        averaged = {**params, **{k: v for k, v in buffers.items() if v.is_floating_point()}}
+        stack.ema = {k: v.detach().clone() for k, v in averaged.items()}
+        stack._averaged = [False] * len(modules)
     defense = recipe.defense.build(stack) if recipe.defense is not None else None
     gradients: GradientStrategy = (defense.gradients(stack) if defense else None) or choose_gradients(
         params, base, forward, device
@@ -242,8 +264,30 @@ def train_stack(
         if defense is not None:
             defense.end_epoch(stack, epoch)
         tick(1)
-    final = {**(stack.ema if stack.ema is not None else params), **buffers}
+    final = {**params, **buffers, **(stack.ema or {})}
     return {k: v.detach().cpu() for k, v in final.items()}
+
+
+def _folded_forward(
+    folded: nn.Module, buffers: dict[str, torch.Tensor]
+) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
+    """``(params, x [M, B, ...]) -> [M, B, C]`` through the folded network: the stacked parameters
+    and running statistics reshaped (views, so BatchNorm's updates land in the stacked buffers)."""
+    from torch.func import functional_call
+
+    from .resnets import folded_shapes
+
+    shapes = folded_shapes(folded)
+    counters = [k for k in buffers if k.endswith("num_batches_tracked")]
+
+    def forward(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+        state = {k: v.reshape(shapes[k]) for k, v in (*params.items(), *buffers.items()) if k in shapes}
+        out = functional_call(folded, state, (xb,))
+        for k in counters:  # BatchNorm counts its batches per model (a waiting model's count is restored)
+            buffers[k] += 1
+        return out
+
+    return forward
 
 
 def _new_epoch(stack: Stack, members: list[np.ndarray], rngs: list[np.random.Generator]) -> Epoch:

@@ -57,7 +57,8 @@ def _plain_loop(recipe, x, y, keep_row, seed):
     }[recipe.schedule]()
     if warm:
         main = sched.SequentialLR(opt, [sched.LinearLR(opt, start_factor=1 / warm, total_iters=warm - 1), main], [warm])
-    ema = [p.detach().clone() for p in params] if recipe.ema is not None else None
+    averaged = params + [b for b in model.buffers() if b.is_floating_point()]
+    ema = None
     rng = np.random.default_rng(child_seed(seed, 1))
     for _ in range(recipe.epochs):
         perm = rng.permutation(idx)
@@ -70,14 +71,17 @@ def _plain_loop(recipe, x, y, keep_row, seed):
                 torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
             opt.step()
             main.step()
-            if ema is not None:
+            if recipe.ema is not None:  # the first step copies; then average weights and statistics
                 with torch.no_grad():
-                    for average, p in zip(ema, params):
-                        average.mul_(recipe.ema).add_(p, alpha=1 - recipe.ema)
+                    if ema is None:
+                        ema = [t.detach().clone() for t in averaged]
+                    else:
+                        for average, t in zip(ema, averaged):
+                            average.mul_(recipe.ema).add_(t, alpha=1 - recipe.ema)
     if ema is not None:
         with torch.no_grad():
-            for average, p in zip(ema, params):
-                p.copy_(average)
+            for average, t in zip(ema, averaged):
+                t.copy_(average)
     return model.eval()
 
 
@@ -113,7 +117,7 @@ def _bn_cnn() -> nn.Module:
         TrainingRecipe(model="cnn", hidden=(4,), epochs=2, batch_size=32, label_smoothing=0.1, grad_clip=1.0,
                        schedule="cosine"),
         TrainingRecipe(model=_bn_mlp, epochs=3, batch_size=32, optimizer="sgd", lr=0.05),
-        TrainingRecipe(model=_bn_cnn, epochs=1, batch_size=25, ema=0.9, lr=3e-4),
+        TrainingRecipe(model=_bn_cnn, epochs=1, batch_size=50, ema=0.9, lr=1e-4),
         TrainingRecipe(model="resnet", depth=8, width=4, epochs=1, batch_size=25, optimizer="sgd", lr=0.01,
                        momentum=0.9, nesterov=True, weight_decay=5e-4, weight_decay_on="weights"),
     ],
