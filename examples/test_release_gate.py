@@ -10,6 +10,7 @@ import pytest
 
 from pytest_privacy import assert_tpr_at_fpr_below
 
+
 @pytest.mark.lira
 def test_release_does_not_leak(target_model, membership_data):
     assert_tpr_at_fpr_below(target_model, membership_data, fpr=1e-2, max_tpr=0.05)

@@ -16,6 +16,8 @@ _EXPORTS = {
     "assert_auc_below": "assertions",
     "assert_no_more_vulnerable_than": "assertions",
     "assert_epsilon_below": "assertions",
+    "assert_dp_claim_holds": "assertions",
+    "DPAuditResult": "results",
     "SessionReport": "results",
     "Baseline": "data",
     "ComparisonResult": "results",

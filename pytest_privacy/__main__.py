@@ -7,16 +7,24 @@ import json
 import sys
 from pathlib import Path
 
-from .results import AttackResult, ComparisonResult, SessionReport
+from .results import (
+    AnyResult,
+    AttackResult,
+    DPAuditResult,
+    SessionReport,
+)
 
 
-def _key(r: AttackResult | ComparisonResult) -> tuple[str, str, str]:
-    gate = r.gate if isinstance(r, AttackResult) else "relative"
+def _key(r: AnyResult) -> tuple[str, str, str]:
+    gate = r.gate if isinstance(r, AttackResult) else ("dp_claim" if isinstance(r, DPAuditResult) else "relative")
     return (r.test_id or "-", r.attack, gate)
 
 
-def _measure(r: AttackResult | ComparisonResult) -> tuple[str, float]:
-    """What a result is judged by: its AUC for an AUC gate, else its TPR."""
+def _measure(r: AnyResult) -> tuple[str, float]:
+    """What a result is judged by: its AUC for an AUC gate, an epsilon bound for an epsilon gate or a
+    DP-claim audit, else its TPR."""
+    if isinstance(r, DPAuditResult):
+        return "epsilon", r.epsilon_low
     if isinstance(r, AttackResult) and r.gate == "auc":
         return "AUC", r.auc
     if isinstance(r, AttackResult) and r.gate == "epsilon" and r.epsilon_low is not None:

@@ -31,20 +31,22 @@ from .metrics import (
 )
 from .querying import label_oracle
 from .report import record_result
-from .strict import unknown_name_error
 from .results import (
     AttackResult,
     ComparisonResult,
+    DPAuditResult,
     GateResult,
     Verdict,
     VulnerablePoint,
 )
+from .strict import unknown_name_error
 
 __all__ = [
     "PrivacyInconclusiveError",
     "PrivacyInconclusiveWarning",
     "PrivacyLeakError",
     "assert_auc_below",
+    "assert_dp_claim_holds",
     "assert_no_more_vulnerable_than",
     "assert_epsilon_below",
     "assert_tpr_at_fpr_below",
@@ -179,11 +181,12 @@ def _limit(r: AttackResult) -> str:
     return f"TPR <= {r.max_tpr:g} at FPR {r.fpr:g}"
 
 
-def _enforce(r: AttackResult, policy: OnInconclusive, what: str) -> AttackResult:
+def _enforce(r: Any, policy: OnInconclusive, what: str, *, describe: Any = None, hint: str = _HINT) -> Any:
+    described = (describe or _describe)(r)
     if r.verdict is Verdict.FAIL:
-        raise PrivacyLeakError(f"privacy leak: {what}\n  {_describe(r)}\n  {r.reason}\n  {_HINT}")
+        raise PrivacyLeakError(f"privacy leak: {what}\n  {described}\n  {r.reason}\n  {hint}")
     if r.verdict is Verdict.INCONCLUSIVE:
-        message = f"privacy gate inconclusive: {what}\n  {_describe(r)}\n  {r.reason}"
+        message = f"privacy gate inconclusive: {what}\n  {described}\n  {r.reason}"
         if policy == "fail":
             raise PrivacyInconclusiveError(message + "\n  (set --privacy-inconclusive=warn|skip|xfail to not fail)")
         if policy == "warn":
@@ -359,3 +362,94 @@ def assert_no_more_vulnerable_than(
             f"  audit: {r.n_members:,} members, {r.n_nonmembers:,} non-members, seed {r.seed}\n  {_HINT}"
         )
     return r
+
+
+_DP_HINT = (
+    "what commonly breaks a DP claim: the optimizer never made private (no noise, no clipping), noise "
+    "scaled to the wrong batch size or multiplier, clipping disabled or applied to the batch instead of "
+    "each example, shuffled batches accounted as Poisson sampling, or an accountant run with other "
+    "settings than training"
+)
+
+
+def assert_dp_claim_holds(
+    run: Any,
+    *,
+    epsilon: float,
+    delta: float,
+    confidence: float | None = None,
+    on_inconclusive: OnInconclusive | None = None,
+) -> DPAuditResult:
+    """Audit a differential-privacy claim ``(epsilon, delta)`` with one training run's canaries
+    (``run``: a :class:`~pytest_privacy.audit.canaries.CanaryRun`, e.g. the ``dp_canary_run``
+    fixture), by the one-run lower bound of Steinke, Nasr & Jagielski (2023).
+
+    FAIL (``PrivacyLeakError``): the lower bound exceeds ``epsilon`` at ``confidence``, so the claim
+    is false. PASS: it does not, with the largest epsilon this audit could have shown; a PASS never
+    proves the claim (a lower bound only finds violations). INCONCLUSIVE: even perfect guesses on
+    these canaries could not prove a bound above ``epsilon``: the audit is too small to test it.
+
+    The result also carries the Gaussian-DP reading of the same canaries (``gdp_mu_low`` and the
+    epsilon it means at ``delta``): valid for mechanisms that are mu-GDP, as DP-SGD is, but not for
+    every (epsilon, delta) claim, so it is reported beside the verdict, never used to decide it.
+    """
+    from .one_run import needed_canaries, one_run_audit
+    from .one_run_gdp import gdp_epsilon, one_run_gdp_audit
+
+    if not (isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool) and epsilon > 0):
+        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}.")
+    if not (isinstance(delta, (int, float)) and not isinstance(delta, bool) and 0 <= delta < 1):
+        raise ValueError(f"delta must be a number in [0, 1), got {delta!r}.")
+    if not (hasattr(run, "scores") and hasattr(run, "included")):
+        raise TypeError(
+            f"assert_dp_claim_holds audits a canary run (the dp_canary_run fixture, or "
+            f"PrivacyTrainer.canary_run), got {type(run).__name__}."
+        )
+    policy = _policy(on_inconclusive)
+    confidence = _confidence(confidence)
+    audit = one_run_audit(run.scores, run.included, delta=delta, confidence=confidence)
+    gdp = one_run_gdp_audit(run.scores, run.included, confidence=confidence)  # reported, not gated: see below
+    claim = f"({epsilon:g}, {delta:g})-DP"
+    if audit.epsilon_low > epsilon:
+        verdict = Verdict.FAIL
+        reason = (
+            f"claim violated: the canaries prove epsilon >= {audit.epsilon_low:.3f} > {epsilon:g} at "
+            f"{confidence:.0%} ({audit.n_correct} of {audit.n_guesses} guesses right)"
+        )
+    elif audit.max_detectable <= epsilon:
+        verdict = Verdict.INCONCLUSIVE
+        try:
+            more = f"testing this claim needs >= {needed_canaries(epsilon, delta=delta, confidence=confidence):,} canaries"
+        except ValueError:  # delta's term caps every one-run bound: no number of canaries reaches this epsilon
+            more = f"no number of canaries lets a one-run audit test epsilon {epsilon:g} at delta {delta:g}"
+        reason = (
+            f"cannot detect a violation: with {audit.n_canaries} canaries even perfect guesses prove at most "
+            f"epsilon >= {audit.max_detectable:.3f} <= {epsilon:g}; {more}"
+        )
+    else:
+        verdict = Verdict.PASS
+        reason = (
+            f"no violation found: epsilon >= {audit.epsilon_low:.3f} proven, <= {epsilon:g}; this audit could "
+            f"have proven up to {audit.max_detectable:.3f} (a lower bound: it finds false claims, it cannot "
+            "prove a claim true)"
+        )
+    r = record_result(DPAuditResult(
+        verdict=verdict, reason=reason, variant=getattr(run, "description", "canaries"), epsilon_claim=float(epsilon),
+        delta=float(delta), confidence=confidence, epsilon_low=audit.epsilon_low, max_detectable=audit.max_detectable,
+        n_canaries=audit.n_canaries, n_guesses=audit.n_guesses, n_correct=audit.n_correct,
+        accountant_epsilon=getattr(run, "accountant_epsilon", None), seed=getattr(run, "seed", None),
+        seconds=getattr(run, "seconds", None), gdp_mu_low=gdp.mu_low, gdp_epsilon_low=gdp_epsilon(gdp.mu_low, delta),
+    ))
+    return _enforce(r, policy, f"the claim {claim} must hold", describe=_describe_dp, hint=_DP_HINT)
+
+
+def _describe_dp(r: DPAuditResult) -> str:
+    accountant = f", the accountant's target epsilon {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
+    gdp = (
+        f"; read as Gaussian DP: mu >= {r.gdp_mu_low:.3f}, epsilon >= {r.gdp_epsilon_low:.3f} at delta {r.delta:g}"
+        if r.gdp_mu_low else ""
+    )
+    return (
+        f"one-run audit ({r.variant}): epsilon >= {r.epsilon_low:.3f} at {r.confidence:.0%} "
+        f"(strongest possible {r.max_detectable:.3f}){accountant}{gdp}, {r.n_canaries} canaries, seed {r.seed}"
+    )

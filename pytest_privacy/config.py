@@ -38,6 +38,7 @@ class PrivacyConfig(StrictSettings):
     report: str | None = None
     plots: str | None = None
     population: float = Field(0.0, ge=0, lt=0.5)  # share of the data held out as RMIA's population
+    canaries: int | None = Field(None, ge=2)  # canaries of a one-run DP audit; None: half the data, <= 1000
     cache_dir: str | None = None  # None: under pytest's cache directory
     no_cache: bool = False
     max_memory: int | None = None  # bytes; None: 80% of free GPU memory, or a quarter of RAM

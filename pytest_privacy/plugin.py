@@ -20,17 +20,16 @@ import pytest
 
 from .assertions import gate_defaults, set_inconclusive_default
 from .attacks import ATTACKS, SUITES, suite_attacks
+from .audit import PrivacyTrainer, model_source
 from .config import PrivacyConfig, resolve_config
 from .data import Baseline
-from .report import from_json, recording, to_json
-from .report.session_report import build_report
-from .report.summary import junit_properties
-from .report import hookspec, writers
-from .audit import PrivacyTrainer, model_source
-from .engine.recipe import TrainingRecipe
 from .engine.executors import make_executor
 from .engine.progress import Lines, Progress
+from .engine.recipe import TrainingRecipe
 from .engine.store import ModelStore, NotAStoreError
+from .report import from_json, hookspec, recording, to_json, writers
+from .report.session_report import build_report
+from .report.summary import junit_properties
 
 # option name (without --privacy-), config field, help
 _OPTIONS: list[tuple[str, str, str]] = [
@@ -40,6 +39,7 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("seed", "seed", "seed from which every random choice flows (default: 0)"),
     ("references", "n_references", "number of reference models (default: from the profile)"),
     ("population", "population", "share of privacy_dataset held out as the population of tests whose privacy_attack needs one (RMIA) or whose privacy marker sets population (default: 0)"),
+    ("canaries", "canaries", "canaries in a one-run DP audit (dp_canary_run), at most half of privacy_dataset (default: half of it, at most 1000)"),
     ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
     ("report", "report", "write every privacy result as JSON to this path"),
     ("plots", "plots", "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)"),
@@ -598,6 +598,27 @@ def reference_models_for(
         )
 
     return references_for
+
+
+@pytest.fixture
+def dp_canary_run(
+    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any, privacy_dataset: Any,
+    privacy_config: PrivacyConfig,
+) -> Any:
+    """``privacy_recipe`` (or ``privacy_train_fn``) trained once on ``privacy_dataset`` with
+    ``--privacy-canaries`` mislabelled canaries, each included with probability 1/2, and every
+    canary scored: what ``assert_dp_claim_holds`` audits (one training run, cached like any model)."""
+    c = privacy_config
+    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
+    dataset = _check_dataset(privacy_dataset)
+    n_canaries = c.canaries if c.canaries is not None else min(1000, len(_labels_of(dataset)) // 2)
+    return privacy_trainer.canary_run(_source(kind, how), dataset, n_canaries=n_canaries, seed=c.seed, device=c.device)
+
+
+def _labels_of(dataset: Any) -> Any:
+    from .audit import as_dataset
+
+    return as_dataset(dataset)[1]
 
 
 @pytest.fixture

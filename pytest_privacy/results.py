@@ -124,10 +124,43 @@ class ComparisonResult(BaseModel):
     seconds: float | None = None
 
 
+class DPAuditResult(BaseModel):
+    """A one-run audit of a differential-privacy claim (``assert_dp_claim_holds``): canaries
+    trained in with probability 1/2, the epsilon lower bound their scores prove, and the claim.
+
+    FAIL: the lower bound exceeds the claimed epsilon (the claim is false, at ``confidence``).
+    PASS: it does not, and the audit could have shown up to ``max_detectable`` (a PASS never proves
+    the claim true: it is a lower bound). INCONCLUSIVE: ``max_detectable`` is at most the claim, so
+    no outcome of this audit could have caught a false claim.
+    """
+
+    kind: Literal["dp_audit"] = "dp_audit"
+    verdict: Verdict
+    reason: str
+    attack: str = "one_run_canaries"
+    variant: str
+    epsilon_claim: float
+    delta: float
+    confidence: float
+    epsilon_low: float
+    max_detectable: float
+    n_canaries: int
+    n_guesses: int
+    n_correct: int
+    accountant_epsilon: float | None = None  # a DP-SGD recipe's own accountant target
+    gdp_mu_low: float | None = None  # the Gaussian-DP reading: mu proven, for a Gaussian mechanism
+    gdp_epsilon_low: float | None = None  # ... and the epsilon that mu means at ``delta``
+    seed: int | None = None
+    seconds: float | None = None  # training and scoring: one run
+    test_id: str | None = None
+    profile: str | None = None
+
+
 SCHEMA_VERSION = 1
 
 
-Result = Annotated[AttackResult | ComparisonResult, Field(discriminator="kind")]
+AnyResult = AttackResult | ComparisonResult | DPAuditResult  # what a gate records
+Result = Annotated[AnyResult, Field(discriminator="kind")]
 
 
 class SessionReport(BaseModel):

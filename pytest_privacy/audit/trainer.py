@@ -19,6 +19,7 @@ from ..data import MembershipData, Population, References
 from ..engine.executors import Executor, LocalExecutor, Trained
 from ..engine.progress import Progress
 from ..engine.store import ModelStore, digest
+from .canaries import CanaryRun, CanarySet
 from .dataset import as_dataset, checked_dataset, dataset_identity
 from .job import TrainJob
 from .setup import AuditSetup
@@ -147,6 +148,37 @@ class PrivacyTrainer:
             logits[:, points], split.keep[:-1][:, points], source.augmentations, seed, predict=built.predict
         )
         return MembershipData(x[points], y[points], member[points], references)
+
+    def canary_run(
+        self, how: Any, dataset: Any, *, n_canaries: int = 1000, seed: int, device: str = "auto"
+    ) -> CanaryRun:
+        """Train ``how`` once with ``n_canaries`` mislabelled canaries, each included with
+        probability 1/2 (:class:`CanarySet`), and score every canary: the input of a one-run audit
+        of a differential-privacy claim. Cached like every model (its key covers the canaries)."""
+        source = model_source(how)
+        if source.validation_share > 0:
+            raise ValueError("a one-run audit trains on all the data: a defense with a validation pool cannot join it.")
+        x, y = as_dataset(dataset)
+        canaries = CanarySet.draw(y, n_canaries, seed)
+        y_train, keep = canaries.training_set(y)
+        source.check(x, y_train, int(keep.sum()))
+        self.key_covers.add(source.covers())
+        device_type = self.executor.device_type(device)
+        model_seed = np.random.SeedSequence(seed, spawn_key=(0x63616E, 1))
+        keys = [source.key(digest(x, y_train), keep, model_seed, device_type)]
+        job = TrainJob(source, x, y_train, keep[None], (model_seed,), device, self.max_memory)
+        start, trained_before = time.perf_counter(), self.models_trained
+        [trained] = self._train(job, keys, [0], reuse=True, target=None)
+        if "logits" not in trained.entry:
+            raise ValueError("the model answers only labels: a canary audit scores log-probabilities; return logits.")
+        scores = canaries.scores(trained.entry["logits"][:, 0])
+        recipe = getattr(source, "recipe", None)
+        defense = getattr(recipe, "defense", None)
+        return CanaryRun(
+            scores, canaries.included, seed, time.perf_counter() - start, self.models_trained > trained_before,
+            getattr(defense, "epsilon", None) if getattr(defense, "kind", None) == "dp_sgd" else None,
+            f"{canaries.index.size} mislabelled input canaries, one run",
+        )
 
     def _train(
         self, job: TrainJob, keys: list[str], models: Sequence[int], *, reuse: bool, target: int | None = -1

@@ -152,7 +152,7 @@ class RayExecutor:
 
     def __init__(self, *, gpus_per_task: float = 0.0, cpus_per_task: float = 1.0, max_retries: int = 3) -> None:
         try:
-            import ray
+            import ray  # noqa: F401 - only whether it is installed
         except ImportError:
             raise ImportError(
                 "--privacy-executor=ray needs Ray: pip install 'pytest-privacy[ray]' (or choose the local executor)."
@@ -249,7 +249,7 @@ class RayExecutor:
 
     def close(self) -> None:
         if self._started:
-            import ray
+            import ray  # noqa: F401 - only whether it is installed
 
             ray.shutdown()
             self._started = False

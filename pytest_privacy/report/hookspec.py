@@ -16,11 +16,11 @@ import pytest
 
 if TYPE_CHECKING:
     from ..config import PrivacyConfig
-    from ..results import AttackResult, ComparisonResult, SessionReport
+    from ..results import AnyResult, SessionReport
 
 
 @pytest.hookspec
-def pytest_privacy_result(result: AttackResult | ComparisonResult, config: pytest.Config) -> None:
+def pytest_privacy_result(result: AnyResult, config: pytest.Config) -> None:
     """A privacy result arrived: called as each test's report arrives, on the xdist controller (or in
     the only process), once per result of the test."""
 

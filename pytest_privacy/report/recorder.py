@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ..results import AttackResult, ComparisonResult, Result
+from ..results import AnyResult, Result
 
 __all__ = ["from_json", "record_result", "recording", "to_json"]
 
@@ -22,7 +22,7 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(Result)
 
 
 @contextmanager
-def recording(test_id: str | None = None, *, profile: str | None = None) -> Iterator[list[AttackResult | ComparisonResult]]:
+def recording(test_id: str | None = None, *, profile: str | None = None) -> Iterator[list[AnyResult]]:
     """Collect every result recorded inside the block (tagged with ``test_id`` and the budget
     ``profile`` it ran under) into the list it yields::
 
@@ -30,7 +30,7 @@ def recording(test_id: str | None = None, *, profile: str | None = None) -> Iter
             assert_tpr_at_fpr_below(model, data, fpr=1e-2, max_tpr=0.05)
         results[0].tpr
     """
-    results: list[AttackResult | ComparisonResult] = []
+    results: list[AnyResult] = []
     tags = {k: v for k, v in {"test_id": test_id, "profile": profile}.items() if v is not None}
     token = _block.set((results, tags))
     try:
@@ -39,7 +39,7 @@ def recording(test_id: str | None = None, *, profile: str | None = None) -> Iter
         _block.reset(token)
 
 
-def record_result(result: AttackResult | ComparisonResult) -> Any:
+def record_result(result: AnyResult) -> Any:
     """Tag ``result`` with the open block's test id and profile and add it to that block (if one is
     open); return the (tagged) result."""
     block = _block.get()
@@ -53,11 +53,11 @@ def record_result(result: AttackResult | ComparisonResult) -> Any:
     return result
 
 
-def to_json(result: AttackResult | ComparisonResult) -> str:
+def to_json(result: AnyResult) -> str:
     """A result as JSON (how results travel from xdist workers; infinities as ``Infinity``)."""
     return result.model_dump_json()
 
 
-def from_json(text: str) -> AttackResult | ComparisonResult:
+def from_json(text: str) -> AnyResult:
     """A result from :func:`to_json`'s JSON."""
     return _ADAPTER.validate_json(text)

@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..results import AttackResult, ComparisonResult, SessionReport
+from ..results import AnyResult, SessionReport
 
 __all__ = ["build_report", "write_report"]
 
 
 def build_report(
-    results: list[AttackResult | ComparisonResult], config: dict[str, Any], *, models_trained: int = 0,
+    results: list[AnyResult], config: dict[str, Any], *, models_trained: int = 0,
     models_loaded: int = 0, seconds_training: float = 0.0, cache_keys: list[str] | None = None,
     note: str | None = None,
 ) -> SessionReport:

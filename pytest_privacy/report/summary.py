@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from ..results import AttackResult, ComparisonResult
+from ..results import AnyResult, AttackResult, ComparisonResult, DPAuditResult
 
 __all__ = ["format_summary", "junit_properties"]
 
 
-def format_summary(results: list[AttackResult | ComparisonResult]) -> list[str]:
+def format_summary(results: list[AnyResult]) -> list[str]:
     """One line per result: verdict, test, attack, TPR (interval) at the achieved FPR, limit, AUC,
     epsilon lower bound, sample sizes, seed and time."""
     lines = []
     for r in results:
         tail = f"seed={r.seed}, {r.seconds or 0:.1f}s"
+        if isinstance(r, DPAuditResult):
+            accountant = f", accountant {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
+            lines.append(
+                f"{_verdict(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): eps>={r.epsilon_low:.3f} "
+                f"(strongest possible {r.max_detectable:.3f}), claim eps<={r.epsilon_claim:g} at delta {r.delta:g}"
+                f"{accountant}, {r.n_correct}/{r.n_guesses} guesses of {r.n_canaries} canaries, {tail}"
+            )
+            continue
         if isinstance(r, ComparisonResult):
             lines.append(
                 f"{_verdict(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}) at FPR {r.fpr:g}: "
@@ -36,7 +44,7 @@ def format_summary(results: list[AttackResult | ComparisonResult]) -> list[str]:
     return lines
 
 
-def _verdict(r: AttackResult | ComparisonResult) -> str:
+def _verdict(r: AnyResult) -> str:
     # A smoke run has 4 references: its PASS says the suite runs, not that the model is private.
     smoke = " (smoke)" if r.profile == "smoke" and r.verdict.value == "pass" else ""
     return r.verdict.value.upper() + smoke
@@ -52,11 +60,13 @@ def _decided(r: AttackResult) -> str:
     return f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}"
 
 
-def junit_properties(result: AttackResult | ComparisonResult) -> list[tuple[str, str]]:
+def junit_properties(result: AnyResult) -> list[tuple[str, str]]:
     """The verdict and headline numbers of a result, for junit XML (the full result, ROC included,
     is in the JSON report)."""
     props = [("privacy_verdict", result.verdict.value), ("privacy_attack", result.attack)]
-    if isinstance(result, ComparisonResult):
+    if isinstance(result, DPAuditResult):
+        props += [("privacy_epsilon_low", f"{result.epsilon_low:.4f}"), ("privacy_epsilon_claim", f"{result.epsilon_claim:g}")]
+    elif isinstance(result, ComparisonResult):
         props += [("privacy_tpr", f"{result.tpr:.4f}"), ("privacy_tpr_baseline", f"{result.tpr_baseline:.4f}")]
     elif result.gate == "auc":
         props += [("privacy_auc", f"{result.auc:.4f}"), ("privacy_max_auc", f"{result.max_auc:g}")]

@@ -20,10 +20,12 @@ ALLOWED = {
     "engine": SHARED,
     "audit": SHARED | {"engine", "pytest_privacy"},  # (the package: its __version__ keys caches)
     "metrics": {"results"},
+    "one_run": set(),
+    "one_run_gdp": {"one_run"},
     "attacks": SHARED | {"metrics"},
     "config": {"attacks", "strict"},
     "report": {"results", "metrics", "config", "pytest_privacy"},
-    "assertions": SHARED | {"attacks", "metrics", "report"},
+    "assertions": SHARED | {"attacks", "metrics", "report", "one_run", "one_run_gdp"},
     "plugin": None,  # wires everything
     "__main__": None,
     "pytest_privacy": None,  # the lazy re-exports
