@@ -21,7 +21,7 @@ pytestmark = pytest.mark.privacy(canaries=300)
 
 
 class TestHonestDPSGD:
-    @pytest.fixture(scope="class")
+    @pytest.fixture
     def privacy_recipe(self):
         """DP-SGD calibrated to the claim by opacus's accountant (clip 1, noise for epsilon 1)."""
         return TrainingRecipe(**RECIPE, defense=DPSGD(**CLAIM))
@@ -31,7 +31,7 @@ class TestHonestDPSGD:
 
 
 class TestForgottenDPSGD:
-    @pytest.fixture(scope="class")
+    @pytest.fixture
     def privacy_recipe(self):
         """The same recipe with DP-SGD forgotten, shipped under the same claim."""
         return TrainingRecipe(**RECIPE)
