@@ -152,7 +152,10 @@ def _attack_result(
         epsilon_low=epsilon_low,
         seconds=time.perf_counter() - started,
         most_vulnerable=[
-            VulnerablePoint(index=int(i), label=int(data.y[i]), score=float(scores[i]), member=bool(data.is_member[i]))
+            VulnerablePoint(
+                index=int(i), label=int(data.y[i]), score=float(scores[i]), member=bool(data.is_member[i]),
+                key=record_key(data.x[i], data.y[i]),
+            )
             for i in top
         ],
         roc_fpr=fpr_curve[keep].tolist(),
@@ -162,6 +165,16 @@ def _attack_result(
         n_references=0 if refs is None else refs.n_references,
         seed=None if refs is None else refs.seed,
     )
+
+
+def record_key(x: np.ndarray, y: Any) -> str:
+    """A record's content hash (its input's bytes and its label): how stored runs name vulnerable
+    records without carrying them."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    h.update(str(int(y)).encode())
+    return h.hexdigest()[:16]
 
 
 def _describe(r: AttackResult) -> str:

@@ -37,6 +37,13 @@ class PrivacyConfig(StrictSettings):
     confidence: float = Field(0.95, gt=0, lt=1)
     report: str | None = None
     plots: str | None = None
+    html: str | None = None  # a self-contained HTML report
+    markdown: str | None = None  # a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)
+    storage: str = ".privacy"  # where stored runs live: a path or fsspec URL
+    autosave: bool = False  # store every session's report
+    save: str | None = None  # store this session's report under this name
+    compare: str | None = None  # compare with this stored run (a name, a number, or latest)
+    compare_fail: str | None = None  # criteria that fail the session: tpr:+0.01,auc:+0.02,eps:+0.5,new-vulnerable:5
     population: float = Field(0.0, ge=0, lt=0.5)  # share of the data held out as RMIA's population
     canaries: int | None = Field(None, ge=2)  # canaries of a one-run DP audit; None: half the data, <= 1000
     cache_dir: str | None = None  # None: under pytest's cache directory
@@ -47,7 +54,7 @@ class PrivacyConfig(StrictSettings):
     ray_cpus_per_task: float = Field(1.0, gt=0)
     ray_max_retries: int = Field(3, ge=0)
 
-    @field_validator("no_cache", mode="before")
+    @field_validator("no_cache", "autosave", mode="before")
     @classmethod
     def _flag(cls, value: Any) -> Any:
         if isinstance(value, str):  # from an ini file: a word that is neither yes nor no is an error

@@ -43,6 +43,12 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
     ("report", "report", "write every privacy result as JSON to this path"),
     ("plots", "plots", "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)"),
+    ("html", "html", "write a self-contained HTML report (verdicts, ROC plots, vulnerable records) to this path"),
+    ("markdown", "markdown", "write a Markdown table of the verdicts to this path (appended, e.g. $GITHUB_STEP_SUMMARY)"),
+    ("storage", "storage", "where stored runs live: a path or fsspec URL (default: .privacy)"),
+    ("save", "save", "store this session's report under NAME (letters, digits, . _ -)"),
+    ("compare-fail", "compare_fail", "fail the session when, against --privacy-compare's run, a gate regressed "
+     "significantly: tpr:+0.01, auc:+0.02, eps:+0.5, new-vulnerable:5 (comma-separated); a worse verdict always fails"),
     ("cache-dir", "cache_dir", "where trained models are cached: a path or fsspec URL (default: under .pytest_cache)"),
     ("max-memory", "max_memory", "memory budget for training, e.g. 2GiB (default: 80%% of free GPU memory, or 1/4 of RAM)"),
     ("executor", "executor", "where models train: local (in this process) or ray (the cluster at RAY_ADDRESS, else a local "
@@ -55,6 +61,7 @@ _OPTIONS: list[tuple[str, str, str]] = [
 _ENV = {"executor": "PYTEST_PRIVACY_EXECUTOR"}
 _FLAGS: list[tuple[str, str, str]] = [
     ("no-cache", "no_cache", "train every model afresh and store nothing"),
+    ("autosave", "autosave", "store every session's report under --privacy-storage"),
 ]
 _STASH = pytest.StashKey[dict[str, Any]]()
 _TRAINER = pytest.StashKey[PrivacyTrainer]()
@@ -89,6 +96,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--privacy-clear-cache", dest="privacy_clear_cache", action="store_true",
         help="delete every cached model before the run",
     )
+    group.addoption(
+        "--privacy-compare", dest="privacy_compare", nargs="?", const="latest", default=None, metavar="NAME",
+        help="compare this session with a stored run (its name or number; default: the latest)",
+    )
+    parser.addini("privacy_compare", help="stored run to compare with", default=None)
 
 
 def _dest(name: str) -> str:
@@ -96,7 +108,7 @@ def _dest(name: str) -> str:
 
 
 def _layers(config: pytest.Config) -> tuple[dict[str, Any], dict[str, Any]]:
-    options = _OPTIONS + _FLAGS
+    options = [*_OPTIONS, *_FLAGS, ("compare", "compare", "")]
     ini = {field: config.getini(_dest(name)) or None for name, field, _ in options}
     ini.update({field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)})
     cli = {field: config.getoption(_dest(name)) for name, field, _ in options}
@@ -138,7 +150,17 @@ def pytest_configure(config: pytest.Config) -> None:
                 "--privacy-executor=ray needs Ray: pip install 'pytest-privacy[ray]' (or use --privacy-executor=local)."
             ) from None
     config.stash[_STASH] = {"ini": ini, "cli": cli}
-    for path, what in ((base.report, "--privacy-report"), (base.plots, "--privacy-plots")):
+    if base.compare_fail is not None:
+        from .report.compare import parse_criteria
+
+        try:
+            parse_criteria(base.compare_fail)  # a typo is a usage error before anything runs
+        except ValueError as exc:
+            raise pytest.UsageError(f"--privacy-compare-fail: {exc}") from None
+    for path, what in (
+        (base.report, "--privacy-report"), (base.plots, "--privacy-plots"), (base.html, "--privacy-html"),
+        (base.markdown, "--privacy-markdown"),
+    ):
         if path:
             _check_writable(path, what, directory=what == "--privacy-plots")
     if base.plots:
@@ -158,6 +180,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(writers, "pytest-privacy-summary")
         config.pluginmanager.register(writers.JsonWriter(), "pytest-privacy-json")
         config.pluginmanager.register(writers.PlotsWriter(), "pytest-privacy-plots")
+        config.pluginmanager.register(writers.HtmlWriter(), "pytest-privacy-html")
+        config.pluginmanager.register(writers.MarkdownWriter(), "pytest-privacy-markdown")
+        config.pluginmanager.register(writers.StoredRunsWriter(), "pytest-privacy-storage")
     set_inconclusive_default(base.inconclusive)
 
 
@@ -364,7 +389,8 @@ def _write_reports(session: pytest.Session) -> None:
     if gathered is None:
         return
     settings = _session_config(config)
-    if not (gathered.results or gathered.trained or gathered.loaded or settings.report or gathered.cleared is not None):
+    wanted = settings.report or settings.html or settings.markdown or settings.autosave or settings.save or settings.compare
+    if not (gathered.results or gathered.trained or gathered.loaded or wanted or gathered.cleared is not None):
         return
     if gathered.cleared is not None:
         root = _open_store(config, settings).root
@@ -377,6 +403,9 @@ def _write_reports(session: pytest.Session) -> None:
     for impl in reversed(config.hook.pytest_privacy_write_reports.get_hookimpls()):  # tryfirst ones first
         try:
             impl.function(*[arguments[name] for name in impl.argnames])
+        except writers.RegressionFound as exc:  # not a broken writer: the run regressed
+            gathered.lines.append(f"pytest-privacy: {exc}")
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         except Exception as exc:
             gathered.lines.append(f"pytest-privacy: the report writer {impl.plugin_name!r} failed: {exc!r}")
             if session.exitstatus == pytest.ExitCode.OK:

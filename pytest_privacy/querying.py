@@ -11,7 +11,7 @@ import numpy as np
 
 from .augmentations import make_queries
 
-__all__ = ["CachedTarget", "is_module", "label_oracle", "query_answers", "query_logits", "scorer"]
+__all__ = ["CachedTarget", "evaluating", "is_module", "label_oracle", "query_answers", "query_logits", "scorer"]
 
 _BATCH = 4096
 

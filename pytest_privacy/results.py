@@ -67,6 +67,7 @@ class VulnerablePoint(BaseModel):
     label: int
     score: float
     member: bool
+    key: str | None = None  # a content hash of the record (its input and label): never the data itself
 
 
 class AttackResult(GateResult):
@@ -172,6 +173,7 @@ class SessionReport(BaseModel):
     torch: str | None
     python: str
     platform: str
+    commit: str | None = None  # the git commit the session ran at, when in a repository
     config: dict[str, Any]
     models_trained: int = 0
     models_loaded: int = 0

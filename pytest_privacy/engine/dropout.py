@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..querying import evaluating
 from .keep import child_seed, torch_seed
 
 __all__ = ["MaskedDropout", "PerModelDropout"]
@@ -61,16 +62,13 @@ class PerModelDropout:
             return hook
 
         hooks = [m.register_forward_hook(record(n)) for n, m in found]
-        modes = [(m, m.training) for m in base.modules()]
-        base.eval()  # the dry run that finds each layer's input shape must not move running statistics
         try:
-            with torch.no_grad():
+            # eval: the dry run that finds each layer's input shape must not move running statistics
+            with evaluating(base), torch.no_grad():
                 base(torch.zeros((2, *example_shape)))
         finally:
             for h in hooks:
                 h.remove()
-            for m, mode in modes:
-                m.training = mode
         for name, layer in found:
             parent, _, child = name.rpartition(".")
             setattr(base.get_submodule(parent) if parent else base, child, MaskedDropout(layer.p))

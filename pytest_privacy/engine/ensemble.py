@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..augmentations import make_queries
+from ..querying import evaluating
 from .keep import child_seed, model_seeds, torch_seed
 from .models import build_model
 from .progress import Progress, progress_bar
@@ -186,16 +187,13 @@ def activations_per_example(module: nn.Module, example_shape: tuple[int, ...]) -
             activations += out.numel()
 
     hooks = [m.register_forward_hook(count) for m in module.modules() if not list(m.children())]
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()  # a dry run must not move running statistics (nor fail BatchNorm on one example)
     try:
-        with torch.no_grad():
+        # eval: a dry run must not move running statistics (nor fail BatchNorm on one example)
+        with evaluating(module), torch.no_grad():
             module(torch.zeros((1, *example_shape)))
     finally:
         for h in hooks:
             h.remove()
-        for m, mode in modes:
-            m.training = mode
     return activations
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..results import AnyResult, SessionReport
+from .storage import current_commit
 
 __all__ = ["build_report", "write_report"]
 
@@ -34,6 +35,7 @@ def build_report(
         models_loaded=models_loaded,
         seconds_training=seconds_training,
         cache_keys=sorted(cache_keys or ()),
+        commit=current_commit(),
         results=results,
         note=note,
     )

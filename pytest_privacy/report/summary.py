@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..results import AnyResult, AttackResult, ComparisonResult, DPAuditResult
 
-__all__ = ["format_summary", "junit_properties"]
+__all__ = ["decided_tpr", "format_summary", "junit_properties", "verdict_label"]
 
 
 def format_summary(results: list[AnyResult]) -> list[str]:
@@ -16,14 +16,14 @@ def format_summary(results: list[AnyResult]) -> list[str]:
         if isinstance(r, DPAuditResult):
             accountant = f", accountant {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
             lines.append(
-                f"{_verdict(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): eps>={r.epsilon_low:.3f} "
+                f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): eps>={r.epsilon_low:.3f} "
                 f"(strongest possible {r.max_detectable:.3f}), claim eps<={r.epsilon_claim:g} at delta {r.delta:g}"
                 f"{accountant}, {r.n_correct}/{r.n_guesses} guesses of {r.n_canaries} canaries, {tail}"
             )
             continue
         if isinstance(r, ComparisonResult):
             lines.append(
-                f"{_verdict(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}) at FPR {r.fpr:g}: "
+                f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}) at FPR {r.fpr:g}: "
                 f"TPR {r.tpr:.4f} vs baseline {r.tpr_baseline:.4f} (difference {r.tpr_diff:+.4f} "
                 f"[{r.diff_low:+.4f}, {r.diff_high:+.4f}], margin {r.margin:g}), accuracy {r.accuracy:.3f} vs "
                 f"{r.accuracy_baseline:.3f}, n={r.n_members}/{r.n_nonmembers}, {tail}"
@@ -34,29 +34,31 @@ def format_summary(results: list[AnyResult]) -> list[str]:
         elif r.gate == "epsilon":
             measured = f"limit eps<={r.max_epsilon:g}, AUC {r.auc:.3f}"
         else:
-            measured = f"{_decided(r)}, limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}"
+            measured = f"{decided_tpr(r)}, limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}"
         eps = f", eps>={r.epsilon_low:.2f}" if r.epsilon_low is not None else ""
         queries = f", {r.queries:,} queries" if r.queries else ""
         lines.append(
-            f"{_verdict(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): {measured}{eps}, "
+            f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): {measured}{eps}, "
             f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}{queries}, {tail}"
         )
     return lines
 
 
-def _verdict(r: AnyResult) -> str:
+def verdict_label(r: AnyResult) -> str:
+    """``PASS``, ``FAIL``, ``INCONCLUSIVE``, or ``PASS (smoke)`` for a smoke-profile pass."""
     # A smoke run has 4 references: its PASS says the suite runs, not that the model is private.
     smoke = " (smoke)" if r.profile == "smoke" and r.verdict.value == "pass" else ""
     return r.verdict.value.upper() + smoke
 
 
-def _decided(r: AttackResult) -> str:
+def decided_tpr(r: AttackResult, *, le: str = "<=", ge: str = ">=") -> str:
     """The certified bound that decided a TPR gate (so no PASS line shows a rate above its limit),
-    or the estimate with its interval when nothing was decided."""
+    or the estimate with its interval when nothing was decided (``le``/``ge``: how to write the
+    comparisons, e.g. "≤" in Markdown and HTML)."""
     if r.verdict.value == "pass":
-        return f"TPR<={r.tpr_high:.4f} certified at FPR<={r.fpr:g} (estimate {r.tpr_at_fpr:.4f})"
+        return f"TPR{le}{r.tpr_high:.4f} certified at FPR{le}{r.fpr:g} (estimate {r.tpr_at_fpr:.4f})"
     if r.verdict.value == "fail":
-        return f"TPR>={r.tpr_low:.4f} certified at FPR<={r.fpr_high:.4f} (estimate {r.tpr:.4f})"
+        return f"TPR{ge}{r.tpr_low:.4f} certified at FPR{le}{r.fpr_high:.4f} (estimate {r.tpr:.4f})"
     return f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}"
 
 

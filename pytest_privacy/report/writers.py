@@ -54,3 +54,61 @@ class PlotsWriter:
 
         written = write_plots(report.results, settings.plots)
         write_line(f"{len(written)} ROC plots written to {settings.plots}")
+
+
+class HtmlWriter:
+    """``--privacy-html=PATH``: one self-contained HTML file (``report/html.py``)."""
+
+    def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
+        if not settings.html:
+            return
+        from .html import write_html
+
+        write_html(report, settings.html)
+        write_line(f"privacy HTML report written to {settings.html}")
+
+
+class MarkdownWriter:
+    """``--privacy-markdown=PATH``: a Markdown table of the verdicts, appended (``report/markdown.py``)."""
+
+    def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
+        if not settings.markdown:
+            return
+        from .markdown import append_markdown
+
+        append_markdown(report if report.results else report.model_copy(update={"note": EMPTY_REPORT}), settings.markdown)
+        write_line(f"privacy summary appended to {settings.markdown}")
+
+
+class StoredRunsWriter:
+    """``--privacy-compare`` (against a stored run; ``--privacy-compare-fail`` makes regressions fail
+    the run) and ``--privacy-autosave``/``--privacy-save`` (store this session's report)."""
+
+    def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
+        from .compare import compare_reports, parse_criteria
+        from .storage import RunStorage
+
+        if not (settings.compare or settings.autosave or settings.save):
+            return
+        storage = RunStorage(settings.storage)
+        failed = False
+        if settings.compare:  # before storing this run: "latest" means the one before it
+            old = storage.load(settings.compare)
+            criteria = parse_criteria(settings.compare_fail) if settings.compare_fail else []
+            comparison = compare_reports(old, report, criteria, confidence=settings.confidence)
+            write_line(f"compared with stored run {settings.compare!r} ({old.created}, commit {old.commit or '-'}):")
+            for line in comparison.lines:
+                write_line("  " + line)
+            failed = comparison.failed and bool(criteria)
+        if settings.autosave or settings.save:
+            stored = storage.save(report, settings.save)
+            write_line(f"privacy run stored as {stored.number}:{stored.name} in {settings.storage}")
+        if failed:
+            raise RegressionFound(
+                f"privacy regression against stored run {settings.compare!r} (--privacy-compare-fail="
+                f"{settings.compare_fail}): see the comparison above"
+            )
+
+
+class RegressionFound(Exception):
+    """A comparison with a stored run failed: the run is red, the writer named it."""

@@ -1,0 +1,127 @@
+"""The Markdown summary (``--privacy-markdown``), for CI step summaries.
+
+Each session appends one section (GitHub's ``$GITHUB_STEP_SUMMARY`` is appended to by every step):
+a heading, one line of context, and a table with one row per result.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from ..results import (
+    AnyResult,
+    ComparisonResult,
+    DPAuditResult,
+    SessionReport,
+    Verdict,
+)
+from .summary import decided_tpr, verdict_label
+
+__all__ = ["append_markdown", "format_markdown"]
+
+HEADING = "## pytest-privacy"
+COLUMNS = ("Verdict", "Test", "Attack", "Measured", "Limit", "n")
+NO_RESULTS = "no privacy result was recorded in this session"  # when an empty report carries no note
+
+
+def append_markdown(report: SessionReport, path: str | Path) -> None:
+    """Append a Markdown section with ``report``'s verdicts to ``path`` (its folder created if missing).
+
+    The whole section goes in one write on one ``open(path, "a")``, so a reader of the file (or
+    another step appending to it) never sees half a table.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = format_markdown(report)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def format_markdown(report: SessionReport) -> str:
+    """The Markdown section for ``report``: heading, a line of context, then one table row per result
+    (an empty report: the heading and its note). Starts with a blank line, so that it stands apart
+    from whatever the file held before, and ends with one."""
+    lines = ["", HEADING, ""]
+    if not report.results:
+        lines += [_text(report.note or NO_RESULTS), ""]
+        return "\n".join(lines) + "\n"
+    lines += [_context(report), ""]
+    lines += [_row(COLUMNS), _row(["---"] * len(COLUMNS))]
+    lines += [_row(_cells(r)) for r in report.results]
+    return "\n".join(lines) + "\n\n"
+
+
+def _context(report: SessionReport) -> str:
+    counts = Counter(r.verdict for r in report.results)
+    n = len(report.results)
+    verdicts = ", ".join(f"{counts[v]} {v.value}" for v in (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS) if counts[v])
+    parts = [f"{n} result{'s' if n != 1 else ''} ({verdicts})"]
+    models = f"models: {report.models_trained} trained"
+    if report.models_trained:
+        models += f" in {report.seconds_training:.1f}s"
+    parts.append(f"{models}, {report.models_loaded} loaded from cache")
+    run = [f"{key} {report.config[key]}" for key in ("seed", "profile") if report.config.get(key) is not None]
+    if run:
+        parts.append(", ".join(run))
+    return _text("; ".join(parts))
+
+
+def _cells(r: AnyResult) -> list[str]:
+    measured, limit, n = _measurement(r)
+    return [f"**{verdict_label(r)}**", _code(r.test_id or "-"), _text(f"{r.attack} ({r.variant})"), _text(measured), _text(limit), n]
+
+
+def _measurement(r: AnyResult) -> tuple[str, str, str]:
+    """The headline measurement, the limit it was held to, and the sample size."""
+    if isinstance(r, DPAuditResult):
+        return (
+            f"ε ≥ {r.epsilon_low:.3f} (strongest possible {r.max_detectable:.3f})",
+            f"claim ε ≤ {r.epsilon_claim:g} at δ {r.delta:g}",
+            f"{r.n_canaries} canaries",
+        )
+    if isinstance(r, ComparisonResult):
+        return (
+            (
+                f"TPR {r.tpr:.4f} vs baseline {r.tpr_baseline:.4f} at FPR {r.fpr:g} "
+                f"(difference {r.tpr_diff:+.4f} [{r.diff_low:+.4f}, {r.diff_high:+.4f}])"
+            ),
+            f"difference ≤ {r.margin:g}",
+            f"{r.n_members}/{r.n_nonmembers}",
+        )
+    n = f"{r.n_members}/{r.n_nonmembers}"
+    if r.gate == "auc":
+        return f"AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]", f"AUC ≤ {r.max_auc:g}", n
+    if r.gate == "epsilon":
+        return f"ε ≥ {r.epsilon_low:.3f}", f"ε ≤ {r.max_epsilon:g}", n
+    return decided_tpr(r, le=" ≤ ", ge=" ≥ "), f"TPR ≤ {r.max_tpr:g} at FPR {r.fpr:g}", n
+
+
+# The next two repeat summary.py's private ``_verdict`` and ``_decided`` (see its comments); they
+# belong there, public, for both writers to share.
+def _row(cells: list[str] | tuple[str, ...]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
+def _pipes(text: str) -> str:
+    # GFM splits a row at every pipe not escaped by a backslash, code spans included; a backslash
+    # already before a pipe is doubled too, so that it cannot escape the escaping one.
+    return re.sub(r"(\\*)\|", lambda m: m.group(1) * 2 + r"\|", text)
+
+
+def _text(text: str) -> str:
+    """A table cell (or a line) of plain text: pipes escaped, line breaks as ``<br>``."""
+    return _NEWLINES.sub("<br>", _pipes(text))
+
+
+def _code(text: str) -> str:
+    """A table cell as inline code (test ids hold ``_``, ``*`` and ``[``): one line, pipes escaped,
+    fenced by more backticks than it holds in a row."""
+    text = _NEWLINES.sub(" ", text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return _pipes(f"{fence}{pad}{text}{pad}{fence}")

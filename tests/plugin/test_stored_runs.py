@@ -1,0 +1,47 @@
+"""Release to release through pytest: stored runs, a comparison that fails the session only on a
+significant regression, the list command, and criteria typos as usage errors."""
+
+import pytest
+from helpers import NOISE_LABELS_CONFTEST
+
+from pytest_privacy.__main__ import main as cli
+
+GATE = """
+from pytest_privacy import assert_auc_below
+
+def test_release(target_model, membership_data):
+    assert_auc_below(target_model, membership_data, max_auc=1.0)  # records the AUC; never fails
+"""
+
+
+@pytest.mark.slow
+def test_a_memorising_release_fails_against_the_stored_regularised_one(pytester, capsys):
+    pytester.makepyfile(test_release=GATE)
+    pytester.makeconftest(NOISE_LABELS_CONFTEST.replace("epochs=40", "epochs=1"))  # barely trained
+    first = pytester.runpytest_subprocess("--privacy-references=4", "--privacy-autosave", "--privacy-save=v1")
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["*privacy run stored as 1:v1 in .privacy*"])
+    same = pytester.runpytest_subprocess(
+        "--privacy-references=4", "--privacy-compare=v1", "--privacy-compare-fail=auc:+0.02"
+    )
+    assert same.ret == 0, same.stdout.str()  # the same model again: no regression
+    same.stdout.fnmatch_lines(["*unchanged*t*release*"])
+    pytester.makeconftest(NOISE_LABELS_CONFTEST)  # 40 epochs on random labels: memorises
+    second = pytester.runpytest_subprocess(
+        "--privacy-references=4", "--privacy-autosave", "--privacy-compare", "--privacy-compare-fail=auc:+0.02"
+    )
+    assert second.ret == 1
+    second.stdout.fnmatch_lines([
+        "*compared with stored run 'latest'*", "*REGRESSED*test_release*AUC*", "*privacy regression against stored run*",
+    ])
+    capsys.readouterr()  # (the pytest runs above printed too)
+    assert cli(["list", "--storage", str(pytester.path / ".privacy")]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and "v1" in listed[0] and "1 pass" in listed[1]
+
+
+def test_a_misspelt_criterion_is_a_usage_error(pytester):
+    pytester.makepyfile(test_release=GATE)
+    result = pytester.runpytest_subprocess("--privacy-compare-fail=tpp:+0.01")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cannot read the comparison criterion 'tpp:+0.01'*"])
