@@ -41,6 +41,7 @@ class PrivacyConfig(StrictSettings):
     markdown: str | None = None  # a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)
     storage: str = ".privacy"  # where stored runs live: a path or fsspec URL
     autosave: bool = False  # store every session's report
+    snapshot_update: bool = False  # accept this session's most vulnerable records
     save: str | None = None  # store this session's report under this name
     compare: str | None = None  # compare with this stored run (a name, a number, or latest)
     compare_fail: str | None = None  # criteria that fail the session: tpr:+0.01,auc:+0.02,eps:+0.5,new-vulnerable:5
@@ -54,7 +55,7 @@ class PrivacyConfig(StrictSettings):
     ray_cpus_per_task: float = Field(1.0, gt=0)
     ray_max_retries: int = Field(3, ge=0)
 
-    @field_validator("no_cache", "autosave", mode="before")
+    @field_validator("no_cache", "autosave", "snapshot_update", mode="before")
     @classmethod
     def _flag(cls, value: Any) -> Any:
         if isinstance(value, str):  # from an ini file: a word that is neither yes nor no is an error

@@ -62,6 +62,8 @@ _ENV = {"executor": "PYTEST_PRIVACY_EXECUTOR"}
 _FLAGS: list[tuple[str, str, str]] = [
     ("no-cache", "no_cache", "train every model afresh and store nothing"),
     ("autosave", "autosave", "store every session's report under --privacy-storage"),
+    ("snapshot-update", "snapshot_update", "accept this session's most vulnerable records (content hashes) as the "
+     "snapshot new-vulnerable criteria compare with"),
 ]
 _STASH = pytest.StashKey[dict[str, Any]]()
 _TRAINER = pytest.StashKey[PrivacyTrainer]()
@@ -389,7 +391,10 @@ def _write_reports(session: pytest.Session) -> None:
     if gathered is None:
         return
     settings = _session_config(config)
-    wanted = settings.report or settings.html or settings.markdown or settings.autosave or settings.save or settings.compare
+    wanted = (
+        settings.report or settings.html or settings.markdown or settings.autosave or settings.save or settings.compare
+        or settings.snapshot_update
+    )
     if not (gathered.results or gathered.trained or gathered.loaded or wanted or gathered.cleared is not None):
         return
     if gathered.cleared is not None:

@@ -65,6 +65,7 @@ class PrivacyTrainer:
         source.check(x, y, int(split.keep.sum(axis=1).min()))
         self.key_covers.add(source.covers())
         data_id = dataset_identity(x, y)
+        self.key_covers.add(f"data {data_id[:16]} ({len(x):,} rows, {x.shape[1:]} each)")
         keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep, split.seeds)]
         set_key = digest(*keys)
         if set_key in self._memo:

@@ -18,7 +18,7 @@ from scipy import stats
 
 from ..results import AnyResult, AttackResult, DPAuditResult, SessionReport
 
-__all__ = ["Comparison", "Criterion", "compare_reports", "parse_criteria"]
+__all__ = ["Comparison", "Criterion", "compare_reports", "gate_key", "parse_criteria"]
 
 _MEASURES = ("tpr", "auc", "eps", "new-vulnerable")
 _RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
@@ -60,7 +60,8 @@ class Comparison:
     failed: bool
 
 
-def _key(r: AnyResult) -> tuple[str, str, str]:
+def gate_key(r: AnyResult) -> tuple[str, str, str]:
+    """What matches a gate across runs: its test, attack and kind of gate."""
     gate = r.gate if isinstance(r, AttackResult) else ("dp_claim" if isinstance(r, DPAuditResult) else "relative")
     return (r.test_id or "-", r.attack, gate)
 
@@ -83,15 +84,17 @@ def _vulnerable(r: AnyResult) -> set[str]:
 
 def compare_reports(
     old: SessionReport, new: SessionReport, criteria: list[Criterion], *, significant: bool = True,
-    confidence: float = 0.95, allow_missing: bool = False,
+    confidence: float = 0.95, allow_missing: bool = False, accepted: dict[str, list[str]] | None = None,
 ) -> Comparison:
-    """Compare ``new`` with ``old`` gate by gate (matched by test, attack and gate kind)."""
+    """Compare ``new`` with ``old`` gate by gate (matched by test, attack and gate kind). Newly
+    vulnerable records are those not among the gate's ``accepted`` ones (the snapshot), or, for a
+    gate the snapshot does not hold, not among the old run's."""
     tolerance = {c.measure: c.tolerance for c in criteria}
     z = stats.norm.ppf(confidence)
-    before = {_key(r): r for r in old.results}
+    before = {gate_key(r): r for r in old.results}
     lines, failed = [], False
     for r in new.results:
-        o = before.get(_key(r))
+        o = before.get(gate_key(r))
         name, value, se = _measure(r)
         label = {"tpr": "TPR", "auc": "AUC", "eps": "epsilon"}[name]
         if o is None:
@@ -106,7 +109,8 @@ def compare_reports(
             note = f", {confidence:.0%} lower bound of the rise {rise:+.4f}"
         worse_verdict = _RANK[r.verdict.value] > _RANK[o.verdict.value]
         risen = name in tolerance and rise > tolerance[name]
-        newly = sorted(_vulnerable(r) - _vulnerable(o))
+        known = accepted.get(" | ".join(gate_key(r))) if accepted else None
+        newly = sorted(_vulnerable(r) - (set(known) if known is not None else _vulnerable(o)))
         too_many_new = "new-vulnerable" in tolerance and len(newly) > tolerance["new-vulnerable"]
         worse = worse_verdict or risen or too_many_new
         failed |= worse
@@ -115,7 +119,7 @@ def compare_reports(
             f"{tag:12} {r.test_id}  {r.attack}: {label} {was:.4f} -> {value:.4f} ({delta:+.4f}{note}), "
             f"{o.verdict.value} -> {r.verdict.value}" + (f", {len(newly)} newly vulnerable records" if newly else "")
         )
-    gone = sorted(before.keys() - {_key(r) for r in new.results})
+    gone = sorted(before.keys() - {gate_key(r) for r in new.results})
     for key in gone:
         lines.append(f"GONE         {key[0]}  {key[1]} ({key[2]} gate): no result in the new report")
     if gone and not allow_missing:

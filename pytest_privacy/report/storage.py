@@ -4,13 +4,16 @@ with the commit and machine it ran on; ``--privacy-compare`` reads one back."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from dataclasses import dataclass
 
 from ..results import SessionReport
 
-__all__ = ["RunStorage", "StoredRun", "current_commit"]
+__all__ = ["RunStorage", "StoredRun", "current_commit", "vulnerable_sets"]
+
+_SNAPSHOT = "vulnerable-snapshot.json"
 
 _NAME = re.compile(r"^(\d{4})_(.+)\.json$")
 
@@ -76,3 +79,27 @@ class RunStorage:
             known = ", ".join(f"{r.number}:{r.name}" for r in runs) or "none"
             raise KeyError(f"no stored run {which!r} under {self.url} (stored: {known}).")
         return SessionReport.model_validate_json(self.fs.cat(chosen[-1].path))
+
+    def accepted_vulnerable(self) -> dict[str, list[str]]:
+        """The accepted most-vulnerable records per gate (``--privacy-snapshot-update``), or {}."""
+        path = f"{self.root.rstrip('/')}/{_SNAPSHOT}"
+        return json.loads(self.fs.cat(path)) if self.fs.exists(path) else {}
+
+    def accept_vulnerable(self, report: SessionReport) -> int:
+        """Accept ``report``'s most vulnerable records as the snapshot; how many gates it holds."""
+        sets = vulnerable_sets(report)
+        self.fs.makedirs(self.root, exist_ok=True)
+        path = f"{self.root.rstrip('/')}/{_SNAPSHOT}"
+        self.fs.pipe(path + ".tmp", json.dumps(sets, indent=2, sort_keys=True).encode())
+        self.fs.mv(path + ".tmp", path)
+        return len(sets)
+
+
+def vulnerable_sets(report: SessionReport) -> dict[str, list[str]]:
+    """Each gate's most vulnerable records (content hashes), keyed ``test id | attack | gate``."""
+    from .compare import gate_key
+
+    return {
+        " | ".join(gate_key(r)): sorted(v.key for v in getattr(r, "most_vulnerable", []) if v.key)
+        for r in report.results if getattr(r, "most_vulnerable", None)
+    }

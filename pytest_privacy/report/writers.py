@@ -82,20 +82,23 @@ class MarkdownWriter:
 
 class StoredRunsWriter:
     """``--privacy-compare`` (against a stored run; ``--privacy-compare-fail`` makes regressions fail
-    the run) and ``--privacy-autosave``/``--privacy-save`` (store this session's report)."""
+    the run), ``--privacy-autosave``/``--privacy-save`` (store this session's report) and
+    ``--privacy-snapshot-update`` (accept this session's most vulnerable records)."""
 
     def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
         from .compare import compare_reports, parse_criteria
         from .storage import RunStorage
 
-        if not (settings.compare or settings.autosave or settings.save):
+        if not (settings.compare or settings.autosave or settings.save or settings.snapshot_update):
             return
         storage = RunStorage(settings.storage)
         failed = False
         if settings.compare:  # before storing this run: "latest" means the one before it
             old = storage.load(settings.compare)
             criteria = parse_criteria(settings.compare_fail) if settings.compare_fail else []
-            comparison = compare_reports(old, report, criteria, confidence=settings.confidence)
+            comparison = compare_reports(
+                old, report, criteria, confidence=settings.confidence, accepted=storage.accepted_vulnerable()
+            )
             write_line(f"compared with stored run {settings.compare!r} ({old.created}, commit {old.commit or '-'}):")
             for line in comparison.lines:
                 write_line("  " + line)
@@ -103,6 +106,9 @@ class StoredRunsWriter:
         if settings.autosave or settings.save:
             stored = storage.save(report, settings.save)
             write_line(f"privacy run stored as {stored.number}:{stored.name} in {settings.storage}")
+        if settings.snapshot_update:
+            gates = storage.accept_vulnerable(report)
+            write_line(f"most vulnerable records of {gates} gates accepted as the snapshot in {settings.storage}")
         if failed:
             raise RegressionFound(
                 f"privacy regression against stored run {settings.compare!r} (--privacy-compare-fail="

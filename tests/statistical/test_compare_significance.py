@@ -42,3 +42,22 @@ def test_a_model_whose_tpr_rose_fails_and_a_point_comparison_would_have_failed_t
     point = compare_reports(*reports, parse_criteria("tpr:+0.01"), significant=False)
     significant = compare_reports(*reports, parse_criteria("tpr:+0.01"))
     assert not significant.failed and (point.failed or abs(reports[1].results[0].tpr - old.tpr) <= 0.01)
+
+
+def test_newly_vulnerable_records_count_against_the_accepted_snapshot(tmp_path):
+    from pytest_privacy.report.storage import RunStorage
+    from pytest_privacy.results import VulnerablePoint
+
+    def with_records(keys):
+        r = _audit(1.0, seed=0)
+        points = [VulnerablePoint(index=i, label=0, score=1.0, member=True, key=k) for i, k in enumerate(keys)]
+        return build_report([r.model_copy(update={"most_vulnerable": points})], {})
+
+    old, new = with_records(["a", "b", "c"]), with_records(["a", "b", "x", "y"])
+    criteria = parse_criteria("new-vulnerable:1")
+    assert compare_reports(old, new, criteria).failed  # x and y are new: 2 > 1
+    storage = RunStorage(str(tmp_path))
+    assert storage.accept_vulnerable(with_records(["a", "b", "x"])) == 1  # the team accepted x
+    accepted = storage.accepted_vulnerable()
+    assert not compare_reports(old, new, criteria, accepted=accepted).failed  # only y is new
+    assert "1 newly vulnerable records" in compare_reports(old, new, criteria, accepted=accepted).lines[0]
