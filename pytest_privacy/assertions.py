@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from .attacks.registry import get_attack
 from .attacks.runner import attack_scores
 from .data import Baseline, MembershipData, as_membership_data
 from .metrics import (
@@ -25,7 +26,9 @@ from .metrics import (
     clopper_pearson,
     epsilon_gate,
     epsilon_lower_bound,
+    fail_p_value,
     gate,
+    holm,
     paired_tpr_comparison,
     roc_counts,
 )
@@ -215,28 +218,80 @@ def assert_tpr_at_fpr_below(
     model: Any,
     data: MembershipData,
     *,
-    fpr: float = 1e-3,
+    fpr: float | Sequence[float] = 1e-3,
     max_tpr: float,
-    attack: str = "lira",
+    attack: str | Sequence[str] = "lira",
     confidence: float | None = None,
     on_inconclusive: OnInconclusive | None = None,
     attack_options: Mapping[str, Any] | None = None,
-) -> AttackResult:
+) -> Any:
     """Assert that ``attack`` finds members with TPR at most ``max_tpr`` at FPR ``fpr``.
 
     Fails (``AssertionError``) only when a leak is proven at ``confidence``; passes only when safety
     is proven; otherwise the result is INCONCLUSIVE and handled by ``on_inconclusive``
     (default: the session's ``--privacy-inconclusive``, ``fail``). See :func:`metrics.gate`.
     The result is recorded in the session report and returned.
+
+    Several attacks (``attack=["lira", "rmia"]``) or FPR levels (``fpr=[1e-3, 1e-2]``) gate a
+    *family*: every pair is judged, a leak is proven only after Holm's correction over the family
+    (so trying more attacks does not raise the false-FAIL rate above ``1 - confidence``), PASS needs
+    every member to pass at the Bonferroni level, and the list of results is returned.
     """
     data = as_membership_data(data)
     policy = _policy(on_inconclusive)
+    attacks = [attack] if isinstance(attack, str) else list(attack)
+    fprs = [fpr] if not isinstance(fpr, (list, tuple)) else list(fpr)
+    if not attacks or not fprs:
+        raise ValueError("attack= and fpr= need at least one value each.")
+    if len(attacks) * len(fprs) > 1:
+        return _family_gate(model, data, attacks, fprs, max_tpr, _confidence(confidence), policy, attack_options)
+    attack, fpr = attacks[0], fprs[0]
     fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, _confidence(confidence))
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = gate(scores, data.is_member, fpr=fpr, max_tpr=max_tpr, confidence=confidence)
     r = record_result(_attack_result(g, attack, variant, data, queries, scores, started))
     return _enforce(r, policy, f"TPR at FPR {fpr:g} must be <= {max_tpr:g}")
+
+
+def _family_gate(
+    model: Any, data: MembershipData, attacks: list[str], fprs: list[Any], max_tpr: float, confidence: float,
+    policy: OnInconclusive, attack_options: Mapping[str, Any] | None,
+) -> list[AttackResult]:
+    """Every (attack, fpr) of a family, judged together (see :func:`assert_tpr_at_fpr_below`)."""
+    checked = [check_gate_args(f, max_tpr, confidence)[0] for f in fprs]  # every argument before any attack
+    for attack in attacks:
+        get_attack(attack)  # an unknown name is an error before the first attack runs
+    max_tpr = float(max_tpr)
+    alpha, k = 1.0 - confidence, len(attacks) * len(fprs)
+    members = []
+    for attack in attacks:
+        started = time.perf_counter()
+        scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
+        for f in checked:
+            p = fail_p_value(scores, data.is_member, fpr=f, max_tpr=max_tpr)
+            members.append((attack, f, scores, variant, queries, started, p))
+    rejected = holm([m[-1] for m in members], alpha)
+    order = sorted(range(k), key=lambda i: members[i][-1])
+    results = []
+    for i, (attack, f, scores, variant, queries, started, _) in enumerate(members):
+        # A rejected member is shown at the Holm level that rejected it (where its gate FAILs); the
+        # others at the Bonferroni level (where none can FAIL, and a PASS holds for the family).
+        level = alpha / (k - order.index(i)) if rejected[i] else alpha / k
+        g = gate(scores, data.is_member, fpr=f, max_tpr=max_tpr, confidence=1.0 - level)
+        described = f"{variant}; family of {k}, Holm"
+        results.append(record_result(_attack_result(g, attack, described, data, queries, scores, started)))
+    failed = [r for r in results if r.verdict is Verdict.FAIL]
+    what = f"TPR must be <= {max_tpr:g} at FPR {', '.join(f'{f:g}' for f in checked)} for {', '.join(attacks)}"
+    if failed:
+        lines = "\n  ".join(_describe(r) for r in failed)
+        raise PrivacyLeakError(
+            f"privacy leak: {what} (a family of {k}, Holm-corrected)\n  {lines}\n  {failed[0].reason}\n  {_HINT}"
+        )
+    if any(r.verdict is Verdict.INCONCLUSIVE for r in results):
+        undecided = next(r for r in results if r.verdict is Verdict.INCONCLUSIVE)
+        _enforce(undecided, policy, f"{what} (a family of {k}: every member must pass)")
+    return results
 
 
 def assert_auc_below(

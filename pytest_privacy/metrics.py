@@ -8,6 +8,7 @@ point is predicted member when ``score >= threshold``, thresholds decrease, the 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,6 +23,8 @@ __all__ = [
     "auc_gate",
     "auc_confidence_interval",
     "check_confidence",
+    "fail_p_value",
+    "holm",
     "check_delta",
     "check_gate_args",
     "check_margin",
@@ -324,6 +327,43 @@ def gate(
     if e.inverted:
         verdict, at, reason = Verdict.INCONCLUSIVE, e.operating, e.inverted
     return e.result(verdict, reason, at=at, members_above=verdict is Verdict.PASS, max_tpr=max_tpr)
+
+
+def fail_p_value(scores: object, is_member: object, *, fpr: float, max_tpr: float) -> float:
+    """The smallest ``1 - confidence`` at which :func:`gate` FAILs (1.0 when it never does): a
+    p-value for "TPR <= max_tpr at FPR <= fpr", since the gate's FAIL errs at most ``1 - confidence``
+    at the limit. What a family of gates needs for a Holm correction.
+
+    Closed form, threshold by threshold: the two-sided Clopper-Pearson upper FPR bound is ``<= fpr``
+    exactly when ``alpha >= 2 * (1 - I_fpr(k + 1, n - k))`` and the lower TPR bound is above
+    ``max_tpr`` exactly when ``alpha > 2 * I_max_tpr(t, m - t + 1)`` (``I`` the regularised
+    incomplete beta, ``k``/``t`` the false/true positives above the threshold); the gate FAILs at
+    the smallest ``alpha`` any threshold meets both at. Scores whose AUC is clearly below 0.5 are
+    never judged (as in the gate): 1.0.
+    """
+    fpr, max_tpr, _ = check_gate_args(fpr, max_tpr, 0.95)
+    e = _Evidence.of(scores, is_member, fpr, 0.95)
+    if e.inverted:
+        return 1.0
+    c = e.counts
+    n, m = c.n_nonmembers, c.n_members
+    fps, tps = c.fps.astype(np.float64), c.tps.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a_fpr = np.where(fps < n, 2.0 * (1.0 - special.betainc(fps + 1, np.maximum(n - fps, 1e-300), fpr)), np.inf)
+        a_tpr = np.where(tps > 0, 2.0 * special.betainc(np.maximum(tps, 1e-300), m - tps + 1, max_tpr), np.inf)
+    needed = np.maximum(a_fpr, a_tpr * (1 + 1e-12))  # the TPR side is strict: just above its boundary
+    return float(min(1.0, np.min(needed)))
+
+
+def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's step-down procedure: which hypotheses are rejected at family-wise level ``alpha``."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected = [False] * len(p_values)
+    for step, i in enumerate(order):
+        if p_values[i] > alpha / (len(p_values) - step):
+            break
+        rejected[i] = True
+    return rejected
 
 
 def auc_gate(scores: object, is_member: object, *, max_auc: float, confidence: float = 0.95) -> GateResult:

@@ -211,3 +211,33 @@ def test_an_inconclusive_auc_gate_says_how_many_points_would_decide_it():
     points = int(re.search(r"about ([0-9,]+) audit points", g.reason).group(1).replace(",", ""))
     repeats = math.ceil(points / (2 * n)) + 1
     assert auc_gate(np.tile(scores, repeats), np.tile(member, repeats), max_auc=0.66).verdict is Verdict.FAIL
+
+
+def test_a_family_of_attacks_at_the_limit_fails_at_most_one_minus_confidence():
+    """Three attacks, each exactly at the limit (independent scores): the family's false-FAIL rate
+    stays within 5% after Holm (uncorrected, it would approach 1 - 0.95^3 = 14%)."""
+    from pytest_privacy.metrics import fail_p_value, holm
+
+    mu, f, n, runs = 1.5, 0.05, 1000, 200
+    limit = float(stats.norm.cdf(stats.norm.ppf(f) + mu))
+    rng = np.random.default_rng(5)
+    family_fails = uncorrected = 0
+    for _ in range(runs):
+        p = [fail_p_value(*_binormal(n, mu, rng), fpr=f, max_tpr=limit) for _ in range(3)]
+        family_fails += any(holm(p, 0.05))
+        uncorrected += any(q <= 0.05 for q in p)
+    assert family_fails <= stats.binom.ppf(0.999, runs, 0.05)
+    assert family_fails <= uncorrected
+
+
+def test_holm_steps_down_and_the_p_value_matches_the_gate():
+    from pytest_privacy.metrics import fail_p_value, holm
+
+    assert holm([0.01, 0.04, 0.03], 0.05) == [True, False, False]  # 0.01 <= 0.05/3; 0.03 > 0.05/2
+    assert holm([0.01, 0.02, 0.04], 0.05) == [True, True, True]
+    rng = np.random.default_rng(6)
+    s, m = _binormal(1000, 2.0, rng)
+    p = fail_p_value(s, m, fpr=0.05, max_tpr=0.3)
+    # (1 - p is rounded to double precision: a hair of margin either side)
+    assert gate(s, m, fpr=0.05, max_tpr=0.3, confidence=1 - p * 1.0001).verdict is Verdict.FAIL
+    assert gate(s, m, fpr=0.05, max_tpr=0.3, confidence=1 - p / 1.01).verdict is not Verdict.FAIL
