@@ -131,12 +131,12 @@ def test_ensemble_member_equals_a_plain_pytorch_loop(data, recipe):
         x = x.reshape(len(x), 4, 5)  # [H, W] images
     keep = balanced_keep(4, len(x), 0)
     keep[1, :7] = False  # unequal training-set sizes: models wait while others finish an epoch
-    ens = train_models(recipe, x, y, keep, model_seeds(7, range(4)))
+    ens = train_models(recipe, x, y, keep, model_seeds(7, range(4)), device="cpu")  # vs a CPU loop, in float32
     for m in (0, 1):
         plain = _plain_loop(recipe, x, y, keep[m], model_seeds(7, [m])[0])
         with torch.no_grad():
             expected = plain(torch.from_numpy(x)).numpy()
-        np.testing.assert_allclose(ens.logits(x, queries=False)[m, :, 0], expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(ens.logits(x, queries=False, device="cpu")[m, :, 0], expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow
@@ -298,11 +298,11 @@ def test_cnn_on_images_equals_a_plain_pytorch_loop():
     x, y = load_example_dataset("digits", n=300)
     recipe = TrainingRecipe(model="cnn", hidden=(4, 8), epochs=2, batch_size=32)
     keep = balanced_keep(4, len(x), 0)
-    ens = train_models(recipe, x, y, keep, model_seeds(3, range(4)))
+    ens = train_models(recipe, x, y, keep, model_seeds(3, range(4)), device="cpu")  # vs a CPU loop
     plain = _plain_loop(recipe, x, y, keep[2], model_seeds(3, [2])[0])
     with torch.no_grad():
         expected = plain(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(ens.logits(x, queries=False)[2, :, 0], expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ens.logits(x, queries=False, device="cpu")[2, :, 0], expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("soft", [False, True], ids=["labels", "soft-targets"])
