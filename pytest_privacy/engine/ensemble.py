@@ -94,6 +94,10 @@ class Ensemble:
         attacks query references on new inputs (``References.predict``)."""
         return lambda xb: self.logits(xb, queries=False, models=models)[:, :, 0]
 
+    def _folded_eval(self, params: dict[str, torch.Tensor], n_models: int, device: torch.device) -> Any:
+        """The folded network's eval forward for these models (residual networks), else None."""
+        return _folded_eval_of(self.recipe, self.example_shape, self.n_classes, params, n_models, device)
+
     def logits(
         self, x: np.ndarray, *, queries: bool = True, device: str = "auto", models: Sequence[int] | None = None
     ) -> np.ndarray:
@@ -117,13 +121,34 @@ class Ensemble:
             self._activations = activations_per_example(self.base, self.example_shape)
         per_row = 4 * len(idx) * self._activations
         rows = max(16, _EVAL_BYTES // max(per_row, 1))
+        forward = self._folded_eval(params, len(idx), dev) or (lambda xb: forward_all(self.base, params, xb))
         out = []
         with torch.no_grad():
             for start in range(0, n * a, rows):
                 xb = flat[start : start + rows].to(dev)
-                out.append(forward_all(self.base, params, xb).float().cpu())
+                out.append(forward(xb).float().cpu())
         logits = torch.cat(out, dim=1).numpy()
         return logits.reshape(len(idx), n, a, -1)
+
+
+def _folded_eval_of(
+    recipe: TrainingRecipe, example_shape: tuple[int, ...], n_classes: int, params: dict[str, torch.Tensor],
+    n_models: int, device: torch.device,
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``xb [B, ...] -> [M, B, C]`` through the recipe's folded network in eval mode (running
+    statistics per model), or None where models are not folded (see ``train_stack``)."""
+    from torch.func import functional_call
+
+    from .models import folded_model
+    from .resnets import folded_shapes
+
+    folded = folded_model(recipe, example_shape, n_classes, n_models)
+    if folded is None:
+        return None
+    folded = folded.to(device).eval()
+    shapes = folded_shapes(folded)
+    state = {k: v.reshape(shapes[k]) for k, v in params.items() if k in shapes}
+    return lambda xb: functional_call(folded, state, (xb.unsqueeze(0).expand(n_models, *xb.shape),))
 
 
 def train_ensemble(
