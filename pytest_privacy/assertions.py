@@ -466,8 +466,7 @@ def assert_dp_claim_holds(
 
     if not (isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool) and epsilon > 0):
         raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}.")
-    if not (isinstance(delta, (int, float)) and not isinstance(delta, bool) and 0 <= delta < 1):
-        raise ValueError(f"delta must be a number in [0, 1), got {delta!r}.")
+    delta = check_delta(delta)
     if not (hasattr(run, "scores") and hasattr(run, "included")):
         raise TypeError(
             f"assert_dp_claim_holds audits a canary run (the dp_canary_run fixture, or "

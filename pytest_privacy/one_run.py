@@ -42,8 +42,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from .metrics import check_confidence, check_delta
+
 __all__ = [
     "OneRunAudit",
+    "checked_canaries",
+    "checked_fractions",
     "epsilon_lower_bound",
     "guess_counts",
     "needed_canaries",
@@ -88,18 +92,6 @@ def _check_counts(m: object, r: object, v: object) -> tuple[int, int, int]:
     if v > r:
         raise ValueError(f"v={v} correct guesses exceeds r={r} guesses")
     return m, r, v
-
-
-def _check_delta(delta: object) -> float:
-    if not (_is_real(delta) and 0.0 <= float(delta) < 1.0):  # type: ignore[arg-type]
-        raise ValueError(f"delta must be a real number in [0, 1), got {delta!r}")
-    return float(delta)  # type: ignore[arg-type]
-
-
-def _check_confidence(confidence: object) -> float:
-    if not (_is_real(confidence) and 0.0 < float(confidence) < 1.0):  # type: ignore[arg-type]
-        raise ValueError(f"confidence must be a real number in (0, 1), got {confidence!r}")
-    return float(confidence)  # type: ignore[arg-type]
 
 
 def _check_epsilon(epsilon: object) -> float:
@@ -184,7 +176,7 @@ def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
         ValueError: on non-integer or inconsistent counts, or epsilon / delta out of range.
     """
     m, r, v = _check_counts(m, r, v)
-    return _p_value(m, r, v, _check_epsilon(epsilon), _check_delta(delta))
+    return _p_value(m, r, v, _check_epsilon(epsilon), check_delta(delta))
 
 
 # ------------------------------------------------------------------------------------------- lower bound
@@ -253,8 +245,8 @@ def epsilon_lower_bound(
         The lower bound (>= 0); 0 when even epsilon = 0 is not rejected.
     """
     m, r, v = _check_counts(m, r, v)
-    delta = _check_delta(delta)
-    level = 1.0 - _check_confidence(confidence)
+    delta = check_delta(delta)
+    level = 1.0 - check_confidence(confidence)
     return _lower_bound(m, r, v, delta, level, _check_tolerance(tol))
 
 
@@ -301,6 +293,35 @@ class OneRunAudit:
         return self.max_detectable > epsilon
 
 
+def checked_canaries(
+    scores: Sequence[float] | np.ndarray, included: Sequence[bool] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One score (not NaN) and one boolean membership per canary, at least 2: as arrays, or a ValueError."""
+    scores_arr = np.asarray(scores, dtype=float)
+    included_arr = np.asarray(included)
+    if scores_arr.ndim != 1 or included_arr.ndim != 1:
+        raise ValueError("scores and included must be one-dimensional")
+    if scores_arr.shape != included_arr.shape:
+        raise ValueError(
+            f"scores and included differ in length: {scores_arr.shape[0]} != {included_arr.shape[0]}"
+        )
+    if included_arr.dtype != np.bool_:
+        raise ValueError(f"included must be boolean, got dtype {included_arr.dtype}")
+    if scores_arr.shape[0] < 2:
+        raise ValueError(f"a one-run audit needs at least 2 canaries, got {scores_arr.shape[0]}")
+    if np.isnan(scores_arr).any():
+        raise ValueError("scores contain NaN")
+    return scores_arr, included_arr
+
+
+def checked_fractions(guess_fractions: Sequence[float]) -> tuple[float, ...]:
+    """The guess fractions, each in ``(0, 1]``, at least one: as a tuple, or a ValueError."""
+    fractions = tuple(_check_fraction(f) for f in guess_fractions)
+    if not fractions:
+        raise ValueError("guess_fractions must not be empty")
+    return fractions
+
+
 def one_run_audit(
     scores: Sequence[float] | np.ndarray,
     included: Sequence[bool] | np.ndarray,
@@ -337,27 +358,12 @@ def one_run_audit(
         ValueError: on mismatched lengths, fewer than 2 canaries, non-boolean ``included``, NaN scores,
             or parameters out of range.
     """
-    scores_arr = np.asarray(scores, dtype=float)
-    included_arr = np.asarray(included)
-    if scores_arr.ndim != 1 or included_arr.ndim != 1:
-        raise ValueError("scores and included must be one-dimensional")
-    if scores_arr.shape != included_arr.shape:
-        raise ValueError(
-            f"scores and included differ in length: {scores_arr.shape[0]} != {included_arr.shape[0]}"
-        )
-    if included_arr.dtype != np.bool_:
-        raise ValueError(f"included must be boolean, got dtype {included_arr.dtype}")
+    scores_arr, included_arr = checked_canaries(scores, included)
     m = scores_arr.shape[0]
-    if m < 2:
-        raise ValueError(f"a one-run audit needs at least 2 canaries, got {m}")
-    if np.isnan(scores_arr).any():
-        raise ValueError("scores contain NaN")
-    delta = _check_delta(delta)
-    confidence = _check_confidence(confidence)
+    delta = check_delta(delta)
+    confidence = check_confidence(confidence)
     tol = _check_tolerance(tol)
-    fractions = tuple(_check_fraction(f) for f in guess_fractions)
-    if not fractions:
-        raise ValueError("guess_fractions must not be empty")
+    fractions = checked_fractions(guess_fractions)
     seed = _check_int("tie_break_seed", tie_break_seed, 0)
 
     level = (1.0 - confidence) / len(fractions)
@@ -444,8 +450,8 @@ def needed_canaries(
             ``log(guess_fraction * (1 - confidence) / delta)``, however many canaries are used).
     """
     epsilon = _check_epsilon(epsilon)
-    delta = _check_delta(delta)
-    level = 1.0 - _check_confidence(confidence)
+    delta = check_delta(delta)
+    level = 1.0 - check_confidence(confidence)
     fraction = _check_fraction(guess_fraction)
     max_canaries = _check_int("max_canaries", max_canaries, 2)
     tol = _check_tolerance(tol)

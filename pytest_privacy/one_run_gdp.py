@@ -20,7 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
-from .one_run import DEFAULT_GUESS_FRACTIONS, guess_counts, one_run_audit, p_value
+from .metrics import check_confidence
+from .one_run import (
+    DEFAULT_GUESS_FRACTIONS,
+    checked_canaries,
+    checked_fractions,
+    guess_counts,
+    p_value,
+)
 
 __all__ = ["EPSILON_GRID", "GDPAudit", "gdp_delta", "gdp_epsilon", "mu_lower_bound", "one_run_gdp_audit"]
 
@@ -85,12 +92,12 @@ def one_run_gdp_audit(
     scores: Sequence[float] | np.ndarray, included: Sequence[bool] | np.ndarray, *, confidence: float = 0.95,
     guess_fractions: Sequence[float] = DEFAULT_GUESS_FRACTIONS,
 ) -> GDPAudit:
-    """A mu lower bound from one run's canaries (same guesses as :func:`one_run_audit`, which also
-    checks the inputs)."""
-    one_run_audit(scores, included, delta=0.0, confidence=confidence, guess_fractions=guess_fractions)
-    scores_arr, included_arr = np.asarray(scores, dtype=float), np.asarray(included)
+    """A mu lower bound from one run's canaries (the same guesses as :func:`one_run_audit`)."""
+    scores_arr, included_arr = checked_canaries(scores, included)
+    check_confidence(confidence)
     m = len(scores_arr)
-    counts = [(2 * k, v) for _, k, v in guess_counts(scores_arr, included_arr, tuple(guess_fractions))]
+    fractions = checked_fractions(guess_fractions)
+    counts = [(2 * k, v) for _, k, v in guess_counts(scores_arr, included_arr, fractions)]
     perfect = [(r, r) for r, _ in counts]
     return GDPAudit(
         mu_lower_bound(m, counts, confidence=confidence), mu_lower_bound(m, perfect, confidence=confidence), confidence

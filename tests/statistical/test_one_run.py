@@ -298,3 +298,16 @@ def test_the_gdp_reading_never_claims_more_than_a_gaussian_mechanism_gives(mu):
         assert np.median(bounds) > 0.2  # measured: 0.37 (the reading saturates near 0.92 at 1,000 canaries)
     # the profile and its inverse agree
     assert gdp_delta(mu, gdp_epsilon(mu, 1e-5)) == pytest.approx(1e-5, rel=1e-6)
+
+
+def test_the_gdp_reading_refuses_what_the_audit_refuses():
+    from pytest_privacy.one_run_gdp import one_run_gdp_audit
+
+    for kwargs, message in [
+        ({"scores": [0.1, float("nan")], "included": [True, False]}, "NaN"),
+        ({"scores": [0.1, 0.2], "included": [1, 0]}, "boolean"),
+        ({"scores": [0.1, 0.2], "included": [True, False], "guess_fractions": (0.0,)}, "fractions"),
+        ({"scores": [0.1, 0.2], "included": [True, False], "confidence": 1.0}, "confidence"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            one_run_gdp_audit(**kwargs)

@@ -20,8 +20,8 @@ ALLOWED = {
     "engine": SHARED,
     "audit": SHARED | {"engine", "pytest_privacy"},  # (the package: its __version__ keys caches)
     "metrics": {"results"},
-    "one_run": set(),
-    "one_run_gdp": {"one_run"},
+    "one_run": {"metrics"},
+    "one_run_gdp": {"one_run", "metrics"},
     "attacks": SHARED | {"metrics"},
     "config": {"attacks", "strict"},
     "report": {"results", "metrics", "config", "pytest_privacy"},
