@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..querying import evaluating
-from .keep import child_seed, torch_seed
+from .keep import torch_generators
+from .models import dry_run
 
 __all__ = ["MaskedDropout", "PerModelDropout"]
 
@@ -41,7 +41,7 @@ class PerModelDropout:
     def __init__(self, layers: list[tuple[str, float, tuple[int, ...]]], seeds: Sequence[np.random.SeedSequence],
                  batch_size: int, device: torch.device) -> None:
         self.layers, self.batch_size, self.device = layers, batch_size, device
-        self.generators = [torch.Generator().manual_seed(torch_seed(child_seed(s, 4))) for s in seeds]
+        self.generators = torch_generators(seeds, 4)
         self.masks: dict[str, torch.Tensor] = {}
 
     @classmethod
@@ -53,22 +53,7 @@ class PerModelDropout:
         found = [(n, m) for n, m in base.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0]
         if not found:
             return None
-        shapes: dict[str, tuple[int, ...]] = {}
-
-        def record(name: str) -> object:
-            def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-                shapes.setdefault(name, tuple(inputs[0].shape[1:]))  # (a hook that returns a value replaces the output)
-
-            return hook
-
-        hooks = [m.register_forward_hook(record(n)) for n, m in found]
-        try:
-            # eval: the dry run that finds each layer's input shape must not move running statistics
-            with evaluating(base), torch.no_grad():
-                base(torch.zeros((2, *example_shape)))
-        finally:
-            for h in hooks:
-                h.remove()
+        shapes = {name: run.input_shape for name, run in dry_run(base, example_shape).items()}
         for name, layer in found:
             parent, _, child = name.rpartition(".")
             setattr(base.get_submodule(parent) if parent else base, child, MaskedDropout(layer.p))

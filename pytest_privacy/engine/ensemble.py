@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..augmentations import make_queries
-from ..querying import evaluating
 from .keep import child_seed, model_seeds, torch_seed
-from .models import build_model
+from .models import build_model, dry_run
 from .progress import Progress, progress_bar
 from .recipe import TrainingRecipe
 from .stack import forward_all, train_stack
@@ -140,14 +139,13 @@ def _folded_eval_of(
     from torch.func import functional_call
 
     from .models import folded_model
-    from .resnets import folded_shapes
+    from .resnets import folded_shapes, folded_state
 
     folded = folded_model(recipe, example_shape, n_classes, n_models)
     if folded is None:
         return None
     folded = folded.to(device).eval()
-    shapes = folded_shapes(folded)
-    state = {k: v.reshape(shapes[k]) for k, v in params.items() if k in shapes}
+    state = folded_state(folded_shapes(folded), params)
     return lambda xb: functional_call(folded, state, (xb.unsqueeze(0).expand(n_models, *xb.shape),))
 
 
@@ -202,24 +200,7 @@ def bytes_per_model(module: nn.Module, example_shape: tuple[int, ...], batch_siz
 
 def activations_per_example(module: nn.Module, example_shape: tuple[int, ...]) -> int:
     """Number of values all leaf layers output for one example (a dry run on zeros)."""
-    import torch
-
-    activations = 0
-
-    def count(_: nn.Module, __: Any, out: Any) -> None:
-        nonlocal activations
-        if isinstance(out, torch.Tensor):
-            activations += out.numel()
-
-    hooks = [m.register_forward_hook(count) for m in module.modules() if not list(m.children())]
-    try:
-        # eval: a dry run must not move running statistics (nor fail BatchNorm on one example)
-        with evaluating(module), torch.no_grad():
-            module(torch.zeros((1, *example_shape)))
-    finally:
-        for h in hooks:
-            h.remove()
-    return activations
+    return sum(run.outputs for run in dry_run(module, example_shape).values())
 
 
 def check_stackable(module: nn.Module, recipe: TrainingRecipe | None = None, n_points: int | None = None) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
-__all__ = ["balanced_keep", "child_seed", "model_seeds", "torch_seed"]
+__all__ = ["balanced_keep", "child_seed", "model_seeds", "torch_generators", "torch_seed"]
 
 
 def balanced_keep(n_models: int, n_points: int, seed: int) -> np.ndarray:
@@ -43,7 +46,8 @@ def model_seeds(seed: int, indices: range | list[int]) -> list[np.random.SeedSeq
 
 
 def child_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
-    """Model ``seed``'s stream ``k`` (0 init, 1 minibatches, 2 defense draws, 3 DP noise): stateless,
+    """Model ``seed``'s stream ``k`` (0 init, 1 minibatches and views, 2 the MMD defense's draws, 3 DP
+    noise, 4 dropout masks, 5 noise views): stateless,
     where ``spawn()`` would depend on how often it was called before."""
     return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, k))
 
@@ -57,3 +61,11 @@ def function_seed(seed: np.random.SeedSequence) -> int:
     """The integer seed handed to a ``privacy_train_fn``: below 2**31, so that every library takes
     it (``RandomForestClassifier(random_state=seed)``, ``np.random.seed``, int32 APIs)."""
     return int(seed.generate_state(1, np.uint32)[0] >> 1)
+
+
+def torch_generators(seeds: Sequence[np.random.SeedSequence], stream: int) -> list[Any]:
+    """One CPU ``torch.Generator`` per model on its seed's ``stream``: the per-model draws torch makes
+    (DP noise, dropout masks, noise views), so a model's draws never depend on its chunk-mates."""
+    import torch
+
+    return [torch.Generator().manual_seed(torch_seed(child_seed(s, stream))) for s in seeds]

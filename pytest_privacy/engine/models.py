@@ -4,6 +4,7 @@ the user's factory. Every built-in model is a plain ``nn.Module``; the engine st
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch stays out of import time
@@ -11,7 +12,7 @@ if TYPE_CHECKING:  # torch stays out of import time
 
     from .recipe import TrainingRecipe
 
-__all__ = ["build_model", "folded_model"]
+__all__ = ["LayerRun", "build_model", "dry_run", "folded_model"]
 
 
 def build_model(recipe: TrainingRecipe, example_shape: tuple[int, ...], n_classes: int) -> nn.Module:
@@ -81,3 +82,41 @@ def folded_model(recipe: TrainingRecipe, example_shape: tuple[int, ...], n_class
         if recipe.model == "resnet":
             return resnet(example_shape, n_classes, depth=recipe.depth or 8, width=recipe.width or 16, n_models=n_models)
         return wide_resnet(example_shape, n_classes, depth=recipe.depth or 16, k=recipe.width or 4, n_models=n_models)
+
+
+@dataclass
+class LayerRun:
+    """What one leaf layer saw in a dry run: its first input's shape and the values it output (per
+    example, summed over calls)."""
+
+    input_shape: tuple[int, ...]
+    outputs: int
+
+
+def dry_run(module: nn.Module, example_shape: tuple[int, ...]) -> dict[str, LayerRun]:
+    """Run ``module`` once on one zero example, in eval mode (a dry run must not move running
+    statistics, nor fail BatchNorm on one example), and report every leaf layer by name."""
+    import torch
+
+    from ..querying import evaluating
+
+    seen: dict[str, LayerRun] = {}
+
+    def record(name: str) -> object:
+        def hook(_: nn.Module, inputs: tuple[object, ...], output: object) -> None:  # returns None: keeps the output
+            if not isinstance(output, torch.Tensor):
+                return
+            first = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+            run = seen.setdefault(name, LayerRun(tuple(first.shape[1:]) if first is not None else (), 0))
+            run.outputs += output.numel()
+
+        return hook
+
+    hooks = [m.register_forward_hook(record(n)) for n, m in module.named_modules() if not list(m.children())]
+    try:
+        with evaluating(module), torch.no_grad():
+            module(torch.zeros((1, *example_shape)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen

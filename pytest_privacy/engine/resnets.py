@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["folded_shapes", "resnet", "wide_resnet"]
+__all__ = ["folded_shapes", "folded_state", "resnet", "wide_resnet"]
 
 
 def _conv(c_in: int, c_out: int, k: int, stride: int, g: int) -> nn.Conv2d:
@@ -134,3 +134,9 @@ def folded_shapes(folded: nn.Module) -> dict[str, torch.Size]:
         name: t.shape for name, t in [*folded.named_parameters(), *folded.named_buffers()]
         if not name.endswith("num_batches_tracked")
     }
+
+
+def folded_state(shapes: dict[str, torch.Size], *tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The stacked per-model tensors ``[M, ...]`` as the folded network's parameters and buffers
+    (reshaped views: a BatchNorm update in the folded network lands in the stacked buffer)."""
+    return {k: v.reshape(shapes[k]) for group in tensors for k, v in group.items() if k in shapes}

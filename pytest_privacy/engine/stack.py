@@ -275,13 +275,13 @@ def _folded_forward(
     and running statistics reshaped (views, so BatchNorm's updates land in the stacked buffers)."""
     from torch.func import functional_call
 
-    from .resnets import folded_shapes
+    from .resnets import folded_shapes, folded_state
 
     shapes = folded_shapes(folded)
     counters = [k for k in buffers if k.endswith("num_batches_tracked")]
 
     def forward(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
-        state = {k: v.reshape(shapes[k]) for k, v in (*params.items(), *buffers.items()) if k in shapes}
+        state = folded_state(shapes, params, buffers)
         out = functional_call(folded, state, (xb,))
         for k in counters:  # BatchNorm counts its batches per model (a waiting model's count is restored)
             buffers[k] += 1

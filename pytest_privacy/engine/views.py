@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..augmentations import CROP_PAD, spatial_axes
-from .keep import child_seed, torch_seed
+from .keep import torch_generators
 
 if TYPE_CHECKING:
     import torch
@@ -102,7 +102,7 @@ class TrainViews:
         import torch
 
         if self._generators is None:
-            self._generators = [torch.Generator().manual_seed(torch_seed(child_seed(s, 5))) for s in self.seeds]
+            self._generators = torch_generators(self.seeds, 5)
         shape = xb.shape[1:]
         draws = [
             torch.randn(shape, generator=g) if on else torch.zeros(shape) for g, on in zip(self._generators, active)

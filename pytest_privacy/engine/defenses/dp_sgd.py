@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from ..keep import child_seed, torch_seed
+from ..keep import torch_generators
 from .base import DefenseSettings, NoDefense, register_defense
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class _PerExampleClipped:
         rates = [min(1.0, recipe.batch_size / int(n)) for n in stack.keep.sum(axis=1)]
         sigma = {r: dp_noise_multiplier(settings.epsilon, settings.delta, r, recipe.epochs) for r in set(rates)}
         self.noise_scale = torch.tensor([sigma[r] * settings.clip for r in rates], dtype=torch.float32, device=stack.device)
-        self.generators = [torch.Generator().manual_seed(torch_seed(child_seed(s, _STREAM))) for s in stack.seeds]
+        self.generators = torch_generators(stack.seeds, _STREAM)
         self.settings, self.stack = settings, stack
 
         def sample_loss(p: dict[str, torch.Tensor], x1: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
