@@ -37,6 +37,7 @@ import sys
 import sysconfig
 import textwrap
 import types
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,8 +95,25 @@ def code_identity(fn: Any) -> CodeIdentity:
 
     ``fn`` is a function, a class, a bound method, a ``functools.partial`` (its function, and its
     arguments: user callables are followed, literals hashed by ``repr``) or a callable object (named
-    by its class; its state is not hashed).
+    by its class; its state is not hashed). Remembered per object for the session: the code a
+    running object executes does not change under it, and every cache key of an audit asks again.
     """
+    try:
+        return _IDENTITIES[fn]
+    except (KeyError, TypeError):  # (TypeError: an object that cannot be weakly referenced or hashed)
+        pass
+    identity = _walk_identity(fn)
+    try:
+        _IDENTITIES[fn] = identity
+    except TypeError:
+        pass
+    return identity
+
+
+_IDENTITIES: weakref.WeakKeyDictionary[Any, CodeIdentity] = weakref.WeakKeyDictionary()
+
+
+def _walk_identity(fn: Any) -> CodeIdentity:
     walk = _Walk()
     root = walk.root(fn)
     walk.run()

@@ -100,6 +100,11 @@ class RecipeSource:
     def validation_share(self) -> float:
         return 0.0 if self.recipe.defense is None else self.recipe.defense.validation_share
 
+    @functools.cached_property
+    def recipe_json(self) -> str:
+        """The recipe's canonical JSON, once per source (every model's key contains it)."""
+        return self.recipe.canonical_json()
+
     def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
         import torch
 
@@ -112,7 +117,7 @@ class RecipeSource:
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         # /4: defenses as settings objects and one shared loss (mixup's soft targets)
         return digest(
-            "pytest-privacy-model/4", self.recipe.canonical_json(), data_id, np.packbits(keep_row),
+            "pytest-privacy-model/4", self.recipe_json, data_id, np.packbits(keep_row),
             seed.entropy, seed.spawn_key, *_versions(device_type),
             "bf16-autocast" if device_type == "cuda" else "float32",
         )

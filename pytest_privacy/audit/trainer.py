@@ -62,14 +62,13 @@ class PrivacyTrainer:
         x, y = as_dataset(dataset)
         device_type = self.executor.device_type(device)
         split = Split.make(len(x), n_references, seed, validation=source.validation_share, population=population)
-        source.check(x, y, int(split.keep.sum(axis=1).min()))
-        self.key_covers.add(source.covers())
         data_id = dataset_identity(x, y)
-        self.key_covers.add(f"data {data_id[:16]} ({len(x):,} rows, {x.shape[1:]} each)")
         keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep, split.seeds)]
         set_key = digest(*keys)
-        if set_key in self._memo:
+        if set_key in self._memo:  # (checked and described when it was first asked for)
             return self._memo[set_key]
+        source.check(x, y, int(split.keep.sum(axis=1).min()))
+        self.key_covers.update([source.covers(), f"data {data_id[:16]} ({len(x):,} rows, {x.shape[1:]} each)"])
         job = TrainJob(
             source, x, y, split.keep, split.seeds, device, self.max_memory, split.validation,
             keep_models=self.executor.in_process,  # live models come back for free in this process
