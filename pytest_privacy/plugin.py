@@ -159,6 +159,9 @@ def pytest_configure(config: pytest.Config) -> None:
             parse_criteria(base.compare_fail)  # a typo is a usage error before anything runs
         except ValueError as exc:
             raise pytest.UsageError(f"--privacy-compare-fail: {exc}") from None
+    if base.compare_fail is not None and base.compare is None:
+        raise pytest.UsageError("--privacy-compare-fail needs --privacy-compare (the stored run to compare with).")
+    _check_stored_runs(base)
     for path, what in (
         (base.report, "--privacy-report"), (base.plots, "--privacy-plots"), (base.html, "--privacy-html"),
         (base.markdown, "--privacy-markdown"),
@@ -202,6 +205,24 @@ def _open_store(config: pytest.Config, settings: PrivacyConfig) -> ModelStore:
             raise pytest.UsageError(f"--privacy-cache-dir: {exc}") from None
         config.stash[_STORE] = store
     return store
+
+
+def _check_stored_runs(settings: PrivacyConfig) -> None:
+    """A bad run name, an unreachable storage or a stored run that does not exist is a usage error
+    now, not a failure after every test has run."""
+    from .report.storage import RunStorage, check_run_name
+
+    if not (settings.save or settings.autosave or settings.compare or settings.snapshot_update):
+        return
+    try:
+        if settings.save is not None:
+            check_run_name(settings.save)
+        storage = RunStorage(settings.storage)
+        if settings.compare is not None:
+            storage.load(settings.compare)
+    except (ValueError, KeyError, OSError, ImportError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise pytest.UsageError(f"--privacy-storage={settings.storage}: {message}") from None
 
 
 def _check_writable(path: str, what: str, *, directory: bool) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..results import SessionReport
 
-__all__ = ["RunStorage", "StoredRun", "current_commit", "vulnerable_sets"]
+__all__ = ["RunStorage", "StoredRun", "check_run_name", "current_commit", "vulnerable_sets"]
 
 _SNAPSHOT = "vulnerable-snapshot.json"
 
@@ -25,6 +25,13 @@ def current_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
+
+
+def check_run_name(name: str) -> str:
+    """A stored run's name (letters, digits, '.', '_' and '-'), or a ValueError."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ValueError(f"a stored run's name may use letters, digits, '.', '_' and '-' only, got {name!r}.")
+    return name
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,8 @@ class RunStorage:
     def save(self, report: SessionReport, name: str | None = None) -> StoredRun:
         """Store ``report`` as the next run (``name``: default its creation time); written whole
         (to a temporary name, then moved), so a reader never sees half a file."""
-        if name is not None and not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-            raise ValueError(f"a stored run's name may use letters, digits, '.', '_' and '-' only, got {name!r}.")
+        if name is not None:
+            check_run_name(name)
         runs = self.runs()
         number = runs[-1].number + 1 if runs else 1
         label = name or re.sub(r"[^0-9A-Za-z]", "", report.created)[:15]

@@ -45,3 +45,19 @@ def test_a_misspelt_criterion_is_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("--privacy-compare-fail=tpp:+0.01")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*cannot read the comparison criterion 'tpp:+0.01'*"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--privacy-save=my run"], "letters, digits"),
+        (["--privacy-compare=v9"], "no stored run 'v9'"),
+        (["--privacy-compare-fail=tpr:+0.01"], "needs --privacy-compare"),
+        (["--privacy-autosave", "--privacy-storage=nosuchprotocol://bucket/runs"], "--privacy-storage=nosuchprotocol"),
+    ],
+)
+def test_stored_run_settings_are_checked_before_any_test_runs(pytester, args, message):
+    pytester.makepyfile(test_release="def test_x():\n    raise AssertionError('must not run')\n")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
