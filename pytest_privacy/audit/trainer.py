@@ -23,7 +23,7 @@ from .canaries import CanaryRun, CanarySet
 from .dataset import as_dataset, checked_dataset, dataset_identity
 from .job import TrainJob
 from .setup import AuditSetup
-from .sources import model_source
+from .sources import ModelSource, model_source
 from .split import Split
 
 __all__ = ["PrivacyTrainer"]
@@ -68,7 +68,7 @@ class PrivacyTrainer:
         if set_key in self._memo:  # (checked and described when it was first asked for)
             return self._memo[set_key]
         source.check(x, y, int(split.keep.sum(axis=1).min()))
-        self.key_covers.update([source.covers(), f"data {data_id[:16]} ({len(x):,} rows, {x.shape[1:]} each)"])
+        self._describe_keys(source, data_id, x)
         job = TrainJob(
             source, x, y, split.keep, split.seeds, device, self.max_memory, split.validation,
             keep_models=self.executor.in_process,  # live models come back for free in this process
@@ -94,15 +94,10 @@ class PrivacyTrainer:
             job, [t.entry for t in trained], n_references=len(trained) - 1, target=trained[-1].model,
             retrain=retrain_target,
         )
-        points, held = split.points, split.population
+        points = split.points
         references = None
         if "logits" in trained[-1].entry:
-            logits = np.stack([t.entry["logits"] for t in trained[:n_references]])
-            references = References(
-                logits[:, points], split.keep[:n_references][:, points], source.augmentations, seed,
-                predict=built.predict,
-                population=Population(x[held], y[held], logits[:, held]) if held.size else None,
-            )
+            references = _references(trained[:n_references], split, x, y, source, seed, built.predict)
         setup = AuditSetup(
             built.target, x, y, references, seed, elapsed, points, split.keep[-1], ensemble=built.ensemble
         )
@@ -129,11 +124,11 @@ class PrivacyTrainer:
         device_type = self.executor.device_type(device)
         split = Split.make(len(x), n_references, seed, validation=source.validation_share)
         source.check(x, y, int(split.keep[:-1].sum(axis=1).min()))
-        self.key_covers.add(source.covers())
         points = split.points
         if member[points].all() or not member[points].any():
             raise ValueError("is_member must mark both members and non-members among the audited points.")
         data_id = dataset_identity(x, y)
+        self._describe_keys(source, data_id, x)
         keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep[:-1], split.seeds[:-1])]
         job = TrainJob(source, x, y, split.keep[:-1], split.seeds[:-1], device, self.max_memory, split.validation)
         trained = self._train(job, keys, range(n_references), reuse=True, target=None)
@@ -143,10 +138,7 @@ class PrivacyTrainer:
                 "label-only attacks on your model without references."
             )
         built = source.build(job, [t.entry for t in trained], n_references=n_references, target=None, retrain=lambda: None)
-        logits = np.stack([t.entry["logits"] for t in trained])
-        references = References(
-            logits[:, points], split.keep[:-1][:, points], source.augmentations, seed, predict=built.predict
-        )
+        references = _references(trained, split, x, y, source, seed, built.predict)
         return MembershipData(x[points], y[points], member[points], references)
 
     def canary_run(
@@ -162,10 +154,11 @@ class PrivacyTrainer:
         canaries = CanarySet.draw(y, n_canaries, seed)
         y_train, keep = canaries.training_set(y)
         source.check(x, y_train, int(keep.sum()))
-        self.key_covers.add(source.covers())
         device_type = self.executor.device_type(device)
         model_seed = np.random.SeedSequence(seed, spawn_key=(0x63616E, 1))
-        keys = [source.key(digest(x, y_train), keep, model_seed, device_type)]
+        data_id = digest(x, y_train)  # the canaries' labels are part of the data
+        self._describe_keys(source, data_id, x)
+        keys = [source.key(data_id, keep, model_seed, device_type)]
         job = TrainJob(source, x, y_train, keep[None], (model_seed,), device, self.max_memory)
         start, trained_before = time.perf_counter(), self.models_trained
         [trained] = self._train(job, keys, [0], reuse=True, target=None)
@@ -179,6 +172,10 @@ class PrivacyTrainer:
             getattr(defense, "epsilon", None) if getattr(defense, "kind", None) == "dp_sgd" else None,
             f"{canaries.index.size} mislabelled input canaries, one run",
         )
+
+    def _describe_keys(self, source: ModelSource, data_id: str, x: np.ndarray) -> None:
+        """Say in the session's summary what this audit's cache keys cover: the code and the data."""
+        self.key_covers.update([source.covers(), f"data {data_id[:16]} ({len(x):,} rows, {x.shape[1:]} each)"])
 
     def _train(
         self, job: TrainJob, keys: list[str], models: Sequence[int], *, reuse: bool, target: int | None = -1
@@ -217,3 +214,17 @@ class PrivacyTrainer:
                     finally:
                         self.seconds_training += time.perf_counter() - start
         return [found[i] for i in models]
+
+
+def _references(
+    trained: list[Trained], split: Split, x: np.ndarray, y: np.ndarray, source: ModelSource, seed: int,
+    predict: Callable[[np.ndarray], np.ndarray] | None,
+) -> References:
+    """The references of an audit from their trained entries (the first ``len(trained)`` models of
+    ``split``): logits on the audited points, and on the held-out population when there is one."""
+    logits = np.stack([t.entry["logits"] for t in trained])
+    points, held = split.points, split.population
+    return References(
+        logits[:, points], split.keep[: len(trained)][:, points], source.augmentations, seed, predict=predict,
+        population=Population(x[held], y[held], logits[:, held]) if held.size else None,
+    )
