@@ -429,7 +429,7 @@ def _write_reports(session: pytest.Session) -> None:
     for impl in reversed(config.hook.pytest_privacy_write_reports.get_hookimpls()):  # tryfirst ones first
         try:
             impl.function(*[arguments[name] for name in impl.argnames])
-        except writers.RegressionFound as exc:  # not a broken writer: the run regressed
+        except hookspec.FailSession as exc:  # not a broken writer: a reason to fail the run
             gathered.lines.append(f"pytest-privacy: {exc}")
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         except Exception as exc:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+__all__ = ["FailSession", "pytest_privacy_result", "pytest_privacy_write_reports"]
+
 import pytest
 
 if TYPE_CHECKING:
@@ -35,5 +37,11 @@ def pytest_privacy_write_reports(
     ``write_line`` adds a line to the ``privacy`` section of the terminal summary. The built-in
     writers (summary lines, ``--privacy-report`` JSON, ``--privacy-plots``) are implementations of
     this hook too. A writer that raises is named in the summary and fails the run: a report that was
-    asked for and not written must not pass unnoticed.
+    asked for and not written must not pass unnoticed. A writer that wrote what it had to and found a
+    reason to fail the session (the release-to-release comparison found a regression) raises
+    :class:`FailSession`: its message is shown as is and the run fails, with no writer blamed.
     """
+
+
+class FailSession(Exception):
+    """Raised by a ``pytest_privacy_write_reports`` implementation to fail the session on purpose."""

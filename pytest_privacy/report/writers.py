@@ -8,6 +8,7 @@ import pytest
 
 from ..config import PrivacyConfig
 from ..results import SessionReport
+from .hookspec import FailSession
 from .session_report import write_report
 from .summary import format_summary
 
@@ -110,11 +111,7 @@ class StoredRunsWriter:
             gates = storage.accept_vulnerable(report)
             write_line(f"most vulnerable records of {gates} gates accepted as the snapshot in {settings.storage}")
         if failed:
-            raise RegressionFound(
+            raise FailSession(
                 f"privacy regression against stored run {settings.compare!r} (--privacy-compare-fail="
                 f"{settings.compare_fail}): see the comparison above"
             )
-
-
-class RegressionFound(Exception):
-    """A comparison with a stored run failed: the run is red, the writer named it."""

@@ -195,3 +195,24 @@ def test_a_session_without_results_writes_an_empty_report_that_says_so(pytester)
 def test_module_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "pytest_privacy", "schema"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["title"] == "SessionReport"
+
+
+def test_a_writer_fails_the_session_on_purpose_with_fail_session(pytester):
+    pytester.makeconftest(
+        "from pytest_privacy.report.hookspec import FailSession\n"
+        "def pytest_privacy_write_reports(report, write_line):\n"
+        "    raise FailSession('the dashboard says this release regressed')\n"
+    )
+    pytester.makepyfile(
+        "import numpy as np\n"
+        "from pytest_privacy import MembershipData, assert_auc_below\n"
+        "def test_x():\n"
+        "    rng = np.random.default_rng(0)\n"
+        "    x, y = rng.normal(size=(200, 3)).astype('float32'), rng.integers(0, 2, 200)\n"
+        "    data = MembershipData(x, y, np.arange(200) % 2 == 0)\n"
+        "    assert_auc_below(lambda xb: np.asarray(xb)[:, :2], data, max_auc=1.0, attack='loss')\n"
+    )
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*pytest-privacy: the dashboard says this release regressed*"])
+    assert "failed: FailSession" not in result.stdout.str()  # not blamed as a broken writer
