@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .report.compare import Criterion, compare_reports, parse_criteria
+from .report.compare import Criterion, compare_reports, comparison_lines, parse_criteria
 from .report.storage import RunStorage
 from .results import SessionReport
 
@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     else:
         criteria, significant = [Criterion(m, args.tolerance) for m in ("tpr", "auc", "eps")], False
-    comparison = compare_reports(old, new, criteria, significant=significant, allow_missing=args.allow_missing)
-    print("\n".join(comparison.lines))
+    comparison = compare_reports(
+        old, new, criteria, significant=significant, allow_missing=args.allow_missing, against=str(args.old)
+    )
+    print("\n".join(comparison_lines(comparison)))
     return 1 if comparison.failed else 0
 
 

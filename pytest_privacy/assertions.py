@@ -34,11 +34,13 @@ from .metrics import (
 )
 from .querying import label_oracle
 from .report import record_result
+from .report.thumbnails import is_image, png_data_uri
 from .results import (
     AttackResult,
     ComparisonResult,
     DPAuditResult,
     GateResult,
+    PointScores,
     Verdict,
     VulnerablePoint,
 )
@@ -158,9 +160,14 @@ def _attack_result(
             VulnerablePoint(
                 index=int(i), label=int(data.y[i]), score=float(scores[i]), member=bool(data.is_member[i]),
                 key=record_key(data.x[i], data.y[i]),
+                thumbnail=png_data_uri(data.x[i]) if is_image(data.x[i]) else None,
             )
             for i in top
         ],
+        point_scores=(
+            PointScores.of(audit_id(data.x, data.y, data.is_member), scores, data.is_member)
+            if scores.size <= _PAIRED_MAX_POINTS else None
+        ),
         roc_fpr=fpr_curve[keep].tolist(),
         roc_tpr=tpr_curve[keep].tolist(),
         roc_tpr_low=np.atleast_1d(low).tolist(),
@@ -168,6 +175,27 @@ def _attack_result(
         n_references=0 if refs is None else refs.n_references,
         seed=None if refs is None else refs.seed,
     )
+
+
+# Beyond this many audit points a report would carry megabytes of scores: such gates are compared
+# across releases by their intervals only.
+_PAIRED_MAX_POINTS = 200_000
+_HASHED_IN_FULL = 64 << 20  # bytes of inputs an audit id reads whole; larger inputs are sampled by row
+
+
+def audit_id(x: np.ndarray, y: np.ndarray, is_member: np.ndarray) -> str:
+    """What makes two audits pairable: the same points (inputs and labels, in order) with the same
+    membership. Inputs over 64 MiB are hashed through 4,096 evenly spaced rows plus their shape, so
+    recording a result stays cheap on large data."""
+    import hashlib
+
+    x = np.asarray(x)
+    h = hashlib.sha256(f"{x.shape}|{x.dtype}".encode())
+    rows = x if x.nbytes <= _HASHED_IN_FULL else x[np.linspace(0, len(x) - 1, 4096).astype(np.int64)]
+    h.update(np.ascontiguousarray(rows).tobytes())
+    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
+    h.update(np.packbits(np.asarray(is_member, dtype=bool)).tobytes())
+    return h.hexdigest()[:24]
 
 
 def record_key(x: np.ndarray, y: Any) -> str:

@@ -37,7 +37,9 @@ __all__ = [
     "gate",
     "nonmembers_needed",
     "paired_tpr_comparison",
+    "swap_test",
     "PairedComparison",
+    "SwapTest",
     "roc_counts",
     "roc_curve",
     "tpr_at_fpr",
@@ -684,4 +686,67 @@ def paired_tpr_comparison(
         tpr=float(point[0]), tpr_baseline=float(point[1]), diff=float(point[0] - point[1]),
         diff_low=float(low), diff_high=float(high), p_value=float((d <= margin).mean()),
         worse=bool(low > margin), n_members=n1, n_nonmembers=n0,
+    )
+
+
+class SwapTest(NamedTuple):
+    """Two score sets on the same points: their TPRs at ``fpr``, the rise, and what a rise looks like
+    when the two are exchangeable (see :func:`swap_test`)."""
+
+    tpr: float
+    tpr_baseline: float
+    diff: float
+    diff_low: float  # one-sided lower confidence bound of the rise
+    p_value: float
+    worse: bool
+    n_points: int
+
+
+def swap_test(
+    scores: object, baseline_scores: object, is_member: object, *, fpr: float, margin: float = 0.0,
+    confidence: float = 0.95, n_swaps: int = 2000, seed: int = 0,
+) -> SwapTest:
+    """Did ``scores``' TPR at ``fpr`` rise by more than ``margin`` over ``baseline_scores``' on the same
+    audit points? A randomisation test conditional on the points.
+
+    If both score sets come from the same procedure (the same model re-audited, or a retrained draw
+    of the same recipe), each point's two scores are exchangeable: swapping them leaves the joint
+    distribution unchanged. So the rise ``TPR - TPR_baseline`` (each at its own threshold, as in
+    :func:`tpr_at_fpr`, re-estimated after every swap) is compared with its distribution over
+    ``n_swaps`` random per-point swaps. This is exact under the null "no change" whatever the
+    thresholds' noise, and, because the points are held fixed, far tighter than resampling them
+    (:func:`paired_tpr_comparison` answers the population question for two different models).
+    ``diff_low = diff - q``, ``q`` the ``confidence`` quantile of the swapped rises (a shift-model
+    inversion); ``worse`` when ``diff_low > margin``; ``p_value`` the share of swapped rises at or
+    above ``diff - margin``, counting the observed one (so it is never 0).
+    """
+    check_rate("fpr", fpr)
+    margin = check_margin(margin)
+    confidence = check_confidence(confidence)
+    a, m = _check_scores(scores, is_member)
+    b, _ = _check_scores(baseline_scores, m)
+    n0 = int((~m).sum())
+    k = int(math.floor(fpr * n0 + 1e-12))  # false positives allowed, as tpr_at_fpr
+
+    def tpr(s: np.ndarray) -> np.ndarray:
+        """TPR at fpr of each row of ``s [B, N]``."""
+        neg = s[:, ~m]
+        if k >= n0:
+            return np.ones(len(s))
+        cut = -np.partition(-neg, k, axis=-1)[:, k]
+        return (s[:, m] > cut[:, None]).mean(axis=-1)
+
+    point = tpr(np.stack([a, b]))
+    diff = float(point[0] - point[1])
+    rng = np.random.default_rng(seed)
+    swapped = []
+    for start in range(0, n_swaps, 250):  # chunks bound memory to ~250 x N scores
+        flip = rng.random((min(250, n_swaps - start), a.size)) < 0.5
+        swapped.append(tpr(np.where(flip, b, a)) - tpr(np.where(flip, a, b)))
+    d = np.concatenate(swapped)
+    low = diff - float(np.quantile(d, confidence))
+    p_value = float((1 + (d >= diff - margin).sum()) / (1 + d.size))
+    return SwapTest(
+        tpr=float(point[0]), tpr_baseline=float(point[1]), diff=diff, diff_low=low, p_value=p_value,
+        worse=bool(low > margin), n_points=int(a.size),
     )

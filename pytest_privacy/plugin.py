@@ -425,6 +425,11 @@ def _write_reports(session: pytest.Session) -> None:
         gathered.results, settings.model_dump(mode="json"), models_trained=gathered.trained,
         models_loaded=gathered.loaded, seconds_training=gathered.seconds, cache_keys=sorted(gathered.covers),
     )
+    try:
+        report = writers.with_comparison(report, settings)
+    except Exception as exc:  # the stored run was readable at configure time; say what broke since
+        gathered.lines.append(f"pytest-privacy: the comparison with stored run {settings.compare!r} failed: {exc!r}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     arguments = {"report": report, "settings": settings, "config": config, "write_line": gathered.lines.append}
     for impl in reversed(config.hook.pytest_privacy_write_reports.get_hookimpls()):  # tryfirst ones first
         try:

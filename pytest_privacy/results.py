@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Verdict(str, Enum):
@@ -68,6 +72,37 @@ class VulnerablePoint(BaseModel):
     score: float
     member: bool
     key: str | None = None  # a content hash of the record (its input and label): never the data itself
+    # A PNG data URI of an image record, for the HTML report only: dropped from JSON reports and stored runs.
+    thumbnail: str | None = None
+
+
+class PointScores(BaseModel):
+    """Every audit point's score and membership, in audit order, so that a later run that audited the
+    same points (same ``audit_id``) is compared with this one pointwise (a paired comparison), not by
+    intervals alone. Scores and membership flags only: never the records themselves."""
+
+    audit_id: str  # a hash of the audit points (inputs and labels, in order) and of their membership
+    scores: str  # base64 of little-endian float32
+    members: str  # base64 of the membership flags, bit-packed
+
+    @classmethod
+    def of(cls, audit_id: str, scores: np.ndarray, is_member: np.ndarray) -> PointScores:
+        """Pack ``scores`` and ``is_member`` (1-D, aligned) under ``audit_id``."""
+        import numpy as np
+
+        return cls(
+            audit_id=audit_id,
+            scores=base64.b64encode(np.asarray(scores, dtype="<f4").tobytes()).decode(),
+            members=base64.b64encode(np.packbits(np.asarray(is_member, dtype=bool)).tobytes()).decode(),
+        )
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores float64 [N], is_member bool [N])``."""
+        import numpy as np
+
+        scores = np.frombuffer(base64.b64decode(self.scores), dtype="<f4").astype(np.float64)
+        bits = np.frombuffer(base64.b64decode(self.members), dtype=np.uint8)
+        return scores, np.unpackbits(bits, count=scores.size).astype(bool)
 
 
 class AttackResult(GateResult):
@@ -84,6 +119,7 @@ class AttackResult(GateResult):
     queries: int | None = None  # examples a label-only attack sent to the model
     seconds: float | None = None
     most_vulnerable: list[VulnerablePoint] = []
+    point_scores: PointScores | None = None  # for paired release-to-release comparisons
     roc_fpr: list[float] = []
     roc_tpr: list[float] = []
     roc_tpr_low: list[float] = []
@@ -164,6 +200,49 @@ AnyResult = AttackResult | ComparisonResult | DPAuditResult  # what a gate recor
 Result = Annotated[AnyResult, Field(discriminator="kind")]
 
 
+class GateChange(BaseModel):
+    """One gate against the stored run it was compared with (``--privacy-compare``).
+
+    ``status``: ``regressed`` (a criterion was exceeded or the verdict got worse), ``improved``,
+    ``unchanged``, ``new`` (no such gate before) or ``gone`` (no result now). ``rise_low`` is the
+    one-sided lower confidence bound of ``new - old`` when the rise was judged by significance;
+    ``paired`` says it came from a paired comparison on the same audit points (``n_paired`` of them).
+    """
+
+    status: Literal["regressed", "improved", "unchanged", "new", "gone"]
+    test_id: str
+    attack: str
+    gate: str
+    measure: Literal["tpr", "auc", "eps"] | None = None
+    old: float | None = None
+    new: float | None = None
+    delta: float | None = None
+    rise_low: float | None = None
+    paired: bool = False
+    n_paired: int | None = None
+    old_verdict: Verdict | None = None
+    new_verdict: Verdict | None = None
+    newly_vulnerable: list[str] = []  # content hashes of records newly among the most vulnerable
+
+
+class ReleaseComparison(BaseModel):
+    """This session against a stored run: one :class:`GateChange` per gate, and whether the
+    comparison failed the session (``--privacy-compare-fail``)."""
+
+    against: str  # the stored run's name or number as asked for
+    against_created: str | None = None
+    against_commit: str | None = None
+    criteria: str | None = None  # --privacy-compare-fail, or None when only comparing
+    confidence: float
+    failed: bool
+    changes: list[GateChange]
+    notes: list[str] = []
+
+
+# What JSON reports and stored runs leave out of a result: the records' images (the HTML report shows them).
+NOT_STORED: dict[str, Any] = {"results": {"__all__": {"most_vulnerable": {"__all__": {"thumbnail"}}}}}
+
+
 class SessionReport(BaseModel):
     """What ``--privacy-report`` writes: every result of a run and the context to reproduce it."""
 
@@ -181,4 +260,5 @@ class SessionReport(BaseModel):
     cache_keys: list[str] = []  # what the session's model cache keys cover, one line per source
     results: list[Result]
     note: str | None = None  # says why ``results`` is empty, when it is
+    comparison: ReleaseComparison | None = None  # against a stored run, when --privacy-compare asked
 

@@ -4,7 +4,8 @@ A criterion names a measure and the increase it tolerates (``tpr:+0.01``, ``auc:
 ``new-vulnerable:5``). With ``significant=True`` (``--privacy-compare-fail``) a TPR or AUC counts as
 risen only when the rise is significant: the one-sided lower confidence bound of ``new - old``,
 from each result's own interval (``se = half-width / z``, independent audits), exceeds the tolerance,
-so re-running the same model with another seed does not fail. Epsilon gates carry lower bounds
+so re-running the same model with another seed does not fail; when both runs audited the same points
+the two score sets are compared pointwise instead (a paired bootstrap, much tighter). Epsilon gates carry lower bounds
 only, so theirs are compared as bounds. A verdict that got worse, or a gate that is gone, always
 fails. Without ``significant`` (the ``compare`` command's ``--tolerance``) point estimates are compared.
 """
@@ -16,9 +17,12 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from ..results import AnyResult, AttackResult, DPAuditResult, SessionReport
+from ..results import AnyResult, AttackResult, DPAuditResult, GateChange, ReleaseComparison, SessionReport
 
-__all__ = ["Comparison", "Criterion", "compare_reports", "gate_key", "parse_criteria"]
+__all__ = [
+    "Criterion", "comparison_header", "comparison_lines", "comparison_rows", "compare_reports", "gate_key",
+    "parse_criteria",
+]
 
 _MEASURES = ("tpr", "auc", "eps", "new-vulnerable")
 _RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
@@ -52,14 +56,6 @@ def parse_criteria(text: str) -> list[Criterion]:
     return out
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """The lines that describe the comparison, and whether it failed."""
-
-    lines: list[str]
-    failed: bool
-
-
 def gate_key(r: AnyResult) -> tuple[str, str, str]:
     """What matches a gate across runs: its test, attack and kind of gate."""
     gate = r.gate if isinstance(r, AttackResult) else ("dp_claim" if isinstance(r, DPAuditResult) else "relative")
@@ -82,31 +78,61 @@ def _vulnerable(r: AnyResult) -> set[str]:
     return {v.key for v in getattr(r, "most_vulnerable", []) if getattr(v, "key", None)}
 
 
+def _paired_rise(
+    r: AttackResult, o: AttackResult, margin: float, confidence: float
+) -> tuple[float, float, float, float, int] | None:
+    """``(old TPR, new TPR, rise, its one-sided lower bound, points)`` from the two runs' own scores when
+    both audited the same points with the same membership at the same FPR, else None."""
+    from ..metrics import swap_test
+
+    same = (
+        r.gate == o.gate == "tpr_at_fpr" and r.fpr == o.fpr and r.point_scores is not None
+        and o.point_scores is not None and r.point_scores.audit_id == o.point_scores.audit_id
+    )
+    if not same:
+        return None
+    new, member = r.point_scores.arrays()
+    old, _ = o.point_scores.arrays()
+    t = swap_test(new, old, member, fpr=r.fpr, margin=margin, confidence=confidence)
+    return t.tpr_baseline, t.tpr, t.diff, t.diff_low, t.n_points
+
+
 def compare_reports(
     old: SessionReport, new: SessionReport, criteria: list[Criterion], *, significant: bool = True,
     confidence: float = 0.95, allow_missing: bool = False, accepted: dict[str, list[str]] | None = None,
-) -> Comparison:
-    """Compare ``new`` with ``old`` gate by gate (matched by test, attack and gate kind). Newly
-    vulnerable records are those not among the gate's ``accepted`` ones (the snapshot), or, for a
-    gate the snapshot does not hold, not among the old run's."""
+    against: str = "old",
+) -> ReleaseComparison:
+    """Compare ``new`` with ``old`` gate by gate (matched by test, attack and gate kind).
+
+    A TPR gate whose two runs audited the same points (same :class:`~pytest_privacy.results.PointScores`
+    audit id) is compared pointwise: :func:`~pytest_privacy.metrics.paired_tpr_comparison` of the two
+    score sets on the same members and non-members, far tighter than two independent intervals when
+    the points' vulnerability carries over between releases. Other gates are compared by their
+    intervals. Newly vulnerable records are those not among the gate's ``accepted`` ones (the
+    snapshot), or, for a gate the snapshot does not hold, not among the old run's."""
     tolerance = {c.measure: c.tolerance for c in criteria}
     z = stats.norm.ppf(confidence)
     before = {gate_key(r): r for r in old.results}
-    lines, failed = [], False
+    changes, failed = [], False
     for r in new.results:
         o = before.get(gate_key(r))
         name, value, se = _measure(r)
-        label = {"tpr": "TPR", "auc": "AUC", "eps": "epsilon"}[name]
+        test_id, attack, gate = gate_key(r)
         if o is None:
-            lines.append(f"NEW          {r.test_id}  {r.attack}: {label} {value:.4f}, {r.verdict.value}")
+            changes.append(GateChange(status="new", test_id=test_id, attack=attack, gate=gate, measure=name,
+                                      new=value, new_verdict=r.verdict))
             continue
         _, was, se_old = _measure(o)
+        rise_low, paired, n_paired = None, None, None
+        if isinstance(r, AttackResult) and isinstance(o, AttackResult):
+            paired = _paired_rise(r, o, tolerance.get("tpr", 0.0), confidence)
+        if paired is not None:
+            was, value, _, low, n_paired = paired
+            rise_low = low if significant else None
+        elif significant and se is not None and se_old is not None:
+            rise_low = value - was - z * math.sqrt(se**2 + se_old**2)
         delta = value - was
-        rise = delta  # what is judged against the tolerance
-        note = ""
-        if significant and se is not None and se_old is not None:
-            rise = delta - z * math.sqrt(se**2 + se_old**2)
-            note = f", {confidence:.0%} lower bound of the rise {rise:+.4f}"
+        rise = delta if rise_low is None else rise_low  # what is judged against the tolerance
         worse_verdict = _RANK[r.verdict.value] > _RANK[o.verdict.value]
         risen = name in tolerance and rise > tolerance[name]
         known = accepted.get(" | ".join(gate_key(r))) if accepted else None
@@ -114,21 +140,62 @@ def compare_reports(
         too_many_new = "new-vulnerable" in tolerance and len(newly) > tolerance["new-vulnerable"]
         worse = worse_verdict or risen or too_many_new
         failed |= worse
-        tag = "REGRESSED" if worse else ("improved" if delta < 0 and not worse_verdict else "unchanged")
-        lines.append(
-            f"{tag:12} {r.test_id}  {r.attack}: {label} {was:.4f} -> {value:.4f} ({delta:+.4f}{note}), "
-            f"{o.verdict.value} -> {r.verdict.value}" + (f", {len(newly)} newly vulnerable records" if newly else "")
-        )
+        status = "regressed" if worse else ("improved" if delta < 0 and not worse_verdict else "unchanged")
+        changes.append(GateChange(
+            status=status, test_id=test_id, attack=attack, gate=gate, measure=name, old=was, new=value,
+            delta=delta, rise_low=rise_low, paired=paired is not None, n_paired=n_paired,
+            old_verdict=o.verdict, new_verdict=r.verdict, newly_vulnerable=newly,
+        ))
     gone = sorted(before.keys() - {gate_key(r) for r in new.results})
-    for key in gone:
-        lines.append(f"GONE         {key[0]}  {key[1]} ({key[2]} gate): no result in the new report")
+    notes = []
+    for test_id, attack, gate in gone:
+        o = before[(test_id, attack, gate)]
+        changes.append(GateChange(status="gone", test_id=test_id, attack=attack, gate=gate, old_verdict=o.verdict))
     if gone and not allow_missing:
         failed = True
-        lines.append(
+        notes.append(
             f"{len(gone)} gate(s) of the old report have no result in the new one (deselected, renamed, or "
             "erroring before their assertion): a gate that disappears fails the comparison; pass "
             "--allow-missing if that was intended."
         )
     if not new.results and new.note:
-        lines.append(f"the new report is empty: {new.note}")
-    return Comparison(lines, failed)
+        notes.append(f"the new report is empty: {new.note}")
+    return ReleaseComparison(
+        against=against, against_created=old.created, against_commit=old.commit,
+        criteria=",".join(f"{c.measure}:+{c.tolerance:g}" for c in criteria) or None, confidence=confidence,
+        failed=failed, changes=changes, notes=notes,
+    )
+
+
+_LABEL = {"tpr": "TPR", "auc": "AUC", "eps": "eps>="}
+_HEADER = ("status", "gate", "attack", "measure", "old", "new", "change", "lower bound", "verdict", "newly vulnerable")
+
+
+def comparison_rows(c: ReleaseComparison) -> list[tuple[str, ...]]:
+    """One row of text cells per gate, in the order of ``comparison_header()``: what the terminal
+    and Markdown tables show (the HTML report formats the same changes)."""
+    rows = []
+    for g in c.changes:
+        def num(v: float | None, sign: str = "") -> str:
+            return "-" if v is None else f"{v:{sign}.4f}"
+
+        bound = "-" if g.rise_low is None else f"{g.rise_low:+.4f}" + (f" paired n={g.n_paired:,}" if g.paired else "")
+        verdict = " -> ".join(v.value for v in (g.old_verdict, g.new_verdict) if v is not None)
+        rows.append((
+            g.status.upper(), g.test_id, g.attack, _LABEL.get(g.measure or "", "-"), num(g.old), num(g.new),
+            num(g.delta, "+"), bound, verdict, str(len(g.newly_vulnerable)) if g.newly_vulnerable else "-",
+        ))
+    return rows
+
+
+def comparison_header() -> tuple[str, ...]:
+    """The column names of :func:`comparison_rows`."""
+    return _HEADER
+
+
+def comparison_lines(c: ReleaseComparison) -> list[str]:
+    """The comparison as an aligned text table, then its notes (what the terminal shows)."""
+    table = [comparison_header(), *comparison_rows(c)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(_HEADER))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    return lines + c.notes

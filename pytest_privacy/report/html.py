@@ -7,9 +7,11 @@ external CSS, JavaScript or fonts); the ROC figures are inlined as base64 PNG da
   settings that reproduce the run (``report.config``) and what the model cache keys cover;
 - the verdicts, one ``<tr class="result" data-verdict=... data-test=...>`` per result, with the
   numbers that decided them (the same wording as the terminal summary);
+- the release-to-release comparison (``--privacy-compare``), one ``<tr class="change ...">`` per gate;
 - an attack comparison for every test that ran several attacks;
 - per result: the gate's reason, its log-log ROC figure (``<img class="roc">``, when matplotlib is
-  importable; otherwise the page says the figures were left out) and its most vulnerable records.
+  importable; otherwise the page says the figures were left out) and its most vulnerable records,
+  with the records themselves as images when they are images.
 
 Every string from the run (test ids, reasons, settings, ...) is escaped with :func:`html.escape`.
 """
@@ -80,6 +82,9 @@ img.roc { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figure { margin: .5em 0; } figcaption { color: var(--muted); font-size: 12px; }
 tr.strongest td { font-weight: 600; }
 tr.record.member td:last-child { color: var(--fail); font-weight: 600; }
+img.record-image { width: 64px; height: 64px; image-rendering: pixelated; border: 1px solid var(--line); display: block; }
+tr.change.regressed td:first-child { color: var(--fail); font-weight: 700; }
+tr.change.improved td:first-child { color: var(--pass); font-weight: 600; }
 .muted { color: var(--muted); }
 """
 
@@ -123,7 +128,7 @@ def render_html(report: SessionReport, *, figures: bool = True) -> str:
             parts.append('<p class="notice" id="no-figures">ROC figures were left out of this report.</p>')
         if report.note:
             parts.append(f'<p class="notice" id="note">{_e(report.note)}</p>')
-        parts += [_verdicts(results), _attack_comparisons(results)]
+        parts += [_verdicts(results), _release_comparison(report), _attack_comparisons(results)]
         parts.append('<h2 id="details">Details</h2>')
         parts += [_detail(i, r, plotting) for i, r in enumerate(results)]
     parts.append(
@@ -241,6 +246,33 @@ def _headline(r: AnyResult) -> tuple[str, str, str, str]:
     return measured + queries, limit, f"{r.n_members}/{r.n_nonmembers}", str(r.n_references)
 
 
+# ---------------------------------------------------------------------- release to release
+
+
+def _release_comparison(report: SessionReport) -> str:
+    """The comparison with a stored run, when one was asked for: the terminal's columns as a table."""
+    from .compare import comparison_header, comparison_rows
+
+    c = report.comparison
+    if c is None:
+        return ""
+    head = "".join(f"<th>{_e(h)}</th>" for h in comparison_header())
+    body = "".join(
+        f'<tr class="change {g.status}" data-test="{_e(g.test_id)}">' + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>"
+        for g, row in zip(c.changes, comparison_rows(c))
+    )
+    criteria = f"; fails on {c.criteria}" if c.criteria else "; no failure criteria (--privacy-compare-fail)"
+    outcome = "<strong>failed</strong>" if c.failed else "no regression"
+    notes = "".join(f'<p class="notice">{_e(n)}</p>' for n in c.notes)
+    return (
+        f'<section id="release-comparison"><h2>Release to release</h2><p>Against stored run '
+        f"<code>{_e(c.against)}</code> ({_e(c.against_created)}, commit <code>{_e(c.against_commit or '-')}</code>)"
+        f"{_e(criteria)}, at {c.confidence:.0%}: {outcome}. Lower bounds marked <em>paired</em> compare the two "
+        "runs' scores on the same audit points.</p>"
+        f'<table class="release-comparison"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}</section>'
+    )
+
+
 # ------------------------------------------------------------------------- attack comparison
 
 
@@ -349,17 +381,25 @@ def _vulnerable(i: int, r: AttackResult) -> str:
     """The records the attack ranks most likely members: where to look for duplicates, outliers
     and mislabelled examples."""
     keys = any(getattr(p, "key", None) for p in r.most_vulnerable)  # content hashes, when recorded
+    images = any(p.thumbnail for p in r.most_vulnerable)  # image records: shown, as the data owner sees them
+
+    def image(p: Any) -> str:
+        alt = f"record {p.index}, label {p.label}"
+        return f'<td><img class="record-image" alt="{_e(alt)}" src="{p.thumbnail}"></td>' if p.thumbnail else "<td>–</td>"
+
     rows = "".join(
         f'<tr class="record{" member" if p.member else ""}" data-index="{p.index}">'
-        f'<td class="num">{p.index}</td><td class="num">{p.label}</td><td class="num">{p.score:.4g}</td>'
+        + (image(p) if images else "")
+        + f'<td class="num">{p.index}</td><td class="num">{p.label}</td><td class="num">{p.score:.4g}</td>'
         + (f'<td class="mono">{_e(getattr(p, "key", None) or "–")}</td>' if keys else "")
         + f"<td>{'yes' if p.member else 'no'}</td></tr>"
         for p in r.most_vulnerable
     )
     key_head = "<th>Key</th>" if keys else ""
+    image_head = "<th>Record</th>" if images else ""
     return (
         f'<h4>Most vulnerable records</h4><table class="vulnerable" id="vulnerable-{i}">'
-        f"<thead><tr><th>Index</th><th>Label</th><th>Score</th>{key_head}<th>Member</th></tr></thead>"
+        f"<thead><tr>{image_head}<th>Index</th><th>Label</th><th>Score</th>{key_head}<th>Member</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
     )
 

@@ -50,7 +50,23 @@ def format_markdown(report: SessionReport) -> str:
     lines += [_context(report), ""]
     lines += [_row(COLUMNS), _row(["---"] * len(COLUMNS))]
     lines += [_row(_cells(r)) for r in report.results]
+    lines += _comparison(report)
     return "\n".join(lines) + "\n\n"
+
+
+def _comparison(report: SessionReport) -> list[str]:
+    """The release-to-release table (``--privacy-compare``), the terminal's columns."""
+    from .compare import comparison_header, comparison_rows
+
+    c = report.comparison
+    if c is None:
+        return []
+    outcome = "**failed**" if c.failed else "no regression"
+    criteria = f", failing on `{c.criteria}`" if c.criteria else ""
+    lines = ["", _text(f"Against stored run {c.against} ({c.against_created}){criteria}: ") + outcome, ""]
+    lines += [_row(comparison_header()), _row(["---"] * len(comparison_header()))]
+    lines += [_row([_code(cell) if i == 1 else _text(cell) for i, cell in enumerate(row)]) for row in comparison_rows(c)]
+    return lines + [_text(n) for n in c.notes]
 
 
 def _context(report: SessionReport) -> str:
@@ -98,8 +114,6 @@ def _measurement(r: AnyResult) -> tuple[str, str, str]:
     return decided_tpr(r, le=" ≤ ", ge=" ≥ "), f"TPR ≤ {r.max_tpr:g} at FPR {r.fpr:g}", n
 
 
-# The next two repeat summary.py's private ``_verdict`` and ``_decided`` (see its comments); they
-# belong there, public, for both writers to share.
 def _row(cells: list[str] | tuple[str, ...]) -> str:
     return "| " + " | ".join(cells) + " |"
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..results import AnyResult, SessionReport
+from ..results import NOT_STORED, AnyResult, SessionReport
 from .storage import current_commit
 
 __all__ = ["build_report", "write_report"]
@@ -46,5 +46,5 @@ def write_report(path: str | Path, report: SessionReport) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(report.model_dump_json(indent=2))
+    tmp.write_text(report.model_dump_json(indent=2, exclude=NOT_STORED))  # no records' images
     tmp.replace(path)

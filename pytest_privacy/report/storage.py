@@ -9,7 +9,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from ..results import SessionReport
+from ..results import NOT_STORED, SessionReport
 
 __all__ = ["RunStorage", "StoredRun", "check_run_name", "current_commit", "vulnerable_sets"]
 
@@ -74,7 +74,7 @@ class RunStorage:
         path = f"{self.root.rstrip('/')}/{number:04d}_{label}.json"
         self.fs.makedirs(self.root, exist_ok=True)
         tmp = path + ".tmp"
-        self.fs.pipe(tmp, report.model_dump_json(indent=2).encode())
+        self.fs.pipe(tmp, report.model_dump_json(indent=2, exclude=NOT_STORED).encode())  # no records' images
         self.fs.mv(tmp, path)
         return StoredRun(number, label, path)
 

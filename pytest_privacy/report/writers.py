@@ -8,6 +8,7 @@ import pytest
 
 from ..config import PrivacyConfig
 from ..results import SessionReport
+from .compare import comparison_lines
 from .hookspec import FailSession
 from .session_report import write_report
 from .summary import format_summary
@@ -31,6 +32,15 @@ def pytest_privacy_write_reports(report: SessionReport, settings: PrivacyConfig,
         )
         for line in report.cache_keys:
             write_line(f"  cache key covers {line}")
+    c = report.comparison
+    if c is not None:
+        criteria = f", failing on {c.criteria}" if c.criteria else ""
+        write_line(
+            f"compared with stored run {c.against!r} ({c.against_created}, commit {c.against_commit or '-'}){criteria}; "
+            f"changes at {c.confidence:.0%}:"
+        )
+        for line in comparison_lines(c):
+            write_line("  " + line)
 
 
 class JsonWriter:
@@ -81,36 +91,41 @@ class MarkdownWriter:
         write_line(f"privacy summary appended to {settings.markdown}")
 
 
+def with_comparison(report: SessionReport, settings: PrivacyConfig) -> SessionReport:
+    """``report`` with its comparison against ``--privacy-compare``'s stored run attached (before any
+    writer runs, and before this run is stored: "latest" is the run before this one), so that every
+    writer (terminal, HTML, Markdown, JSON) shows the same comparison."""
+    if not settings.compare:
+        return report
+    from .compare import compare_reports, parse_criteria
+    from .storage import RunStorage
+
+    storage = RunStorage(settings.storage)
+    comparison = compare_reports(
+        storage.load(settings.compare), report, parse_criteria(settings.compare_fail) if settings.compare_fail else [],
+        confidence=settings.confidence, accepted=storage.accepted_vulnerable(), against=settings.compare,
+    )
+    return report.model_copy(update={"comparison": comparison})
+
+
 class StoredRunsWriter:
-    """``--privacy-compare`` (against a stored run; ``--privacy-compare-fail`` makes regressions fail
-    the run), ``--privacy-autosave``/``--privacy-save`` (store this session's report) and
-    ``--privacy-snapshot-update`` (accept this session's most vulnerable records)."""
+    """``--privacy-autosave``/``--privacy-save`` (store this session's report),
+    ``--privacy-snapshot-update`` (accept this session's most vulnerable records), and
+    ``--privacy-compare-fail`` (fail the session when the comparison found a regression)."""
 
     def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
-        from .compare import compare_reports, parse_criteria
         from .storage import RunStorage
 
-        if not (settings.compare or settings.autosave or settings.save or settings.snapshot_update):
+        if not (settings.autosave or settings.save or settings.snapshot_update or settings.compare_fail):
             return
         storage = RunStorage(settings.storage)
-        failed = False
-        if settings.compare:  # before storing this run: "latest" means the one before it
-            old = storage.load(settings.compare)
-            criteria = parse_criteria(settings.compare_fail) if settings.compare_fail else []
-            comparison = compare_reports(
-                old, report, criteria, confidence=settings.confidence, accepted=storage.accepted_vulnerable()
-            )
-            write_line(f"compared with stored run {settings.compare!r} ({old.created}, commit {old.commit or '-'}):")
-            for line in comparison.lines:
-                write_line("  " + line)
-            failed = comparison.failed and bool(criteria)
         if settings.autosave or settings.save:
             stored = storage.save(report, settings.save)
             write_line(f"privacy run stored as {stored.number}:{stored.name} in {settings.storage}")
         if settings.snapshot_update:
             gates = storage.accept_vulnerable(report)
             write_line(f"most vulnerable records of {gates} gates accepted as the snapshot in {settings.storage}")
-        if failed:
+        if settings.compare_fail and report.comparison is not None and report.comparison.failed:
             raise FailSession(
                 f"privacy regression against stored run {settings.compare!r} (--privacy-compare-fail="
                 f"{settings.compare_fail}): see the comparison above"

@@ -3,6 +3,7 @@ it escapes what the run wrote, through pytest end to end, and rendered by a real
 
 import base64
 import builtins
+import io
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -17,6 +18,7 @@ from pytest_privacy import (
     assert_tpr_at_fpr_below,
 )
 from pytest_privacy.report import recording
+from pytest_privacy.report.compare import compare_reports, parse_criteria
 from pytest_privacy.report.html import render_html, write_html
 from pytest_privacy.report.session_report import build_report
 from pytest_privacy.results import DPAuditResult, SessionReport, Verdict
@@ -74,13 +76,23 @@ def session_report() -> SessionReport:
     with recording("tests/test_x.py::test_against_baseline") as got:
         _quietly(assert_no_more_vulnerable_than, leaky, Memoriser(x[members][:50], y[members][:50]), data, fpr=0.1, attack="loss")
     results += got
+    images = rng.normal(size=(200, 1, 8, 8)).astype(np.float32)  # image records: shown in the report
+    image_members = np.arange(200) % 2 == 0
+    flat = Memoriser(images[image_members].reshape(100, -1), y[:100])
+    with recording("tests/test_x.py::test_images") as got:
+        _quietly(assert_tpr_at_fpr_below, lambda xb: flat(np.asarray(xb).reshape(len(xb), -1)),
+                 MembershipData(images, y[:200], image_members), fpr=0.05, max_tpr=0.1, attack="loss")
+    results += got
     results.append(DPAuditResult(
         verdict=Verdict.PASS, reason="no violation of the claim <found>", variant="dp_sgd", epsilon_claim=8.0,
         delta=1e-5, confidence=0.95, epsilon_low=0.4, max_detectable=3.1, n_canaries=1000, n_guesses=200,
         n_correct=130, seed=0, test_id="tests/test_dp.py::test_claim",
     ))
     config = {"profile": "ci", "n_references": 16, "seed": 0, "attacks": ["lira", "loss"], "device": "cpu"}
-    return build_report(results, config, models_trained=3, cache_keys=["recipe: <hash>"])
+    report = build_report(results, config, models_trained=3, cache_keys=["recipe: <hash>"])
+    # Against a stored run that lacked the first gate and had the others as they are now.
+    before = build_report(results[1:], config)
+    return report.model_copy(update={"comparison": compare_reports(before, report, parse_criteria("tpr:+0.01"), against="v1")})
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +135,7 @@ def test_the_page_has_a_row_per_result_a_figure_per_roc_and_no_network(report, t
     assert "PASS (smoke)" in badges and "FAIL" in badges and "INCONCLUSIVE" in badges
     figures = page.find("img", "roc")
     with_roc = [r for r in report.results if getattr(r, "roc_fpr", None)]
-    assert len(figures) == len(with_roc) == 4
+    assert len(figures) == len(with_roc) == 5
     for img in figures:
         assert img["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -236,3 +248,30 @@ def test_a_browser_renders_the_page(report, tmp_path):
     rows = Page(dom).find("tr", "result")
     assert [r["data-test"] for r in rows] == [r.test_id for r in report.results]
     assert "<script>alert" not in dom  # the hostile id stayed text
+    assert len(Page(dom).find("img", "record-image")) == 10 and len(Page(dom).find("tr", "change")) == len(rows)
+
+
+def test_image_records_are_shown_as_images_in_the_page_and_never_stored(report, tmp_path):
+    image = pytest.importorskip("matplotlib.image")
+    page = Page(render_html(report))
+    shown = page.find("img", "record-image")
+    assert len(shown) == 10  # the image gate's most vulnerable records; the flat-feature gates show none
+    gate = next(r for r in report.results if r.test_id == "tests/test_x.py::test_images")
+    png = base64.b64decode(shown[0]["src"].removeprefix("data:image/png;base64,"))
+    assert image.imread(io.BytesIO(png)).shape == (8, 8)  # greyscale, the record's own size
+    assert gate.most_vulnerable[0].thumbnail == shown[0]["src"]
+    # JSON reports and stored runs carry content hashes, never the records.
+    from pytest_privacy.report.session_report import write_report
+    from pytest_privacy.report.storage import RunStorage
+
+    write_report(tmp_path / "r.json", report)
+    RunStorage(str(tmp_path / "runs")).save(report, "v2")
+    for text in [(tmp_path / "r.json").read_text(), *(f.read_text() for f in (tmp_path / "runs").glob("*.json"))]:
+        assert "data:image/png" not in text and "thumbnail" not in text
+
+
+def test_the_release_comparison_is_a_table_of_changes(report):
+    page = Page(render_html(report))
+    rows = page.find("tr", "change")
+    assert [r["data-test"] for r in rows] == [r.test_id for r in report.results]
+    assert "new" in rows[0]["class"].split() and all("unchanged" in r["class"].split() for r in rows[1:])

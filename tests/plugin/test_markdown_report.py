@@ -184,3 +184,19 @@ def test_markdown_option_appends_a_table_of_the_sessions_verdicts(pytester):
     [row] = _rows(text)
     assert row[0] in ("**PASS**", "**INCONCLUSIVE**") and row[1] == "`test_gates.py::test_auc`"
     assert row[2].startswith("loss (") and row[3].startswith("AUC ") and row[4] == "AUC ≤ 0.99"
+
+
+def test_the_release_comparison_follows_the_verdicts_as_a_table():
+    from pytest_privacy.report.compare import comparison_header, compare_reports, parse_criteria
+    from pytest_privacy.report.markdown import format_markdown
+    from tests.plugin.test_html_report import session_report
+
+    report = session_report()
+    text = format_markdown(report)
+    header = "| " + " | ".join(comparison_header()) + " |"
+    assert header in text and "**failed**" not in text  # the comparison in session_report has no regression
+    rows = text[text.index(header):].splitlines()[2:2 + len(report.results)]
+    assert [r.split(" | ")[0] for r in rows] == ["| NEW"] + ["| UNCHANGED"] * (len(report.results) - 1)
+    worse = report.comparison.model_copy(update={"failed": True})
+    assert "**failed**" in format_markdown(report.model_copy(update={"comparison": worse}))
+    assert compare_reports(report, report, parse_criteria("tpr:+0")).failed is False
