@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from .adaptive import look_confidence
 from .attacks.registry import get_attack
-from .attacks.runner import attack_scores
+from .attacks.runner import attack_scores, recipe_scores
 from .data import Baseline, MembershipData, as_membership_data
 from .metrics import (
     auc_gate,
@@ -32,6 +33,7 @@ from .metrics import (
     paired_tpr_comparison,
     roc_counts,
 )
+from .pooled_gate import pooled_fail_p_value, pooled_gate
 from .querying import label_oracle
 from .report import record_result
 from .report.thumbnails import is_image, png_data_uri
@@ -135,19 +137,27 @@ _ROC_POINTS = 200
 
 def _attack_result(
     gate_result: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None,
-    scores: np.ndarray, started: float,
+    scores: np.ndarray, started: float, *, is_member: np.ndarray | None = None,
 ) -> AttackResult:
     """The recorded result: the gate, the thinned ROC curve with its bands, the most exposed points,
-    and the epsilon lower bound at delta 0 (unless the caller computed it)."""
+    and the epsilon lower bound at delta 0 (unless the caller computed it). ``scores [K, N]`` with
+    ``is_member [K, N]`` are a recipe audit's pooled trials (model k's score of point n): its ROC is
+    the pooled one, its most exposed points distinct points, and it carries no iid epsilon bound."""
+    pooled = scores.ndim == 2
+    flat = scores.ravel()
+    member = (is_member if pooled else data.is_member).ravel()
+    point = np.arange(flat.size) % len(data)  # the audit point each trial scores
+    ranked = point[np.argsort(-flat, kind="stable")]
+    _, first = np.unique(ranked, return_index=True)  # a point's best-ranked trial only
+    top = np.argsort(-flat, kind="stable")[np.sort(first)[:_TOP_POINTS]]
     refs = data.references
-    top = np.argsort(-scores, kind="stable")[:_TOP_POINTS]
-    c = roc_counts(scores, data.is_member)
+    c = roc_counts(flat, member)
     fpr_curve, tpr_curve = c.fps / c.n_nonmembers, c.tps / c.n_members
     # Thin the curve evenly in log-FPR (how the LiRA paper plots it), keeping both ends.
     keep = np.unique(np.r_[0, np.searchsorted(fpr_curve, np.geomspace(1e-5, 1, _ROC_POINTS)).clip(max=len(fpr_curve) - 1), len(fpr_curve) - 1])
     low, high = clopper_pearson(c.tps[keep], c.n_members, gate_result.confidence)
     epsilon_low = gate_result.epsilon_low
-    if epsilon_low is None:  # reported beside every verdict (an epsilon gate computed its own)
+    if epsilon_low is None and not pooled:  # reported beside every verdict (an epsilon gate computed its own)
         epsilon_low = epsilon_lower_bound(scores, data.is_member, confidence=gate_result.confidence)
     return AttackResult(
         **gate_result.model_dump(exclude={"epsilon_low"}),
@@ -156,17 +166,19 @@ def _attack_result(
         queries=queries,
         epsilon_low=epsilon_low,
         seconds=time.perf_counter() - started,
+        audit="recipe" if pooled else "model",
+        n_models=scores.shape[0] if pooled else 1,
         most_vulnerable=[
             VulnerablePoint(
-                index=int(i), label=int(data.y[i]), score=float(scores[i]), member=bool(data.is_member[i]),
-                key=record_key(data.x[i], data.y[i]),
-                thumbnail=png_data_uri(data.x[i]) if is_image(data.x[i]) else None,
+                index=int(point[i]), label=int(data.y[point[i]]), score=float(flat[i]), member=bool(member[i]),
+                key=record_key(data.x[point[i]], data.y[point[i]]),
+                thumbnail=png_data_uri(data.x[point[i]]) if is_image(data.x[point[i]]) else None,
             )
             for i in top
         ],
         point_scores=(
             PointScores.of(audit_id(data.x, data.y, data.is_member), scores, data.is_member)
-            if scores.size <= _PAIRED_MAX_POINTS else None
+            if not pooled and scores.size <= _PAIRED_MAX_POINTS else None
         ),
         roc_fpr=fpr_curve[keep].tolist(),
         roc_tpr=tpr_curve[keep].tolist(),
@@ -271,46 +283,26 @@ def assert_tpr_at_fpr_below(
     fprs = [fpr] if not isinstance(fpr, (list, tuple)) else list(fpr)
     if not attacks or not fprs:
         raise ValueError("attack= and fpr= need at least one value each.")
-    if len(attacks) * len(fprs) > 1:
-        return _family_gate(model, data, attacks, fprs, max_tpr, _confidence(confidence), policy, attack_options)
-    attack, fpr = attacks[0], fprs[0]
-    fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, _confidence(confidence))
-    started = time.perf_counter()
-    scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
-    g = gate(scores, data.is_member, fpr=fpr, max_tpr=max_tpr, confidence=confidence)
-    r = record_result(_attack_result(g, attack, variant, data, queries, scores, started))
-    return _enforce(r, policy, f"TPR at FPR {fpr:g} must be <= {max_tpr:g}")
-
-
-def _family_gate(
-    model: Any, data: MembershipData, attacks: list[str], fprs: list[Any], max_tpr: float, confidence: float,
-    policy: OnInconclusive, attack_options: Mapping[str, Any] | None,
-) -> list[AttackResult]:
-    """Every (attack, fpr) of a family, judged together (see :func:`assert_tpr_at_fpr_below`)."""
-    checked = [check_gate_args(f, max_tpr, confidence)[0] for f in fprs]  # every argument before any attack
-    for attack in attacks:
-        get_attack(attack)  # an unknown name is an error before the first attack runs
+    confidence = _confidence(confidence)
+    fprs = [check_gate_args(f, max_tpr, confidence)[0] for f in fprs]  # every argument before any attack
+    for name in attacks:
+        get_attack(name)  # an unknown name is an error before the first attack runs
     max_tpr = float(max_tpr)
-    alpha, k = 1.0 - confidence, len(attacks) * len(fprs)
-    members = []
-    for attack in attacks:
+
+    def judge(d: MembershipData, level: float) -> list[AttackResult]:
+        if len(attacks) * len(fprs) > 1:
+            return _family(model, d, attacks, fprs, max_tpr, level, attack_options)
         started = time.perf_counter()
-        scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
-        for f in checked:
-            p = fail_p_value(scores, data.is_member, fpr=f, max_tpr=max_tpr)
-            members.append((attack, f, scores, variant, queries, started, p))
-    rejected = holm([m[-1] for m in members], alpha)
-    order = sorted(range(k), key=lambda i: members[i][-1])
-    results = []
-    for i, (attack, f, scores, variant, queries, started, _) in enumerate(members):
-        # A rejected member is shown at the Holm level that rejected it (where its gate FAILs); the
-        # others at the Bonferroni level (where none can FAIL, and a PASS holds for the family).
-        level = alpha / (k - order.index(i)) if rejected[i] else alpha / k
-        g = gate(scores, data.is_member, fpr=f, max_tpr=max_tpr, confidence=1.0 - level)
-        described = f"{variant}; family of {k}, Holm"
-        results.append(record_result(_attack_result(g, attack, described, data, queries, scores, started)))
+        scores, member, variant, queries = _trials(model, d, attacks[0], attack_options)
+        g = (pooled_gate if scores.ndim == 2 else gate)(scores, member, fpr=fprs[0], max_tpr=max_tpr, confidence=level)
+        return [_attack_result(g, attacks[0], variant, d, queries, scores, started, is_member=member)]
+
+    results = [record_result(r) for r in _adaptively(judge, data, confidence)]
+    if len(results) == 1:
+        return _enforce(results[0], policy, f"TPR at FPR {fprs[0]:g} must be <= {max_tpr:g}")
+    k = len(results)
     failed = [r for r in results if r.verdict is Verdict.FAIL]
-    what = f"TPR must be <= {max_tpr:g} at FPR {', '.join(f'{f:g}' for f in checked)} for {', '.join(attacks)}"
+    what = f"TPR must be <= {max_tpr:g} at FPR {', '.join(f'{f:g}' for f in fprs)} for {', '.join(attacks)}"
     if failed:
         lines = "\n  ".join(_describe(r) for r in failed)
         raise PrivacyLeakError(
@@ -319,6 +311,82 @@ def _family_gate(
     if any(r.verdict is Verdict.INCONCLUSIVE for r in results):
         undecided = next(r for r in results if r.verdict is Verdict.INCONCLUSIVE)
         _enforce(undecided, policy, f"{what} (a family of {k}: every member must pass)")
+    return results
+
+
+def _trials(
+    model: Any, data: MembershipData, attack: str, attack_options: Mapping[str, Any] | None
+) -> tuple[np.ndarray, np.ndarray, str, int | None]:
+    """``(scores, is_member, variant, queries)`` of a TPR gate: ``[N]`` for one target, or ``[K, N]``
+    pooled over every model of a recipe audit (``data.recipe``) when the attack scores logits.
+    Label-only attacks query the target model itself, so a recipe audit judges them on it alone."""
+    if data.recipe is not None and get_attack(attack).score is not None and not attack_options:
+        scores, member, variant = recipe_scores(data, attack)
+        return scores, member, f"{variant}; recipe audit of {len(scores)} models", None
+    scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
+    return scores, data.is_member, variant, queries
+
+
+def _fixed(data: MembershipData) -> MembershipData:
+    """The audit a helper that cannot be INCONCLUSIVE uses: ``data``, or under
+    ``n_references="auto"`` the look at :data:`~pytest_privacy.adaptive.FIXED_LOOK` references (the
+    ``ci`` profile's count): nothing to look again for."""
+    return data if data.adaptive is None else data.adaptive.fixed()
+
+
+def _decided(results: list[Any]) -> bool:
+    """Whether a look settled the gate: a leak proven, or every member of the family passed."""
+    return any(r.verdict is Verdict.FAIL for r in results) or all(r.verdict is Verdict.PASS for r in results)
+
+
+def _adaptively(
+    judge: Callable[[MembershipData, float], list[AttackResult]], data: MembershipData, confidence: float
+) -> list[AttackResult]:
+    """``judge(data, confidence)``, or, for an ``n_references="auto"`` audit, the first look of
+    :data:`~pytest_privacy.adaptive.AUTO_SCHEDULE` that decides (each judged at its share of the
+    error, :func:`~pytest_privacy.adaptive.look_confidence`), its results saying how many references
+    were trained and why the looks stopped."""
+    if data.adaptive is None:
+        return judge(data, confidence)
+    looks = data.adaptive.looks()
+    for i, (m, share, audit) in enumerate(looks):
+        results = judge(audit(), look_confidence(confidence, share))
+        if _decided(results) or i == len(looks) - 1:
+            break
+    why = "decided" if _decided(results) else "still inconclusive at the most planned"
+    seen = ", ".join(str(n) for n, _, _ in looks[: i + 1])
+    note = (
+        f"; auto references: {m} after looks at {seen} ({why}), this look at confidence "
+        f"{look_confidence(confidence, share):.4g} ({share:.0%} of the error, spent over {len(looks)} planned looks)"
+    )
+    return [r.model_copy(update={"variant": r.variant + note}) for r in results]
+
+
+def _family(
+    model: Any, data: MembershipData, attacks: list[str], fprs: list[float], max_tpr: float, confidence: float,
+    attack_options: Mapping[str, Any] | None,
+) -> list[AttackResult]:
+    """Every (attack, fpr) of a family judged together, Holm over the family (see
+    :func:`assert_tpr_at_fpr_below`); not yet recorded."""
+    alpha, k = 1.0 - confidence, len(attacks) * len(fprs)
+    members = []
+    for attack in attacks:
+        started = time.perf_counter()
+        scores, member, variant, queries = _trials(model, data, attack, attack_options)
+        p_value = pooled_fail_p_value if scores.ndim == 2 else fail_p_value
+        for f in fprs:
+            p = p_value(scores, member, fpr=f, max_tpr=max_tpr)
+            members.append((attack, f, scores, member, variant, queries, started, p))
+    rejected = holm([m[-1] for m in members], alpha)
+    order = sorted(range(k), key=lambda i: members[i][-1])
+    results = []
+    for i, (attack, f, scores, member, variant, queries, started, _) in enumerate(members):
+        # A rejected member is shown at the Holm level that rejected it (where its gate FAILs); the
+        # others at the Bonferroni level (where none can FAIL, and a PASS holds for the family).
+        level = alpha / (k - order.index(i)) if rejected[i] else alpha / k
+        g = (pooled_gate if scores.ndim == 2 else gate)(scores, member, fpr=f, max_tpr=max_tpr, confidence=1.0 - level)
+        described = f"{variant}; family of {k}, Holm"
+        results.append(_attack_result(g, attack, described, data, queries, scores, started, is_member=member))
     return results
 
 
@@ -341,10 +409,15 @@ def assert_auc_below(
     policy = _policy(on_inconclusive)
     confidence = _confidence(confidence)
     check_max_auc(max_auc)
-    started = time.perf_counter()
-    scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
-    g = auc_gate(scores, data.is_member, max_auc=max_auc, confidence=confidence)
-    r = record_result(_attack_result(g, attack, variant, data, queries, scores, started))
+    get_attack(attack)
+
+    def judge(d: MembershipData, level: float) -> list[AttackResult]:
+        started = time.perf_counter()
+        scores, variant, queries = attack_scores(model, d, attack, attack_options=attack_options)
+        g = auc_gate(scores, d.is_member, max_auc=max_auc, confidence=level)
+        return [_attack_result(g, attack, variant, d, queries, scores, started)]
+
+    r = record_result(_adaptively(judge, data, confidence)[0])
     return _enforce(r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{r.auc_low:.4f}, {r.auc_high:.4f}])")
 
 
@@ -366,7 +439,7 @@ def assert_epsilon_below(
     proves that no (``max_epsilon``, ``delta``)-DP guarantee can hold: FAIL. It can never prove a
     guarantee, so otherwise the verdict is PASS with the bound reported ("no violation found").
     """
-    data = as_membership_data(data)
+    data = _fixed(as_membership_data(data))
     confidence = _confidence(confidence)
     check_max_epsilon(max_epsilon)
     check_delta(delta)
@@ -409,7 +482,7 @@ def assert_no_more_vulnerable_than(
     only when ``model`` is proven more vulnerable; the message puts both models' TPR and accuracy
     side by side, since a baseline that leaks less by being useless is no yardstick.
     """
-    data = as_membership_data(data)
+    data = _fixed(as_membership_data(data))
     confidence = _confidence(confidence)
     check_rate("fpr", fpr)
     check_margin(margin)

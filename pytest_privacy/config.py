@@ -22,14 +22,17 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"n_references": 4},
     "ci": {"n_references": 16},
     "full": {"n_references": 64},
+    # As many as each verdict needs: 4, then 8, 16, 32, 64 only while INCONCLUSIVE (pytest_privacy.adaptive).
+    "adaptive": {"n_references": "auto"},
 }
 
 
 class PrivacyConfig(StrictSettings):
     """Settings for one test's privacy audit (see ``pytest --help``, group "privacy")."""
 
-    profile: Literal["smoke", "ci", "full"] = "ci"
-    n_references: int = Field(16, ge=2)
+    profile: Literal["smoke", "ci", "full", "adaptive"] = "ci"
+    n_references: int | Literal["auto"] = 16  # "auto": as many as the verdict needs
+    audit: Literal["model", "recipe"] = "model"  # "recipe": every model of the audit a target in turn, pooled
     attacks: tuple[str, ...] | None = None  # None: every suite
     device: str = "auto"  # auto, cpu, cuda or cuda:N (checked by _device)
     seed: int = Field(0, ge=0)
@@ -83,7 +86,11 @@ class PrivacyConfig(StrictSettings):
 
     @field_validator("n_references")
     @classmethod
-    def _even(cls, value: int) -> int:
+    def _even(cls, value: int | str) -> int | str:
+        if value == "auto":
+            return value
+        if value < 2:
+            raise ValueError(f"n_references must be at least 2 (or auto), got {value}")
         if value % 2:
             raise ValueError(f"n_references must be even (half IN, half OUT per point), got {value}")
         return value

@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Baseline", "MembershipData", "as_membership_data", "Population", "References", "check_inputs", "check_labels", "row_ids"]
+__all__ = [
+    "Baseline", "MembershipData", "Population", "RecipeTrials", "References", "as_membership_data", "check_inputs",
+    "check_labels", "row_ids",
+]
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,36 @@ class References:
         )
 
 
+@dataclass(frozen=True)
+class RecipeTrials:
+    """Every model of an audit scored as the target in turn (``audit="recipe"``): the recipe is
+    audited, not one draw of it. Model 0 is ``target_model``; each model's references are the others.
+
+    ``logits [K, N, A, C]`` every model on the audit queries, ``keep [K, N]`` which point each trained
+    on, ``population_logits [K, Z, A, C]`` (or None) every model on RMIA's population points.
+    """
+
+    logits: np.ndarray
+    keep: np.ndarray
+    population_logits: np.ndarray | None = None
+
+    @property
+    def n_models(self) -> int:
+        """Number of models K (each one a target in turn)."""
+        return int(self.keep.shape[0])
+
+    def references_without(self, k: int, references: References) -> References:
+        """Model ``k``'s references: every other model (``references`` gives augmentations, seed and
+        population points)."""
+        others = np.arange(self.n_models) != k
+        population = references.population
+        if population is not None and self.population_logits is not None:
+            population = Population(population.x, population.y, self.population_logits[others])
+        return References(
+            self.logits[others], self.keep[others], references.augmentations, references.seed, population=population
+        )
+
+
 class MembershipData:
     """Audit points ``x``, labels ``y``, membership flags, and optionally reference models.
 
@@ -106,6 +139,30 @@ class MembershipData:
                 f"{references.logits.shape[-1]} classes."
             )
         self.references: References | None = references
+        # More references on demand (n_references="auto"): set by AdaptiveReferences, else None.
+        self.adaptive: Any = None
+        # Every model as the target in turn (audit="recipe"): set by with_recipe_trials, else None.
+        self.recipe: RecipeTrials | None = None
+
+    def with_recipe_trials(self, model: Any) -> MembershipData:
+        """The same audit as a recipe audit: ``model`` (the target, whose members ``is_member`` says)
+        and every reference each scored as the target in turn, pooled by the TPR gates
+        (:func:`pytest_privacy.pooled_gate.pooled_gate`)."""
+        from .querying import query_logits
+
+        refs = self.references
+        if refs is None:
+            raise ValueError("a recipe audit needs reference models: they are the other targets.")
+        target = query_logits(model, self.x, refs.augmentations)[None]
+        population = None
+        if refs.population is not None:
+            pop_target = query_logits(model, refs.population.x, refs.augmentations)[None]
+            population = np.concatenate([pop_target, refs.population.logits])
+        out = MembershipData(self.x, self.y, self.is_member, refs)
+        out.recipe = RecipeTrials(
+            np.concatenate([target, refs.logits]), np.concatenate([self.is_member[None], refs.keep]), population
+        )
+        return out
 
     def __len__(self) -> int:
         return int(self.x.shape[0])

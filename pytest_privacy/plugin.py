@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from .adaptive import AUTO_SCHEDULE, FIXED_LOOK, AdaptiveReferences
 from .assertions import gate_defaults, set_inconclusive_default
 from .attacks import ATTACKS, SUITES, suite_attacks
 from .audit import PrivacyTrainer, model_source
@@ -37,7 +38,9 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("attacks", "attacks", "comma-separated suites or attacks to run, e.g. lira,label_only (default: all)"),
     ("device", "device", "device for training references: auto|cpu|cuda[:N] (default: auto)"),
     ("seed", "seed", "seed from which every random choice flows (default: 0)"),
-    ("references", "n_references", "number of reference models (default: from the profile)"),
+    ("references", "n_references", "number of reference models, or auto: 4, then 8, 16, 32, 64 only while a verdict is inconclusive (default: from the profile)"),
+    ("audit", "audit", "what membership_data gates audit: model (the target) or recipe (every model of the audit the "
+     "target in turn, their trials pooled with cluster-aware bounds: decides at small FPR) (default: model)"),
     ("population", "population", "share of privacy_dataset held out as the population of tests whose privacy_attack needs one (RMIA) or whose privacy marker sets population (default: 0)"),
     ("canaries", "canaries", "canaries in a one-run DP audit (dp_canary_run), at most half of privacy_dataset (default: half of it, at most 1000)"),
     ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
@@ -617,9 +620,19 @@ def privacy_audit(
     kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
     privacy_dataset = _check_dataset(privacy_dataset)
     return privacy_trainer.audit(
-        _source(kind, how), privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device,
+        _source(kind, how), privacy_dataset, n_references=_first_look(c), seed=c.seed, device=c.device,
         population=_population(request, c),
     )
+
+
+def _first_look(c: PrivacyConfig) -> int:
+    """The references an audit starts with: all of them, or under ``auto`` the first look's."""
+    return AUTO_SCHEDULE[0] if c.n_references == "auto" else c.n_references
+
+
+def _fixed_count(c: PrivacyConfig) -> int:
+    """The references of an audit that has nothing to look again for (a baseline's)."""
+    return FIXED_LOOK if c.n_references == "auto" else c.n_references
 
 
 @pytest.fixture
@@ -635,9 +648,33 @@ def target_model(privacy_audit: Any) -> Any:
 
 
 @pytest.fixture
-def membership_data(privacy_audit: Any) -> Any:
-    """``MembershipData`` for ``target_model``: all audit points, its members, the references."""
-    return privacy_audit.membership_data()
+def membership_data(
+    request: pytest.FixtureRequest, privacy_audit: Any, privacy_trainer: PrivacyTrainer, privacy_recipe: Any,
+    privacy_train_fn: Any, privacy_dataset: Any, privacy_config: PrivacyConfig,
+) -> Any:
+    """``MembershipData`` for ``target_model``: all audit points, its members, the references. Under
+    ``n_references="auto"`` it holds the first look (4 references) and trains more only when a
+    gate asks for them (``pytest_privacy.adaptive``); under ``audit="recipe"`` the TPR gates pool
+    every model of the audit as the target in turn (``pytest_privacy.pooled_gate``)."""
+    c = privacy_config
+
+    def data_of(setup: Any) -> Any:
+        data = setup.membership_data()
+        return data.with_recipe_trials(setup.target) if c.audit == "recipe" else data
+
+    if c.n_references != "auto":
+        return data_of(privacy_audit)
+    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
+    dataset, population = _check_dataset(privacy_dataset), _population(request, c)
+
+    def audit_with(m: int) -> Any:
+        if m == AUTO_SCHEDULE[0]:
+            return data_of(privacy_audit)
+        return data_of(privacy_trainer.audit(
+            _source(kind, how), dataset, n_references=m, seed=c.seed, device=c.device, population=population
+        ))
+
+    return AdaptiveReferences(audit_with).at(AUTO_SCHEDULE[0])
 
 
 @pytest.fixture
@@ -653,9 +690,14 @@ def reference_models_for(
     c = privacy_config
 
     def references_for(x: Any, y: Any, is_member: Any) -> Any:
-        return privacy_trainer.references_for(
-            _source(kind, how), (x, y), is_member, n_references=c.n_references, seed=c.seed, device=c.device
-        )
+        def with_references(m: int) -> Any:
+            return privacy_trainer.references_for(
+                _source(kind, how), (x, y), is_member, n_references=m, seed=c.seed, device=c.device
+            )
+
+        if c.n_references == "auto":
+            return AdaptiveReferences(with_references).at(AUTO_SCHEDULE[0])
+        return with_references(c.n_references)
 
     return references_for
 
@@ -702,7 +744,7 @@ def mmd_baseline_model(
     privacy_dataset = _check_dataset(privacy_dataset)
     recipe = privacy_recipe.with_defense("mmd_mixup")
     setup = privacy_trainer.audit(
-        recipe, privacy_dataset, n_references=c.n_references, seed=c.seed, device=c.device,
+        recipe, privacy_dataset, n_references=_fixed_count(c), seed=c.seed, device=c.device,
         population=_population(request, c),  # the target's split: paired point for point
     )
     settings = recipe.defense.describe()

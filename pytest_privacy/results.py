@@ -82,7 +82,7 @@ class PointScores(BaseModel):
     intervals alone. Scores and membership flags only: never the records themselves."""
 
     audit_id: str  # a hash of the audit points (inputs and labels, in order) and of their membership
-    scores: str  # base64 of little-endian float32
+    scores: str  # base64 of little-endian float64 (float32 would overflow some attacks' scores and create ties)
     members: str  # base64 of the membership flags, bit-packed
 
     @classmethod
@@ -92,7 +92,7 @@ class PointScores(BaseModel):
 
         return cls(
             audit_id=audit_id,
-            scores=base64.b64encode(np.asarray(scores, dtype="<f4").tobytes()).decode(),
+            scores=base64.b64encode(np.asarray(scores, dtype="<f8").tobytes()).decode(),
             members=base64.b64encode(np.packbits(np.asarray(is_member, dtype=bool)).tobytes()).decode(),
         )
 
@@ -100,7 +100,7 @@ class PointScores(BaseModel):
         """``(scores float64 [N], is_member bool [N])``."""
         import numpy as np
 
-        scores = np.frombuffer(base64.b64decode(self.scores), dtype="<f4").astype(np.float64)
+        scores = np.frombuffer(base64.b64decode(self.scores), dtype="<f8").copy()
         bits = np.frombuffer(base64.b64decode(self.members), dtype=np.uint8)
         return scores, np.unpackbits(bits, count=scores.size).astype(bool)
 
@@ -128,6 +128,10 @@ class AttackResult(GateResult):
     seed: int | None
     test_id: str | None = None
     profile: str | None = None  # the budget profile of the test that recorded it (smoke, ci, full)
+    # "recipe": every one of ``n_models`` models was the target in turn and their trials were pooled
+    # (``audit="recipe"``); the member/non-member counts are then trials, not points.
+    audit: Literal["model", "recipe"] = "model"
+    n_models: int = 1
 
 
 class ComparisonResult(BaseModel):

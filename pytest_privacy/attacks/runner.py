@@ -12,7 +12,7 @@ from ..data import MembershipData, as_membership_data
 from ..querying import label_oracle, query_logits
 from .registry import LabelQuery, get_attack
 
-__all__ = ["AttackScores", "attack_scores"]
+__all__ = ["AttackScores", "attack_scores", "recipe_scores"]
 
 
 class AttackScores(NamedTuple):
@@ -77,3 +77,24 @@ def attack_scores(
         raise ValueError(f"label {int(data.y.max())} is out of range for a model with {logits.shape[-1]} classes.")
     scores, variant = spec.score(logits, data.y, refs, pop_logits)
     return AttackScores(scores, variant, None)
+
+
+def recipe_scores(data: MembershipData, attack: str = "lira") -> tuple[np.ndarray, np.ndarray, str]:
+    """A recipe audit's trials (``data.recipe``): ``attack``'s scores ``[K, N]`` with every model in
+    turn the target and the others its references, the membership ``[K, N]``, and the variant.
+    Only attacks that score logits pool; label-only attacks query a model (use ``attack_scores``)."""
+    data = as_membership_data(data)
+    trials, refs = data.recipe, data.references
+    if trials is None or refs is None:
+        raise ValueError("recipe_scores needs a recipe audit: MembershipData.with_recipe_trials(model).")
+    spec = get_attack(attack)
+    if spec.score is None:
+        raise ValueError(f"attack {attack!r} queries the model for labels; a recipe audit pools score attacks only.")
+    rows, variant = [], ""
+    for k in range(trials.n_models):
+        pop = None if trials.population_logits is None else trials.population_logits[k]
+        if spec.needs_population and pop is None:
+            raise ValueError(f"attack {attack!r} needs population points: see attack_scores.")
+        scores, variant = spec.score(trials.logits[k], data.y, trials.references_without(k, refs), pop)
+        rows.append(np.asarray(scores, dtype=np.float64))
+    return np.stack(rows), trials.keep.copy(), variant

@@ -37,6 +37,8 @@ def format_summary(results: list[AnyResult]) -> list[str]:
             measured = f"{decided_tpr(r)}, limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}"
         eps = f", eps>={r.epsilon_low:.2f}" if r.epsilon_low is not None else ""
         queries = f", {r.queries:,} queries" if r.queries else ""
+        if r.audit == "recipe":  # the counts are pooled trials of every model, not points
+            queries += f", audit: recipe of {r.n_models} models"
         lines.append(
             f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): {measured}{eps}, "
             f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}{queries}, {tail}"

@@ -20,12 +20,14 @@ ALLOWED = {
     "engine": SHARED,
     "audit": SHARED | {"engine", "pytest_privacy"},  # (the package: its __version__ keys caches)
     "metrics": {"results"},
+    "adaptive": {"data"},
+    "pooled_gate": {"metrics", "results"},
     "one_run": {"metrics"},
     "one_run_gdp": {"one_run", "metrics"},
     "attacks": SHARED | {"metrics"},
     "config": {"attacks", "strict"},
     "report": {"results", "metrics", "config", "pytest_privacy"},
-    "assertions": SHARED | {"attacks", "metrics", "report", "one_run", "one_run_gdp"},
+    "assertions": SHARED | {"attacks", "metrics", "report", "one_run", "one_run_gdp", "adaptive", "pooled_gate"},
     "plugin": None,  # wires everything
     "__main__": None,
     "pytest_privacy": None,  # the lazy re-exports

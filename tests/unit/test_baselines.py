@@ -43,7 +43,8 @@ def test_baselines_average_over_queries(logits):
 
 def test_registry_and_suites():
     assert get_attack("lira").needs_references and not get_attack("loss").needs_references
-    lira = ["lira", "lira_offline", "lira_online_fixed", "lira_online_per_example", "lira_offline_fixed", "lira_offline_per_example"]
+    lira = ["lira", "lira_offline", "lira_online_fixed", "lira_online_per_example", "lira_offline_fixed", "lira_offline_per_example",
+            "lira_shrunk", "lira_offline_shrunk"]
     assert expand_attacks("lira,loss") == [*lira, "loss"]
     assert set(expand_attacks(["baseline"])) == {"lira_global", "loss", "confidence", "entropy", "modified_entropy"}
     # Suites are read from each attack's own suite: nothing registered is left out of one.

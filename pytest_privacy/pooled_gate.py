@@ -1,0 +1,444 @@
+"""Audit the recipe, not one draw of it: the TPR-at-FPR gate on the trials of many target models.
+
+Train ``K`` models of one recipe on balanced halves of the data (every point a member of about half
+of them), score every point under every model (each model in turn the target, the others its
+references) and pool the ``K x N`` membership trials. With 17 models and 1,797 digits that is about
+15,000 non-member trials instead of 900: enough to decide a gate at FPR 1e-3, which one model's
+audit can never certify (:func:`pytest_privacy.metrics.nonmembers_needed` is 3,688 at 95%).
+
+The pooled trials are not independent: the trials of one model share its weights, and the trials of
+one point share the point (a vulnerable outlier is found by every model that trained on it; an
+atypical non-member is flagged by most models that did not). :func:`pooled_gate` therefore bounds the
+pooled rates with a cluster-aware interval; treating the trials as independent (``metrics.gate`` on
+the flattened arrays) makes intervals several times too narrow and proves leaks that are not there.
+
+Pure numpy/scipy: no torch, no pytest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy import special, stats
+
+from .metrics import (
+    INVERTED_AUC,
+    RocCounts,
+    auc_confidence_interval,
+    check_gate_args,
+    clopper_pearson,
+    nonmembers_needed,
+    roc_counts,
+)
+from .results import GateResult, Verdict
+
+__all__ = ["MIN_EVENTS", "DesignEffects", "pooled_design_effects", "pooled_fail_p_value", "pooled_gate"]
+
+# Below this many events (or non-events) at a threshold a design effect is estimated from a handful
+# of clusters; such thresholds get at least the design effect of the nearest one with enough.
+MIN_EVENTS = 20
+
+
+class DesignEffects(NamedTuple):
+    """Two-way cluster-robust design effects of the pooled FPR and TPR at every threshold of the
+    pooled ROC (index ``i`` is ``counts.thresholds[i]``, the first ``+inf``)."""
+
+    counts: RocCounts
+    fpr: np.ndarray
+    tpr: np.ndarray
+
+
+class _Side(NamedTuple):
+    """One rate's evidence: events at each threshold, trials, design effect at each threshold."""
+
+    k: np.ndarray
+    n: int
+    deff: np.ndarray
+
+    def bounds(self, index: np.ndarray | slice, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+        """Clopper-Pearson on the effective counts ``k / deff`` out of ``n / deff`` at ``index``."""
+        d = self.deff[index]
+        low, high = clopper_pearson(self.k[index] / d, self.n / d, confidence)
+        return np.atleast_1d(low), np.atleast_1d(high)
+
+
+def _check_pooled(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert ``[K, N]`` scores and membership; a ValueError that names the fix."""
+    s, m = np.asarray(scores), np.asarray(is_member)
+    if s.ndim != 2 or m.ndim != 2:
+        raise ValueError(
+            f"scores and is_member must be 2-D arrays [K models, N points], got shapes {s.shape} and {m.shape}; "
+            "stack one row per target model (for a single model use metrics.gate)."
+        )
+    if s.shape != m.shape:
+        raise ValueError(
+            f"scores {s.shape} and is_member {m.shape} must have the same shape [K models, N points]: "
+            "row k holds model k's score and membership of every point."
+        )
+    if s.shape[0] < 2:
+        raise ValueError(f"pooling needs K >= 2 target models, got {s.shape[0]}; for a single model use metrics.gate.")
+    if s.shape[1] < 2:
+        raise ValueError(f"every model needs N >= 2 audit points, got {s.shape[1]}.")
+    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
+        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}.")
+    s = s.astype(np.float64)
+    bad = ~np.isfinite(s)
+    if bad.any():
+        k, n = np.argwhere(bad)[0].tolist()
+        raise ValueError(
+            f"scores contain {int(bad.sum())} NaN/inf values (first at model {k}, point {n}); an attack that "
+            "produced them overflowed or saw NaN inputs: fix the model outputs first."
+        )
+    if m.dtype != np.bool_:
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(f"is_member must be boolean (or 0/1); got values {np.unique(m)[:5].tolist()}.")
+        m = m.astype(bool)
+    per_model = m.sum(axis=1)
+    lacking = np.flatnonzero((per_model == 0) | (per_model == m.shape[1]))
+    if lacking.size:
+        raise ValueError(
+            f"model(s) {lacking[:5].tolist()} have only members or only non-members; every target model needs "
+            "both: train each on a random half of the points (balanced_keep)."
+        )
+    return s, m
+
+
+def _rank_in_group(groups: np.ndarray) -> np.ndarray:
+    """How many earlier entries of ``groups`` belong to each entry's group."""
+    # A stable sort of small unsigned integers is a radix sort in numpy: linear, not n log n.
+    key = groups.astype(np.uint16) if groups.max(initial=0) < 2**16 else groups
+    order = np.argsort(key, kind="stable")
+    g = groups[order]
+    start = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    ranked = np.arange(g.size) - np.repeat(start, np.diff(np.r_[start, g.size]))
+    rank = np.empty_like(ranked)
+    rank[order] = ranked
+    return rank
+
+
+def _cluster_sum(cluster: np.ndarray, n_clusters: int, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``sum_c (y_c - p n_c)^2`` at every threshold, for one side's cells in score order.
+
+    ``cluster`` is each cell's model or point, ``y`` the side's events at each threshold (the first
+    ``y`` cells), ``p = y / n`` and ``n_c`` the cluster's cells. Expanded as ``sum y_c^2 - 2 p sum
+    y_c n_c + p^2 sum n_c^2``, each sum a cumulative one: a cell entering raises ``y_c^2`` by ``2 y_c + 1``.
+    """
+    n_c = np.bincount(cluster, minlength=n_clusters).astype(np.float64)
+    squares = np.r_[0.0, np.cumsum(2.0 * _rank_in_group(cluster) + 1.0)][y]
+    cross = np.r_[0.0, np.cumsum(n_c[cluster])][y]
+    return squares - 2 * p * cross + p * p * float((n_c**2).sum())
+
+
+def _design_effects(s: np.ndarray, m: np.ndarray, c: RocCounts) -> tuple[_Side, _Side]:
+    n_models, n_points = s.shape
+    flat_s, flat_m = s.ravel(), m.ravel()
+    order = np.argsort(-flat_s, kind="mergesort")  # roc_counts' order: the same cells at every threshold
+    model, point = np.divmod(order, n_points)
+    member = flat_m[order]
+    # Only K model clusters: their variance is itself uncertain (a t with K - 1 degrees of freedom, not
+    # a normal), so that component is scaled by the squared ratio of the two-sided 95% quantiles.
+    small_k = n_models / (n_models - 1) * (stats.t.ppf(0.975, n_models - 1) / stats.norm.ppf(0.975)) ** 2
+    sides = []
+    for cells, counts, total in ((~member, c.fps, c.n_nonmembers), (member, c.tps, c.n_members)):
+        p = counts / total
+        s_model = _cluster_sum(model[cells], n_models, counts, p) * small_k
+        s_point = _cluster_sum(point[cells], n_points, counts, p) * n_points / (n_points - 1)
+        s_cell = total * p * (1 - p)  # each cell is one trial: the binomial variance (x n^2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = (s_model + s_point - s_cell) / s_cell  # Cameron-Gelbach-Miller over the binomial
+        d = np.where(np.isfinite(d), np.maximum(d, 1.0), 1.0)
+        enough = np.flatnonzero((counts >= MIN_EVENTS) & (total - counts >= MIN_EVENTS))
+        if enough.size:  # the rare ends borrow from their nearest well-estimated threshold
+            first, last = enough[0], enough[-1]
+            d[:first] = np.maximum(d[:first], d[first])
+            d[last + 1 :] = np.maximum(d[last + 1 :], d[last])
+        sides.append(_Side(counts, total, d))
+    return sides[0], sides[1]
+
+
+def pooled_design_effects(scores: object, is_member: object) -> DesignEffects:
+    """The design effects :func:`pooled_gate` uses: at every threshold, the two-way cluster-robust
+    variance of the pooled FPR (and TPR) over the binomial one, at least 1 (see :func:`pooled_gate`)."""
+    s, m = _check_pooled(scores, is_member)
+    c = roc_counts(s.ravel(), m.ravel())
+    fp, tp = _design_effects(s, m, c)
+    return DesignEffects(c, fp.deff, tp.deff)
+
+
+# ------------------------------------------------------------------ levels: 1 - confidence per threshold
+
+
+def _upper_level(x: float, side: _Side) -> np.ndarray:
+    """Per threshold, the smallest ``alpha`` at which the two-sided bound's upper end is ``<= x``:
+    ``Beta.ppf(1 - alpha/2, k + 1, n - k) <= x`` iff ``alpha >= 2 (1 - I_x(k + 1, n - k))``."""
+    k, n = side.k / side.deff, side.n / side.deff
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # 1 - I_x(a, b) = I_{1-x}(b, a): scipy's betaincc is 20x slower on these arrays.
+        a = 2.0 * special.betainc(np.maximum(n - k, 1e-300), k + 1, 1.0 - x)
+    return np.where(side.k < side.n, a, 0.0 if x >= 1.0 else np.inf)
+
+
+def _lower_level(x: float, side: _Side) -> np.ndarray:
+    """Per threshold, the smallest ``alpha`` above which the lower end is ``> x``:
+    ``Beta.ppf(alpha/2, k, n - k + 1) > x`` iff ``alpha > 2 I_x(k, n - k + 1)``."""
+    k, n = side.k / side.deff, side.n / side.deff
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = 2.0 * special.betainc(np.maximum(k, 1e-300), n - k + 1, x)
+    return np.where(side.k > 0, a, np.inf)
+
+
+def _prefix_max(a: np.ndarray) -> np.ndarray:
+    """At each threshold, the worst over it and every higher threshold."""
+    return np.maximum.accumulate(a)
+
+
+def _suffix_max(a: np.ndarray) -> np.ndarray:
+    """At each threshold, the worst over it and every lower threshold."""
+    return np.maximum.accumulate(a[::-1])[::-1]
+
+
+def _fail_levels(fp: _Side, tp: _Side, fpr: float, max_tpr: float) -> np.ndarray:
+    """Per threshold, the smallest ``alpha`` at which it proves a leak: ``fpr_high <= fpr`` here and at
+    every higher threshold, ``tpr_low > max_tpr`` here and at every lower one (the envelopes)."""
+    a_fpr = _prefix_max(_upper_level(fpr, fp))
+    a_tpr = _suffix_max(_lower_level(max_tpr, tp))
+    return np.maximum(a_fpr, a_tpr * (1 + 1e-12))  # the TPR side is strict: just above its boundary
+
+
+def _pass_levels(fp: _Side, tp: _Side, fpr: float, max_tpr: float) -> tuple[np.ndarray, np.ndarray]:
+    """For witness ``j >= 1`` (index ``j - 1`` of the arrays): alpha must exceed the first and reach the
+    second for ``fpr_low > fpr`` at ``t_j`` and every lower threshold and ``tpr_high <= max_tpr`` for
+    the members above ``t_j`` (at ``t_{j-1}``) and at every higher threshold."""
+    return _suffix_max(_lower_level(fpr, fp))[1:], _prefix_max(_upper_level(max_tpr, tp))[:-1]
+
+
+# ------------------------------------------------------------------ envelopes of the bounds, for the report
+
+
+def _lowest_lower(side: _Side, start: int, confidence: float, chunk: int = 256) -> float:
+    """``min`` of the lower bound over threshold ``start`` and every lower one, without computing all:
+    the lower end rises with ``k`` and falls with ``deff``, so a chunk's first count at its largest
+    design effect bounds the whole chunk from below, and chunks that cannot beat the best are skipped."""
+    k, d = side.k[start:], side.deff[start:]
+    first = np.arange(0, k.size, chunk)
+    d_max = np.maximum.reduceat(d, first)
+    floor = np.atleast_1d(clopper_pearson(k[first] / d_max, side.n / d_max, confidence)[0])
+    best = math.inf
+    for i in np.argsort(floor, kind="stable"):
+        if floor[i] >= best:
+            break
+        part = slice(start + first[i], start + first[i] + chunk)
+        best = min(best, float(side.bounds(part, confidence)[0].min()))
+    return best
+
+
+def _highest_upper(side: _Side, stop: int, confidence: float) -> float:
+    """``max`` of the upper bound over threshold ``stop`` and every higher one."""
+    return float(side.bounds(slice(0, stop + 1), confidence)[1].max())
+
+
+def _lowest_lowers(side: _Side, index: np.ndarray, confidence: float) -> np.ndarray:
+    """:func:`_lowest_lower` at each of the increasing ``index``: exact over their span, pruned below."""
+    lo, hi = int(index[0]), int(index[-1])
+    span = side.bounds(slice(lo, hi + 1), confidence)[0]
+    env = np.minimum.accumulate(span[::-1])[::-1]
+    if hi + 1 < len(side.k):
+        env = np.minimum(env, _lowest_lower(side, hi + 1, confidence))
+    return env[index - lo]
+
+
+class _Pooled(NamedTuple):
+    """The pooled evidence: counts, design effects, operating point and AUC."""
+
+    counts: RocCounts
+    fp: _Side
+    tp: _Side
+    n_models: int
+    n_points: int
+    fpr: float
+    confidence: float
+    operating: int
+    area: float
+    auc99: tuple[float, float]
+
+    @classmethod
+    def of(cls, scores: object, is_member: object, fpr: float, confidence: float) -> _Pooled:
+        s, m = _check_pooled(scores, is_member)
+        c = roc_counts(s.ravel(), m.ravel())
+        fp, tp = _design_effects(s, m, c)
+        emp_fpr = c.fps / c.n_nonmembers
+        operating = int(np.flatnonzero(emp_fpr <= fpr)[-1])  # index 0 (the +inf point) always qualifies
+        area = float(np.trapezoid(c.tps / c.n_members, emp_fpr))
+        # Worst case for the AUC's interval: a point's trials all alike, so one trial per point.
+        n_points = s.shape[1]
+        auc99 = auc_confidence_interval(area, min(c.n_members, n_points), min(c.n_nonmembers, n_points), 0.99)
+        return cls(c, fp, tp, s.shape[0], n_points, fpr, confidence, operating, area, auc99)
+
+    @property
+    def inverted(self) -> str | None:
+        """Why the scores cannot be judged, when their AUC is clearly below 0.5."""
+        low, high = self.auc99
+        if high >= INVERTED_AUC:
+            return None
+        return (
+            f"pooled AUC = {self.area:.3f} (99% interval [{low:.3f}, {high:.3f}]) is clearly below 0.5: the scores "
+            "rank non-members above members, which means inverted scores (higher must mean 'member') or swapped "
+            "is_member labels, not privacy. Check both."
+        )
+
+    @property
+    def where(self) -> str:
+        return f"cluster-aware bound over {self.n_models} models x {self.n_points:,} points"
+
+    def result(self, verdict: Verdict, reason: str, *, at: int, members_above: bool, max_tpr: float) -> GateResult:
+        """The GateResult at threshold ``at`` with the envelope bounds the decision used (TPR fields
+        one threshold higher with ``members_above``: the members scoring above a PASS witness)."""
+        c, conf, tp_at = self.counts, self.confidence, at - 1 if members_above else at
+        return GateResult(
+            verdict=verdict,
+            reason=reason,
+            fpr=self.fpr,
+            max_tpr=max_tpr,
+            confidence=conf,
+            tpr=float(c.tps[tp_at] / c.n_members),
+            tpr_low=_lowest_lower(self.tp, tp_at, conf),
+            tpr_high=_highest_upper(self.tp, tp_at, conf),
+            fpr_achieved=float(c.fps[at] / c.n_nonmembers),
+            fpr_low=_lowest_lower(self.fp, at, conf),
+            fpr_high=_highest_upper(self.fp, at, conf),
+            threshold=float(c.thresholds[at]),
+            tpr_at_fpr=float(c.tps[self.operating] / c.n_members),
+            n_members=c.n_members,
+            n_nonmembers=c.n_nonmembers,
+            auc=self.area,
+            auc_low=self.auc99[0],
+            auc_high=self.auc99[1],
+        )
+
+
+def pooled_gate(
+    scores: object,
+    is_member: object,
+    *,
+    fpr: float,
+    max_tpr: float,
+    confidence: float = 0.95,
+) -> GateResult:
+    """:func:`pytest_privacy.metrics.gate` on the pooled trials of ``K`` target models of one recipe.
+
+    ``scores`` and ``is_member`` are ``[K, N]``: row ``k`` is target model ``k``'s membership scores
+    and memberships of the same ``N`` points. One threshold is applied to all of them (the recipe's
+    attack, not a per-model one); ``n_members``/``n_nonmembers`` count pooled trials. The claim, the
+    verdicts and the result fields are those of ``metrics.gate``: **FAIL** when some threshold has
+    ``fpr_high <= fpr`` and ``tpr_low > max_tpr``; **PASS** when some threshold has ``fpr_low > fpr``
+    and the members scoring above it have ``tpr_high <= max_tpr``; **INCONCLUSIVE** otherwise, when no
+    finite threshold reaches ``fpr``, or when the pooled AUC is clearly below 0.5. Only the bounds
+    differ.
+
+    **The bound.** At every threshold, the pooled FPR (and TPR) is a mean of dependent trials: two-way
+    clustered by model and by point. Its variance is estimated with the two-way cluster-robust
+    estimator of Cameron, Gelbach & Miller (2011), ``V = V_model + V_point - V_cell``, with the
+    small-sample factors ``G / (G - 1)`` and, for the mere ``K`` model clusters, the squared ratio of
+    the t (``K - 1`` degrees of freedom) and normal 97.5% quantiles (1.17 at 17 models). The design
+    effect ``deff = max(1, V / V_binomial)`` turns the trials into ``n / deff`` effective ones, and the
+    bound is Clopper-Pearson on ``k / deff`` effective events (non-integer counts through the beta
+    quantiles, as :func:`~pytest_privacy.metrics.clopper_pearson` computes them). Why this, and not a
+    bootstrap: it is exact for independent trials (``deff = 1``), exact for clusters of identical
+    trials (``k / c`` events out of ``n / c``), keeps Clopper-Pearson's sensible behaviour at zero
+    events, and costs two sorts. At the rare ends (fewer than ``MIN_EVENTS`` = 20 events or
+    non-events) a design effect comes from a handful of clusters and reads low exactly when the
+    clusters that would show the dependence were not drawn, so there it is at least the design effect
+    of the nearest threshold with 20.
+
+    **Multiplicity.** ``metrics.gate`` needs no correction for scanning thresholds because its bounds
+    are monotone in the counts; a design effect that varies by threshold breaks that, so the decision
+    uses monotone envelopes, each never less conservative than the threshold's own bound: the FPR
+    upper bound at a threshold is the largest over it and every higher threshold, the TPR lower bound
+    the smallest over it and every lower threshold (and mirrored for PASS). Then every wrong FAIL
+    again needs the bound at a single fixed threshold to be wrong (the true crossing ``t*`` for the
+    TPR; the lowest threshold whose true FPR exceeds ``fpr``, for the FPR), as in ``metrics.gate``:
+    at most ``1 - confidence`` at the limit, provided the bound covers at one fixed threshold. That
+    pointwise coverage is an approximation (an estimated variance), checked by simulation on a
+    two-level oracle in ``tests/statistical/test_pooled_gate.py``: wrong FAILs and PASSes at the limit
+    stay well below ``1 - confidence`` where the naive iid bound exceeds it.
+
+    **What it certifies.** The models and points are a sample: the bound covers the recipe's pooled
+    rates over fresh model draws and fresh points from the same population, not only these 17 x N.
+    Scores must treat models alike (leave-one-out LiRA, each model the target against the others).
+    The reported bounds are the envelopes the decision used; ``auc_low``/``auc_high`` count one trial
+    per point (the worst case for dependence), as the inverted-scores check should.
+    """
+    fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, confidence)
+    e = _Pooled.of(scores, is_member, fpr, confidence)
+    c, fp, tp, alpha = e.counts, e.fp, e.tp, 1.0 - confidence
+    pct = f"{confidence:.0%}"
+    fail_at = np.flatnonzero(_fail_levels(fp, tp, fpr, max_tpr) <= alpha)
+    a_fpr_low, a_tpr_high = _pass_levels(fp, tp, fpr, max_tpr)
+    pass_at = 1 + np.flatnonzero((a_fpr_low < alpha) & (a_tpr_high <= alpha))
+    if e.inverted:
+        verdict, at, reason = Verdict.INCONCLUSIVE, e.operating, e.inverted
+    elif fail_at.size:
+        # The strongest proof: the largest TPR lower bound among the thresholds that prove a leak.
+        at = int(fail_at[np.argmax(_lowest_lowers(tp, fail_at, confidence))])
+        verdict = Verdict.FAIL
+        reason = (
+            f"leak proven ({e.where}, design effects FPR {fp.deff[at]:.2g}, TPR {tp.deff[at]:.2g}): with {pct} "
+            f"confidence the recipe's TPR >= {_lowest_lower(tp, at, confidence):.4f} > max_tpr={max_tpr:g} while "
+            f"FPR <= {_highest_upper(fp, at, confidence):.4g} <= {fpr:g}"
+        )
+    elif e.operating == 0:
+        verdict, at = Verdict.INCONCLUSIVE, 0
+        reason = (
+            f"the pooled scores are too coarse to reach FPR {fpr:g}: the highest of their {len(c.thresholds) - 1} "
+            f"distinct values already flags {c.fps[1] / c.n_nonmembers:.2%} of the non-member trials, so no "
+            f"threshold can certify a TPR at FPR {fpr:g} ({e.where}); gate this attack at a larger FPR"
+        )
+    elif pass_at.size:
+        # Envelope TPR upper bounds grow with the witness index: the first witness is the tightest.
+        verdict, at = Verdict.PASS, int(pass_at[0])
+        reason = (
+            f"safe ({e.where}, design effects FPR {fp.deff[at]:.2g}, TPR {tp.deff[at - 1]:.2g}): with {pct} "
+            f"confidence the recipe's TPR <= {_highest_upper(tp, at - 1, confidence):.4f} <= max_tpr={max_tpr:g} for "
+            f"every threshold above {c.thresholds[at]:.4g}, whose FPR >= {_lowest_lower(fp, at, confidence):.4g} > {fpr:g}"
+        )
+    else:
+        verdict, at = Verdict.INCONCLUSIVE, e.operating
+        reason = _inconclusive_reason(e, max_tpr)
+    return e.result(verdict, reason, at=at, members_above=verdict is Verdict.PASS, max_tpr=max_tpr)
+
+
+def _inconclusive_reason(e: _Pooled, max_tpr: float) -> str:
+    c, fp, tp, at, conf = e.counts, e.fp, e.tp, e.operating, e.confidence
+    low, high = _lowest_lower(tp, at, conf), _highest_upper(tp, at, conf)
+    parts = [
+        (
+            f"the {e.where} leaves TPR at FPR {e.fpr:g} in [{low:.4f}, {high:.4f}], containing max_tpr={max_tpr:g} "
+            f"(design effects FPR {fp.deff[at]:.2g}, TPR {tp.deff[at]:.2g})"
+        )
+    ]
+    needed = nonmembers_needed(e.fpr, conf) * fp.deff[at]
+    if c.n_nonmembers < needed:
+        # Every model adds about N / 2 non-member trials; the design effect stays put.
+        models = math.ceil(e.n_models * needed / c.n_nonmembers)
+        parts.append(
+            f"certifying FPR <= {e.fpr:g} needs about {math.ceil(needed):,} non-member trials at this design effect "
+            f"(about {models} models); there are {c.n_nonmembers:,}"
+        )
+    parts.append("more models narrow both bounds")
+    return "; ".join(parts)
+
+
+def pooled_fail_p_value(scores: object, is_member: object, *, fpr: float, max_tpr: float) -> float:
+    """The smallest ``1 - confidence`` at which :func:`pooled_gate` FAILs (1.0 when it never does): a
+    p-value for "the recipe's TPR <= max_tpr at FPR <= fpr", for a Holm family
+    (:func:`pytest_privacy.metrics.holm`). Closed form as :func:`pytest_privacy.metrics.fail_p_value`:
+    the design effects do not depend on the confidence, so each threshold's envelope bounds meet
+    ``fpr`` and ``max_tpr`` at explicit levels. Scores whose pooled AUC is clearly below 0.5: 1.0.
+    """
+    fpr, max_tpr, _ = check_gate_args(fpr, max_tpr, 0.95)
+    e = _Pooled.of(scores, is_member, fpr, 0.95)
+    if e.inverted:
+        return 1.0
+    return float(min(1.0, np.min(_fail_levels(e.fp, e.tp, fpr, max_tpr))))
