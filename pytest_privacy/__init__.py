@@ -43,6 +43,10 @@ _EXPORTS = {
     "balanced_keep": "engine.keep",
     "make_queries": "augmentations",
     "training_function": "audit.sources",
+    "stacked_training": "audit.stacked_source",
+    "StackedModels": "engine.own_loop",
+    "PerModelBatches": "engine.own_loop",
+    "per_model_loss": "engine.own_loop",
     "PrivacyTrainer": "audit",
 }
 

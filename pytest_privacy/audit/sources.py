@@ -77,7 +77,9 @@ class ModelSource(Protocol):
         """The user's callables and classes training runs (shipped to remote workers by value)."""
 
 
-def _versions(device_type: str) -> tuple[str, str, str]:
+def library_versions(device_type: str) -> tuple[str, str, str]:
+    """What every model key holds besides the model: this library's and torch's versions and the
+    device type (a model trained by other code or arithmetic is another model)."""
     import torch
 
     from .. import __version__
@@ -118,7 +120,7 @@ class RecipeSource:
         # /4: defenses as settings objects and one shared loss (mixup's soft targets)
         return digest(
             "pytest-privacy-model/4", self.recipe_json, data_id, np.packbits(keep_row),
-            seed.entropy, seed.spawn_key, *_versions(device_type),
+            seed.entropy, seed.spawn_key, *library_versions(device_type),
             "bf16-autocast" if device_type == "cuda" else "float32",
         )
 
@@ -196,7 +198,7 @@ class FunctionSource:
         # /3: declared augmentations, and labels cached for labels-only models
         return digest(
             "pytest-privacy-fn/3", self.identity, self.augmentations, data_id,
-            np.packbits(keep_row), seed.entropy, seed.spawn_key, *_versions(device_type),
+            np.packbits(keep_row), seed.entropy, seed.spawn_key, *library_versions(device_type),
         )
 
     def seed_of(self, seed: np.random.SeedSequence) -> int:
@@ -246,7 +248,9 @@ class FunctionSource:
 
 def model_source(how: Any) -> ModelSource:
     """The source for what a user gave: a recipe, a training function, or a source itself."""
-    if isinstance(how, (RecipeSource, FunctionSource)):
+    from .stacked_source import StackedFunctionSource, is_stacked
+
+    if isinstance(how, (RecipeSource, FunctionSource, StackedFunctionSource)):
         return how
     if isinstance(how, TrainingRecipe):
         return RecipeSource(how)
@@ -256,7 +260,7 @@ def model_source(how: Any) -> ModelSource:
             f"model, got {'an nn.Module instance' if is_module(how) else type(how).__name__}: wrap your "
             "training loop in a function that builds, trains and returns a fresh model."
         )
-    return FunctionSource(how)
+    return StackedFunctionSource(how) if is_stacked(how) else FunctionSource(how)
 
 
 def training_function(

@@ -141,7 +141,7 @@ def per_model_loss(
     return vmap(loss_fn)(outputs, targets)
 
 
-def _check_layers(module: nn.Module) -> None:
+def check_layers(module: nn.Module) -> None:
     """Refuse, naming the layer, what cannot train per model under vmap (see the
     module docstring)."""
     for name, layer in module.named_modules():
@@ -204,7 +204,7 @@ class StackedModels(nn.Module):
                 "the model factory returned the same module twice: it must build a "
                 "fresh one per call."
             )
-        _check_layers(modules[0])
+        check_layers(modules[0])
         shapes = [
             [(n, tuple(p.shape)) for n, p in m.named_parameters()] for m in modules
         ]
