@@ -69,13 +69,40 @@ def digest(*parts: Any) -> str:
         if isinstance(part, np.ndarray):
             arr = np.ascontiguousarray(part)
             h.update(f"{arr.dtype.str}{arr.shape}".encode())
-            h.update(arr.tobytes())
+            h.update(_as_bytes(arr))
         elif isinstance(part, bytes):
             h.update(part)
         else:
             h.update(repr(part).encode())
         h.update(b"\x00")
     return h.hexdigest()
+
+
+def _as_bytes(arr: np.ndarray) -> Any:
+    """A contiguous array's bytes, exactly ``arr.tobytes()``, without copying them (a zero-copy view
+    when the dtype allows one)."""
+    if arr.dtype.hasobject:
+        return arr.tobytes()
+    try:
+        return arr.reshape(-1).view(np.uint8)
+    except (TypeError, ValueError):
+        return arr.tobytes()
+
+
+def _local_path(root: str) -> str | None:
+    """The path fsspec's local file system gives ``root`` when it is a plain POSIX path (no protocol,
+    no colon at all), computed as fsspec computes it (``make_path_posix``, then ``_strip_protocol``)
+    without importing fsspec; None for anything else, which fsspec resolves."""
+    if os.sep != "/" or not root or ":" in root:
+        return None
+    if root.startswith("/"):
+        path = root
+    elif root.startswith("~"):
+        path = os.path.expanduser(root)
+    else:
+        rel = root[2:] if root.startswith("./") else "" if root == "." else root
+        path = f"{os.getcwd()}/{rel}"
+    return path.rstrip("/") or "/"
 
 
 def _checksum(key: str, tensors: Mapping[str, np.ndarray]) -> str:
@@ -95,28 +122,45 @@ class ModelStore:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, signing_key: str | bytes | None = None) -> None:
-        import fsspec
-        from fsspec.implementations.local import LocalFileSystem
-
         self.root = str(root)
-        self.fs, self.path = fsspec.core.url_to_fs(self.root)
-        self.path = self.path.rstrip("/") or "/"
-        self.local = isinstance(self.fs, LocalFileSystem)
+        path = _local_path(self.root)
+        if path is not None:  # a plain local path: the store works with os alone (fsspec only if asked)
+            self._fs: Any = None
+            self.path, self.local = path, True
+        else:
+            import fsspec
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs, path = fsspec.core.url_to_fs(self.root)
+            self.path = path.rstrip("/") or "/"
+            self.local = isinstance(self._fs, LocalFileSystem)
         secret = signing_key if signing_key is not None else os.environ.get(SIGNING_KEY_ENV) or None
         self._secret = secret.encode() if isinstance(secret, str) else secret
         self._warned_read_only = False
         self.writable = self._open()
+
+    @property
+    def fs(self) -> Any:
+        """The store's fsspec file system (for a plain local path, created when first asked for)."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
+
+    def _exists(self, path: str) -> bool:
+        return os.path.exists(path) if self.local else bool(self.fs.exists(path))
 
     # ------------------------------------------------------------------------------ ownership
 
     def _open(self) -> bool:
         """Check (or create) the store at ``path``; return whether this process can write to it."""
         marker = f"{self.path}/{MARKER}"
-        if self.fs.exists(marker):
+        if self._exists(marker):
             return self._can_write()
-        exists = self.fs.exists(self.path)
+        exists = self._exists(self.path)
         if exists:
-            if not self.fs.isdir(self.path):
+            if not (os.path.isdir(self.path) if self.local else self.fs.isdir(self.path)):
                 raise NotAStoreError(f"{self.root} is a file, not a directory: choose a directory for the model cache.")
             foreign = [p for p in self._relative_files() if not (_ENTRY.fullmatch(p) or _LOCK.fullmatch(p) or _OWN.fullmatch(p))]
             if foreign:
@@ -126,7 +170,10 @@ class ModelStore:
                     f"({shown}). Point --privacy-cache-dir at a new or empty directory (the store creates it)."
                 )
         try:
-            self.fs.makedirs(self.path, exist_ok=True)
+            if self.local:
+                os.makedirs(self.path, exist_ok=True)
+            else:
+                self.fs.makedirs(self.path, exist_ok=True)
             self._write_marker(marker)
         except OSError as exc:
             if exists:
@@ -172,21 +219,39 @@ class ModelStore:
     def get(self, key: str) -> dict[str, np.ndarray] | None:
         """The entry's tensors, or None when absent, of an older format, or corrupt (a corrupt entry
         is deleted when the store is writable, and warned about)."""
+        path = self._entry(key)
+        tensors, problem, delete = self._read(key, path)
+        if problem is not None:
+            self._corrupt(path, problem, delete=delete)
+        return tensors
+
+    def get_valid(self, key: str) -> dict[str, np.ndarray] | None:
+        """The entry's tensors when it is present and passes every check :meth:`get` makes, else
+        None, with no side effect: nothing is warned about or deleted. For a reader that does not
+        hold the lock: entries are published whole, so one that checks out is the entry, and
+        anything else is left to :meth:`get` under the lock."""
+        return self._read(key, self._entry(key))[0]
+
+    def _read(self, key: str, path: str) -> tuple[dict[str, np.ndarray] | None, str | None, bool]:
+        """``(tensors, problem, delete)``: tensors when the entry is valid; a problem to warn about
+        (and whether to delete the entry for it) when it is not; neither when absent or older."""
         from safetensors import SafetensorError
         from safetensors.numpy import load
 
-        path = self._entry(key)
         try:
-            blob = self.fs.cat_file(path)
+            if self.local:
+                with open(path, "rb") as fh:
+                    blob = fh.read()
+            else:
+                blob = self.fs.cat_file(path)
         except FileNotFoundError:
-            return None
+            return None, None, False
         except OSError as exc:  # a folder or a symlink loop where the entry should be
-            self._corrupt(path, f"unreadable ({exc.strerror or type(exc).__name__})", delete=False)
-            return None
+            return None, f"unreadable ({exc.strerror or type(exc).__name__})", False
         try:
             meta = _metadata(blob)
             if meta.get("format") != _FORMAT:
-                return None  # written by an older version: retrain and replace it, silently
+                return None, None, False  # written by an older version: retrain and replace it, silently
             tensors = load(blob)
             checksum = _checksum(key, tensors)
             problem = None
@@ -199,15 +264,17 @@ class ModelStore:
         except (SafetensorError, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError):
             problem = "corrupt"
         if problem is not None:
-            self._corrupt(path, problem, delete=True)
-            return None
-        return tensors
+            return None, problem, True
+        return tensors, None, False
 
     def _corrupt(self, path: str, problem: str, *, delete: bool) -> None:
         warnings.warn(f"pytest-privacy: cache entry {path} is {problem}; retraining it.", StoreWarning, stacklevel=3)
         if delete and self.writable:
             with contextlib.suppress(OSError):
-                self.fs.rm_file(path)
+                if self.local:
+                    os.remove(path)
+                else:
+                    self.fs.rm_file(path)
 
     def put(self, key: str, tensors: Mapping[str, np.ndarray]) -> bool:
         """Publish an entry atomically (last writer wins; equal keys hold equal content). Returns
@@ -268,14 +335,18 @@ class ModelStore:
     def reachable_from_workers(self, *, local_cluster: bool) -> bool:
         """Whether worker processes can publish here: any shared fsspec store, a local path only when
         the workers run on this machine, an in-memory store never (each process has its own)."""
+        if not self.writable:
+            return False
+        if self.local:
+            return local_cluster
         from fsspec.implementations.memory import MemoryFileSystem
 
-        if isinstance(self.fs, MemoryFileSystem) or not self.writable:
+        if isinstance(self.fs, MemoryFileSystem):
             return False
         return local_cluster or not self.local
 
     def __contains__(self, key: str) -> bool:
-        return bool(self.fs.exists(self._entry(key)))
+        return self._exists(self._entry(key))
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
