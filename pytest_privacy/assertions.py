@@ -177,7 +177,7 @@ def _attack_result(
             for i in top
         ],
         point_scores=(
-            PointScores.of(audit_id(data.x, data.y, data.is_member), scores, data.is_member)
+            PointScores.of(data.audit_id, scores, data.is_member)
             if not pooled and scores.size <= _PAIRED_MAX_POINTS else None
         ),
         roc_fpr=fpr_curve[keep].tolist(),
@@ -192,22 +192,6 @@ def _attack_result(
 # Beyond this many audit points a report would carry megabytes of scores: such gates are compared
 # across releases by their intervals only.
 _PAIRED_MAX_POINTS = 200_000
-_HASHED_IN_FULL = 64 << 20  # bytes of inputs an audit id reads whole; larger inputs are sampled by row
-
-
-def audit_id(x: np.ndarray, y: np.ndarray, is_member: np.ndarray) -> str:
-    """What makes two audits pairable: the same points (inputs and labels, in order) with the same
-    membership. Inputs over 64 MiB are hashed through 4,096 evenly spaced rows plus their shape, so
-    recording a result stays cheap on large data."""
-    import hashlib
-
-    x = np.asarray(x)
-    h = hashlib.sha256(f"{x.shape}|{x.dtype}".encode())
-    rows = x if x.nbytes <= _HASHED_IN_FULL else x[np.linspace(0, len(x) - 1, 4096).astype(np.int64)]
-    h.update(np.ascontiguousarray(rows).tobytes())
-    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
-    h.update(np.packbits(np.asarray(is_member, dtype=bool)).tobytes())
-    return h.hexdigest()[:24]
 
 
 def record_key(x: np.ndarray, y: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,9 @@ __all__ = [
     "Baseline", "MembershipData", "Population", "RecipeTrials", "References", "as_membership_data", "check_inputs",
     "check_labels", "row_ids",
 ]
+
+
+_HASHED_IN_FULL = 64 << 20  # bytes of inputs an audit id reads whole; larger inputs are sampled by row
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,20 @@ class MembershipData:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
+
+    @functools.cached_property
+    def audit_id(self) -> str:
+        """What makes two audits pairable across runs: the same points (inputs and labels, in
+        order) with the same membership. Computed once per audit (every gate's result carries it);
+        inputs over 64 MiB are hashed through 4,096 evenly spaced rows plus their shape."""
+        import hashlib
+
+        h = hashlib.sha256(f"{self.x.shape}|{self.x.dtype}".encode())
+        rows = self.x if self.x.nbytes <= _HASHED_IN_FULL else self.x[np.linspace(0, len(self.x) - 1, 4096).astype(np.int64)]
+        h.update(np.ascontiguousarray(rows).tobytes())
+        h.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
+        h.update(np.packbits(self.is_member).tobytes())
+        return h.hexdigest()[:24]
 
     @property
     def n_members(self) -> int:

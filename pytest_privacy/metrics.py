@@ -25,6 +25,9 @@ __all__ = [
     "check_confidence",
     "fail_p_value",
     "holm",
+    "inverted_reason",
+    "operating_index",
+    "roc_area",
     "check_delta",
     "check_gate_args",
     "check_margin",
@@ -139,8 +142,7 @@ def tpr_at_fpr(scores: object, is_member: object, fpr: float) -> float:
 
 def auc(scores: object, is_member: object) -> float:
     """Area under the ROC curve (trapezoidal, i.e. the Mann-Whitney statistic with ties as 1/2)."""
-    f, t, _ = roc_curve(scores, is_member)
-    return float(np.trapezoid(t, f))
+    return roc_area(roc_counts(scores, is_member))
 
 
 def auc_confidence_interval(
@@ -440,23 +442,14 @@ class _Evidence(NamedTuple):
         c = roc_counts(scores, is_member)
         fpr_low, fpr_high = clopper_pearson(c.fps, c.n_nonmembers, confidence)
         tpr_low, tpr_high = clopper_pearson(c.tps, c.n_members, confidence)
-        emp_fpr = c.fps / c.n_nonmembers
-        operating = int(np.flatnonzero(emp_fpr <= fpr)[-1])  # index 0 (the +inf point) always qualifies
-        area = float(np.trapezoid(c.tps / c.n_members, emp_fpr))
+        area = roc_area(c)
         auc99 = auc_confidence_interval(area, c.n_members, c.n_nonmembers, 0.99)
-        return cls(c, fpr, confidence, fpr_low, fpr_high, tpr_low, tpr_high, operating, area, auc99)
+        return cls(c, fpr, confidence, fpr_low, fpr_high, tpr_low, tpr_high, operating_index(c, fpr), area, auc99)
 
     @property
     def inverted(self) -> str | None:
         """Why the scores cannot be judged, when their AUC is clearly below 0.5."""
-        low, high = self.auc99
-        if high >= INVERTED_AUC:
-            return None
-        return (
-            f"AUC = {self.area:.3f} (99% interval [{low:.3f}, {high:.3f}]) is clearly below 0.5: "
-            "the scores rank non-members above members, which means inverted scores (higher must "
-            "mean 'member') or swapped is_member labels, not privacy. Check both."
-        )
+        return inverted_reason(self.area, self.auc99)
 
     def result(self, verdict: Verdict, reason: str, *, at: int, members_above: bool = False, **fields: Any) -> GateResult:
         """The GateResult at threshold index ``at`` (TPR fields one threshold higher with
@@ -481,6 +474,31 @@ class _Evidence(NamedTuple):
             auc=self.area,
             **values,
         )
+
+
+def operating_index(c: RocCounts, fpr: float) -> int:
+    """The empirical operating point at ``fpr``: the index of the lowest threshold whose empirical
+    FPR is at most ``fpr`` (index 0, the ``+inf`` threshold, always qualifies)."""
+    return int(np.flatnonzero(c.fps / c.n_nonmembers <= fpr)[-1])
+
+
+def roc_area(c: RocCounts) -> float:
+    """The ROC's area (trapezoids over every distinct threshold)."""
+    return float(np.trapezoid(c.tps / c.n_members, c.fps / c.n_nonmembers))
+
+
+def inverted_reason(area: float, auc99: tuple[float, float], *, what: str = "AUC") -> str | None:
+    """Why scores cannot be judged when their AUC's 99% interval ``auc99`` lies below
+    :data:`INVERTED_AUC` (inverted scores or swapped labels are an input error, never privacy), or
+    None; ``what`` names the AUC in the message."""
+    low, high = auc99
+    if high >= INVERTED_AUC:
+        return None
+    return (
+        f"{what} = {area:.3f} (99% interval [{low:.3f}, {high:.3f}]) is clearly below 0.5: "
+        "the scores rank non-members above members, which means inverted scores (higher must "
+        "mean 'member') or swapped is_member labels, not privacy. Check both."
+    )
 
 
 def _inconclusive_reason(

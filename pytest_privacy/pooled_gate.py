@@ -24,12 +24,14 @@ import numpy as np
 from scipy import special, stats
 
 from .metrics import (
-    INVERTED_AUC,
     RocCounts,
     auc_confidence_interval,
     check_gate_args,
     clopper_pearson,
+    inverted_reason,
     nonmembers_needed,
+    operating_index,
+    roc_area,
     roc_counts,
 )
 from .results import GateResult, Verdict
@@ -268,25 +270,16 @@ class _Pooled(NamedTuple):
         s, m = _check_pooled(scores, is_member)
         c = roc_counts(s.ravel(), m.ravel())
         fp, tp = _design_effects(s, m, c)
-        emp_fpr = c.fps / c.n_nonmembers
-        operating = int(np.flatnonzero(emp_fpr <= fpr)[-1])  # index 0 (the +inf point) always qualifies
-        area = float(np.trapezoid(c.tps / c.n_members, emp_fpr))
+        area = roc_area(c)
         # Worst case for the AUC's interval: a point's trials all alike, so one trial per point.
         n_points = s.shape[1]
         auc99 = auc_confidence_interval(area, min(c.n_members, n_points), min(c.n_nonmembers, n_points), 0.99)
-        return cls(c, fp, tp, s.shape[0], n_points, fpr, confidence, operating, area, auc99)
+        return cls(c, fp, tp, s.shape[0], n_points, fpr, confidence, operating_index(c, fpr), area, auc99)
 
     @property
     def inverted(self) -> str | None:
-        """Why the scores cannot be judged, when their AUC is clearly below 0.5."""
-        low, high = self.auc99
-        if high >= INVERTED_AUC:
-            return None
-        return (
-            f"pooled AUC = {self.area:.3f} (99% interval [{low:.3f}, {high:.3f}]) is clearly below 0.5: the scores "
-            "rank non-members above members, which means inverted scores (higher must mean 'member') or swapped "
-            "is_member labels, not privacy. Check both."
-        )
+        """Why the scores cannot be judged, when their pooled AUC is clearly below 0.5."""
+        return inverted_reason(self.area, self.auc99, what="pooled AUC")
 
     @property
     def where(self) -> str:

@@ -207,12 +207,7 @@ class FunctionSource:
     def covers(self) -> str:
         from ..code_identity import code_identity
 
-        version = getattr(self.train_fn, "__pytest_privacy_version__", None)
-        return (
-            f"training function {code_identity(self.train_fn).describe()}"
-            + (f"; version {version!r}" if version is not None else "")
-            + (f"; augmentations {list(self.augmentations)}" if self.augmentations else "")
-        )
+        return f"training function {code_identity(self.train_fn).describe()}{declared(self.train_fn)}"
 
     def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
         from ..engine.ensemble import resolve_device
@@ -281,6 +276,16 @@ def training_function(
         return fn
 
     return mark
+
+
+def declared(fn: Callable[..., Any]) -> str:
+    """What a marked training function declared, for the summary's cache-key line: its version and
+    augmentations (both in its key)."""
+    version = getattr(fn, "__pytest_privacy_version__", None)
+    augmentations = list(getattr(fn, "__pytest_privacy_augmentations__", ()))
+    return (f"; version {version!r}" if version is not None else "") + (
+        f"; augmentations {augmentations}" if augmentations else ""
+    )
 
 
 def function_identity(fn: Callable[..., Any]) -> str:

@@ -33,7 +33,7 @@ from ..engine.executors import Entry, Trained
 from ..engine.keep import torch_seed
 from ..engine.recipe import callable_identity
 from ..engine.store import digest
-from .sources import Built, function_identity, library_versions
+from .sources import Built, declared, function_identity, library_versions
 
 if TYPE_CHECKING:
     from ..engine.progress import Progress
@@ -50,7 +50,6 @@ def stacked_training(
     each model's minibatch, ``augmentations`` the views the loop trains on (LiRA's query set) and
     ``version`` a tag to bump when something outside the code changes. All are in the cache key."""
     from ..augmentations import check_augmentations
-
     from ..querying import is_module
 
     if not callable(model) or is_module(model):  # a built model is callable too: each model needs its own
@@ -131,11 +130,9 @@ class StackedFunctionSource:
     def covers(self) -> str:
         from ..code_identity import code_identity
 
-        version = getattr(self.train_fn, "__pytest_privacy_version__", None)
         return (
             f"stacked training loop {code_identity(self.train_fn).describe()}; model {code_identity(self.factory).describe()}; "
-            f"batch size {self.batch_size}" + (f"; version {version!r}" if version is not None else "")
-            + (f"; augmentations {list(self.augmentations)}" if self.augmentations else "")
+            f"batch size {self.batch_size}{declared(self.train_fn)}"
         )
 
     def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
