@@ -42,7 +42,7 @@ TARGETS = {
         TrainingRecipe(model="cnn", hidden=(32, 64), epochs=12, batch_size=128, lr=1e-3),
     ),
 }
-ATTACKS = ("lira", "lira_offline", "lira_shrunk", "lira_offline_shrunk", "rmia", "rmia_online")
+ATTACKS = ("lira", "lira_offline", "lira_shrunk", "lira_offline_shrunk", "rmia", "rmia_online", "rmia_ratio")
 REFERENCES = (2, 4, 8, 16)
 
 

@@ -8,6 +8,9 @@ looks in fixed shares, :data:`AUTO_SPENDING` (a weighted Bonferroni split): look
 some look with probability at most the sum of the shares times the error, ``1 - confidence``, however
 the looks depend on each other (``tests/statistical/test_adaptive_references.py`` measures it).
 
+Each look picks its own default attack (:func:`~pytest_privacy.attacks.default.default_attack`: RMIA's
+ratio at 4 references, LiRA from 8); the split holds whatever each look runs.
+
 Why these shares: 4 and 8 references make a weak attack, so the looks there decide only clear cases
 and need little of the error; 16 (the ``ci`` count) gets 40%, so that a borderline leak the ``ci``
 profile proves is still proven at the look with 16 (the memorising digits example: p = 0.011, proven at

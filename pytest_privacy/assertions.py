@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from .adaptive import look_confidence
+from .attacks.default import default_attack
 from .attacks.registry import get_attack
 from .attacks.runner import attack_scores, recipe_scores
 from .data import Baseline, MembershipData, as_membership_data
@@ -244,12 +245,16 @@ def assert_tpr_at_fpr_below(
     *,
     fpr: float | Sequence[float] = 1e-3,
     max_tpr: float,
-    attack: str | Sequence[str] = "lira",
+    attack: str | Sequence[str] | None = None,
     confidence: float | None = None,
     on_inconclusive: OnInconclusive | None = None,
     attack_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """Assert that ``attack`` finds members with TPR at most ``max_tpr`` at FPR ``fpr``.
+
+    ``attack=None`` runs the default for the audit's references (:func:`~pytest_privacy.attacks.
+    default.default_attack`: ``lira``, or ``rmia_ratio`` with 4 references or fewer, where RMIA was
+    measured stronger); the result names the attack that ran.
 
     Fails (``AssertionError``) only when a leak is proven at ``confidence``; passes only when safety
     is proven; otherwise the result is INCONCLUSIVE and handled by ``on_inconclusive``
@@ -263,30 +268,33 @@ def assert_tpr_at_fpr_below(
     """
     data = as_membership_data(data)
     policy = _policy(on_inconclusive)
-    attacks = [attack] if isinstance(attack, str) else list(attack)
+    attacks: list[str | None] = [attack] if attack is None or isinstance(attack, str) else list(attack)
     fprs = [fpr] if not isinstance(fpr, (list, tuple)) else list(fpr)
     if not attacks or not fprs:
         raise ValueError("attack= and fpr= need at least one value each.")
     confidence = _confidence(confidence)
     fprs = [check_gate_args(f, max_tpr, confidence)[0] for f in fprs]  # every argument before any attack
     for name in attacks:
-        get_attack(name)  # an unknown name is an error before the first attack runs
+        if name is not None:
+            get_attack(name)  # an unknown name is an error before the first attack runs
     max_tpr = float(max_tpr)
 
     def judge(d: MembershipData, level: float) -> list[AttackResult]:
-        if len(attacks) * len(fprs) > 1:
-            return _family(model, d, attacks, fprs, max_tpr, level, attack_options)
+        names = [_attack_for(name, d) for name in attacks]
+        if len(names) * len(fprs) > 1:
+            return _family(model, d, names, fprs, max_tpr, level, attack_options)
         started = time.perf_counter()
-        scores, member, variant, queries = _trials(model, d, attacks[0], attack_options)
+        scores, member, variant, queries = _trials(model, d, names[0], attack_options)
         g = (pooled_gate if scores.ndim == 2 else gate)(scores, member, fpr=fprs[0], max_tpr=max_tpr, confidence=level)
-        return [_attack_result(g, attacks[0], variant, d, queries, scores, started, is_member=member)]
+        return [_attack_result(g, names[0], variant, d, queries, scores, started, is_member=member)]
 
     results = [record_result(r) for r in _adaptively(judge, data, confidence)]
     if len(results) == 1:
         return _enforce(results[0], policy, f"TPR at FPR {fprs[0]:g} must be <= {max_tpr:g}")
     k = len(results)
     failed = [r for r in results if r.verdict is Verdict.FAIL]
-    what = f"TPR must be <= {max_tpr:g} at FPR {', '.join(f'{f:g}' for f in fprs)} for {', '.join(attacks)}"
+    ran = ", ".join(dict.fromkeys(r.attack for r in results))
+    what = f"TPR must be <= {max_tpr:g} at FPR {', '.join(f'{f:g}' for f in fprs)} for {ran}"
     if failed:
         lines = "\n  ".join(_describe(r) for r in failed)
         raise PrivacyLeakError(
@@ -296,6 +304,12 @@ def assert_tpr_at_fpr_below(
         undecided = next(r for r in results if r.verdict is Verdict.INCONCLUSIVE)
         _enforce(undecided, policy, f"{what} (a family of {k}: every member must pass)")
     return results
+
+
+def _attack_for(attack: str | None, data: MembershipData) -> str:
+    """``attack``, or when the test named none the default for ``data``'s references (each look of
+    an ``n_references="auto"`` audit picks its own)."""
+    return default_attack(data) if attack is None else attack
 
 
 def _trials(
@@ -379,7 +393,7 @@ def assert_auc_below(
     data: MembershipData,
     *,
     max_auc: float,
-    attack: str = "lira",
+    attack: str | None = None,
     confidence: float | None = None,
     on_inconclusive: OnInconclusive | None = None,
     attack_options: Mapping[str, Any] | None = None,
@@ -388,18 +402,21 @@ def assert_auc_below(
 
     AUC measures average-case leakage; prefer :func:`assert_tpr_at_fpr_below` for a release
     gate, since attacks that matter are confident on a few points (Carlini et al. 2022).
+    ``attack=None`` runs the default for the audit's references, as in :func:`assert_tpr_at_fpr_below`.
     """
     data = as_membership_data(data)
     policy = _policy(on_inconclusive)
     confidence = _confidence(confidence)
     check_max_auc(max_auc)
-    get_attack(attack)
+    if attack is not None:
+        get_attack(attack)
 
     def judge(d: MembershipData, level: float) -> list[AttackResult]:
         started = time.perf_counter()
-        scores, variant, queries = attack_scores(model, d, attack, attack_options=attack_options)
+        name = _attack_for(attack, d)
+        scores, variant, queries = attack_scores(model, d, name, attack_options=attack_options)
         g = auc_gate(scores, d.is_member, max_auc=max_auc, confidence=level)
-        return [_attack_result(g, attack, variant, d, queries, scores, started)]
+        return [_attack_result(g, name, variant, d, queries, scores, started)]
 
     r = record_result(_adaptively(judge, data, confidence)[0])
     return _enforce(r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{r.auc_low:.4f}, {r.auc_high:.4f}])")
@@ -410,7 +427,7 @@ def assert_epsilon_below(
     data: MembershipData,
     *,
     max_epsilon: float,
-    attack: str = "lira",
+    attack: str | None = None,
     delta: float = 0.0,
     confidence: float | None = None,
     attack_options: Mapping[str, Any] | None = None,
@@ -422,8 +439,10 @@ def assert_epsilon_below(
     with probability 1/2, independently, as the plugin's target split is). Exceeding ``max_epsilon``
     proves that no (``max_epsilon``, ``delta``)-DP guarantee can hold: FAIL. It can never prove a
     guarantee, so otherwise the verdict is PASS with the bound reported ("no violation found").
+    ``attack=None`` runs the default for the audit's references, as in :func:`assert_tpr_at_fpr_below`.
     """
     data = _fixed(as_membership_data(data))
+    attack = _attack_for(attack, data)
     confidence = _confidence(confidence)
     check_max_epsilon(max_epsilon)
     check_delta(delta)
@@ -451,7 +470,7 @@ def assert_no_more_vulnerable_than(
     *,
     fpr: float,
     margin: float = 0.0,
-    attack: str = "lira",
+    attack: str | None = None,
     confidence: float | None = None,
     attack_options: Mapping[str, Any] | None = None,
 ) -> ComparisonResult:
@@ -465,8 +484,11 @@ def assert_no_more_vulnerable_than(
     both thresholds, whose false-alarm rate is checked by simulation in the tests). It fails
     only when ``model`` is proven more vulnerable; the message puts both models' TPR and accuracy
     side by side, since a baseline that leaks less by being useless is no yardstick.
+    ``attack=None`` runs the default for ``data``'s references on both models, as in
+    :func:`assert_tpr_at_fpr_below`.
     """
     data = _fixed(as_membership_data(data))
+    attack = _attack_for(attack, data)
     confidence = _confidence(confidence)
     check_rate("fpr", fpr)
     check_margin(margin)

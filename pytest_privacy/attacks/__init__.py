@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 register_suite("lira", "LiRA likelihood-ratio attacks (needs reference models)")
-register_suite("rmia", "RMIA relative membership inference (needs --privacy-population)")
+register_suite("rmia", "RMIA relative membership inference (rmia and rmia_online need --privacy-population)")
 register_suite("baseline", "population baselines: loss, confidence, entropy, modified entropy, LiRA's global threshold")
 register_suite("label_only", "label-only attacks (the model exposes only labels)")
 # Relative gates against the MMD baseline run LiRA themselves: the suite has no attack of its own.

@@ -50,7 +50,7 @@ from .registry import Attack, ScoreFn, register_attack
 if TYPE_CHECKING:
     from ..data import References
 
-__all__ = ["RMIA_VARIANTS", "rmia_scores"]
+__all__ = ["RMIA_VARIANTS", "rmia_log_ratio", "rmia_scores"]
 
 RMIA_VARIANTS = ("online", "offline")
 
@@ -111,22 +111,11 @@ def rmia_scores(
     search per point make this ``O((N + Z) log Z)`` with no ``N x Z`` matrix. Logits may also be
     log-probabilities (the recipe is invariant to adding a constant to each row).
     """
-    if variant not in RMIA_VARIANTS:
-        raise ValueError(f"variant must be one of {RMIA_VARIANTS}, got {variant!r}.")
-    if not (isinstance(offline_a, (int, float, np.floating)) and 0.0 <= float(offline_a) <= 1.0):
-        raise ValueError(
-            f"offline_a must be a number in [0, 1] (1 = no correction, p(x) = p_OUT(x)); got {offline_a!r}."
-        )
+    target, y, refs = _checked(target_logits, reference_logits, labels, variant, offline_a)
+    n_points, n_queries, n_classes = target.shape
+    n_refs = refs.shape[0]
     if not (isinstance(gamma, (int, float, np.floating)) and 0.0 < float(gamma) < np.inf):
         raise ValueError(f"gamma must be a positive finite number (the paper's default is 1); got {gamma!r}.")
-
-    target = _as_nac(target_logits, 0, "target_logits")
-    n_points, n_queries, n_classes = target.shape
-    y = as_labels(labels, n_points, n_classes)
-    refs = as_reference_logits(reference_logits, target)
-    n_refs = refs.shape[0]
-    if n_refs == 0:
-        raise ValueError("RMIA needs at least one reference model; reference_logits has M = 0.")
 
     pop_target = _as_nac(population_target_logits, 0, "population_target_logits")
     n_pop = pop_target.shape[0]
@@ -149,15 +138,73 @@ def rmia_scores(
             "models as reference_logits."
         )
 
-    keep_b = as_keep(keep, n_refs, n_points)
+    log_ratio = _log_ratios(
+        np.concatenate([target, pop_target]), np.concatenate([refs, pop_refs], axis=1),
+        np.concatenate([y, y_pop]), keep, n_points, variant, float(offline_a),
+    )
+    ratio_x, ratio_z = log_ratio[:n_points], np.sort(log_ratio[n_points:])
+    # LR(x, z) > gamma  <=>  ratio_z < ratio_x - log(gamma): count the population strictly below.
+    beaten = np.searchsorted(ratio_z, ratio_x - np.log(float(gamma)), side="left")
+    return beaten / n_pop
 
-    # Audit and population points go through the same row-wise code, so identical inputs give
-    # bitwise identical ratios (ties are then decided by the strict '>' exactly as written).
-    log_p_target = np.concatenate([_log_query_mean_prob(target, y), _log_query_mean_prob(pop_target, y_pop)])
-    log_p_refs = np.concatenate(
-        [_log_query_mean_prob(refs, y), _log_query_mean_prob(pop_refs, y_pop)], axis=1
-    )  # [M, N + Z]
-    is_in = np.concatenate([keep_b, np.zeros((n_refs, n_pop), dtype=bool)], axis=1)  # [M, N + Z]
+
+def _checked(
+    target_logits: np.ndarray, reference_logits: np.ndarray, labels: np.ndarray, variant: str, offline_a: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The audit's ``target [N, A, C]``, ``labels [N]`` and ``references [M, N, A, C]``, validated with
+    RMIA's options (both scores check their inputs the same way)."""
+    if variant not in RMIA_VARIANTS:
+        raise ValueError(f"variant must be one of {RMIA_VARIANTS}, got {variant!r}.")
+    if not (isinstance(offline_a, (int, float, np.floating)) and 0.0 <= float(offline_a) <= 1.0):
+        raise ValueError(
+            f"offline_a must be a number in [0, 1] (1 = no correction, p(x) = p_OUT(x)); got {offline_a!r}."
+        )
+    target = _as_nac(target_logits, 0, "target_logits")
+    y = as_labels(labels, target.shape[0], target.shape[2])
+    refs = as_reference_logits(reference_logits, target)
+    if refs.shape[0] == 0:
+        raise ValueError("RMIA needs at least one reference model; reference_logits has M = 0.")
+    return target, y, refs
+
+
+def rmia_log_ratio(
+    target_logits: np.ndarray,
+    reference_logits: np.ndarray,
+    labels: np.ndarray,
+    keep: np.ndarray | None = None,
+    *,
+    variant: Literal["online", "offline"] = "online",
+    offline_a: float = 0.3,
+) -> np.ndarray:
+    """RMIA's per-point ratio ``log[p(x|theta) / p(x)]`` ``[N]``, higher = more likely a member: the
+    statistic RMIA's score compares with population points, with no population.
+
+    :func:`rmia_scores` is a non-decreasing function of this ratio for any population and ``gamma``
+    (the fraction of population ratios it beats), so thresholding the ratio reaches every operating
+    point RMIA's score reaches, and more: the score is the ratio rounded to multiples of ``1/Z``, and
+    the points beyond every population point tie at 1. As a membership test the ratio is RMIA with an
+    unlimited population (Zarifzadeh et al.'s ``gamma`` and ``Z`` set the score's scale, not its
+    ranking), and it holds no data out of the audit. ``p(.)`` is as in :func:`rmia_scores`.
+    """
+    target, y, refs = _checked(target_logits, reference_logits, labels, variant, offline_a)
+    return _log_ratios(target, refs, y, keep, target.shape[0], variant, float(offline_a))
+
+
+def _log_ratios(
+    target: np.ndarray, refs: np.ndarray, y: np.ndarray, keep: np.ndarray | None, n_points: int,
+    variant: str, offline_a: float,
+) -> np.ndarray:
+    """``log[p(.|theta) / p(.)]`` for every row of ``target [P, A, C]`` / ``refs [M, P, A, C]``: the
+    first ``n_points`` rows are audit points (``keep [M, n_points]`` says which references trained on
+    them), the rest population points that no reference trained on.
+
+    Audit and population points go through the same row-wise code, so identical inputs give bitwise
+    identical ratios (ties are then decided by the strict '>' exactly as written)."""
+    n_refs, n_rows = refs.shape[0], target.shape[0]
+    keep_b = as_keep(keep, n_refs, n_points)
+    log_p_target = _log_query_mean_prob(target, y)
+    log_p_refs = _log_query_mean_prob(refs, y)  # [M, P]
+    is_in = np.concatenate([keep_b, np.zeros((n_refs, n_rows - n_points), dtype=bool)], axis=1)  # [M, P]
 
     if variant == "offline":
         if not (~keep_b).any(axis=0).all():
@@ -166,7 +213,7 @@ def rmia_scores(
                 f"offline RMIA needs at least one OUT reference per point; points {missing} are IN "
                 "for every reference. Use balanced_keep, or variant='online'."
             )
-        log_p = _offline_correction(_log_masked_mean(log_p_refs, ~is_in), float(offline_a))
+        log_p = _offline_correction(_log_masked_mean(log_p_refs, ~is_in), offline_a)
     elif keep is None:
         log_p = _log_masked_mean(log_p_refs, np.ones_like(is_in))
     else:
@@ -182,11 +229,7 @@ def rmia_scores(
         log_in = _log_masked_mean(log_p_refs[:, :n_points], keep_b)
         log_p[:n_points] = np.logaddexp(log_in, log_p[:n_points]) - np.log(2.0)
 
-    log_ratio = log_p_target - log_p  # log[p(.|theta) / p(.)], [N + Z]
-    ratio_x, ratio_z = log_ratio[:n_points], np.sort(log_ratio[n_points:])
-    # LR(x, z) > gamma  <=>  ratio_z < ratio_x - log(gamma): count the population strictly below.
-    beaten = np.searchsorted(ratio_z, ratio_x - np.log(float(gamma)), side="left")
-    return beaten / n_pop
+    return log_p_target - log_p
 
 
 # ------------------------------------------------------------------------------ registration
@@ -205,6 +248,11 @@ def _rmia(variant: str) -> ScoreFn:
     return score
 
 
+def _ratio(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop_logits: np.ndarray | None = None) -> tuple[np.ndarray, str]:
+    assert refs is not None
+    return rmia_log_ratio(logits, refs.logits, labels, refs.keep, variant="online"), "online, ratio to p(x), no population"
+
+
 register_attack(
     Attack(
         "rmia", "rmia", True, "RMIA offline (Zarifzadeh et al. 2024): likelihood ratio against population points",
@@ -214,5 +262,13 @@ register_attack(
 register_attack(
     Attack(
         "rmia_online", "rmia", True, "RMIA online: IN and OUT references", _rmia("online"), needs_population=True
+    )
+)
+register_attack(
+    Attack(
+        "rmia_ratio", "rmia", True,
+        "RMIA online's likelihood ratio p(x|theta) / p(x), ranked directly: RMIA with an unlimited population,"
+        " no data held out",
+        _ratio,
     )
 )

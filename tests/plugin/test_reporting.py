@@ -81,7 +81,8 @@ def pytest_sessionfinish():
     result = pytester.runpytest_subprocess("--privacy-references=4")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*= privacy =*", "FAIL *test_leaks*", "CSV with 3 results written"])
-    assert sorted((pytester.path / "privacy.csv").read_text().split("\n"))[0].endswith("test_epsilon,lira,fail")
+    # (4 references: the helpers' default attack is rmia_ratio, pytest_privacy.attacks.default)
+    assert sorted((pytester.path / "privacy.csv").read_text().split("\n"))[0].endswith("test_epsilon,rmia_ratio,fail")
     assert sorted((pytester.path / "seen.txt").read_text().split(",")) == ["fail", "fail", "pass"]
     # A writer that fails is named, the other writers still write, and a green run turns red.
     pytester.makepyfile(test_gates="def test_nothing(): pass\n")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pytest_privacy.attacks.lira import lira_scores
-from pytest_privacy.attacks.rmia import rmia_scores
+from pytest_privacy.attacks.rmia import rmia_log_ratio, rmia_scores
 from pytest_privacy.engine.keep import balanced_keep
 from pytest_privacy.metrics import auc
 
@@ -240,3 +240,94 @@ def test_online_with_keep_needs_in_and_out_references():
     keep[:, 0] = False
     with pytest.raises(ValueError, match="IN and an OUT"):
         rmia_scores(**_kwargs(keep=keep, variant="online"))
+
+
+# ------------------------------------------------------------------ the ratio: RMIA with no population
+
+
+def _literal_ratio(target, refs, labels, keep, variant, a):
+    """``p(x|theta) / p(x)`` per point, written out as in _brute_force (float64)."""
+    m, n, n_q, _ = refs.shape
+    keep = np.zeros((m, n), bool) if keep is None else keep
+
+    def p_model(logits_q, label):
+        return sum(_true_prob(logits_q[q], label) for q in range(n_q)) / n_q
+
+    out = np.zeros(n)
+    for i in range(n):
+        ins = [p_model(refs[j, i], labels[i]) for j in range(m) if keep[j, i]]
+        outs = [p_model(refs[j, i], labels[i]) for j in range(m) if not keep[j, i]]
+        if variant == "offline":
+            marginal = ((1 + a) * (sum(outs) / len(outs)) + (1 - a)) / 2
+        elif not keep.any():
+            marginal = sum(ins + outs) / m
+        else:
+            marginal = (sum(ins) / len(ins) + sum(outs) / len(outs)) / 2
+        out[i] = math.log(p_model(target[i], labels[i]) / marginal)
+    return out
+
+
+@pytest.mark.parametrize("variant", ["online", "offline"])
+@pytest.mark.parametrize("use_keep", [True, False])
+def test_ratio_matches_literal_loop(variant, use_keep):
+    p = _problem(12)
+    keep = balanced_keep(4, 15, 5) if use_keep else None
+    got = rmia_log_ratio(p["target"], p["refs"], p["labels"], keep, variant=variant, offline_a=0.3)
+    want = _literal_ratio(p["target"], p["refs"], p["labels"], keep, variant, 0.3)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_rmia_scores_are_a_non_decreasing_function_of_the_ratio(seed, gamma):
+    # The claim rmia_ratio rests on: for any population, a higher ratio never gets a lower RMIA
+    # score, so every threshold on the score is a threshold on the ratio.
+    p = _problem(20 + seed, n=200, n_pop=60)
+    keep = balanced_keep(4, 200, seed)
+    ratio = rmia_log_ratio(p["target"], p["refs"], p["labels"], keep)
+    score = _rmia(p, keep, variant="online", gamma=gamma)
+    order = np.argsort(ratio, kind="stable")
+    assert (np.diff(score[order]) >= 0).all()
+    assert len(np.unique(score)) < len(np.unique(ratio))  # the population's 1/Z grid merges points
+
+
+def test_the_ratio_reaches_every_operating_point_of_rmia():
+    # On the Gaussian model of test_rmia_beats_lira...: at every FPR the ratio's empirical TPR is at
+    # least RMIA online's with a 2,000-point population (ties merge thresholds, they never add one),
+    # and strictly above it at 0.1% FPR, where the population's grid is too coarse.
+    from pytest_privacy.metrics import tpr_at_fpr
+
+    rng = np.random.default_rng(11)
+    m, n, n_pop, d = 4, 4000, 500, 1.5
+    as_logits = lambda phi: np.stack([np.zeros_like(phi), phi], -1)  # noqa: E731
+    mu, mu_pop = rng.normal(0, 3, n), rng.normal(0, 3, n_pop)
+    keep = balanced_keep(m, n, 1)
+    member = rng.random(n) < 0.5
+    phi_refs = mu + d * keep + rng.normal(size=(m, n))
+    phi_target = mu + d * member + rng.normal(size=n)
+    pop_t, pop_r = mu_pop + rng.normal(size=n_pop), mu_pop + rng.normal(size=(m, n_pop))
+    args = (as_logits(phi_target), as_logits(phi_refs), np.ones(n, int), keep)
+    score = rmia_scores(
+        *args, variant="online", population_target_logits=as_logits(pop_t),
+        population_reference_logits=as_logits(pop_r), population_labels=np.ones(n_pop, int),
+    )
+    ratio = rmia_log_ratio(*args)
+    for fpr in (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3):
+        assert tpr_at_fpr(ratio, member, fpr) >= tpr_at_fpr(score, member, fpr)
+    assert tpr_at_fpr(ratio, member, 1e-3) > tpr_at_fpr(score, member, 1e-3)
+
+
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ({"variant": "bogus"}, "variant"),
+        ({"offline_a": -0.1}, "offline_a"),
+        ({"keep": np.ones((4, 15), bool)}, "OUT reference"),
+        ({"reference_logits": np.zeros((0, 15, 3, 4))}, "at least one reference"),
+        ({"labels": np.full(15, 4)}, "class indices"),
+    ],
+)
+def test_ratio_input_errors(over, match):
+    kw = {k: v for k, v in _kwargs(**over).items() if not k.startswith("population")}
+    with pytest.raises(ValueError, match=match):
+        rmia_log_ratio(**kw)

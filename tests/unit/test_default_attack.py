@@ -1,0 +1,94 @@
+"""Helpers that name no attack run the default for the audit's references: RMIA online's ratio
+(``rmia_ratio``) with 4 references or fewer, LiRA with more; a named attack always runs as named,
+and each look of an ``n_references="auto"`` audit picks its own."""
+
+import numpy as np
+import pytest
+
+from pytest_privacy import (
+    MembershipData,
+    References,
+    Verdict,
+    assert_auc_below,
+    assert_epsilon_below,
+    assert_no_more_vulnerable_than,
+    assert_tpr_at_fpr_below,
+)
+from pytest_privacy.adaptive import AUTO_SCHEDULE, AdaptiveReferences
+from pytest_privacy.attacks.default import FEW_REFERENCES, default_attack
+from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.report import recording
+
+N = 600
+
+
+def _gaussian(m: int, shift: float, seed: int = 0) -> tuple[MembershipData, object]:
+    """Point n's true-label logit is ``mu_n + shift`` in a model that trained on it, ``mu_n``
+    otherwise (plus noise): an audit with ``m`` references and the target as a callable on ``x = n``."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(0, 3, N)
+    member = rng.random(N) < 0.5
+    keep = balanced_keep(m, N, seed)
+    as_logits = lambda phi: np.stack([np.zeros_like(phi), phi], -1)  # noqa: E731
+    refs = References(as_logits(mu + shift * keep + rng.normal(size=(m, N))), keep, seed=seed)
+    target = as_logits(mu + shift * member + rng.normal(size=N))
+    x = np.arange(N, dtype=np.float32)[:, None]
+    return MembershipData(x, np.ones(N, int), member, refs), lambda xb: target[xb[:, 0].astype(int)]
+
+
+@pytest.mark.parametrize("m,expected", [(2, "rmia_ratio"), (4, "rmia_ratio"), (6, "lira"), (16, "lira")])
+def test_the_default_follows_the_number_of_references(m, expected):
+    data, model = _gaussian(m, 2.0)
+    assert default_attack(data) == expected
+    with recording():
+        r = assert_tpr_at_fpr_below(model, data, fpr=0.05, max_tpr=1.0)
+        named = assert_tpr_at_fpr_below(model, data, fpr=0.05, max_tpr=1.0, attack=expected)
+    assert r.attack == expected and r.n_references == m
+    assert (r.tpr, r.tpr_low, r.variant) == (named.tpr, named.tpr_low, named.variant)
+
+
+def test_a_named_attack_runs_as_named_with_few_references():
+    data, model = _gaussian(FEW_REFERENCES, 2.0)
+    with recording():
+        assert assert_tpr_at_fpr_below(model, data, fpr=0.05, max_tpr=1.0, attack="lira").attack == "lira"
+        family = assert_tpr_at_fpr_below(model, data, fpr=[0.01, 0.05], max_tpr=1.0)
+    assert [r.attack for r in family] == ["rmia_ratio", "rmia_ratio"]
+
+
+def test_without_references_the_default_is_lira_and_says_it_needs_them():
+    data, model = _gaussian(4, 2.0)
+    bare = MembershipData(data.x, data.y, data.is_member)
+    assert default_attack(bare) == "lira"
+    with recording(), pytest.raises(ValueError, match="needs reference models"):
+        assert_tpr_at_fpr_below(model, bare, fpr=0.05, max_tpr=1.0)
+
+
+def test_every_helper_uses_the_same_default():
+    data, model = _gaussian(4, 2.0)
+    with recording():
+        assert assert_auc_below(model, data, max_auc=1.0).attack == "rmia_ratio"
+        assert assert_epsilon_below(model, data, max_epsilon=50.0).attack == "rmia_ratio"
+        assert assert_no_more_vulnerable_than(model, model, data, fpr=0.05).attack == "rmia_ratio"
+
+
+def test_each_auto_look_picks_its_own_default():
+    # A clear leak stops at the first look, with 4 references: RMIA's ratio. A model that leaks
+    # nothing stays INCONCLUSIVE at a strict limit and looks up to 64 references: LiRA there.
+    def adaptive(shift: float) -> tuple[object, MembershipData]:
+        built = {m: _gaussian(m, shift) for m in AUTO_SCHEDULE}
+        model = built[AUTO_SCHEDULE[0]][1]
+        return model, AdaptiveReferences(lambda m: built[m][0]).at(AUTO_SCHEDULE[0])
+
+    from pytest_privacy import PrivacyInconclusiveWarning, PrivacyLeakError
+
+    with recording() as leaked, pytest.raises(PrivacyLeakError):
+        assert_tpr_at_fpr_below(*adaptive(3.0), fpr=0.05, max_tpr=0.1)
+    [first] = leaked
+    assert (first.attack, first.n_references, first.verdict) == ("rmia_ratio", 4, Verdict.FAIL)
+    assert "auto references: 4 after looks at 4 (decided)" in first.variant
+
+    with recording() as undecided, pytest.warns(PrivacyInconclusiveWarning):
+        assert_tpr_at_fpr_below(*adaptive(0.0), fpr=0.01, max_tpr=0.011, on_inconclusive="warn")
+    [last] = undecided
+    assert (last.attack, last.n_references, last.verdict) == ("lira", 64, Verdict.INCONCLUSIVE)
+    assert "looks at 4, 8, 16, 32, 64" in last.variant
