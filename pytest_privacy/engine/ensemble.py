@@ -24,6 +24,7 @@ from .models import build_model, dry_run
 from .progress import Progress, progress_bar
 from .recipe import TrainingRecipe
 from .stack import forward_all, train_stack
+from .training_data import TrainingData, data_std
 
 if TYPE_CHECKING:
     import torch
@@ -104,27 +105,29 @@ class Ensemble:
         recipe's augmentations of it (``A = 1`` without)."""
         import torch
 
-        x = np.asarray(x, dtype=np.float32)
+        if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
+            x = np.asarray(x, dtype=np.float32)  # a memory map stays one: its rows are read chunk by chunk
         if x.shape[1:] != self.example_shape:
             raise ValueError(f"x has examples of shape {x.shape[1:]}, the models expect {self.example_shape}.")
-        q = make_queries(x, self.recipe.augmentations if queries else ())
-        n, a = q.shape[:2]
+        augmentations = self.recipe.augmentations if queries else ()
+        n, a = len(x), make_queries(np.asarray(x[:1], dtype=np.float32), augmentations).shape[1]
         dev = resolve_device(device)
         idx = list(range(len(self))) if models is None else list(models)
         # The first k models (all of them, or the references before the target) are a view;
         # only another selection copies the stacked weights.
         take = slice(0, len(idx)) if idx == list(range(len(idx))) else idx
         params = {k: v[take].to(dev) for k, v in self.params.items()}
-        flat = torch.from_numpy(q.reshape(n * a, *self.example_shape))
         if self._activations is None:  # a dry run of the model: once, not per query batch
             self._activations = activations_per_example(self.base, self.example_shape)
         per_row = 4 * len(idx) * self._activations
         rows = max(16, _EVAL_BYTES // max(per_row, 1))
         forward = self._folded_eval(params, len(idx), dev) or (lambda xb: forward_all(self.base, params, xb))
+        points = max(1, rows // a)  # the queries of this many points at a time: never all N x A at once
         out = []
         with torch.no_grad():
-            for start in range(0, n * a, rows):
-                xb = flat[start : start + rows].to(dev)
+            for start in range(0, n, points):
+                q = make_queries(np.asarray(x[start : start + points], dtype=np.float32), augmentations)
+                xb = torch.from_numpy(q.reshape(-1, *self.example_shape)).to(dev)
                 out.append(forward(xb).float().cpu())
         logits = torch.cat(out, dim=1).numpy()
         return logits.reshape(len(idx), n, a, -1)
@@ -233,15 +236,21 @@ def train_models(
     max_memory: int | None = None,
     progress: Progress | bool = False,
     validation: np.ndarray | None = None,
+    stream: bool | None = None,
 ) -> Ensemble:
     """Train one model per row of ``keep`` with the matching per-model seed (the engine's core).
 
     Models train in chunks that fit ``max_memory`` bytes (default: :func:`default_memory_budget`);
-    chunking never changes a model, since each draws only from its own seed.
+    chunking never changes a model, since each draws only from its own seed. ``x`` may be any float
+    array or a memory map (``np.load(path, mmap_mode="r")``): data larger than a quarter of the
+    budget stay on the host and stream to the device in per-model minibatches
+    (:class:`~pytest_privacy.engine.training_data.TrainingData`; ``stream`` forces either way), which
+    never changes a model either.
     """
     import torch
 
-    x = np.asarray(x, dtype=np.float32)
+    if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
+        x = np.asarray(x, dtype=np.float32)  # arrays and memory maps stay as they are: rows convert when read
     y = np.asarray(y)
     if x.shape[0] != y.shape[0] or keep.shape[1] != x.shape[0] or len(seeds) != keep.shape[0]:
         raise ValueError(
@@ -273,10 +282,9 @@ def train_models(
         n_params = sum(p.numel() for p in modules[0].parameters())
         per_model += recipe.defense.extra_bytes_per_model(n_params, recipe.batch_size)
     chunk = max(1, min(len(modules), budget // max(per_model, 1)))
-    make_queries(x[:1], recipe.augmentations)  # the augmentations fit these inputs (a clear error if not)
-    queries = torch.from_numpy(x[:, None]).to(dev)  # [N, 1, ...]: training draws its views per slot
-    data_std = float(x.std()) or 1.0  # the noise augmentation's scale
-    labels = torch.from_numpy(y.astype(np.int64)).to(dev)
+    make_queries(np.asarray(x[:1], dtype=np.float32), recipe.augmentations)  # a clear error if they do not fit
+    data = TrainingData.plan(x, y, dev, budget=budget, n_models=chunk, stream=stream)
+    scale = data_std(x) if "noise" in recipe.augmentations else 1.0  # the noise augmentation's scale
     stacks = []
     total = recipe.epochs * math.ceil(len(modules) / chunk)
     with progress_bar(total, progress, f"training {len(modules)} models", unit="epoch") as bar:
@@ -284,8 +292,8 @@ def train_models(
             part = slice(start, start + chunk)
             stacks.append(
                 train_stack(
-                    recipe, modules[part], keep[part], list(seeds)[part], queries, labels, n_classes, dev, bar.update,
-                    validation, data_std=data_std,
+                    recipe, modules[part], keep[part], list(seeds)[part], data, n_classes, dev, bar.update,
+                    validation, data_std=scale,
                 )
             )
     params = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}

@@ -22,6 +22,7 @@ from .loss import Batch
 from .models import folded_model
 from .optimizer import StackedOptimizer
 from .schedules import learning_rate
+from .training_data import TrainingData
 from .views import TrainViews
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class Epoch:
 class Stack:
     """The training state of one stack of models, and what a defense may use of it.
 
-    ``queries [N, 1, ...]`` and ``labels [N]`` are the whole data set on the device (training draws
+    ``data`` holds the training inputs and labels (on the device, or streamed to it: training draws
     its random views of them per slot, ``views``); ``keep [M, N]`` which points each model trains on; ``validation`` the
     held-out pool a defense trains against (or None); ``steps[m]`` model ``m``'s minibatches per epoch.
     """
@@ -69,9 +70,7 @@ class Stack:
     forward: Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]
     optimizer: StackedOptimizer
     autograd: Autograd
-    queries: torch.Tensor
-    labels: torch.Tensor
-    labels_np: np.ndarray
+    data: TrainingData
     n_classes: int
     keep: np.ndarray
     seeds: list[np.random.SeedSequence]
@@ -168,13 +167,13 @@ class Stack:
 
     def batches(self, epoch: Epoch, active: Callable[[int], list[bool]]) -> Iterator[Batch]:
         """The epoch's batches in order; ``active(step)`` says which models step."""
-        epoch_x = self.queries[epoch.order_t, 0]  # one gather per epoch, then views
-        epoch_y = self.labels[epoch.order_t]
+        rows = self.data.epoch_rows(epoch.order, epoch.order_t)
+        epoch_y = self.data.labels[epoch.order_t]
         bsz = self.batch_size
         for step in range(max(self.steps)):
             cols = slice(step * bsz, (step + 1) * bsz)
             on = tuple(active(step))
-            xb = epoch_x[:, cols]
+            xb = rows(cols)
             if self.views is not None:
                 xb = self.views.apply(xb, epoch.views_t[:, cols], on)
             yield Batch(xb, epoch_y[:, cols], epoch.weight_t[:, cols], on)
@@ -185,8 +184,7 @@ def train_stack(
     modules: list[nn.Module],
     keep: np.ndarray,
     seeds: list[np.random.SeedSequence],
-    queries: torch.Tensor,
-    labels: torch.Tensor,
+    data: TrainingData,
     n_classes: int,
     device: torch.device,
     tick: Callable[[int], Any],
@@ -204,9 +202,9 @@ def train_stack(
     buffers = {k: v.detach().to(device) for k, v in buffers.items()}
     from .dropout import PerModelDropout
 
-    dropout = PerModelDropout.install(base, seeds, recipe.batch_size, tuple(queries.shape[2:]), device)
+    dropout = PerModelDropout.install(base, seeds, recipe.batch_size, data.example_shape, device)
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
-    folded = folded_model(recipe, tuple(queries.shape[2:]), n_classes, len(modules))
+    folded = folded_model(recipe, data.example_shape, n_classes, len(modules))
     if folded is not None:
         forward = _folded_forward(folded.to(device), buffers)
     elif buffers or dropout is not None:
@@ -234,9 +232,9 @@ def train_stack(
     ]
     stack = Stack(
         recipe, base, params, forward, StackedOptimizer(recipe, params, len(modules)), Autograd(params, forward),
-        queries, labels, labels.cpu().numpy(), n_classes, keep, list(seeds), validation, steps, device,
+        data, n_classes, keep, list(seeds), validation, steps, device,
         buffers=buffers or None,
-        views=TrainViews.of(recipe.augmentations, tuple(queries.shape[2:]), seeds=list(seeds), data_std=data_std),
+        views=TrainViews.of(recipe.augmentations, data.example_shape, seeds=list(seeds), data_std=data_std),
     )
     if recipe.ema is not None:
         averaged = {**params, **{k: v for k, v in buffers.items() if v.is_floating_point()}}

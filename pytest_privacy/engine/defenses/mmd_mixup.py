@@ -98,9 +98,9 @@ class _MMDMixupDefense(NoDefense):
         """The MMD pass, for models whose train accuracy leads validation by the trigger."""
         import torch
 
-        s, pool, labels = self.settings, self.pool, stack.labels_np
+        s, pool, labels = self.settings, self.pool, stack.data.labels_np
         with torch.no_grad():
-            predicted = torch.cat([stack.predict_all(xb).argmax(-1) for xb in stack.queries[:, 0].split(1024)], dim=1)
+            predicted = torch.cat([stack.predict_all(xb).argmax(-1) for xb in stack.data.chunks(1024)], dim=1)
         correct = predicted.cpu().numpy() == labels[None, :]
         train_acc = np.array([correct[m, stack.keep[m]].mean() for m in range(stack.n_models)])
         val_acc = correct[:, pool].mean(axis=1)
@@ -121,8 +121,8 @@ class _MMDMixupDefense(NoDefense):
             ib_t, wb = epoch.order_t[:, cols], epoch.weight_t[:, cols]
             jb_t = torch.from_numpy(matched).to(ib_t.device)
             with stack.amp():
-                p_train = torch.softmax(stack.forward(stack.params, stack.queries[ib_t, 0]).float(), -1)
-                p_val = torch.softmax(stack.forward(stack.params, stack.queries[jb_t, 0]).float(), -1).detach()
+                p_train = torch.softmax(stack.forward(stack.params, stack.data.take(ib_t)).float(), -1)
+                p_val = torch.softmax(stack.forward(stack.params, stack.data.take(jb_t)).float(), -1).detach()
                 mask = torch.tensor(active, dtype=p_train.dtype, device=p_train.device)
                 loss = s.weight * mmd2(p_train, p_val, s.bandwidths, wb, wb) * mask
                 grads = stack.autograd.of(loss)
