@@ -205,7 +205,9 @@ def train_stack(
     dropout = PerModelDropout.install(base, seeds, recipe.batch_size, data.example_shape, device)
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
     folded = folded_model(recipe, data.example_shape, n_classes, len(modules))
-    if folded is not None:
+    if folded is not None and residual_layout(device) == "per_model":
+        forward = _per_model_forward(base, buffers, len(modules))
+    elif folded is not None:
         forward = _folded_forward(folded.to(device), buffers)
     elif buffers or dropout is not None:
         # Per-model state: vmap hands each model its slice of the stacked running statistics
@@ -264,6 +266,39 @@ def train_stack(
         tick(1)
     final = {**params, **buffers, **(stack.ema or {})}
     return {k: v.detach().cpu() for k, v in final.items()}
+
+
+def residual_layout(device: torch.device) -> str:
+    """How a stack trains residual networks on ``device``: ``"per_model"`` (each model's network in
+    turn, channels-last: the faster on a CPU, see :func:`_per_model_forward`) or ``"folded"`` (one
+    network of grouped convolutions: one kernel per layer for all models, for a GPU)."""
+    return "per_model" if device.type == "cpu" else "folded"
+
+
+def _per_model_forward(
+    base: nn.Module, buffers: dict[str, torch.Tensor], n_models: int
+) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
+    """``(params, x [M, B, ...]) -> [M, B, C]``: each model's own network on its own batch, one after
+    another inside one autograd graph, channels-last. On a CPU this beats the folded network:
+    oneDNN's channels-last convolutions run 1.9-2.7x faster than its grouped ones at a ResNet's
+    channel counts (16-64, 3x3, batch 128), and faster than the NCHW convolutions a plain loop
+    runs. Each model's parameters and running statistics are views of the stacked tensors, so
+    gradients and BatchNorm's in-place updates land in them."""
+    import torch
+    from torch.func import functional_call
+
+    def as_cl(t: torch.Tensor) -> torch.Tensor:
+        return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+
+    def forward(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for m in range(n_models):
+            state = {k: as_cl(v[m]) for k, v in params.items()}
+            state.update({k: v[m] for k, v in buffers.items()})
+            outs.append(functional_call(base, state, (as_cl(xb[m]),)))
+        return torch.stack(outs)
+
+    return forward
 
 
 def _folded_forward(

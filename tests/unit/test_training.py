@@ -334,3 +334,26 @@ def test_hand_written_mlp_backward_is_the_derivative_of_the_engine_loss(soft):
         assert got[name].is_contiguous()
     assert mlp_layers(nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 2))) is None
     assert mlp_layers(build_model(TrainingRecipe(model="cnn", hidden=(4,)), (8,), 2)) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model,depth,width", [("resnet", 8, 4), ("wrn", 10, 1)])
+def test_both_residual_layouts_train_the_same_models(monkeypatch, model, depth, width):
+    """ResNets train per model (channels-last) on a CPU and folded into grouped convolutions on a
+    GPU: both layouts give the same models, so the GPU's is checked here on the CPU too."""
+    from pytest_privacy.engine import stack
+
+    x = np.random.default_rng(0).normal(size=(120, 3, 8, 8)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 4, 120)
+    recipe = TrainingRecipe(model=model, depth=depth, width=width, epochs=2, batch_size=20, optimizer="sgd", lr=0.05,
+                            momentum=0.9, nesterov=True, schedule="cosine", ema=0.9, augmentations=("crop", "flip"))
+    keep = balanced_keep(4, len(x), 0)
+    keep[1, :7] = False  # a model that waits on some steps keeps its running statistics
+    assert stack.residual_layout(torch.device("cpu")) == "per_model"
+    per_model = train_models(recipe, x, y, keep, model_seeds(2, range(4)), device="cpu")
+    monkeypatch.setattr(stack, "residual_layout", lambda device: "folded")
+    folded = train_models(recipe, x, y, keep, model_seeds(2, range(4)), device="cpu")
+    for k in per_model.params:
+        torch.testing.assert_close(folded.params[k], per_model.params[k], rtol=1e-4, atol=1e-5)
+    counter = next(k for k in per_model.params if k.endswith("num_batches_tracked"))
+    assert int(per_model.params[counter][1]) == 2 * (int(keep[1].sum()) // 20)  # its own full batches only
