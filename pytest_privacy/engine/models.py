@@ -68,11 +68,16 @@ def _cnn(channels: tuple[int, ...], shape: tuple[int, ...], n_classes: int) -> n
     return nn.Sequential(*layers)
 
 
+def foldable(recipe: TrainingRecipe) -> bool:
+    """Whether the recipe's models can be folded into one network of grouped convolutions: residual
+    networks without dropout (whose per-model masks the folded layout does not take)."""
+    return recipe.model in ("resnet", "wrn") and not recipe.dropout
+
+
 def folded_model(recipe: TrainingRecipe, example_shape: tuple[int, ...], n_classes: int, n_models: int) -> nn.Module | None:
     """The recipe's ``n_models`` models folded into one network of grouped convolutions (see
-    :mod:`.resnets`), or None where the engine stacks models with vmap instead (every other model,
-    and residual networks with dropout, whose per-model masks the folded layout does not take)."""
-    if recipe.model not in ("resnet", "wrn") or recipe.dropout:
+    :mod:`.resnets`), or None where the engine stacks models with vmap instead (see :func:`foldable`)."""
+    if not foldable(recipe):
         return None
     import torch
 

@@ -19,7 +19,7 @@ import numpy as np
 from .gradients import Autograd, GradientStrategy, choose_gradients
 from .keep import child_seed
 from .loss import Batch
-from .models import folded_model
+from .models import foldable, folded_model
 from .optimizer import StackedOptimizer
 from .schedules import learning_rate
 from .training_data import TrainingData
@@ -204,10 +204,10 @@ def train_stack(
 
     dropout = PerModelDropout.install(base, seeds, recipe.batch_size, data.example_shape, device)
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
-    folded = folded_model(recipe, data.example_shape, n_classes, len(modules))
-    if folded is not None and residual_layout(device) == "per_model":
+    if foldable(recipe) and residual_layout(device) == "per_model":
         forward = _per_model_forward(base, buffers, len(modules))
-    elif folded is not None:
+    elif foldable(recipe):
+        folded = folded_model(recipe, data.example_shape, n_classes, len(modules))
         forward = _folded_forward(folded.to(device), buffers)
     elif buffers or dropout is not None:
         # Per-model state: vmap hands each model its slice of the stacked running statistics
