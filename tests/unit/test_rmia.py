@@ -162,13 +162,11 @@ def test_extreme_logits_do_not_underflow():
     assert np.isfinite(s).all() and 0 < s.mean() < 1
 
 
-def test_rmia_beats_lira_with_two_references_on_a_gaussian_model():
-    # As in test_lira: per point, phi ~ N(mu_n + d, 1) when trained on, N(mu_n, 1) otherwise, with
-    # 2-class logits [0, phi] and label 1. Population points are never trained on. With one IN and
-    # one OUT reference per point, LiRA's mu_in - mu_out is N(d, 2) and often has the wrong sign;
-    # RMIA's ratio to the reference mean does not depend on that difference.
-    rng = np.random.default_rng(11)
-    m, n, n_pop, d = 2, 4000, 2000, 1.0
+def _gaussian_model(m: int, n: int, n_pop: int, d: float, seed: int = 11):
+    """As in test_lira: per point, phi ~ N(mu_n + d, 1) when trained on, N(mu_n, 1) otherwise, with
+    2-class logits [0, phi] and label 1; population points are never trained on. Returns the audit's
+    (target, references, labels, keep), the population keywords of rmia_scores and the membership."""
+    rng = np.random.default_rng(seed)
     as_logits = lambda phi: np.stack([np.zeros_like(phi), phi], -1)  # noqa: E731
     mu, mu_pop = rng.normal(0, 3, n), rng.normal(0, 3, n_pop)
     keep = balanced_keep(m, n, 1)
@@ -176,13 +174,20 @@ def test_rmia_beats_lira_with_two_references_on_a_gaussian_model():
     phi_refs = mu + d * keep + rng.normal(size=(m, n))
     phi_target = mu + d * member + rng.normal(size=n)
     pop_t, pop_r = mu_pop + rng.normal(size=n_pop), mu_pop + rng.normal(size=(m, n_pop))
-    labels = np.ones(n, int)
-    args = (as_logits(phi_target), as_logits(phi_refs), labels, keep)
+    args = (as_logits(phi_target), as_logits(phi_refs), np.ones(n, int), keep)
     pop = dict(
         population_target_logits=as_logits(pop_t),
         population_reference_logits=as_logits(pop_r),
         population_labels=np.ones(n_pop, int),
     )
+    return args, pop, member
+
+
+def test_rmia_beats_lira_with_two_references_on_a_gaussian_model():
+    # With one IN and one OUT reference per point, LiRA's mu_in - mu_out is N(d, 2) and often has the
+    # wrong sign; RMIA's ratio to the reference mean does not depend on that difference.
+    n = 4000
+    args, pop, member = _gaussian_model(m=2, n=n, n_pop=2000, d=1.0)
     auc_on = auc(rmia_scores(*args, variant="online", **pop), member)
     auc_off = auc(rmia_scores(*args, variant="offline", **pop), member)
     auc_lira = auc(lira_scores(*args, fixed_variance=True), member)
@@ -292,25 +297,13 @@ def test_rmia_scores_are_a_non_decreasing_function_of_the_ratio(seed, gamma):
 
 
 def test_the_ratio_reaches_every_operating_point_of_rmia():
-    # On the Gaussian model of test_rmia_beats_lira...: at every FPR the ratio's empirical TPR is at
-    # least RMIA online's with a 2,000-point population (ties merge thresholds, they never add one),
+    # On _gaussian_model: at every FPR the ratio's empirical TPR is at
+    # least RMIA online's with a 500-point population (ties merge thresholds, they never add one),
     # and strictly above it at 0.1% FPR, where the population's grid is too coarse.
     from pytest_privacy.metrics import tpr_at_fpr
 
-    rng = np.random.default_rng(11)
-    m, n, n_pop, d = 4, 4000, 500, 1.5
-    as_logits = lambda phi: np.stack([np.zeros_like(phi), phi], -1)  # noqa: E731
-    mu, mu_pop = rng.normal(0, 3, n), rng.normal(0, 3, n_pop)
-    keep = balanced_keep(m, n, 1)
-    member = rng.random(n) < 0.5
-    phi_refs = mu + d * keep + rng.normal(size=(m, n))
-    phi_target = mu + d * member + rng.normal(size=n)
-    pop_t, pop_r = mu_pop + rng.normal(size=n_pop), mu_pop + rng.normal(size=(m, n_pop))
-    args = (as_logits(phi_target), as_logits(phi_refs), np.ones(n, int), keep)
-    score = rmia_scores(
-        *args, variant="online", population_target_logits=as_logits(pop_t),
-        population_reference_logits=as_logits(pop_r), population_labels=np.ones(n_pop, int),
-    )
+    args, pop, member = _gaussian_model(m=4, n=4000, n_pop=500, d=1.5)
+    score = rmia_scores(*args, variant="online", **pop)
     ratio = rmia_log_ratio(*args)
     for fpr in (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3):
         assert tpr_at_fpr(ratio, member, fpr) >= tpr_at_fpr(score, member, fpr)
