@@ -30,6 +30,7 @@ __all__ = [
     "roc_area",
     "check_delta",
     "check_gate_args",
+    "check_score_values",
     "check_margin",
     "check_max_auc",
     "check_max_epsilon",
@@ -69,6 +70,30 @@ class RocCounts(NamedTuple):
         return int(self.fps[-1])
 
 
+def check_score_values(s: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores as finite float64 and membership as bool, arrays of any (matching) shape: one model's
+    ``[N]`` or a recipe audit's ``[K, N]``; a ValueError that names the fix."""
+    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
+        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}.")
+    s = s.astype(np.float64)
+    bad = ~np.isfinite(s)
+    if bad.any():
+        first = np.argwhere(bad)[0].tolist()
+        at = f"indices {np.flatnonzero(bad)[:5].tolist()}" if s.ndim == 1 else f"model {first[0]}, point {first[1]}"
+        raise ValueError(
+            f"scores contain {int(bad.sum())} NaN/inf values (first at {at}); an attack "
+            "that produced them overflowed or saw NaN inputs: fix the model outputs first."
+        )
+    if m.dtype != np.bool_:
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(
+                "is_member must be boolean (or 0/1); got values "
+                f"{np.unique(m)[:5].tolist()}."
+            )
+        m = m.astype(bool)
+    return s, m
+
+
 def _check_scores(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray]:
     """Validate and convert ``(scores, is_member)``; raise a ValueError that names the fix."""
     s = np.asarray(scores)
@@ -83,23 +108,7 @@ def _check_scores(scores: object, is_member: object) -> tuple[np.ndarray, np.nda
             f"scores has {s.shape[0]} entries but is_member has {m.shape[0]}; they must align "
             "point by point."
         )
-    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
-        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}.")
-    s = s.astype(np.float64)
-    bad = ~np.isfinite(s)
-    if bad.any():
-        idx = np.flatnonzero(bad)[:5].tolist()
-        raise ValueError(
-            f"scores contain {int(bad.sum())} NaN/inf values (first at indices {idx}); an attack "
-            "that produced them overflowed or saw NaN inputs: fix the model outputs first."
-        )
-    if m.dtype != np.bool_:
-        if not np.isin(m, (0, 1)).all():
-            raise ValueError(
-                "is_member must be boolean (or 0/1); got values "
-                f"{np.unique(m)[:5].tolist()}."
-            )
-        m = m.astype(bool)
+    s, m = check_score_values(s, m)
     n_pos = int(m.sum())
     if n_pos == 0 or n_pos == m.size:
         raise ValueError(

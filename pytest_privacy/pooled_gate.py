@@ -27,6 +27,7 @@ from .metrics import (
     RocCounts,
     auc_confidence_interval,
     check_gate_args,
+    check_score_values,
     clopper_pearson,
     inverted_reason,
     nonmembers_needed,
@@ -83,20 +84,7 @@ def _check_pooled(scores: object, is_member: object) -> tuple[np.ndarray, np.nda
         raise ValueError(f"pooling needs K >= 2 target models, got {s.shape[0]}; for a single model use metrics.gate.")
     if s.shape[1] < 2:
         raise ValueError(f"every model needs N >= 2 audit points, got {s.shape[1]}.")
-    if not np.issubdtype(s.dtype, np.number) or np.issubdtype(s.dtype, np.complexfloating):
-        raise ValueError(f"scores must be real numbers, got dtype {s.dtype}.")
-    s = s.astype(np.float64)
-    bad = ~np.isfinite(s)
-    if bad.any():
-        k, n = np.argwhere(bad)[0].tolist()
-        raise ValueError(
-            f"scores contain {int(bad.sum())} NaN/inf values (first at model {k}, point {n}); an attack that "
-            "produced them overflowed or saw NaN inputs: fix the model outputs first."
-        )
-    if m.dtype != np.bool_:
-        if not np.isin(m, (0, 1)).all():
-            raise ValueError(f"is_member must be boolean (or 0/1); got values {np.unique(m)[:5].tolist()}.")
-        m = m.astype(bool)
+    s, m = check_score_values(s, m)
     per_model = m.sum(axis=1)
     lacking = np.flatnonzero((per_model == 0) | (per_model == m.shape[1]))
     if lacking.size:

@@ -80,3 +80,24 @@ def privacy_dataset():
 def privacy_recipe():
     return TrainingRecipe(hidden=({hidden},), epochs={epochs})
 """
+
+
+def damage_entry(store, key: str, damage: str) -> None:
+    """Damage ``store``'s entry for ``key`` in place: ``truncate`` it, flip a byte of its tensor data
+    (``flip_data_byte``: only the checksum can notice) or of its stored checksum (``flip_header_byte``),
+    or replace it with ``garbage`` or nothing (``empty``)."""
+    path = store._entry(key)
+    blob = bytearray(store.fs.cat_file(path))
+    if damage == "truncate":
+        blob = blob[: len(blob) // 2]
+    elif damage == "flip_data_byte":
+        blob[-5] ^= 0xFF
+    elif damage == "flip_header_byte":
+        blob[blob.index(b'"sha256":"') + 12] ^= 0x01
+    elif damage == "garbage":
+        blob = bytearray(b"not a safetensors file")
+    elif damage == "empty":
+        blob = bytearray()
+    else:
+        raise ValueError(f"unknown damage {damage!r}")
+    store.fs.pipe_file(path, bytes(blob))

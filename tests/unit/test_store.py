@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import synthetic_conftest
+from helpers import damage_entry, synthetic_conftest
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.audit import PrivacyTrainer
@@ -38,15 +38,7 @@ def test_round_trip(store):
 @pytest.mark.parametrize("damage", ["truncate", "flip_data_byte", "garbage"])
 def test_corrupt_entries_are_detected_and_deleted(store, damage):
     store.put(KEY, {"logits": np.arange(100, dtype=np.float32)})
-    path = store._entry(KEY)
-    blob = bytearray(store.fs.cat_file(path))
-    if damage == "truncate":
-        blob = blob[: len(blob) // 2]
-    elif damage == "flip_data_byte":
-        blob[-5] ^= 0xFF  # inside the tensor bytes: only the checksum can notice
-    else:
-        blob = b"not a safetensors file"
-    store.fs.pipe_file(path, bytes(blob))
+    damage_entry(store, KEY, damage)
     with pytest.warns(StoreWarning, match="corrupt"):
         assert store.get(KEY) is None
     assert KEY not in store

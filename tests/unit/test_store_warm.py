@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import damage_entry
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.audit import PrivacyTrainer
@@ -110,19 +111,7 @@ def test_a_plain_path_and_a_file_url_are_the_same_store(tmp_path):
 def test_the_lock_free_read_trusts_no_damaged_entry_and_changes_nothing(tmp_path, damage, kind):
     store = ModelStore(tmp_path / "s") if kind == "local" else ModelStore(f"memory://{tmp_path.name}-{damage}")
     store.put(KEY, {"logits": np.arange(100, dtype=np.float32), "param.w": np.ones((5, 5))})
-    path = store._entry(KEY)
-    blob = bytearray(store.fs.cat_file(path))
-    if damage == "truncate":
-        blob = blob[: len(blob) // 2]
-    elif damage == "flip_data_byte":
-        blob[-5] ^= 0xFF  # inside the tensor bytes: only the checksum can notice
-    elif damage == "flip_header_byte":
-        blob[blob.index(b'"sha256":"') + 12] ^= 0x01  # the stored checksum itself
-    elif damage == "garbage":
-        blob = bytearray(b"not a safetensors file")
-    else:
-        blob = bytearray()
-    store.fs.pipe_file(path, bytes(blob))
+    damage_entry(store, KEY, damage)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning, nothing deleted: get() under the lock does that
         assert store.get_valid(KEY) is None
