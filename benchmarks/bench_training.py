@@ -95,18 +95,20 @@ def train_flops(module, example_shape, examples: int) -> float:
     return 6.0 * macs * examples
 
 
-def _loop(recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, dev) -> tuple[np.ndarray, float]:
+def _loop(recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, dev, precision: str = "float32") -> tuple[np.ndarray, float]:
     """The plain loop anyone would write: one model at a time, torch.optim and torch's schedulers,
     its own batches; BatchNorm models drop each epoch's last partial batch; augmentations are
     drawn per batch on the device with the engine's own view code for one model (so the ratio
     measures stacking, not augmentation code). Returns every model's logits on ``x`` and the seconds
     spent computing them, which the caller takes off: the engine's time is training only, so the
-    loop's must be too."""
+    loop's must be too. ``precision="bf16"``: forward and loss under bf16 autocast, as the engine's
+    steps run where it trains in bf16 (the comparison at the same arithmetic)."""
     import torch
     import torch.nn.functional as F
 
     from pytest_privacy.engine.keep import model_seeds
     from pytest_privacy.engine.models import build_model
+    from pytest_privacy.engine.precision import autocast
     from pytest_privacy.engine.views import TrainViews
 
     xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
@@ -143,7 +145,9 @@ def _loop(recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, dev) -> tuple[
                     params_b = torch.from_numpy(views.draw(rng, len(b))).to(dev)
                     xb = views.apply(xb[None], params_b[None], [True])[0]
                 opt.zero_grad()
-                F.cross_entropy(model(xb), yt[b], label_smoothing=recipe.label_smoothing).backward()
+                with autocast(precision, dev):
+                    loss = F.cross_entropy(model(xb).float(), yt[b], label_smoothing=recipe.label_smoothing)
+                loss.backward()
                 opt.step()
                 main.step()
         if dev.type == "cuda":
@@ -163,33 +167,39 @@ def run_one(case: str, what: str, device: str) -> dict:
     from pytest_privacy.engine.ensemble import resolve_device, train_models
     from pytest_privacy.engine.keep import model_seeds
     from pytest_privacy.engine.models import build_model
+    from pytest_privacy.engine.precision import training_precision
 
     data, kwargs, n_models, epochs = CASES[case]
     x, y = load(data)
     recipe = TrainingRecipe(epochs=epochs, **kwargs)
     keep = balanced_keep(n_models, len(x), 0)
     dev = resolve_device(device)
+    precision = training_precision(recipe, dev.type)  # the engine's; the "loop_same_precision" contender's too
+    loop_precision = precision if what == "loop_same_precision" else "float32"
     # Warm up both contenders (thread pools, first-call dispatch) on a one-epoch, two-model run:
     # a session pays that once, and it is not what the comparison is about.
     warm = recipe.model_copy(update={"epochs": 1})
     if what == "engine":
         train_models(warm, x, y, keep[:2], model_seeds(1, range(2)), device=device)
     else:
-        _loop(warm, x, y, keep[:1], dev)
+        _loop(warm, x, y, keep[:1], dev, loop_precision)
     start = time.perf_counter()
     if what == "engine":
         ens = train_models(recipe, x, y, keep, model_seeds(0, range(n_models)), device=device)
         elapsed = time.perf_counter() - start
         logits = ens.logits(x, queries=False, device=device)[:, :, 0]
     else:
-        logits, evaluating = _loop(recipe, x, y, keep, dev)
+        logits, evaluating = _loop(recipe, x, y, keep, dev, loop_precision)
         elapsed = time.perf_counter() - start - evaluating  # training only, as the engine's
     test_acc = float(np.mean([(logits[m].argmax(-1) == y)[~keep[m]].mean() for m in range(n_models)]))
     flops = train_flops(build_model(recipe, x.shape[1:], 10), x.shape[1:], epochs * int(keep.sum()))
     peak = (
         torch.cuda.max_memory_allocated() if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     )
-    return {"seconds": elapsed, "gflops": flops / elapsed / 1e9, "peak_memory_mb": peak / 2**20, "test_acc": test_acc}
+    return {
+        "seconds": elapsed, "gflops": flops / elapsed / 1e9, "peak_memory_mb": peak / 2**20, "test_acc": test_acc,
+        "precision": precision if what == "engine" else loop_precision,
+    }
 
 
 def matmul_peak(device: str) -> float:
@@ -271,10 +281,18 @@ def main() -> None:
         },
         "cases": {},
     }
+    from pytest_privacy import TrainingRecipe
+    from pytest_privacy.engine.precision import training_precision
+
     for case in args.cases.split(","):
         data, kwargs, n_models, epochs = CASES[case]
         # Interleaved repeats, minimum reported (as timeit does): a shared machine only ever adds time.
         runs: dict[str, list[dict]] = {"loop": [], "engine": []}
+        if training_precision(TrainingRecipe(**kwargs), dev.type) != "float32":
+            # The engine trains this case in bf16 here: the plain loop stays float32 (what people
+            # write); this third contender is the same loop under the engine's autocast, so the
+            # report separates what stacking gains from what the arithmetic gains.
+            runs["loop_same_precision"] = []
         paired = []  # engine GFLOP/s over the matmul rate measured just before it (the host drifts)
         for _ in range(args.repeat):
             for what in runs:
@@ -282,14 +300,16 @@ def main() -> None:
                 runs[what].append(_sub(["--_one", case, what, "--device", args.device]))
                 if before:
                     paired.append(runs[what][-1]["gflops"] / before)
-        loop, engine = (min(runs[w], key=lambda r: r["seconds"]) for w in ("loop", "engine"))
-        loop["all_seconds"] = [round(r["seconds"], 3) for r in runs["loop"]]
-        engine["all_seconds"] = [round(r["seconds"], 3) for r in runs["engine"]]
+        best = {w: min(rs, key=lambda r: r["seconds"]) for w, rs in runs.items()}
+        for w, rs in runs.items():
+            best[w]["all_seconds"] = [round(r["seconds"], 3) for r in rs]
+        loop, engine = best["loop"], best["engine"]
         report["cases"][case] = {
             "setup": {"data": data, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}, "models": n_models, "epochs": epochs},
-            "loop": loop,
-            "engine": engine,
+            **best,
             "speedup": round(loop["seconds"] / engine["seconds"], 2),
+            **({"speedup_same_precision": round(best["loop_same_precision"]["seconds"] / engine["seconds"], 2)}
+               if "loop_same_precision" in best else {}),
             "engine_pct_of_matmul_peak": round(100 * engine["gflops"] / peak, 1),
             "engine_pct_of_matmul_peak_paired_median": round(100 * float(np.median(paired)), 1),
         }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -57,6 +57,10 @@ class ModelSource(Protocol):
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         """Cache key of one model."""
 
+    def on(self, device_type: str) -> ModelSource:
+        """The source as it trains on ``device_type``: whatever its keys promise about the training
+        (a recipe's arithmetic) fixed here, so that a run elsewhere (a Ray worker) follows it."""
+
     def covers(self) -> str:
         """One line for the summary: what the cache key covers."""
 
@@ -92,6 +96,7 @@ class RecipeSource:
     """Models of a :class:`~pytest_privacy.TrainingRecipe`, trained by the vectorised engine."""
 
     recipe: TrainingRecipe
+    precision: str = "auto"  # the engine's arithmetic: "auto" until fixed for a device by on()
     vectorised = True
 
     @property
@@ -116,12 +121,20 @@ class RecipeSource:
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
             check_stackable(build_model(self.recipe, tuple(x.shape[1:]), int(y.max()) + 1), self.recipe, min_points)
 
+    def on(self, device_type: str) -> RecipeSource:
+        from ..engine.precision import training_precision
+
+        return replace(self, precision=training_precision(self.recipe, device_type, self.precision))
+
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
+        from ..engine.precision import training_precision
+
+        precision = training_precision(self.recipe, device_type, self.precision)
         # /4: defenses as settings objects and one shared loss (mixup's soft targets)
         return digest(
             "pytest-privacy-model/4", self.recipe_json, data_id, np.packbits(keep_row),
             seed.entropy, seed.spawn_key, *library_versions(device_type),
-            "bf16-autocast" if device_type == "cuda" else "float32",
+            "bf16-autocast" if precision == "bf16" else "float32",
         )
 
     def seed_of(self, seed: np.random.SeedSequence) -> int:
@@ -140,7 +153,7 @@ class RecipeSource:
 
         trained = train_models(
             self.recipe, job.x, job.y, job.keep[unit], [job.seeds[i] for i in unit], device=job.device,
-            max_memory=job.max_memory, progress=progress, validation=job.validation,
+            max_memory=job.max_memory, progress=progress, validation=job.validation, precision=self.precision,
         )
         logits = trained.logits(job.x, device=job.device)
         return [
@@ -193,6 +206,9 @@ class FunctionSource:
 
     def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
         return None  # the function is the user's: what it refuses, it raises while training
+
+    def on(self, device_type: str) -> FunctionSource:
+        return self  # the function decides its own arithmetic; its code is in the key
 
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         # /3: declared augmentations, and labels cached for labels-only models

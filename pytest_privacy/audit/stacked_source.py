@@ -101,6 +101,9 @@ class StackedFunctionSource:
         """The loop and the model factory, by their code (walked once)."""
         return f"{function_identity(self.train_fn)}|{callable_identity(self.factory)}"
 
+    def on(self, device_type: str) -> StackedFunctionSource:
+        return self  # the user's loop decides its own arithmetic; its code is in the key
+
     def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
         import torch
 

@@ -61,6 +61,7 @@ class PrivacyTrainer:
         source = model_source(how)
         x, y = as_dataset(dataset)
         device_type = self.executor.device_type(device)
+        source = source.on(device_type)  # what the keys promise, wherever it trains
         split = Split.make(len(x), n_references, seed, validation=source.validation_share, population=population)
         data_id = dataset_identity(x, y)
         keys = [source.key(data_id, k, s, device_type) for k, s in zip(split.keep, split.seeds)]
@@ -122,6 +123,7 @@ class PrivacyTrainer:
             )
         member = member[kept]
         device_type = self.executor.device_type(device)
+        source = source.on(device_type)  # what the keys promise, wherever it trains
         split = Split.make(len(x), n_references, seed, validation=source.validation_share)
         source.check(x, y, int(split.keep[:-1].sum(axis=1).min()))
         points = split.points
@@ -155,6 +157,7 @@ class PrivacyTrainer:
         y_train, keep = canaries.training_set(y)
         source.check(x, y_train, int(keep.sum()))
         device_type = self.executor.device_type(device)
+        source = source.on(device_type)  # what the keys promise, wherever it trains
         model_seed = np.random.SeedSequence(seed, spawn_key=(0x63616E, 1))
         data_id = digest(x, y_train)  # the canaries' labels are part of the data
         self._describe_keys(source, data_id, x)

@@ -237,6 +237,7 @@ def train_models(
     progress: Progress | bool = False,
     validation: np.ndarray | None = None,
     stream: bool | None = None,
+    precision: str = "auto",
 ) -> Ensemble:
     """Train one model per row of ``keep`` with the matching per-model seed (the engine's core).
 
@@ -245,9 +246,15 @@ def train_models(
     array or a memory map (``np.load(path, mmap_mode="r")``): data larger than a quarter of the
     budget stay on the host and stream to the device in per-model minibatches
     (:class:`~pytest_privacy.engine.training_data.TrainingData`; ``stream`` forces either way), which
-    never changes a model either.
+    never changes a model either. ``precision`` is the arithmetic of training: ``"float32"``,
+    ``"bf16"`` (autocast) or ``"auto"`` (:func:`~pytest_privacy.engine.precision.training_precision`:
+    bf16 on CUDA, and for convolutional models on CPUs with AMX; else float32).
     """
     import torch
+
+    from .precision import check_precision, training_precision
+
+    check_precision(precision)
 
     if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
         x = np.asarray(x, dtype=np.float32)  # arrays and memory maps stay as they are: rows convert when read
@@ -268,6 +275,7 @@ def train_models(
         if keep[:, validation].any():
             raise ValueError("validation points must not be training points of any model (keep[:, validation] is True).")
     dev = resolve_device(device)
+    precision = training_precision(recipe, dev.type, precision)
     example_shape = tuple(x.shape[1:])
     n_classes = int(y.max()) + 1
     modules = []
@@ -293,7 +301,7 @@ def train_models(
             stacks.append(
                 train_stack(
                     recipe, modules[part], keep[part], list(seeds)[part], data, n_classes, dev, bar.update,
-                    validation, data_std=scale,
+                    validation, data_std=scale, precision=precision,
                 )
             )
     params = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}

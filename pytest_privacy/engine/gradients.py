@@ -115,9 +115,11 @@ def mlp_layers(base: nn.Module) -> list[tuple[str, str]] | None:
 
 
 def choose_gradients(
-    params: dict[str, torch.Tensor], base: nn.Module, forward: Forward, device: torch.device
+    params: dict[str, torch.Tensor], base: nn.Module, forward: Forward, device: torch.device, *,
+    precision: str = "float32",
 ) -> GradientStrategy:
-    """The fastest exact strategy for this architecture and device: the hand-written MLP backward
-    on the CPU (on CUDA, bf16 autocast and cuBLAS make autograd as fast), else autograd."""
-    layers = mlp_layers(base) if device.type == "cpu" else None
+    """The fastest exact strategy for this architecture, device and precision: the hand-written MLP
+    backward on the CPU in float32 (on CUDA, bf16 autocast and cuBLAS make autograd as fast; it
+    knows no autocast), else autograd."""
+    layers = mlp_layers(base) if device.type == "cpu" and precision == "float32" else None
     return HandWrittenMLP(params, layers) if layers is not None else Autograd(params, forward)

@@ -21,6 +21,7 @@ from .keep import child_seed
 from .loss import Batch
 from .models import foldable, folded_model
 from .optimizer import StackedOptimizer
+from .precision import autocast
 from .schedules import learning_rate
 from .training_data import TrainingData
 from .views import TrainViews
@@ -82,6 +83,7 @@ class Stack:
     lrs: list[float] = None  # type: ignore[assignment]  # each model's learning rate at this step
     ema: dict[str, torch.Tensor] | None = None  # moving average of weights and statistics, when kept
     _averaged: list[bool] | None = None  # which models the average has started for
+    precision: str = "float32"  # "bf16": steps run under bf16 autocast (see .precision)
 
     @property
     def n_models(self) -> int:
@@ -96,10 +98,9 @@ class Stack:
         return [np.random.default_rng(child_seed(s, stream)) for s in self.seeds]
 
     def amp(self) -> contextlib.AbstractContextManager[Any]:
-        """bf16 autocast on CUDA (matmuls in bf16, master weights and optimizer state in float32)."""
-        import torch
-
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
+        """The step's autocast: bf16 when the stack trains in bf16 (matmuls and convolutions in bf16;
+        master weights, optimizer state and BatchNorm statistics in float32), else none."""
+        return autocast(self.precision, self.device)
 
     def predict_all(self, xb: torch.Tensor) -> torch.Tensor:
         """Every model's logits ``[M, B, C]`` on the same inputs (no gradient bookkeeping needed)."""
@@ -191,8 +192,10 @@ def train_stack(
     validation: np.ndarray | None = None,
     *,
     data_std: float = 1.0,
+    precision: str = "float32",
 ) -> dict[str, torch.Tensor]:
-    """Train ``len(modules)`` models as one stacked program; returns their parameters on the CPU."""
+    """Train ``len(modules)`` models as one stacked program, in ``precision`` (resolved: ``"float32"``
+    or ``"bf16"``); returns their parameters on the CPU."""
     import torch
     from torch.func import functional_call, stack_module_state, vmap
 
@@ -237,6 +240,7 @@ def train_stack(
         data, n_classes, keep, list(seeds), validation, steps, device,
         buffers=buffers or None,
         views=TrainViews.of(recipe.augmentations, data.example_shape, seeds=list(seeds), data_std=data_std),
+        precision=precision,
     )
     if recipe.ema is not None:
         averaged = {**params, **{k: v for k, v in buffers.items() if v.is_floating_point()}}
@@ -244,7 +248,7 @@ def train_stack(
         stack._averaged = [False] * len(modules)
     defense = recipe.defense.build(stack) if recipe.defense is not None else None
     gradients: GradientStrategy = (defense.gradients(stack) if defense else None) or choose_gradients(
-        params, base, forward, device
+        params, base, forward, device, precision=precision
     )
     rngs = stack.rngs(1)
     smoothing = recipe.label_smoothing
