@@ -96,7 +96,6 @@ class RecipeSource:
     """Models of a :class:`~pytest_privacy.TrainingRecipe`, trained by the vectorised engine."""
 
     recipe: TrainingRecipe
-    precision: str = "auto"  # the engine's arithmetic: "auto" until fixed for a device by on()
     vectorised = True
 
     @property
@@ -124,12 +123,13 @@ class RecipeSource:
     def on(self, device_type: str) -> RecipeSource:
         from ..engine.precision import training_precision
 
-        return replace(self, precision=training_precision(self.recipe, device_type, self.precision))
+        # the same recipe JSON (precision is not in it), the arithmetic now fixed
+        return replace(self, recipe=self.recipe.model_copy(update={"precision": training_precision(self.recipe, device_type)}))
 
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         from ..engine.precision import training_precision
 
-        precision = training_precision(self.recipe, device_type, self.precision)
+        precision = training_precision(self.recipe, device_type)
         # /4: defenses as settings objects and one shared loss (mixup's soft targets)
         return digest(
             "pytest-privacy-model/4", self.recipe_json, data_id, np.packbits(keep_row),
@@ -142,6 +142,8 @@ class RecipeSource:
 
     def covers(self) -> str:
         line = "recipe: every TrainingRecipe field"
+        if self.recipe.precision != "auto":  # fixed by on(): say what the models train in
+            line += f", trained in {self.recipe.precision}"
         if callable(self.recipe.model):
             from ..code_identity import code_identity
 
@@ -153,7 +155,7 @@ class RecipeSource:
 
         trained = train_models(
             self.recipe, job.x, job.y, job.keep[unit], [job.seeds[i] for i in unit], device=job.device,
-            max_memory=job.max_memory, progress=progress, validation=job.validation, precision=self.precision,
+            max_memory=job.max_memory, progress=progress, validation=job.validation,
         )
         logits = trained.logits(job.x, device=job.device)
         return [

@@ -237,7 +237,6 @@ def train_models(
     progress: Progress | bool = False,
     validation: np.ndarray | None = None,
     stream: bool | None = None,
-    precision: str = "auto",
 ) -> Ensemble:
     """Train one model per row of ``keep`` with the matching per-model seed (the engine's core).
 
@@ -246,15 +245,12 @@ def train_models(
     array or a memory map (``np.load(path, mmap_mode="r")``): data larger than a quarter of the
     budget stay on the host and stream to the device in per-model minibatches
     (:class:`~pytest_privacy.engine.training_data.TrainingData`; ``stream`` forces either way), which
-    never changes a model either. ``precision`` is the arithmetic of training: ``"float32"``,
-    ``"bf16"`` (autocast) or ``"auto"`` (:func:`~pytest_privacy.engine.precision.training_precision`:
-    bf16 on CUDA, and for convolutional models on CPUs with AMX; else float32).
+    never changes a model either. The models train in the recipe's ``precision``
+    (:func:`~pytest_privacy.engine.precision.training_precision`).
     """
     import torch
 
-    from .precision import check_precision, training_precision
-
-    check_precision(precision)
+    from .precision import training_precision
 
     if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
         x = np.asarray(x, dtype=np.float32)  # arrays and memory maps stay as they are: rows convert when read
@@ -275,7 +271,7 @@ def train_models(
         if keep[:, validation].any():
             raise ValueError("validation points must not be training points of any model (keep[:, validation] is True).")
     dev = resolve_device(device)
-    precision = training_precision(recipe, dev.type, precision)
+    precision = training_precision(recipe, dev.type)
     example_shape = tuple(x.shape[1:])
     n_classes = int(y.max()) + 1
     modules = []

@@ -13,8 +13,9 @@ losses, BatchNorm statistics and the models' stored weights stay float32), as
   engine stacks with ``vmap`` (factories, a WideResNet with dropout) would not gain, since torch
   does not autocast convolutions under ``vmap``.
 
-The precision is part of every recipe model's cache key (a bf16 model is another model), fixed
-where the keys are made, and a training run follows it wherever it runs. Float64 data are never
+``TrainingRecipe(precision="float32" | "bf16")`` overrides the policy. What it resolves to is part
+of every recipe model's cache key (a bf16 model is another model), fixed where the keys are made,
+and a training run follows it wherever it runs. Float64 data are never
 autocast (torch autocasts float32 only), so the engine's float64 equality tests hold either way.
 """
 
@@ -30,9 +31,7 @@ if TYPE_CHECKING:
 
     from .recipe import TrainingRecipe
 
-__all__ = ["PRECISIONS", "autocast", "check_precision", "training_precision"]
-
-PRECISIONS = ("auto", "float32", "bf16")
+__all__ = ["autocast", "training_precision"]
 
 
 def _cpu_has_amx() -> bool:
@@ -42,18 +41,11 @@ def _cpu_has_amx() -> bool:
     return bool(probe()) if probe is not None else False
 
 
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`, else a ``ValueError`` naming them."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not one of {', '.join(map(repr, PRECISIONS))}.")
-    return precision
-
-
-def training_precision(recipe: TrainingRecipe, device_type: str, precision: str = "auto") -> str:
-    """``"bf16"`` or ``"float32"``: what ``precision`` (``"auto"``: the policy above) means for
-    ``recipe`` on ``device_type`` (``"cpu"``, ``"cuda"``)."""
-    if check_precision(precision) != "auto":
-        return precision
+def training_precision(recipe: TrainingRecipe, device_type: str) -> str:
+    """``"bf16"`` or ``"float32"``: what the recipe's ``precision`` (``"auto"``: the policy above)
+    means on ``device_type`` (``"cpu"``, ``"cuda"``)."""
+    if recipe.precision != "auto":
+        return recipe.precision
     if device_type == "cuda":
         return "bf16"
     if device_type == "cpu" and (recipe.model == "cnn" or foldable(recipe)) and _cpu_has_amx():

@@ -34,7 +34,9 @@ class TrainingRecipe(StrictSettings):
     training (each example shown as a random member of its query set) and as LiRA's query set.
     ``defense`` is None, a registered defense's name (its default settings: ``"mmd_mixup"``,
     ``"dp_sgd"``) or its settings object (``MMDMixup(weight=1.0)``, ``DPSGD(epsilon=2.0)``; see
-    :mod:`pytest_privacy.engine.defenses`).
+    :mod:`pytest_privacy.engine.defenses`). ``precision`` is the arithmetic of training (``"auto"``:
+    :func:`~pytest_privacy.engine.precision.training_precision`); the cache key holds what it
+    resolves to on the training device, not the field itself.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -66,6 +68,10 @@ class TrainingRecipe(StrictSettings):
     )
     augmentations: tuple[str, ...] = ()
     defense: SerializeAsAny[DefenseSettings] | None = None
+    precision: Literal["auto", "float32", "bf16"] = Field(
+        "auto", description="training arithmetic: bf16 autocast or float32; auto: bf16 on CUDA and, for cnn/resnet/wrn "
+        "without dropout, on CPUs with AMX (see pytest_privacy.engine.precision)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -135,8 +141,10 @@ class TrainingRecipe(StrictSettings):
         return type(self).model_validate({**dict(self), "defense": defense})
 
     def canonical_json(self) -> str:
-        """Stable JSON of every field; a factory is named by qualified name and source hash."""
-        data = self.model_dump()
+        """Stable JSON of every field but ``precision`` (a model key holds the precision it resolves
+        to on its device instead: ``"auto"`` and what it picks are the same models); a factory is
+        named by qualified name and source hash."""
+        data = self.model_dump(exclude={"precision"})
         if callable(self.model):
             data["model"] = callable_identity(self.model)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -47,19 +47,13 @@ def test_policy_bf16_on_cuda_and_for_conv_models_on_amx_cpus(amx, has_amx):
         assert training_precision(recipe, "cpu") == "float32"
         assert training_precision(recipe, "cuda") == "bf16"
     for asked in ("float32", "bf16"):  # an explicit choice is kept everywhere
-        assert training_precision(CNN, "cpu", asked) == asked
-        assert training_precision(MLP, "cuda", asked) == asked
+        assert training_precision(CNN.model_copy(update={"precision": asked}), "cpu") == asked
+        assert training_precision(MLP.model_copy(update={"precision": asked}), "cuda") == asked
 
 
-def test_an_unknown_precision_is_an_error_before_training(monkeypatch):
-    from pytest_privacy.engine import ensemble
-
-    monkeypatch.setattr(ensemble, "train_stack", lambda *a, **k: pytest.fail("trained with a bad precision"))
-    x, y = load_example_dataset("synthetic", n=60, seed=0)
-    with pytest.raises(ValueError, match=r"precision='fp16' is not one of 'auto', 'float32', 'bf16'"):
-        train_models(MLP, x, y, balanced_keep(2, len(x), 0), model_seeds(0, range(2)), precision="fp16")
-    with pytest.raises(ValueError, match="precision='float16'"):
-        training_precision(MLP, "cpu", "float16")
+def test_an_unknown_precision_is_an_error():
+    with pytest.raises(ValueError, match=r"precision[\s\S]*'auto', 'float32' or 'bf16'"):
+        TrainingRecipe(precision="fp16")
 
 
 @pytest.mark.parametrize("precision", ["bf16", "float32"])
@@ -81,8 +75,8 @@ def test_training_steps_run_in_the_precision_asked(monkeypatch, precision):
     monkeypatch.setattr(ensemble, "build_model", build_and_watch)
     x = np.random.default_rng(0).normal(size=(100, 3, 8, 8)).astype(np.float32)
     y = np.random.default_rng(1).integers(0, 4, 100)
-    ens = train_models(RESNET, x, y, balanced_keep(2, len(x), 0), model_seeds(0, range(2)), device="cpu",
-                       precision=precision)
+    ens = train_models(RESNET.model_copy(update={"precision": precision}), x, y, balanced_keep(2, len(x), 0),
+                       model_seeds(0, range(2)), device="cpu")
     assert seen == {torch.bfloat16 if precision == "bf16" else torch.float32}
     assert {v.dtype for v in ens.params.values() if v.is_floating_point()} == {torch.float32}
 
@@ -97,7 +91,7 @@ def test_the_built_in_resnet_learns_in_bf16():
     recipe = RESNET.model_copy(update={"epochs": 10, "lr": 0.02, "momentum": 0.9})
     fits = {}
     for precision in ("bf16", "float32"):
-        ens = train_models(recipe, x, y, keep, model_seeds(0, range(2)), device="cpu", precision=precision)
+        ens = train_models(recipe.model_copy(update={"precision": precision}), x, y, keep, model_seeds(0, range(2)), device="cpu")
         logits = ens.logits(x, queries=False)[:, :, 0]
         fits[precision] = ens, [(logits[m].argmax(-1) == y)[~keep[m]].mean() for m in range(2)]  # test accuracy
     (bf16, acc_bf16), (fp32, acc_fp32) = fits["bf16"], fits["float32"]
@@ -122,14 +116,19 @@ def test_the_cache_key_binds_the_precision(amx):
     def key(source: RecipeSource) -> str:
         return source.key("data", keep, seed, "cpu")
 
+    def asking(recipe: TrainingRecipe, precision: str) -> RecipeSource:
+        return RecipeSource(recipe.model_copy(update={"precision": precision}))
+
     amx(True)
-    assert RecipeSource(CNN).on("cpu").precision == "bf16"
+    assert RecipeSource(CNN).on("cpu").recipe.precision == "bf16"
+    assert RecipeSource(CNN).on("cpu").covers() == "recipe: every TrainingRecipe field, trained in bf16"  # the summary says so
     bf16_key = key(RecipeSource(CNN))
-    assert bf16_key == key(RecipeSource(CNN, precision="bf16")) == key(RecipeSource(CNN).on("cpu"))
-    assert bf16_key != key(RecipeSource(CNN, precision="float32"))
-    assert key(RecipeSource(MLP)) == key(RecipeSource(MLP, precision="float32"))  # MLPs: float32 either way
+    assert bf16_key == key(asking(CNN, "bf16")) == key(RecipeSource(CNN).on("cpu"))
+    assert bf16_key != key(asking(CNN, "float32"))
+    assert key(RecipeSource(MLP)) == key(asking(MLP, "float32"))  # MLPs: float32 either way
     amx(False)
-    assert key(RecipeSource(CNN)) == key(RecipeSource(CNN, precision="float32")) != bf16_key
+    assert key(RecipeSource(CNN)) == key(asking(CNN, "float32")) != bf16_key
+    assert RecipeSource(CNN).recipe_json == asking(CNN, "bf16").recipe_json  # the key holds the resolved one
 
 
 def test_a_job_trains_in_the_precision_its_keys_were_made_with(amx, monkeypatch):
@@ -142,8 +141,8 @@ def test_a_job_trains_in_the_precision_its_keys_were_made_with(amx, monkeypatch)
     class Stop(Exception):
         pass
 
-    def fake_train_models(*args, **kwargs):
-        asked.append(kwargs["precision"])
+    def fake_train_models(recipe, *args, **kwargs):
+        asked.append(recipe.precision)
         raise Stop
 
     monkeypatch.setattr(ensemble, "train_models", fake_train_models)

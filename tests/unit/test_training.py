@@ -132,7 +132,7 @@ def test_ensemble_member_equals_a_plain_pytorch_loop(data, recipe):
     keep = balanced_keep(4, len(x), 0)
     keep[1, :7] = False  # unequal training-set sizes: models wait while others finish an epoch
     # vs a CPU loop in float32 (on a CPU with AMX the engine would train conv models in bf16)
-    ens = train_models(recipe, x, y, keep, model_seeds(7, range(4)), device="cpu", precision="float32")
+    ens = train_models(recipe.model_copy(update={"precision": "float32"}), x, y, keep, model_seeds(7, range(4)), device="cpu")
     for m in (0, 1):
         plain = _plain_loop(recipe, x, y, keep[m], model_seeds(7, [m])[0])
         with torch.no_grad():
@@ -299,7 +299,8 @@ def test_cnn_on_images_equals_a_plain_pytorch_loop():
     x, y = load_example_dataset("digits", n=300)
     recipe = TrainingRecipe(model="cnn", hidden=(4, 8), epochs=2, batch_size=32)
     keep = balanced_keep(4, len(x), 0)
-    ens = train_models(recipe, x, y, keep, model_seeds(3, range(4)), device="cpu", precision="float32")  # vs a CPU loop
+    # vs a CPU loop in float32 (on a CPU with AMX the engine would train the CNN in bf16)
+    ens = train_models(recipe.model_copy(update={"precision": "float32"}), x, y, keep, model_seeds(3, range(4)), device="cpu")
     plain = _plain_loop(recipe, x, y, keep[2], model_seeds(3, [2])[0])
     with torch.no_grad():
         expected = plain(torch.from_numpy(x)).numpy()
@@ -351,10 +352,10 @@ def test_both_residual_layouts_train_the_same_models(monkeypatch, model, depth, 
     keep = balanced_keep(4, len(x), 0)
     keep[1, :7] = False  # a model that waits on some steps keeps its running statistics
     assert stack.residual_layout(torch.device("cpu")) == "per_model"
-    # float32: the layouts' equality, not bf16's rounding, is under test
-    per_model = train_models(recipe, x, y, keep, model_seeds(2, range(4)), device="cpu", precision="float32")
+    recipe = recipe.model_copy(update={"precision": "float32"})  # the layouts' equality, not bf16's rounding, is under test
+    per_model = train_models(recipe, x, y, keep, model_seeds(2, range(4)), device="cpu")
     monkeypatch.setattr(stack, "residual_layout", lambda device: "folded")
-    folded = train_models(recipe, x, y, keep, model_seeds(2, range(4)), device="cpu", precision="float32")
+    folded = train_models(recipe, x, y, keep, model_seeds(2, range(4)), device="cpu")
     for k in per_model.params:
         torch.testing.assert_close(folded.params[k], per_model.params[k], rtol=1e-4, atol=1e-5)
     counter = next(k for k in per_model.params if k.endswith("num_batches_tracked"))
