@@ -360,3 +360,22 @@ def test_both_residual_layouts_train_the_same_models(monkeypatch, model, depth, 
         torch.testing.assert_close(folded.params[k], per_model.params[k], rtol=1e-4, atol=1e-5)
     counter = next(k for k in per_model.params if k.endswith("num_batches_tracked"))
     assert int(per_model.params[counter][1]) == 2 * (int(keep[1].sum()) // 20)  # its own full batches only
+
+
+def test_ensemble_model_is_a_trainable_module_of_its_own(data):
+    """``Ensemble.model(m)`` copies only the architecture, then takes model m's weights: real CPU
+    Parameters that share nothing with the ensemble or with another call's module."""
+    x, y = data
+    ens = train_models(TrainingRecipe(model="resnet", depth=8, width=4, epochs=1, batch_size=25),
+                       x.reshape(len(x), 4, 5), y, balanced_keep(2, len(x), 0), model_seeds(0, range(2)))
+    first, again = ens.model(1), ens.model(1)
+    assert not first.training
+    for (name, p), q in zip(first.named_parameters(), again.parameters()):
+        assert isinstance(p, nn.Parameter) and p.requires_grad and p.device.type == "cpu"
+        torch.testing.assert_close(p.detach(), ens.params[name][1], rtol=0, atol=0)
+        with torch.no_grad():
+            p.add_(1.0)  # editing one module's weights leaves the other's and the ensemble's alone
+        assert not torch.equal(p, q) and not torch.equal(p.detach(), ens.params[name][1])
+    buffers = dict(first.named_buffers())
+    assert buffers and all(b.device.type == "cpu" for b in buffers.values())
+    torch.testing.assert_close(buffers["stem.1.running_mean"], ens.params["stem.1.running_mean"][1], rtol=0, atol=0)
