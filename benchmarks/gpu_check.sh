@@ -225,7 +225,9 @@ if m:
     print(f"benchmark on {m['device']}, torch {m['torch']}, matmul {m['matmul_gflops']} GFLOP/s")
 for case, c in bench["cases"].items():
     lo, en = c["loop"], c["engine"]
-    print(f"  {case}: speedup {c['speedup']}x (loop {lo['seconds']:.2f}s, engine {en['seconds']:.2f}s), "
+    same = c.get("loop_same_precision")  # the loop under the engine's bf16 autocast, when it uses one
+    print(f"  {case}: speedup {c['speedup']}x (loop {lo['seconds']:.2f}s, engine {en['seconds']:.2f}s in {en.get('precision', '?')}"
+          + (f"; {c['speedup_same_precision']}x the loop in {same['precision']}, {same['seconds']:.2f}s" if same else "") + "), "
           f"engine {c['engine_pct_of_matmul_peak']}% of matmul peak, "
           f"test acc loop {lo['test_acc']:.3f} / engine {en['test_acc']:.3f}, "
           f"peak mem loop {lo['peak_memory_mb']:.0f} / engine {en['peak_memory_mb']:.0f} MB")
