@@ -11,7 +11,8 @@ losses, BatchNorm statistics and the models' stored weights stay float32), as
   cores, batch 128 / 64). Elsewhere float32: without AMX bf16 convolutions are not faster; MLPs
   train by a hand-written float32 backward whose matmuls are too small to gain; and models the
   engine stacks with ``vmap`` (factories, a WideResNet with dropout) would not gain, since torch
-  does not autocast convolutions under ``vmap``.
+  does not autocast convolutions (nor linear layers with a bias) under ``vmap`` (seen on a CPU,
+  torch 2.13).
 
 ``TrainingRecipe(precision="float32" | "bf16")`` overrides the policy. What it resolves to is part
 of every recipe model's cache key (a bf16 model is another model), fixed where the keys are made,
