@@ -4,6 +4,13 @@ import os
 
 import pytest
 
+# Imported here, before any test runs: pytester's in-process runs restore sys.modules afterwards,
+# deleting every module first imported inside them. A torch first imported inside one was deleted,
+# and the next `import torch` initialised its C extension a second time: SystemError ("bad call
+# flags") and a segmentation fault in a later test (seen when tests/plugin ran before examples/ in
+# one process; a run that collects tests/unit imported torch first and never hit it).
+import torch  # noqa: F401
+
 # Tests must not depend on whether the machine sets CI: profiles are chosen explicitly where needed.
 os.environ.pop("PYTEST_PRIVACY_PROFILE", None)
 
