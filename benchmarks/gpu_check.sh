@@ -8,10 +8,10 @@
 # Python/torch/CUDA versions, stopping with "CUDA is not available" (exit 2) when torch sees no GPU,
 # (3) the CUDA-relevant tests -> $OUT/gpu_tests.txt, (4) bench_training.py on cuda ->
 # $OUT/bench_cuda.json while nvidia-smi samples utilisation -> $OUT/gpu_util.csv. Every step runs
-# under `timeout`, all together within GPU_CHECK_BUDGET seconds (default 420); a failed step is
+# under `timeout`, all together within GPU_CHECK_BUDGET seconds (default 450); a failed step is
 # recorded in $OUT/summary.txt and makes the exit status 1, but the later steps still run.
 #
-# Knobs (environment): GPU_CHECK_CASES (default mlp16,mlp64,cnn16), GPU_CHECK_BUDGET,
+# Knobs (environment): GPU_CHECK_CASES (default resnet64,cnn16,mlp16: the GPU target first), GPU_CHECK_BUDGET,
 # PYTHON (default python, else python3), GPU_CHECK_DEVICE=cpu (a dry run of every step on the CPU,
 # to test this script; the benchmark then trains on the CPU), GPU_CHECK_INSTALL=0 (install nothing,
 # only report what imports).
@@ -24,8 +24,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
 SUMMARY="$OUT/summary.txt"
 WHEELS="$ROOT/benchmarks/wheels"
-CASES="${GPU_CHECK_CASES:-mlp16,mlp64,cnn16}"
-BUDGET="${GPU_CHECK_BUDGET:-420}"
+CASES="${GPU_CHECK_CASES:-resnet64,cnn16,mlp16}"
+BUDGET="${GPU_CHECK_BUDGET:-450}"
 DEVICE="${GPU_CHECK_DEVICE:-cuda}"
 INSTALL="${GPU_CHECK_INSTALL:-1}"
 PY="${PYTHON:-python}"
@@ -189,7 +189,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -lms 500 >"$OUT/gpu_util.csv" 2>/dev/null &
     SAMPLER_PID=$!
 fi
-run "bench" 240 "$PY" benchmarks/bench_training.py --device "$DEVICE" --cases "$CASES" --repeat 1 \
+run "bench" 270 "$PY" benchmarks/bench_training.py --device "$DEVICE" --cases "$CASES" --repeat 1 \
     --out "$OUT/bench_cuda.json" >"$OUT/bench_cuda.log" 2>&1
 stop_sampler
 tail -5 "$OUT/bench_cuda.log"
