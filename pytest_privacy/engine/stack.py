@@ -203,29 +203,33 @@ def train_stack(
     params, buffers = stack_module_state(modules)
     params = {k: v.detach().to(device).requires_grad_() for k, v in params.items()}
     buffers = {k: v.detach().to(device) for k, v in buffers.items()}
+    from . import stacked_conv
     from .dropout import PerModelDropout
 
     dropout = PerModelDropout.install(base, seeds, recipe.batch_size, data.example_shape, device)
+    # Per-model state, read at each call: the stacked running statistics (BatchNorm's in-place
+    # update writes each model's slice) and this step's dropout masks (redrawn every step).
+    state = lambda: {**buffers, **(dropout.masks if dropout else {})}  # noqa: E731
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
-    if foldable(recipe) and residual_layout(device) == "per_model":
-        forward = _per_model_forward(base, buffers, len(modules))
-    elif foldable(recipe):
+    conv2d = any(isinstance(m, torch.nn.Conv2d) for m in base.modules())
+    conv = conv2d or any(isinstance(m, torch.nn.Conv1d) for m in base.modules())
+    if foldable(recipe) and conv_layout(device) == "folded":
         folded = folded_model(recipe, data.example_shape, n_classes, len(modules))
         forward = _folded_forward(folded.to(device), buffers)
+    elif conv and not buffers and dropout is None and stacked_conv.supports(base):
+        # vmap lowers convolutions to grouped convs and pools a strided layout: slower than
+        # the one-model loop on CPU. The channels-last stacked forward is 2x (images) to 4x
+        # (1-D signals) faster than that loop for 16 models, with the same math.
+        spec = stacked_conv.make_spec(base)
+        forward = lambda p, xb: stacked_conv.stacked_forward(p, xb, spec)  # noqa: E731
+    elif conv2d and conv_layout(device) == "per_model":
+        # Any other 2-D convolutional network on a CPU (the recipe's ResNets, a user's factory
+        # with BatchNorm or dropout): each model in turn, channels-last (under vmap a factory
+        # ResNet-8 trained 3.8x slower than this, and slower than a plain loop).
+        forward = _per_model_forward(base, state, len(modules))
     elif buffers or dropout is not None:
-        # Per-model state: vmap hands each model its slice of the stacked running statistics
-        # (BatchNorm's in-place update writes it there) and of this step's dropout masks.
         with_state = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))
-        forward = lambda p, xb: with_state(p, {**buffers, **(dropout.masks if dropout else {})}, xb)
-    elif any(isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)) for m in base.modules()):
-        from .stacked_conv import make_spec, stacked_forward, supports
-
-        if supports(base):
-            # vmap lowers convolutions to grouped convs and pools a strided layout: slower than
-            # the one-model loop on CPU. The channels-last stacked forward is 2x (images) to 4x
-            # (1-D signals) faster than that loop for 16 models, with the same math.
-            spec = make_spec(base)
-            forward = lambda p, xb: stacked_forward(p, xb, spec)
+        forward = lambda p, xb: with_state(p, state(), xb)  # noqa: E731
     members = [np.flatnonzero(row) for row in keep]
     # With running statistics a padded slot would enter the batch's mean and variance: such models
     # train on full minibatches only (the last partial one of an epoch is dropped, as
@@ -272,22 +276,24 @@ def train_stack(
     return {k: v.detach().cpu() for k, v in final.items()}
 
 
-def residual_layout(device: torch.device) -> str:
-    """How a stack trains residual networks on ``device``: ``"per_model"`` (each model's network in
-    turn, channels-last: the faster on a CPU, see :func:`_per_model_forward`) or ``"folded"`` (one
-    network of grouped convolutions: one kernel per layer for all models, for a GPU)."""
+def conv_layout(device: torch.device) -> str:
+    """How a stack trains 2-D convolutional networks with state (BatchNorm, dropout) on ``device``:
+    ``"per_model"`` (each model's network in turn, channels-last: the faster on a CPU, see
+    :func:`_per_model_forward`) or, for the recipe's ResNets elsewhere, ``"folded"`` (one network of
+    grouped convolutions: one kernel per layer for all models, for a GPU)."""
     return "per_model" if device.type == "cpu" else "folded"
 
 
 def _per_model_forward(
-    base: nn.Module, buffers: dict[str, torch.Tensor], n_models: int
+    base: nn.Module, state: Callable[[], dict[str, torch.Tensor]], n_models: int
 ) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
     """``(params, x [M, B, ...]) -> [M, B, C]``: each model's own network on its own batch, one after
     another inside one autograd graph, channels-last. On a CPU this beats the folded network:
     oneDNN's channels-last convolutions run 1.9-2.7x faster than its grouped ones at a ResNet's
     channel counts (16-64, 3x3, batch 128), and faster than the NCHW convolutions a plain loop
-    runs. Each model's parameters and running statistics are views of the stacked tensors, so
-    gradients and BatchNorm's in-place updates land in them."""
+    runs. Each model's parameters and ``state()`` (stacked running statistics, this step's dropout
+    masks) are views of the stacked tensors, so gradients and BatchNorm's in-place updates land in
+    them."""
     import torch
     from torch.func import functional_call
 
@@ -295,11 +301,11 @@ def _per_model_forward(
         return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
 
     def forward(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
-        outs = []
+        outs, extra = [], state()
         for m in range(n_models):
-            state = {k: as_cl(v[m]) for k, v in params.items()}
-            state.update({k: v[m] for k, v in buffers.items()})
-            outs.append(functional_call(base, state, (as_cl(xb[m]),)))
+            tensors = {k: as_cl(v[m]) for k, v in params.items()}
+            tensors.update({k: v[m] for k, v in extra.items()})
+            outs.append(functional_call(base, tensors, (as_cl(xb[m]),)))
         return torch.stack(outs)
 
     return forward
