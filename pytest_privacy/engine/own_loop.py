@@ -72,7 +72,11 @@ could not get the masks it gets trained alone. Other randomness in a forward pas
 
 *The limits:* the model must run under ``torch.func.vmap`` (plain layers, convolutions,
 norms, attention do; ops without a batching rule raise torch's error at the first
-forward), and every model steps at every step. A loop that cannot be written this way
+forward), and every model steps at every step. On a CPU a network with 2-D
+convolutions runs each model in turn, channels-last, as the recipe engine trains its
+ResNets (vmap's grouped convolutions are several times slower there); the first call in
+each mode (training, eval) also runs it under vmap on two examples, which is what
+refuses randomness. A loop that cannot be written this way
 (scikit-learn, early stopping per model, data-dependent control flow per model, a
 model-level library such as Opacus) stays a ``privacy_train_fn``, trained one model at a
 time.
@@ -234,6 +238,7 @@ class StackedModels(nn.Module):
         # parameters() yields only the stacked tensors (see train() for its mode).
         base = modules[0].to("meta")
         object.__setattr__(self, "_base", base)
+        self._checked_modes: set[bool] = set()  # modes checked for randomness (see _call)
         base.train(self.training)
 
     def params(self) -> dict[str, torch.Tensor]:
@@ -258,11 +263,46 @@ class StackedModels(nn.Module):
     def _call(self, x: torch.Tensor, in_dim: int | None) -> torch.Tensor:
         from torch.func import functional_call, vmap
 
+        from .stack import per_model_forward
+
         base = self._base
-        return vmap(
-            lambda p, b, xb: functional_call(base, (p, b), (xb,)),
-            in_dims=(0, 0, in_dim),
-        )(self.params(), self.stacked_buffers(), x)
+        if not self._model_by_model():
+            return vmap(
+                lambda p, b, xb: functional_call(base, (p, b), (xb,)),
+                in_dims=(0, 0, in_dim),
+            )(self.params(), self.stacked_buffers(), x)
+        # A 2-D convolutional network on a CPU: each model in turn, channels-last, as the
+        # recipe engine trains its ResNets (under vmap's grouped convolutions a ResNet-8
+        # trained several times slower, slower than a plain loop).
+        if self.training not in self._checked_modes:
+            self._refuse_randomness(x, in_dim)
+            self._checked_modes.add(self.training)
+        forward = per_model_forward(base, self.stacked_buffers, self.n_models)
+        return forward(self.params(), x if in_dim == 0 else x.expand(self.n_models, *x.shape))
+
+    def _refuse_randomness(self, x: torch.Tensor, in_dim: int | None) -> None:
+        """Run this mode's forward once under vmap on two examples, with copies of the
+        running statistics and no gradient: vmap's ``randomness="error"`` refuses random
+        ops in it (RReLU, ``F.dropout``), which running model by model would not."""
+        from torch.func import functional_call, vmap
+
+        base = self._base
+        probe = x[:, :2] if in_dim == 0 else x[:2]
+        buffers = {k: v.clone() for k, v in self.stacked_buffers().items()}
+        params = {k: v.detach() for k, v in self.params().items()}
+        with torch.no_grad():
+            vmap(
+                lambda p, b, xb: functional_call(base, (p, b), (xb,)),
+                in_dims=(0, 0, in_dim),
+            )(params, buffers, probe)
+
+    def _model_by_model(self) -> bool:
+        """Whether calls run each model in turn (see :meth:`_call`) rather than under vmap."""
+        from .stack import conv_layout
+
+        return conv_layout(self.stacked[0].device) == "per_model" and any(
+            isinstance(m, nn.Conv2d) for m in self._base.modules()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Each model on its own inputs: ``x [M, B, ...] -> [M, B, ...]`` (logits

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from .recipe import TrainingRecipe
 
-__all__ = ["Epoch", "Stack", "forward_all", "train_stack"]
+__all__ = ["Epoch", "Stack", "conv_layout", "forward_all", "per_model_forward", "train_stack"]
 
 
 def forward_all(base: nn.Module, params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
@@ -226,7 +226,7 @@ def train_stack(
         # Any other 2-D convolutional network on a CPU (the recipe's ResNets, a user's factory
         # with BatchNorm or dropout): each model in turn, channels-last (under vmap a factory
         # ResNet-8 trained 3.8x slower than this, and slower than a plain loop).
-        forward = _per_model_forward(base, state, len(modules))
+        forward = per_model_forward(base, state, len(modules))
     elif buffers or dropout is not None:
         with_state = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))
         forward = lambda p, xb: with_state(p, state(), xb)  # noqa: E731
@@ -279,12 +279,12 @@ def train_stack(
 def conv_layout(device: torch.device) -> str:
     """How a stack trains 2-D convolutional networks with state (BatchNorm, dropout) on ``device``:
     ``"per_model"`` (each model's network in turn, channels-last: the faster on a CPU, see
-    :func:`_per_model_forward`) or, for the recipe's ResNets elsewhere, ``"folded"`` (one network of
+    :func:`per_model_forward`) or, for the recipe's ResNets elsewhere, ``"folded"`` (one network of
     grouped convolutions: one kernel per layer for all models, for a GPU)."""
     return "per_model" if device.type == "cpu" else "folded"
 
 
-def _per_model_forward(
+def per_model_forward(
     base: nn.Module, state: Callable[[], dict[str, torch.Tensor]], n_models: int
 ) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
     """``(params, x [M, B, ...]) -> [M, B, C]``: each model's own network on its own batch, one after

@@ -152,6 +152,55 @@ def test_batchnorm_trains_per_model(data) -> None:
     )
 
 
+class ConvBN(nn.Module):
+    """A 2-D convolutional network with BatchNorm on the [D] = [1, 2, 3] inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.head = nn.Linear(4 * D, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.bn(self.conv(x.view(-1, 1, 2, 3))).relu().flatten(1))
+
+
+def test_a_conv_network_on_a_cpu_runs_model_by_model_and_equals_separate_runs(
+    data, monkeypatch
+) -> None:
+    """On a CPU a 2-D convolutional network runs each model in turn, channels-last (the
+    first call in each mode also probes it under vmap, to refuse randomness), and still
+    equals each model trained alone, BatchNorm statistics included."""
+    from pytest_privacy.engine import stack
+
+    calls = []
+    real = stack.per_model_forward
+    monkeypatch.setattr(
+        stack, "per_model_forward", lambda *a: calls.append(a[2]) or real(*a)
+    )
+    x, y, keep = data
+    seeds = model_seeds(5, range(M))
+    stacked = StackedModels(ConvBN, seeds).double()
+    batches = PerModelBatches(x, y, keep, seeds, batch_size=BATCH)
+    user_loop(stacked, batches, "sgd")
+    assert len(calls) == EPOCHS * len(batches) and set(calls) == {M}
+    together = stacked_state(stacked)
+    assert int(together["bn.num_batches_tracked"][1]) == EPOCHS * len(batches)
+    for m in (0, 2):
+        alone = StackedModels(ConvBN, [seeds[m]]).double()
+        user_loop(
+            alone, PerModelBatches(x, y, keep[[m]], [seeds[m]], batch_size=BATCH), "sgd"
+        )
+        for k, v in stacked_state(alone).items():
+            torch.testing.assert_close(
+                together[k][m], v[0], rtol=RTOL, atol=ATOL, msg=f"model {m}, {k}"
+            )
+    xt = torch.from_numpy(x)
+    stacked.eval()
+    torch.testing.assert_close(
+        stacked.model(2)(xt), stacked.forward_shared(xt)[2], rtol=RTOL, atol=ATOL
+    )
+
+
 def test_one_stacked_model_equals_a_plain_pytorch_loop(data) -> None:
     """The stacked arithmetic is torch's own: model m equals a plain nn.Module trained
     by a plain loop (torch's clip_grad_norm_, cross-entropy and AdamW) on model m's
@@ -348,6 +397,15 @@ def test_randomness_in_a_custom_forward_is_an_error_not_a_difference() -> None:
     stacked = StackedModels(Noisy, model_seeds(0, range(2)))
     with pytest.raises(RuntimeError, match="randomness"):
         stacked(torch.zeros(2, 3, D))
+
+    class NoisyConv(ConvBN):  # random in training mode only; run model by model on a CPU
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.dropout(super().forward(x), 0.5, training=self.training)
+
+    stacked = StackedModels(NoisyConv, model_seeds(0, range(2))).eval()
+    stacked(torch.zeros(2, 3, D))  # eval mode: nothing random
+    with pytest.raises(RuntimeError, match="randomness"):
+        stacked.train()(torch.zeros(2, 3, D))
 
 
 def test_import_pytest_privacy_stays_free_of_torch() -> None:

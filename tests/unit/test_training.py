@@ -203,8 +203,8 @@ def test_a_users_conv_network_trains_each_model_in_turn_on_a_cpu(data, monkeypat
     from pytest_privacy.engine import stack
 
     built = []
-    real = stack._per_model_forward
-    monkeypatch.setattr(stack, "_per_model_forward", lambda *a, **k: built.append(a[0]) or real(*a, **k))
+    real = stack.per_model_forward
+    monkeypatch.setattr(stack, "per_model_forward", lambda *a, **k: built.append(a[0]) or real(*a, **k))
     x, y = data
     recipe = TrainingRecipe(model=_own_convnet_dropout, epochs=2, batch_size=25, optimizer="sgd", lr=0.05)
     keep = balanced_keep(4, len(x), 0)
