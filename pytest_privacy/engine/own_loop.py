@@ -76,7 +76,9 @@ forward), and every model steps at every step. On a CPU a network with 2-D
 convolutions runs each model in turn, channels-last, as the recipe engine trains its
 ResNets (vmap's grouped convolutions are several times slower there); the first call in
 each mode (training, eval) also runs it under vmap on two examples, which is what
-refuses randomness. A loop that cannot be written this way
+refuses randomness. A plain ``nn.Sequential`` of linear, 3x3 convolution, ReLU,
+max-pool and flatten layers runs the engine's stacked forward instead of vmap (batched
+matmuls: a 16-MLP loop 20% faster), on any device. A loop that cannot be written this way
 (scikit-learn, early stopping per model, data-dependent control flow per model, a
 model-level library such as Opacus) stays a ``privacy_train_fn``, trained one model at a
 time.
@@ -239,6 +241,9 @@ class StackedModels(nn.Module):
         base = modules[0].to("meta")
         object.__setattr__(self, "_base", base)
         self._checked_modes: set[bool] = set()  # modes checked for randomness (see _call)
+        from . import stacked_conv
+
+        self._spec = stacked_conv.make_spec(base) if not buffers and stacked_conv.supports(base) else None
         base.train(self.training)
 
     def params(self) -> dict[str, torch.Tensor]:
@@ -263,9 +268,16 @@ class StackedModels(nn.Module):
     def _call(self, x: torch.Tensor, in_dim: int | None) -> torch.Tensor:
         from torch.func import functional_call, vmap
 
+        from . import stacked_conv
         from .stack import per_model_forward
 
         base = self._base
+        if self._spec is not None:
+            # A Sequential of linear, convolution (3x3), ReLU, max-pool and flatten layers: the
+            # recipe engine's stacked forward (batched matmuls and channels-last convolutions,
+            # no vmap), the same math.
+            xs = x if in_dim == 0 else x.expand(self.n_models, *x.shape)
+            return stacked_conv.stacked_forward(self.params(), xs, self._spec)
         if not self._model_by_model():
             return vmap(
                 lambda p, b, xb: functional_call(base, (p, b), (xb,)),

@@ -1,4 +1,5 @@
-"""Forward pass of M stacked small CNNs, fast on CPU, used by the engine for convolutional models.
+"""Forward pass of M stacked small Sequential networks (CNNs, MLPs), fast on CPU: the engine's for
+plain convolutional models, and ``StackedModels``' (a user's own loop) for any Sequential it supports.
 
 ``stacked_forward(params, x, spec)`` returns, for every model ``m``, what
 ``functional_call(module, {k: v[m] for k, v in params.items()}, (x[m],))`` returns, for an
@@ -28,6 +29,8 @@ What makes the difference on CPU (measured on 2 cores, M = 16, B = 64):
   weights are copied into explicitly channels-last strided tensors (:func:`_cl_weight`).
 * ReLU is moved after MaxPool (exactly equal values and gradients, on a 4x smaller tensor).
 * Unbinding the stacked parameters once (one backward node) instead of indexing ``p[m]``.
+* Linear layers as ``(W X^T)^T``: the weight's gradient comes out in the weight's own layout, so
+  autograd does not copy it into place each step (``X W^T`` made a 16-MLP own loop 15% slower).
 
 Only the order of summation inside the convolutions differs from the module's own, so results are
 allclose, not bit-identical (float64 results agree to 1e-10). In float32 a max-pool window whose
@@ -237,8 +240,12 @@ def _forward_groups(params: dict[str, Tensor], x: Tensor, layers: tuple[Layer, .
                 b = params.get(f"{layer.name}.bias") if layer.bias else None
                 lead = h.shape[:-1]
                 hf = h.reshape(m, -1, h.shape[-1])
-                out = torch.bmm(hf, w.transpose(1, 2)) if b is None else torch.baddbmm(b.unsqueeze(1), hf, w.transpose(1, 2))
-                h = out.view(*lead, w.shape[1])
+                # (W X^T)^T rather than X W^T: the weight's gradient then comes out [M, out, in],
+                # W's own layout, and autograd need not copy it into place every step.
+                out = torch.bmm(w, hf.transpose(1, 2)).transpose(1, 2)
+                if b is not None:
+                    out = out + b.unsqueeze(1)
+                h = out.reshape(*lead, w.shape[1])
     return leave(h) if grouped else h
 
 
