@@ -209,7 +209,7 @@ def train_stack(
     dropout = PerModelDropout.install(base, seeds, recipe.batch_size, data.example_shape, device)
     # Per-model state, read at each call: the stacked running statistics (BatchNorm's in-place
     # update writes each model's slice) and this step's dropout masks (redrawn every step).
-    state = lambda: {**buffers, **(dropout.masks if dropout else {})}  # noqa: E731
+    state = lambda: {**buffers, **(dropout.masks if dropout else {})}
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
     conv2d = any(isinstance(m, torch.nn.Conv2d) for m in base.modules())
     conv = conv2d or any(isinstance(m, torch.nn.Conv1d) for m in base.modules())
@@ -221,7 +221,7 @@ def train_stack(
         # the one-model loop on CPU. The channels-last stacked forward is 2x (images) to 4x
         # (1-D signals) faster than that loop for 16 models, with the same math.
         spec = stacked_conv.make_spec(base)
-        forward = lambda p, xb: stacked_conv.stacked_forward(p, xb, spec)  # noqa: E731
+        forward = lambda p, xb: stacked_conv.stacked_forward(p, xb, spec)
     elif conv2d and conv_layout(device) == "per_model":
         # Any other 2-D convolutional network on a CPU (the recipe's ResNets, a user's factory
         # with BatchNorm or dropout): each model in turn, channels-last (under vmap a factory
@@ -229,7 +229,7 @@ def train_stack(
         forward = per_model_forward(base, state, len(modules))
     elif buffers or dropout is not None:
         with_state = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))
-        forward = lambda p, xb: with_state(p, state(), xb)  # noqa: E731
+        forward = lambda p, xb: with_state(p, state(), xb)
     members = [np.flatnonzero(row) for row in keep]
     # With running statistics a padded slot would enter the batch's mean and variance: such models
     # train on full minibatches only (the last partial one of an epoch is dropped, as
