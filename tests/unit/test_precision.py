@@ -39,13 +39,14 @@ def _factory() -> nn.Module:
 @pytest.mark.parametrize("has_amx", [True, False])
 def test_policy_bf16_on_cuda_and_for_conv_models_on_amx_cpus(amx, has_amx):
     amx(has_amx)
-    for recipe in (CNN, RESNET, TrainingRecipe(model="wrn", depth=10, width=1)):  # convs autocast without vmap
+    # convs autocast without vmap (a WideResNet with dropout too: it trains model by model on a CPU)
+    for recipe in (CNN, RESNET, TrainingRecipe(model="wrn", depth=10, width=1),
+                   TrainingRecipe(model="wrn", depth=10, width=1, dropout=0.1)):
         assert training_precision(recipe, "cpu") == ("bf16" if has_amx else "float32")
         assert training_precision(recipe, "cuda") == "bf16"
-    # no measured gain (MLPs), stacked by vmap (under which torch does not autocast convolutions),
-    # or slower (DP-SGD's vmapped per-example gradients)
-    for recipe in (MLP, TrainingRecipe(model=_factory), TrainingRecipe(model="wrn", depth=10, width=1, dropout=0.1),
-                   CNN.with_defense("dp_sgd"), CNN.with_defense("mmd_mixup")):
+    # no measured gain (MLPs), the user's own network (float32 unless asked), or slower (DP-SGD's
+    # vmapped per-example gradients)
+    for recipe in (MLP, TrainingRecipe(model=_factory), CNN.with_defense("dp_sgd"), CNN.with_defense("mmd_mixup")):
         assert training_precision(recipe, "cpu") == "float32"
         assert training_precision(recipe, "cuda") == "bf16"
     for asked in ("float32", "bf16"):  # an explicit choice is kept everywhere
