@@ -147,18 +147,21 @@ def test_a_plain_sequential_runs_the_engines_stacked_forward(data, monkeypatch) 
     torch.testing.assert_close(out, expected, rtol=RTOL, atol=ATOL)
 
 
-def test_batchnorm_trains_per_model(data) -> None:
-    """Running statistics are per model: the stack equals each model trained alone,
-    statistics included."""
+def trains_as_alone(
+    data, factory: Callable[[], nn.Module], seed: int, counter: str, check: tuple[int, ...]
+) -> StackedModels:
+    """Train M stacked ``factory`` models with BatchNorm and check models ``check`` against
+    each trained alone, running statistics included; then model(m) against the stack in
+    eval mode. Returns the stack."""
     x, y, keep = data
-    seeds = model_seeds(3, range(M))
-    stacked = StackedModels(mlp_bn, seeds).double()
+    seeds = model_seeds(seed, range(M))
+    stacked = StackedModels(factory, seeds).double()
     batches = PerModelBatches(x, y, keep, seeds, batch_size=BATCH)
     user_loop(stacked, batches, "sgd")
     together = stacked_state(stacked)
-    assert int(together["1.num_batches_tracked"][0]) == EPOCHS * len(batches)
-    for m in (0, 3):
-        alone = StackedModels(mlp_bn, [seeds[m]]).double()
+    assert int(together[counter][check[-1]]) == EPOCHS * len(batches)
+    for m in check:
+        alone = StackedModels(factory, [seeds[m]]).double()
         user_loop(
             alone, PerModelBatches(x, y, keep[[m]], [seeds[m]], batch_size=BATCH), "sgd"
         )
@@ -169,8 +172,18 @@ def test_batchnorm_trains_per_model(data) -> None:
     xt = torch.from_numpy(x)
     stacked.eval()
     torch.testing.assert_close(
-        stacked.model(3)(xt), stacked.forward_shared(xt)[3], rtol=RTOL, atol=ATOL
+        stacked.model(check[-1])(xt),
+        stacked.forward_shared(xt)[check[-1]],
+        rtol=RTOL,
+        atol=ATOL,
     )
+    return stacked
+
+
+def test_batchnorm_trains_per_model(data) -> None:
+    """Running statistics are per model: the stack equals each model trained alone,
+    statistics included."""
+    trains_as_alone(data, mlp_bn, 3, "1.num_batches_tracked", (0, 3))
 
 
 class ConvBN(nn.Module):
@@ -190,7 +203,8 @@ def test_a_conv_network_on_a_cpu_runs_model_by_model_and_equals_separate_runs(
 ) -> None:
     """On a CPU a 2-D convolutional network runs each model in turn, channels-last (the
     first call in each mode also probes it under vmap, to refuse randomness), and still
-    equals each model trained alone, BatchNorm statistics included."""
+    equals each model trained alone, BatchNorm statistics included (the statistics'
+    batch counter shows the probe leaves them alone)."""
     from pytest_privacy.engine import stack
 
     calls = []
@@ -198,28 +212,10 @@ def test_a_conv_network_on_a_cpu_runs_model_by_model_and_equals_separate_runs(
     monkeypatch.setattr(
         stack, "per_model_forward", lambda *a: calls.append(a[2]) or real(*a)
     )
-    x, y, keep = data
-    seeds = model_seeds(5, range(M))
-    stacked = StackedModels(ConvBN, seeds).double()
-    batches = PerModelBatches(x, y, keep, seeds, batch_size=BATCH)
-    user_loop(stacked, batches, "sgd")
-    assert len(calls) == EPOCHS * len(batches) and set(calls) == {M}
-    together = stacked_state(stacked)
-    assert int(together["bn.num_batches_tracked"][1]) == EPOCHS * len(batches)
-    for m in (0, 2):
-        alone = StackedModels(ConvBN, [seeds[m]]).double()
-        user_loop(
-            alone, PerModelBatches(x, y, keep[[m]], [seeds[m]], batch_size=BATCH), "sgd"
-        )
-        for k, v in stacked_state(alone).items():
-            torch.testing.assert_close(
-                together[k][m], v[0], rtol=RTOL, atol=ATOL, msg=f"model {m}, {k}"
-            )
-    xt = torch.from_numpy(x)
-    stacked.eval()
-    torch.testing.assert_close(
-        stacked.model(2)(xt), stacked.forward_shared(xt)[2], rtol=RTOL, atol=ATOL
-    )
+    trains_as_alone(data, ConvBN, 5, "bn.num_batches_tracked", (0, 2))
+    steps = EPOCHS * (N // 2 // BATCH)
+    # the stack's training steps and its eval call run M models each; the alone runs one
+    assert calls.count(M) == steps + 1 and calls.count(1) == 2 * steps
 
 
 def test_one_stacked_model_equals_a_plain_pytorch_loop(data) -> None:
