@@ -135,7 +135,7 @@ def _cl_weight(w: Tensor) -> Tensor:
     if w.dim() == 4:  # Conv1d [M, O, I, 3]
         w = w.unsqueeze(3)
     m, o, i, kh, kw = w.shape
-    out = torch.empty_strided((m, o, i, kh, kw), (o * kh * kw * i, kh * kw * i, 1, kw * i, i), dtype=w.dtype)
+    out = torch.empty_strided((m, o, i, kh, kw), (o * kh * kw * i, kh * kw * i, 1, kw * i, i), dtype=w.dtype, device=w.device)
     return out.copy_(w)
 
 

@@ -129,3 +129,14 @@ def test_an_unknown_method_is_a_clear_error():
     params, _ = stack_module_state([model])
     with pytest.raises(ValueError, match="choose auto, loop or groups"):
         stacked_forward(params, torch.zeros(1, 2, 8), make_spec(model), method="im2col")
+
+
+@pytest.mark.parametrize("method", ["loop", "groups"])
+def test_every_tensor_stays_on_the_inputs_device(method):
+    """Run on the meta device (shapes only, no data): a tensor made on the CPU by default
+    inside the forward (as `_cl_weight` once did) would fail here as it would on CUDA."""
+    module = build_model(TrainingRecipe(model="cnn", hidden=(4, 8)), (12, 12), 3)
+    params, _ = stack_module_state([module, module])
+    params = {k: v.detach().to("meta") for k, v in params.items()}
+    out = stacked_forward(params, torch.empty(2, 5, 12, 12, device="meta"), module, method=method)
+    assert out.device.type == "meta" and out.shape == (2, 5, 3)
