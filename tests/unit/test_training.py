@@ -317,6 +317,42 @@ def test_unavailable_cuda_is_a_clear_error(data):
         train_ensemble(TrainingRecipe(epochs=1), x, y, balanced_keep(2, len(x), 0), seed=0, device="cuda")
 
 
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        TrainingRecipe(model="resnet", depth=8, width=4, epochs=2, batch_size=16, optimizer="sgd", momentum=0.9,
+                       nesterov=True, schedule="cosine", ema=0.9, augmentations=("crop", "flip"),
+                       label_smoothing=0.1, grad_clip=1.0),
+        TrainingRecipe(model="wrn", depth=10, width=1, dropout=0.2, epochs=2, batch_size=16,
+                       augmentations=("crop", "flip", "noise")),
+        TrainingRecipe(model="cnn", hidden=(4,), epochs=2, batch_size=16, augmentations=("shift",)),
+        TrainingRecipe(hidden=(8,), dropout=0.1, epochs=2, batch_size=16, optimizer="adamw", schedule="onecycle"),
+    ],
+    ids=["resnet-folded", "wrn-dropout", "cnn", "mlp-dropout"],
+)
+def test_training_keeps_every_tensor_on_the_training_device(monkeypatch, recipe):
+    """The training loop on the meta device (shapes, no data), as a stand-in for CUDA where none
+    is: a tensor made on the CPU by default would raise a device mismatch (a RuntimeError) before
+    the end. Only the last step, copying the weights out to the CPU, cannot run on meta tensors;
+    the ResNet's fused SGD has no meta kernel, so its update is skipped."""
+    from pytest_privacy.engine import optimizer, stack
+    from pytest_privacy.engine.training_data import TrainingData
+
+    x = np.random.default_rng(0).normal(size=(64, 3, 8, 8)).astype(np.float32)
+    y = np.random.default_rng(1).integers(0, 4, 64)
+    if recipe.optimizer == "sgd":
+        monkeypatch.setattr(optimizer.StackedOptimizer, "step", lambda self, grads, active, lrs: None)
+    seeds = model_seeds(0, range(2))
+    modules = [build_model(recipe, x.shape[1:], 4) for _ in seeds]
+    meta = torch.device("meta")
+    assert stack.conv_layout(meta) == "folded"  # the GPU's layout for the ResNet
+    epochs = []
+    with pytest.raises(NotImplementedError, match="meta tensor"):
+        stack.train_stack(recipe, modules, balanced_keep(2, 64, 0), seeds,
+                          TrainingData.plan(x, y, meta, budget=1 << 30, n_models=2), 4, meta, epochs.append)
+    assert epochs == [1] * recipe.epochs  # every epoch ran before the final copy
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu(data):
