@@ -327,14 +327,16 @@ def test_unavailable_cuda_is_a_clear_error(data):
                        augmentations=("crop", "flip", "noise")),
         TrainingRecipe(model="cnn", hidden=(4,), epochs=2, batch_size=16, augmentations=("shift",)),
         TrainingRecipe(hidden=(8,), dropout=0.1, epochs=2, batch_size=16, optimizer="adamw", schedule="onecycle"),
+        TrainingRecipe(model="cnn", hidden=(4,), epochs=2, batch_size=16).with_defense("dp_sgd"),
     ],
-    ids=["resnet-folded", "wrn-dropout", "cnn", "mlp-dropout"],
+    ids=["resnet-folded", "wrn-dropout", "cnn", "mlp-dropout", "cnn-dp-sgd"],
 )
 def test_training_keeps_every_tensor_on_the_training_device(monkeypatch, recipe):
     """The training loop on the meta device (shapes, no data), as a stand-in for CUDA where none
     is: a tensor made on the CPU by default would raise a device mismatch (a RuntimeError) before
     the end. Only the last step, copying the weights out to the CPU, cannot run on meta tensors;
-    the ResNet's fused SGD has no meta kernel, so its update is skipped."""
+    the ResNet's fused SGD has no meta kernel, so its update is skipped. (``mmd_mixup`` reads each
+    step's real slot counts back to the host, which meta tensors cannot give.)"""
     from pytest_privacy.engine import optimizer, stack
     from pytest_privacy.engine.training_data import TrainingData
 
