@@ -231,6 +231,11 @@ for case, c in bench["cases"].items():
           f"engine {c['engine_pct_of_matmul_peak']}% of matmul peak, "
           f"test acc loop {lo['test_acc']:.3f} / engine {en['test_acc']:.3f}, "
           f"peak mem loop {lo['peak_memory_mb']:.0f} / engine {en['peak_memory_mb']:.0f} MB")
+if "resnet64" in bench["cases"]:  # the GPU target: 64 small ResNets >= 10x the loop
+    c = bench["cases"]["resnet64"]
+    acc = abs(c["loop"]["test_acc"] - c["engine"]["test_acc"])
+    print(f"  GPU target (64 ResNets >= 10x the loop, test accuracy within 1 point): {c['speedup']}x, "
+          f"accuracy {acc * 100:.1f} points apart: {'met' if c['speedup'] >= 10 and acc <= 0.01 else 'NOT met'}")
 if "cache" in bench:
     c = bench["cache"]
     print(f"  cache: cold {c['cold']['seconds']:.2f}s, warm {c['warm']['seconds']:.2f}s, speedup {c['speedup']}x")
