@@ -240,10 +240,14 @@ class StackedModels(nn.Module):
         # parameters() yields only the stacked tensors (see train() for its mode).
         base = modules[0].to("meta")
         object.__setattr__(self, "_base", base)
-        self._checked_modes: set[bool] = set()  # modes checked for randomness (see _call)
         from . import stacked_conv
+        from .stack import per_model_forward
 
+        # How calls run (see _call), fixed by the architecture: the engine's stacked forward, or
+        # model by model for a 2-D convolutional network on a CPU, else vmap.
         self._spec = stacked_conv.make_spec(base) if not buffers and stacked_conv.supports(base) else None
+        conv2d = any(isinstance(m, nn.Conv2d) for m in base.modules())
+        self._per_model = per_model_forward(base, self.n_models, self.stacked_buffers) if conv2d else None
         base.train(self.training)
 
     def params(self) -> dict[str, torch.Tensor]:
@@ -269,52 +273,25 @@ class StackedModels(nn.Module):
         from torch.func import functional_call, vmap
 
         from . import stacked_conv
-        from .stack import per_model_forward
+        from .stack import conv_layout
 
-        base = self._base
         if self._spec is not None:
             # A Sequential of linear, convolution (3x3), ReLU, max-pool and flatten layers: the
             # recipe engine's stacked forward (batched matmuls and channels-last convolutions,
             # no vmap), the same math.
             xs = x if in_dim == 0 else x.expand(self.n_models, *x.shape)
             return stacked_conv.stacked_forward(self.params(), xs, self._spec)
-        if not self._model_by_model():
-            return vmap(
-                lambda p, b, xb: functional_call(base, (p, b), (xb,)),
-                in_dims=(0, 0, in_dim),
-            )(self.params(), self.stacked_buffers(), x)
-        # A 2-D convolutional network on a CPU: each model in turn, channels-last, as the
-        # recipe engine trains its ResNets (under vmap's grouped convolutions a ResNet-8
-        # trained several times slower, slower than a plain loop).
-        if self.training not in self._checked_modes:
-            self._refuse_randomness(x, in_dim)
-            self._checked_modes.add(self.training)
-        forward = per_model_forward(base, self.stacked_buffers, self.n_models)
-        return forward(self.params(), x if in_dim == 0 else x.expand(self.n_models, *x.shape))
-
-    def _refuse_randomness(self, x: torch.Tensor, in_dim: int | None) -> None:
-        """Run this mode's forward once under vmap on two examples, with copies of the
-        running statistics and no gradient: vmap's ``randomness="error"`` refuses random
-        ops in it (RReLU, ``F.dropout``), which running model by model would not."""
-        from torch.func import functional_call, vmap
-
+        if self._per_model is not None and conv_layout(self.stacked[0].device) == "per_model":
+            # A 2-D convolutional network on a CPU: each model in turn, channels-last, as the
+            # recipe engine trains its ResNets (under vmap's grouped convolutions a ResNet-8
+            # trained several times slower, slower than a plain loop).
+            xs = x if in_dim == 0 else x.expand(self.n_models, *x.shape)
+            return self._per_model(self.params(), xs)
         base = self._base
-        probe = x[:, :2] if in_dim == 0 else x[:2]
-        buffers = {k: v.clone() for k, v in self.stacked_buffers().items()}
-        params = {k: v.detach() for k, v in self.params().items()}
-        with torch.no_grad():
-            vmap(
-                lambda p, b, xb: functional_call(base, (p, b), (xb,)),
-                in_dims=(0, 0, in_dim),
-            )(params, buffers, probe)
-
-    def _model_by_model(self) -> bool:
-        """Whether calls run each model in turn (see :meth:`_call`) rather than under vmap."""
-        from .stack import conv_layout
-
-        return conv_layout(self.stacked[0].device) == "per_model" and any(
-            isinstance(m, nn.Conv2d) for m in self._base.modules()
-        )
+        return vmap(
+            lambda p, b, xb: functional_call(base, (p, b), (xb,)),
+            in_dims=(0, 0, in_dim),
+        )(self.params(), self.stacked_buffers(), x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Each model on its own inputs: ``x [M, B, ...] -> [M, B, ...]`` (logits

@@ -70,7 +70,7 @@ class TrainingRecipe(StrictSettings):
     defense: SerializeAsAny[DefenseSettings] | None = None
     precision: Literal["auto", "float32", "bf16"] = Field(
         "auto", description="training arithmetic: bf16 autocast or float32; auto: bf16 on CUDA and, for cnn/resnet/wrn "
-        "without dropout or a defense, on CPUs with AMX (see pytest_privacy.engine.precision)",
+        "without a defense, on CPUs with AMX (see pytest_privacy.engine.precision)",
     )
 
     @model_validator(mode="before")

@@ -209,7 +209,7 @@ def train_stack(
     dropout = PerModelDropout.install(base, seeds, recipe.batch_size, data.example_shape, device)
     # Per-model state, read at each call: the stacked running statistics (BatchNorm's in-place
     # update writes each model's slice) and this step's dropout masks (redrawn every step).
-    state = lambda: {**buffers, **(dropout.masks if dropout else {})}
+    masks = lambda: dropout.masks if dropout else {}
     forward = vmap(lambda p, xb: functional_call(base, p, (xb,)))
     conv2d = any(isinstance(m, torch.nn.Conv2d) for m in base.modules())
     conv = conv2d or any(isinstance(m, torch.nn.Conv1d) for m in base.modules())
@@ -226,10 +226,10 @@ def train_stack(
         # Any other 2-D convolutional network on a CPU (the recipe's ResNets, a user's factory
         # with BatchNorm or dropout): each model in turn, channels-last (under vmap a factory
         # ResNet-8 trained 3.8x slower than this, and slower than a plain loop).
-        forward = per_model_forward(base, state, len(modules))
+        forward = per_model_forward(base, len(modules), lambda: buffers, masks)
     elif buffers or dropout is not None:
         with_state = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))
-        forward = lambda p, xb: with_state(p, state(), xb)
+        forward = lambda p, xb: with_state(p, {**buffers, **masks()}, xb)
     members = [np.flatnonzero(row) for row in keep]
     # With running statistics a padded slot would enter the batch's mean and variance: such models
     # train on full minibatches only (the last partial one of an epoch is dropped, as
@@ -285,23 +285,43 @@ def conv_layout(device: torch.device) -> str:
 
 
 def per_model_forward(
-    base: nn.Module, state: Callable[[], dict[str, torch.Tensor]], n_models: int
+    base: nn.Module,
+    n_models: int,
+    buffers: Callable[[], dict[str, torch.Tensor]],
+    masks: Callable[[], dict[str, torch.Tensor]] | None = None,
 ) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
     """``(params, x [M, B, ...]) -> [M, B, C]``: each model's own network on its own batch, one after
     another inside one autograd graph, channels-last. On a CPU this beats the folded network:
     oneDNN's channels-last convolutions run 1.9-2.7x faster than its grouped ones at a ResNet's
     channel counts (16-64, 3x3, batch 128), and faster than the NCHW convolutions a plain loop
-    runs. Each model's parameters and ``state()`` (stacked running statistics, this step's dropout
-    masks) are views of the stacked tensors, so gradients and BatchNorm's in-place updates land in
-    them."""
+    runs. Each model's parameters, ``buffers()`` (stacked running statistics) and ``masks()``
+    (this step's dropout masks) are views of the stacked tensors, so gradients and BatchNorm's
+    in-place updates land in them.
+
+    Running model by model would let a random op in the forward (``F.dropout``, ``RReLU``) draw
+    from torch's global generator, so no model would equal itself trained alone: the first call
+    in each mode (training, eval) also runs the network under ``vmap`` on two examples (copies of
+    the statistics, no masks, no gradient), whose ``randomness="error"`` refuses such ops."""
     import torch
-    from torch.func import functional_call
+    from torch.func import functional_call, vmap
+
+    checked: set[bool] = set()
 
     def as_cl(t: torch.Tensor) -> torch.Tensor:
         return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
 
+    def refuse_randomness(params: dict[str, torch.Tensor], xb: torch.Tensor) -> None:
+        stats = {k: v.clone() for k, v in buffers().items()}
+        with torch.no_grad():
+            vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))(
+                {k: v.detach() for k, v in params.items()}, stats, xb[:, :2]
+            )
+
     def forward(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
-        outs, extra = [], state()
+        if base.training not in checked:
+            refuse_randomness(params, xb)
+            checked.add(base.training)
+        outs, extra = [], {**buffers(), **(masks() if masks else {})}
         for m in range(n_models):
             tensors = {k: as_cl(v[m]) for k, v in params.items()}
             tensors.update({k: v[m] for k, v in extra.items()})

@@ -209,9 +209,12 @@ def test_a_conv_network_on_a_cpu_runs_model_by_model_and_equals_separate_runs(
 
     calls = []
     real = stack.per_model_forward
-    monkeypatch.setattr(
-        stack, "per_model_forward", lambda *a: calls.append(a[2]) or real(*a)
-    )
+
+    def counted(base, n_models, *rest):
+        forward = real(base, n_models, *rest)
+        return lambda params, x: calls.append(n_models) or forward(params, x)
+
+    monkeypatch.setattr(stack, "per_model_forward", counted)
     trains_as_alone(data, ConvBN, 5, "bn.num_batches_tracked", (0, 2))
     steps = EPOCHS * (N // 2 // BATCH)
     # the stack's training steps and its eval call run M models each; the alone runs one

@@ -72,7 +72,11 @@ def test_training_steps_run_in_the_precision_asked(monkeypatch, precision):
         module = build(*args, **kwargs)
         for layer in module.modules():
             if isinstance(layer, nn.Conv2d):
-                layer.register_forward_hook(lambda mod, _, out: seen.add(out.dtype) if mod.training else None)
+                # training steps only: not the no-grad vmap pass that checks the forward for
+                # randomness once (stack.per_model_forward), where torch autocasts no convolution
+                layer.register_forward_hook(
+                    lambda mod, _, out: seen.add(out.dtype) if mod.training and torch.is_grad_enabled() else None
+                )
         return module
 
     monkeypatch.setattr(ensemble, "build_model", build_and_watch)

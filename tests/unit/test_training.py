@@ -225,6 +225,24 @@ def test_a_users_conv_network_trains_each_model_in_turn_on_a_cpu(data, monkeypat
     assert built == []
 
 
+class _NoisyConvNet(_OwnConvNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(super().forward(x), 0.5, training=self.training)  # global generator: not per model
+
+
+def _noisy_convnet() -> nn.Module:
+    return _NoisyConvNet()
+
+
+def test_randomness_in_a_factorys_conv_forward_is_an_error_not_a_difference(data):
+    """Model by model, a random op in a factory's forward would draw from torch's global
+    generator (no model would equal itself trained alone): refused, as under vmap."""
+    x, y = data
+    with pytest.raises(RuntimeError, match="randomness"):
+        train_models(TrainingRecipe(model=_noisy_convnet, epochs=1, batch_size=25), x, y,
+                     balanced_keep(2, len(x), 0), model_seeds(0, range(2)), device="cpu")
+
+
 @pytest.mark.slow
 def test_member_of_16_equals_the_model_trained_alone(data):
     x, y = data
