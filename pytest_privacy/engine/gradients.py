@@ -4,6 +4,8 @@ gradient of :func:`~.loss.batch_loss`. The trainer chooses one per stack, once
 
 - :class:`Autograd`: a vmapped (or stacked-conv) forward and one ordinary backward through the
   sum of the M models' losses (each model's parameters reach only its own loss).
+- :meth:`ModelByModel.gradients <.model_by_model.ModelByModel.gradients>`: each model's forward and
+  backward in turn, for networks that run model by model (convolutional networks with state, CPU).
 - :class:`HandWrittenMLP`: the recipe's plain MLP on the CPU, differentiated by hand in a dozen
   batched matmuls (for small models autograd's per-op bookkeeping costs more than the arithmetic).
 """
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from .loss import Batch, batch_loss
+from .model_by_model import ModelByModel
 
 if TYPE_CHECKING:
     import torch
@@ -118,8 +121,11 @@ def choose_gradients(
     params: dict[str, torch.Tensor], base: nn.Module, forward: Forward, device: torch.device, *,
     precision: str = "float32",
 ) -> GradientStrategy:
-    """The fastest exact strategy for this architecture, device and precision: the hand-written MLP
-    backward on the CPU in float32 (on CUDA, bf16 autocast and cuBLAS make autograd as fast; it
-    knows no autocast), else autograd."""
+    """The fastest exact strategy for this architecture, device and precision: model by model for a
+    forward that runs so (:class:`~.model_by_model.ModelByModel`: one model's activations alive at a
+    time), the hand-written MLP backward on the CPU in float32 (on CUDA, bf16 autocast and cuBLAS
+    make autograd as fast; it knows no autocast), else autograd."""
+    if isinstance(forward, ModelByModel):
+        return forward.gradients(params)
     layers = mlp_layers(base) if device.type == "cpu" and precision == "float32" else None
     return HandWrittenMLP(params, layers) if layers is not None else Autograd(params, forward)

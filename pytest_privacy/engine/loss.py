@@ -38,6 +38,12 @@ class Batch:
         """The same step on other inputs (and soft targets): how a defense changes the loss."""
         return replace(self, x=x, targets=self.targets if targets is None else targets)
 
+    def of_model(self, m: int) -> Batch:
+        """Model ``m``'s part of the step, as a one-model batch."""
+        one = slice(m, m + 1)
+        targets = None if self.targets is None else self.targets[one]
+        return Batch(self.x[one], self.y[one], self.weight[one], (self.active[m],), targets)
+
     def target_distribution(self, n_classes: int) -> torch.Tensor:
         """``targets``, or the one-hot labels ``[M, B, C]`` when no defense set soft ones."""
         import torch.nn.functional as F

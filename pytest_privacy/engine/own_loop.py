@@ -241,13 +241,13 @@ class StackedModels(nn.Module):
         base = modules[0].to("meta")
         object.__setattr__(self, "_base", base)
         from . import stacked_conv
-        from .stack import per_model_forward
+        from .model_by_model import ModelByModel
 
         # How calls run (see _call), fixed by the architecture: the engine's stacked forward, or
         # model by model for a 2-D convolutional network on a CPU, else vmap.
         self._spec = stacked_conv.make_spec(base) if not buffers and stacked_conv.supports(base) else None
         conv2d = any(isinstance(m, nn.Conv2d) for m in base.modules())
-        self._per_model = per_model_forward(base, self.n_models, self.stacked_buffers) if conv2d else None
+        self._per_model = ModelByModel(base, self.n_models, self.stacked_buffers) if conv2d else None
         base.train(self.training)
 
     def params(self) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ import numpy as np
 from .gradients import Autograd, GradientStrategy, choose_gradients
 from .keep import child_seed
 from .loss import Batch
+from .model_by_model import ModelByModel
 from .models import foldable, folded_model
 from .optimizer import StackedOptimizer
 from .precision import autocast
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from .recipe import TrainingRecipe
 
-__all__ = ["Epoch", "Stack", "conv_layout", "forward_all", "per_model_forward", "train_stack"]
+__all__ = ["Epoch", "Stack", "conv_layout", "forward_all", "train_stack"]
 
 
 def forward_all(base: nn.Module, params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
@@ -226,7 +227,7 @@ def train_stack(
         # Any other 2-D convolutional network on a CPU (the recipe's ResNets, a user's factory
         # with BatchNorm or dropout): each model in turn, channels-last (under vmap a factory
         # ResNet-8 trained 3.8x slower than this, and slower than a plain loop).
-        forward = per_model_forward(base, len(modules), lambda: buffers, masks)
+        forward = ModelByModel(base, len(modules), lambda: buffers, masks)
     elif buffers or dropout is not None:
         with_state = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))
         forward = lambda p, xb: with_state(p, {**buffers, **masks()}, xb)
@@ -279,56 +280,9 @@ def train_stack(
 def conv_layout(device: torch.device) -> str:
     """How a stack trains 2-D convolutional networks with state (BatchNorm, dropout) on ``device``:
     ``"per_model"`` (each model's network in turn, channels-last: the faster on a CPU, see
-    :func:`per_model_forward`) or, for the recipe's ResNets elsewhere, ``"folded"`` (one network of
+    :class:`~.model_by_model.ModelByModel`) or, for the recipe's ResNets elsewhere, ``"folded"`` (one network of
     grouped convolutions: one kernel per layer for all models, for a GPU)."""
     return "per_model" if device.type == "cpu" else "folded"
-
-
-def per_model_forward(
-    base: nn.Module,
-    n_models: int,
-    buffers: Callable[[], dict[str, torch.Tensor]],
-    masks: Callable[[], dict[str, torch.Tensor]] | None = None,
-) -> Callable[[dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
-    """``(params, x [M, B, ...]) -> [M, B, C]``: each model's own network on its own batch, one after
-    another inside one autograd graph, channels-last. On a CPU this beats the folded network:
-    oneDNN's channels-last convolutions run 1.9-2.7x faster than its grouped ones at a ResNet's
-    channel counts (16-64, 3x3, batch 128), and faster than the NCHW convolutions a plain loop
-    runs. Each model's parameters, ``buffers()`` (stacked running statistics) and ``masks()``
-    (this step's dropout masks) are views of the stacked tensors, so gradients and BatchNorm's
-    in-place updates land in them.
-
-    Running model by model would let a random op in the forward (``F.dropout``, ``RReLU``) draw
-    from torch's global generator, so no model would equal itself trained alone: the first call
-    in each mode (training, eval) also runs the network under ``vmap`` on two examples (copies of
-    the statistics, no masks, no gradient), whose ``randomness="error"`` refuses such ops."""
-    import torch
-    from torch.func import functional_call, vmap
-
-    checked: set[bool] = set()
-
-    def as_cl(t: torch.Tensor) -> torch.Tensor:
-        return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
-
-    def refuse_randomness(params: dict[str, torch.Tensor], xb: torch.Tensor) -> None:
-        stats = {k: v.clone() for k, v in buffers().items()}
-        with torch.no_grad():
-            vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))(
-                {k: v.detach() for k, v in params.items()}, stats, xb[:, :2]
-            )
-
-    def forward(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
-        if base.training not in checked:
-            refuse_randomness(params, xb)
-            checked.add(base.training)
-        outs, extra = [], {**buffers(), **(masks() if masks else {})}
-        for m in range(n_models):
-            tensors = {k: as_cl(v[m]) for k, v in params.items()}
-            tensors.update({k: v[m] for k, v in extra.items()})
-            outs.append(functional_call(base, tensors, (as_cl(xb[m]),)))
-        return torch.stack(outs)
-
-    return forward
 
 
 def _folded_forward(

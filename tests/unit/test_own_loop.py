@@ -205,16 +205,16 @@ def test_a_conv_network_on_a_cpu_runs_model_by_model_and_equals_separate_runs(
     first call in each mode also probes it under vmap, to refuse randomness), and still
     equals each model trained alone, BatchNorm statistics included (the statistics'
     batch counter shows the probe leaves them alone)."""
-    from pytest_privacy.engine import stack
+    from pytest_privacy.engine import model_by_model
 
     calls = []
-    real = stack.per_model_forward
+    real = model_by_model.ModelByModel
 
     def counted(base, n_models, *rest):
         forward = real(base, n_models, *rest)
         return lambda params, x: calls.append(n_models) or forward(params, x)
 
-    monkeypatch.setattr(stack, "per_model_forward", counted)
+    monkeypatch.setattr(model_by_model, "ModelByModel", counted)
     trains_as_alone(data, ConvBN, 5, "bn.num_batches_tracked", (0, 2))
     steps = EPOCHS * (N // 2 // BATCH)
     # the stack's training steps and its eval call run M models each; the alone runs one

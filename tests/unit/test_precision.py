@@ -73,7 +73,7 @@ def test_training_steps_run_in_the_precision_asked(monkeypatch, precision):
         for layer in module.modules():
             if isinstance(layer, nn.Conv2d):
                 # training steps only: not the no-grad vmap pass that checks the forward for
-                # randomness once (stack.per_model_forward), where torch autocasts no convolution
+                # randomness once (model_by_model.ModelByModel), where torch autocasts no convolution
                 layer.register_forward_hook(
                     lambda mod, _, out: seen.add(out.dtype) if mod.training and torch.is_grad_enabled() else None
                 )

@@ -202,16 +202,18 @@ def test_a_users_conv_network_trains_each_model_in_turn_on_a_cpu(data, monkeypat
     alone, masks and running statistics included. Plain MLPs and Sequential CNNs keep their paths."""
     from pytest_privacy.engine import stack
 
-    built = []
-    real = stack.per_model_forward
-    monkeypatch.setattr(stack, "per_model_forward", lambda *a, **k: built.append(a[0]) or real(*a, **k))
+    built, differentiated = [], []
+    real, real_gradients = stack.ModelByModel, stack.ModelByModel.gradients
+    monkeypatch.setattr(stack, "ModelByModel", lambda *a, **k: built.append(a[0]) or real(*a, **k))
+    # and model by model it differentiates (one model's activations alive at a time)
+    monkeypatch.setattr(real, "gradients", lambda self, p: differentiated.append(len(p)) or real_gradients(self, p))
     x, y = data
     recipe = TrainingRecipe(model=_own_convnet_dropout, epochs=2, batch_size=25, optimizer="sgd", lr=0.05)
     keep = balanced_keep(4, len(x), 0)
     keep[1, :7] = False
     together = train_models(recipe, x, y, keep, model_seeds(0, range(4)))
     alone = train_models(recipe, x, y, keep[1:2], model_seeds(0, [1]))
-    assert len(built) == 2 and isinstance(built[0], _OwnConvNet)
+    assert len(built) == 2 and isinstance(built[0], _OwnConvNet) and len(differentiated) == 2
     for k in together.params:
         torch.testing.assert_close(together.params[k][1], alone.params[k][0], rtol=1e-4, atol=1e-5)
     undropped = train_models(recipe.model_copy(update={"model": _own_convnet}), x, y, keep[1:2], model_seeds(0, [1]))
