@@ -97,7 +97,7 @@ class TrainViews:
                 period = max(2 * (size - 1), 1)
                 pos = pos.remainder(period)
                 pos = torch.where(pos >= size, period - pos, pos)
-            else:
+            elif self.shift:
                 pos = pos + 1  # the zero border's offset
             if flipped is not None and j == k - 1:  # then mirrored: output i shows what size-1-i read
                 pos = torch.where(flipped, pos.flip(-1), pos)
