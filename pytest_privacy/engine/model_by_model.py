@@ -67,12 +67,18 @@ class ModelByModel:
             )
         self._checked.add(self.base.training)
 
-    def _network(self, m: int, own: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Model ``m`` (its parameters ``own``) on its inputs ``x [B, ...]``: logits ``[B, C]``."""
+    def _state(self) -> dict[str, torch.Tensor]:
+        """This step's stacked running statistics and dropout masks (read once per call)."""
+        return {**self.buffers(), **(self.masks() if self.masks else {})}
+
+    def _network(
+        self, m: int, own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
+        """Model ``m`` (its parameters ``own``, its slice of ``state``) on its inputs ``x [B, ...]``:
+        logits ``[B, C]``."""
         from torch.func import functional_call
 
         tensors = {k: _channels_last(v) for k, v in own.items()}
-        state = {**self.buffers(), **(self.masks() if self.masks else {})}
         tensors.update({k: v[m] for k, v in state.items()})
         return functional_call(self.base, tensors, (_channels_last(x),))
 
@@ -80,8 +86,9 @@ class ModelByModel:
         import torch
 
         self._check_randomness(params, xb)
+        state = self._state()
         return torch.stack(
-            [self._network(m, {k: v[m] for k, v in params.items()}, xb[m]) for m in range(self.n_models)]
+            [self._network(m, {k: v[m] for k, v in params.items()}, state, xb[m]) for m in range(self.n_models)]
         )
 
     def gradients(self, params: dict[str, torch.Tensor]) -> Callable[[Batch], dict[str, torch.Tensor]]:
@@ -93,11 +100,12 @@ class ModelByModel:
         def gradients(batch: Batch) -> dict[str, torch.Tensor]:
             self._check_randomness(params, batch.x)
             grads = {k: torch.zeros_like(v) for k, v in params.items()}
+            state = self._state()
             for m in (m for m, on in enumerate(batch.active) if on):
                 # model m's parameters as leaves of their own (views of the stacked storage), so the
                 # backward stops there instead of building [M, ...] gradients of a select
                 own = {k: v.detach()[m].requires_grad_() for k, v in params.items()}
-                loss = batch_loss(self._network(m, own, batch.x[m]).float()[None], batch.of_model(m))
+                loss = batch_loss(self._network(m, own, state, batch.x[m]).float()[None], batch.of_model(m))
                 for k, g in zip(own, torch.autograd.grad(loss.sum(), list(own.values()))):
                     grads[k][m] = g
             return grads
