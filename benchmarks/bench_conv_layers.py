@@ -16,6 +16,7 @@ import argparse
 import time
 
 from _output import emit  # benchmarks/ is on sys.path when a script runs
+from bench_training import matmul_peak  # the peak every benchmark compares to
 
 LAYERS = [(16, 16, 32), (32, 32, 16), (64, 64, 8)]  # (in, out, height = width)
 BATCH = 128
@@ -31,14 +32,6 @@ def _seconds(fn, repeat: int) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
-
-
-def matmul_gflops(repeat: int) -> float:
-    """A large float32 matmul's rate: the peak the layers are compared to."""
-    import torch
-
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    return 2 * 2048**3 / _seconds(lambda: a @ b, repeat) / 1e9
 
 
 def layer_rates(c_in: int, c_out: int, size: int, channels_last: bool, repeat: int) -> dict[str, float]:
@@ -72,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    peak = matmul_gflops(args.repeat)
+    peak = matmul_peak("cpu")
     layers = {}
     for c_in, c_out, size in LAYERS:
         for layout, cl in (("channels_last", True), ("nchw", False)):
