@@ -170,7 +170,7 @@ class Stack:
     def batches(self, epoch: Epoch, active: Callable[[int], list[bool]]) -> Iterator[Batch]:
         """The epoch's batches in order; ``active(step)`` says which models step."""
         rows = self.data.epoch_rows(epoch.order, epoch.order_t)
-        epoch_y = self.data.labels[epoch.order_t]
+        epoch_y = self.data.labels_at(epoch.order_t)
         bsz = self.batch_size
         for step in range(max(self.steps)):
             cols = slice(step * bsz, (step + 1) * bsz)
