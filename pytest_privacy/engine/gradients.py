@@ -69,13 +69,17 @@ class HandWrittenMLP:
         with torch.no_grad():
             h = batch.x.flatten(2)
             inputs = []
-            for j, (w, b) in enumerate(layers):
+            for w, b in layers[:-1]:
                 inputs.append(h)
-                h = torch.baddbmm(params[b].unsqueeze(1), h, params[w].transpose(1, 2))
-                if j < len(layers) - 1:
-                    h = h.relu_()
+                h = torch.baddbmm(params[b].unsqueeze(1), h, params[w].transpose(1, 2)).relu_()
+            inputs.append(h)
+            w, b = layers[-1]
+            # The logits class-major, [M, C, B], and ``d`` a [M, B, C] view of them: a CPU softmax
+            # over a short last axis (10 classes) runs element by element, over the middle axis
+            # vectorised along B (16 x 64 x 10: 6 us against 86 us, ~5% of the step; measured).
+            logits_t = torch.baddbmm(params[b].unsqueeze(2), params[w], h.transpose(1, 2))
             # d(batch_loss)/d(logits) = (softmax - targets) * w / sum(w), per model
-            d = torch.softmax(h, dim=-1)
+            d = torch.softmax(logits_t, dim=1).transpose(1, 2)
             if batch.targets is None:
                 minus_one = torch.full(batch.y.shape + (1,), -1.0, dtype=d.dtype, device=d.device)
                 d.scatter_add_(-1, batch.y.unsqueeze(-1), minus_one)

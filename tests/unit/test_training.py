@@ -419,17 +419,19 @@ def test_cnn_on_images_equals_a_plain_pytorch_loop():
     np.testing.assert_allclose(ens.logits(x, queries=False, device="cpu")[2, :, 0], expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("hidden", [(7, 5), ()], ids=["two-hidden", "no-hidden"])
 @pytest.mark.parametrize("soft", [False, True], ids=["labels", "soft-targets"])
-def test_hand_written_mlp_backward_is_the_derivative_of_the_engine_loss(soft):
+def test_hand_written_mlp_backward_is_the_derivative_of_the_engine_loss(soft, hidden):
     """The CPU fast path's gradients are autograd's of ``batch_loss`` (the one loss every strategy
-    shares), in float64, with padded (zero-weight) rows, for labels and a defense's soft targets."""
+    shares), in float64, with padded (zero-weight) rows, for labels and a defense's soft targets,
+    with hidden layers and without (the output layer alone: a softmax regression)."""
     from torch.func import functional_call, stack_module_state, vmap
 
     from pytest_privacy.engine.gradients import HandWrittenMLP, mlp_layers
     from pytest_privacy.engine.loss import Batch, batch_loss
 
     torch.manual_seed(0)
-    modules = [build_model(TrainingRecipe(hidden=(7, 5)), (2, 3), 4).double() for _ in range(3)]
+    modules = [build_model(TrainingRecipe(hidden=hidden), (2, 3), 4).double() for _ in range(3)]
     params, _ = stack_module_state(modules)
     params = {k: v.detach().requires_grad_() for k, v in params.items()}
     xb, yb = torch.randn(3, 9, 2, 3, dtype=torch.float64), torch.randint(0, 4, (3, 9))
@@ -442,7 +444,7 @@ def test_hand_written_mlp_backward_is_the_derivative_of_the_engine_loss(soft):
     expected = torch.autograd.grad(batch_loss(out, batch).sum(), list(params.values()))
     layers = mlp_layers(modules[0])
     got = HandWrittenMLP({k: v.detach() for k, v in params.items()}, layers)(batch)
-    assert [w for w, _ in layers] == ["1.weight", "3.weight", "5.weight"]
+    assert [w for w, _ in layers] == ["1.weight", "3.weight", "5.weight"][: len(hidden) + 1]
     for name, grad in zip(params, expected):
         torch.testing.assert_close(got[name], grad, rtol=1e-10, atol=1e-12)
         assert got[name].is_contiguous()
