@@ -193,7 +193,7 @@ def _forward_loop(params: dict[str, Tensor], x: Tensor, layers: tuple[Layer, ...
 def _forward_groups(params: dict[str, Tensor], x: Tensor, layers: tuple[Layer, ...]) -> Tensor:
     """All models folded into the channel axis: ``[B, M*C, H, W]`` channels-last (memory
     ``[B, H, W, M, C]``; 1-D as ``H = 1``), convs with ``groups=M`` (oneDNN), pooling channels-last."""
-    m, bsz = x.shape[:2]
+    m = x.shape[0]
     h = x  # "std": [M, B, *per-example]
     grouped = False
     lifted = False
