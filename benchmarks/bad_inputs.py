@@ -95,7 +95,7 @@ CASES: list[tuple[str, str, Callable[[], object]]] = [
     ("TrainingRecipe", "lr=-1", recipe(lr=-1.0)),
     ("TrainingRecipe", "model='transformer'", recipe(model="transformer")),
     ("TrainingRecipe", "augmentations=('rotate',)", recipe(augmentations=("rotate",))),
-    ("TrainingRecipe", "optimizer='adamw'", recipe(optimizer="adamw")),
+    ("TrainingRecipe", "optimizer='rmsprop'", recipe(optimizer="rmsprop")),
     ("TrainingRecipe", "hidden=(0,)", recipe(hidden=(0,))),
     ("audit data", "one class", audit((X, np.zeros(200, int)))),
     ("audit data", "empty", audit((X[:0], Y[:0]))),
