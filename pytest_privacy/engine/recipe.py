@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
@@ -72,6 +72,16 @@ class TrainingRecipe(StrictSettings):
         "auto", description="training arithmetic: bf16 autocast or float32; auto: bf16 on CUDA and, for cnn/resnet/wrn "
         "without a defense, on CPUs with AMX (see pytest_privacy.engine.precision)",
     )
+
+    # What torch, Keras and Hugging Face's Trainer call these fields, for the did-you-mean.
+    field_synonyms: ClassVar[Mapping[str, str]] = {
+        "learning_rate": "lr", "wd": "weight_decay", "num_epochs": "epochs", "n_epochs": "epochs",
+        "num_train_epochs": "epochs", "bs": "batch_size", "per_device_train_batch_size": "batch_size",
+        "arch": "model", "architecture": "model", "optim": "optimizer", "scheduler": "schedule",
+        "lr_scheduler_type": "schedule", "lr_schedule": "schedule", "max_grad_norm": "grad_clip",
+        "clip_grad_norm": "grad_clip", "warmup": "warmup_epochs", "warmup_steps": "warmup_epochs",
+        "label_smoothing_factor": "label_smoothing", "hidden_sizes": "hidden",
+    }
 
     @model_validator(mode="before")
     @classmethod
