@@ -95,6 +95,7 @@ import torch
 from torch import nn
 
 from .keep import child_seed, torch_seed
+from .training_data import gather_rows
 
 __all__ = [
     "PerModelBatches",
@@ -479,4 +480,4 @@ class PerModelBatches:
         step by step (an epoch-wide gather would hold M copies of the data)."""
         for idx in self.iter_indices():
             index = torch.from_numpy(idx).to(self.x.device)
-            yield self.x[index], self.y[index]
+            yield gather_rows(self.x, index), gather_rows(self.y, index)
