@@ -105,20 +105,14 @@ class StackedFunctionSource:
         return self  # the user's loop decides its own arithmetic; its code is in the key
 
     def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
-        import torch
-
-        from ..engine.own_loop import check_layers, init_seed
+        from ..engine.own_loop import check_layers, seeded_model
 
         if min_points < self.batch_size:
             raise ValueError(
                 f"stacked_training(batch_size={self.batch_size}) is larger than the {min_points} points some model "
                 "trains on: lower the batch size."
             )
-        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-            torch.manual_seed(init_seed(np.random.SeedSequence(0)))
-            model = self.factory()
-        if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"stacked_training(model=...) must build an nn.Module, it built a {type(model).__name__}.")
+        model = seeded_model(self.factory, np.random.SeedSequence(0))  # refuses a factory building no nn.Module
         check_layers(model)  # a layer that cannot be stacked is refused before anything trains
 
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:

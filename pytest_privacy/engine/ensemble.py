@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..augmentations import make_queries
-from .keep import child_seed, model_seeds, torch_seed
+from .keep import model_seeds, seeded_init
 from .models import build_model, dry_run
 from .progress import Progress, progress_bar
 from .recipe import TrainingRecipe
@@ -276,13 +276,7 @@ def train_models(
     n_classes = int(y.max()) + 1
     modules = []
     for s in seeds:
-        with torch.random.fork_rng(devices=[]):
-            # The CPU generator alone, which is what builds the recipe's models: torch.manual_seed
-            # would also seed every accelerator backend, queueing a lazy call for each that formats
-            # a stack trace (~0.5 ms a model where none is initialised: 4% of a 16-MLP run), and
-            # on a GPU it would reseed the caller's CUDA generator, which this CPU-only fork does
-            # not restore.
-            torch.default_generator.manual_seed(torch_seed(child_seed(s, 0)))
+        with seeded_init(s):
             modules.append(build_model(recipe, example_shape, n_classes))
     check_stackable(modules[0], recipe, int(keep.sum(axis=1).min()))
     budget = default_memory_budget(dev) if max_memory is None else int(max_memory)

@@ -38,10 +38,11 @@ The contract: what must be per model, what may be shared
   own norm (as ``torch.nn.utils.clip_grad_norm_`` on that model alone).
   ``torch.nn.utils.clip_grad_norm_(models.parameters(), ...)`` would clip all M
   models by their *joint* norm: do not call it here.
-- **Initialisation.** Model ``m`` is ``factory()`` run right after
-  ``torch.manual_seed(init_seed(seeds[m]))`` (stream 0 of its seed, as the recipe engine
-  builds its models), inside ``torch.random.fork_rng`` so the caller's global generator
-  is untouched; :func:`seeded_model` builds that same model alone.
+- **Initialisation.** Model ``m`` is ``factory()`` run under
+  :func:`~.keep.seeded_init` ``(seeds[m])``: torch's generators seeded with
+  ``init_seed(seeds[m])`` (stream 0 of its seed, as the recipe engine builds its
+  models), the caller's restored afterwards; :func:`seeded_model` builds that same
+  model alone.
 - **Minibatches.** :class:`PerModelBatches` draws model ``m``'s order from its own
   generator (stream 1 of its seed, as the engine does), so its batches never depend on
   the other models.
@@ -94,7 +95,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .keep import child_seed, torch_seed
+from .keep import child_seed, init_seed, seeded_init
 from .training_data import gather_rows
 
 __all__ = [
@@ -106,20 +107,12 @@ __all__ = [
 ]
 
 
-def init_seed(seed: np.random.SeedSequence) -> int:
-    """The ``torch.manual_seed`` a model's weights are built under: stream 0 of its
-    seed (as :func:`~pytest_privacy.engine.ensemble.train_models` builds a recipe's
-    models)."""
-    return torch_seed(child_seed(seed, 0))
-
-
 def seeded_model(
     factory: Callable[[], nn.Module], seed: np.random.SeedSequence
 ) -> nn.Module:
     """``factory()`` built under ``seed`` alone: the model :class:`StackedModels`
     stacks at that seed's slot (the caller's global generator is left as it was)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed(seed))
+    with seeded_init(seed):
         module = factory()
     if not isinstance(module, nn.Module):
         raise TypeError(

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytest_privacy.engine.keep import balanced_keep, model_seeds
+from pytest_privacy.engine.keep import balanced_keep, init_seed, model_seeds
 from pytest_privacy.engine.own_loop import (
     PerModelBatches,
     StackedModels,
@@ -261,8 +261,11 @@ def test_model_m_is_the_factory_alone_under_its_seed() -> None:
     )  # the caller's global generator is untouched
     for m, s in enumerate(seeds):
         alone = seeded_model(mlp, s)
+        torch.manual_seed(init_seed(s))  # by hand, as the module docstring says a model is built
+        by_hand = mlp()
         for k, v in alone.state_dict().items():
             assert torch.equal(stacked.params()[k][m], v), (m, k)
+            assert torch.equal(by_hand.state_dict()[k], v), (m, k)
     assert not torch.equal(
         stacked.params()["0.weight"][0], stacked.params()["0.weight"][1]
     )

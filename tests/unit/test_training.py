@@ -13,7 +13,7 @@ from pytest_privacy import (
     train_ensemble,
 )
 from pytest_privacy.engine.ensemble import train_models
-from pytest_privacy.engine.keep import child_seed, model_seeds, torch_seed
+from pytest_privacy.engine.keep import child_seed, init_seed, model_seeds
 from pytest_privacy.engine.models import build_model
 
 
@@ -26,7 +26,7 @@ def data():
 def _plain_loop(recipe, x, y, keep_row, seed):
     """Reference implementation: one model, torch.optim and torch's schedulers, batches drawn as
     the engine documents (every feature in torch's own spelling, not the engine's)."""
-    torch.manual_seed(torch_seed(child_seed(seed, 0)))
+    torch.manual_seed(init_seed(seed))
     model = build_model(recipe, x.shape[1:], int(y.max()) + 1)
     params = list(model.parameters())
     if recipe.weight_decay_on == "weights":
