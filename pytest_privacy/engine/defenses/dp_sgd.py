@@ -35,10 +35,8 @@ class DPSGD(DefenseSettings):
     epsilon: float = Field(8.0, gt=0, description="target epsilon (noise from opacus's RDP accountant)", strict=True)
     delta: float = Field(1e-5, gt=0, lt=1, description="target delta", strict=True)
     clip: float = Field(1.0, gt=0, description="per-example gradient norm bound", strict=True)
-    # What opacus calls these (its make_private_with_epsilon), for the did-you-mean.
-    field_synonyms: ClassVar[Mapping[str, str]] = {
-        "target_epsilon": "epsilon", "target_delta": "delta", "max_grad_norm": "clip", "eps": "epsilon",
-    }
+    # What opacus calls these (make_private_with_epsilon) where no spelling match finds them.
+    field_synonyms: ClassVar[Mapping[str, str]] = {"target_delta": "delta", "max_grad_norm": "clip"}
 
     def build(self, stack: Stack) -> _DPSGDDefense:
         return _DPSGDDefense(self, stack)
