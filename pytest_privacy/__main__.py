@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from .report.compare import Criterion, compare_reports, comparison_lines, parse_criteria
-from .report.storage import RunStorage
+from .report.storage import RunStorage, StoredRunError
 from .results import SessionReport
 
 
@@ -32,20 +32,19 @@ def main(argv: list[str] | None = None) -> int:
         help="judge significance instead, as --privacy-compare-fail does: tpr:+0.01,auc:+0.02,eps:+0.5,new-vulnerable:5",
     )
     cmp.add_argument(
-        "--allow-missing", action="store_true", help="a gate of OLD without a result in NEW is not a regression"
+        "--allow-missing", action="store_true",
+        help="a gate of OLD without a result in NEW (or recorded ambiguously, or on other data) is not a regression",
+    )
+    cmp.add_argument(
+        "--data-changed", action="store_true",
+        help="the data changed on purpose: compare gates audited on other data all the same",
     )
     args = parser.parse_args(argv)
     if args.command == "schema":
         print(json.dumps(SessionReport.model_json_schema(), indent=2))
         return 0
     if args.command == "list":
-        storage = RunStorage(args.storage)
-        for run in storage.runs():
-            report = storage.load(str(run.number))
-            verdicts = Counter(r.verdict.value for r in report.results)
-            counts = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "no results"
-            print(f"{run.number:4d}  {run.name}  {report.created}  commit {(report.commit or '-')[:10]}  {counts}")
-        return 0
+        return _list(args.storage)
     try:
         old, new = (SessionReport.model_validate_json(p.read_text()) for p in (args.old, args.new))
     except (OSError, ValueError) as exc:
@@ -60,10 +59,41 @@ def main(argv: list[str] | None = None) -> int:
     else:
         criteria, significant = [Criterion(m, args.tolerance) for m in ("tpr", "auc", "eps")], False
     comparison = compare_reports(
-        old, new, criteria, significant=significant, allow_missing=args.allow_missing, against=str(args.old)
+        old, new, criteria, significant=significant, allow_missing=args.allow_missing, against=str(args.old),
+        data_changed=args.data_changed,
     )
     print("\n".join(comparison_lines(comparison)))
     return 1 if comparison.failed else 0
+
+
+def _list(url: str) -> int:
+    """Print one line per stored run; a run that cannot be read or trusted is named with what is
+    wrong with it, the others are still listed (exit status 1 when any is bad, or none is stored)."""
+    try:
+        storage = RunStorage(url)
+        runs = storage.runs()
+    except (OSError, ValueError, ImportError) as exc:
+        print(f"cannot read the stored runs under {url}: {exc}", file=sys.stderr)
+        return 2
+    if not runs:
+        where = "does not exist" if not storage.fs.exists(storage.root) else "holds no stored run"
+        print(f"no stored runs: {url} {where} (store one with --privacy-autosave or --privacy-save=NAME).", file=sys.stderr)
+        return 1
+    bad = 0
+    for run in runs:
+        try:
+            report = storage.read(run)
+        except StoredRunError as exc:
+            bad += 1
+            print(f"{run.number:4d}  {run.name}  UNREADABLE: {exc}")
+            continue
+        verdicts = Counter(r.verdict.value for r in report.results)
+        counts = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "no results"
+        outcome = f"  session {report.outcome}" if report.outcome else ""
+        print(f"{run.number:4d}  {run.name}  {report.created}  commit {(report.commit or '-')[:10]}  {counts}{outcome}")
+    if bad:
+        print(f"{bad} of {len(runs)} stored runs cannot be used (see above).", file=sys.stderr)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from .metrics import (
     auc_gate,
     check_confidence,
     check_delta,
+    check_epsilon_claim,
     check_gate_args,
     check_margin,
     check_max_auc,
@@ -187,6 +188,7 @@ def _attack_result(
         roc_tpr_high=np.atleast_1d(high).tolist(),
         n_references=0 if refs is None else refs.n_references,
         seed=None if refs is None else refs.seed,
+        data_id=data.data_id,
     )
 
 
@@ -288,7 +290,7 @@ def assert_tpr_at_fpr_below(
         g = (pooled_gate if scores.ndim == 2 else gate)(scores, member, fpr=fprs[0], max_tpr=max_tpr, confidence=level)
         return [_attack_result(g, names[0], variant, d, queries, scores, started, is_member=member)]
 
-    results = [record_result(r) for r in _adaptively(judge, data, confidence)]
+    results = [record_result(_requested(r, attack)) for r in _adaptively(judge, data, confidence)]
     if len(results) == 1:
         return _enforce(results[0], policy, f"TPR at FPR {fprs[0]:g} must be <= {max_tpr:g}")
     k = len(results)
@@ -304,6 +306,12 @@ def assert_tpr_at_fpr_below(
         undecided = next(r for r in results if r.verdict is Verdict.INCONCLUSIVE)
         _enforce(undecided, policy, f"{what} (a family of {k}: every member must pass)")
     return results
+
+
+def _requested(r: AttackResult, attack: Any) -> AttackResult:
+    """``r`` marked as the default gate when the test named no attack: stored runs identify it by
+    that request, since the default differs with the references at hand."""
+    return r.model_copy(update={"default_attack": True}) if attack is None else r
 
 
 def _attack_for(attack: str | None, data: MembershipData) -> str:
@@ -418,7 +426,7 @@ def assert_auc_below(
         g = auc_gate(scores, d.is_member, max_auc=max_auc, confidence=level)
         return [_attack_result(g, name, variant, d, queries, scores, started)]
 
-    r = record_result(_adaptively(judge, data, confidence)[0])
+    r = record_result(_requested(_adaptively(judge, data, confidence)[0], attack))
     return _enforce(r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{r.auc_low:.4f}, {r.auc_high:.4f}])")
 
 
@@ -442,14 +450,14 @@ def assert_epsilon_below(
     ``attack=None`` runs the default for the audit's references, as in :func:`assert_tpr_at_fpr_below`.
     """
     data = _fixed(as_membership_data(data))
-    attack = _attack_for(attack, data)
+    requested, attack = attack, _attack_for(attack, data)
     confidence = _confidence(confidence)
     check_max_epsilon(max_epsilon)
     check_delta(delta)
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = epsilon_gate(scores, data.is_member, max_epsilon=max_epsilon, delta=delta, confidence=confidence)
-    r = record_result(_attack_result(g, attack, variant, data, queries, scores, started))
+    r = record_result(_requested(_attack_result(g, attack, variant, data, queries, scores, started), requested))
     return _enforce(r, _policy(None), f"epsilon must be <= {max_epsilon:g}")
 
 
@@ -488,7 +496,7 @@ def assert_no_more_vulnerable_than(
     :func:`assert_tpr_at_fpr_below`.
     """
     data = _fixed(as_membership_data(data))
-    attack = _attack_for(attack, data)
+    requested, attack = attack, _attack_for(attack, data)
     confidence = _confidence(confidence)
     check_rate("fpr", fpr)
     check_margin(margin)
@@ -524,6 +532,7 @@ def assert_no_more_vulnerable_than(
         n_references=0 if refs is None else refs.n_references,
         n_references_baseline=0 if base_refs is None else base_refs.n_references,
         seed=None if refs is None else refs.seed, baseline=description, seconds=time.perf_counter() - started,
+        default_attack=requested is None, data_id=data.data_id,
     )
     r = record_result(r)
     if r.verdict is Verdict.FAIL:
@@ -571,8 +580,7 @@ def assert_dp_claim_holds(
     from .one_run import needed_canaries, one_run_audit
     from .one_run_gdp import gdp_epsilon, one_run_gdp_audit
 
-    if not (isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool) and epsilon > 0):
-        raise ValueError(f"epsilon must be a number > 0, got {epsilon!r}.")
+    epsilon = check_epsilon_claim(epsilon)
     delta = check_delta(delta)
     if not (hasattr(run, "scores") and hasattr(run, "included")):
         raise TypeError(
@@ -613,6 +621,7 @@ def assert_dp_claim_holds(
         n_canaries=audit.n_canaries, n_guesses=audit.n_guesses, n_correct=audit.n_correct,
         accountant_epsilon=getattr(run, "accountant_epsilon", None), seed=getattr(run, "seed", None),
         seconds=getattr(run, "seconds", None), gdp_mu_low=gdp.mu_low, gdp_epsilon_low=gdp_epsilon(gdp.mu_low, delta),
+        data_id=getattr(run, "data_id", None),
     ))
     return _enforce(r, policy, f"the claim {claim} must hold", describe=_describe_dp, hint=_DP_HINT)
 

@@ -47,6 +47,7 @@ class PrivacyConfig(StrictSettings):
     snapshot_update: bool = False  # accept this session's most vulnerable records
     save: str | None = None  # store this session's report under this name
     compare: str | None = None  # compare with this stored run (a name, a number, or latest)
+    compare_data_changed: bool = False  # compare gates audited on other data all the same
     compare_fail: str | None = None  # criteria that fail the session: tpr:+0.01,auc:+0.02,eps:+0.5,new-vulnerable:5
     population: float = Field(0.0, ge=0, lt=0.5)  # share of the data held out as RMIA's population
     canaries: int | None = Field(None, ge=2)  # canaries of a one-run DP audit; None: half the data, <= 1000
@@ -58,7 +59,7 @@ class PrivacyConfig(StrictSettings):
     ray_cpus_per_task: float = Field(1.0, gt=0)
     ray_max_retries: int = Field(3, ge=0)
 
-    @field_validator("no_cache", "autosave", "snapshot_update", mode="before")
+    @field_validator("no_cache", "autosave", "snapshot_update", "compare_data_changed", mode="before")
     @classmethod
     def _flag(cls, value: Any) -> Any:
         if isinstance(value, str):  # from an ini file: a word that is neither yes nor no is an error

@@ -163,6 +163,7 @@ class MembershipData:
             pop_target = query_logits(model, refs.population.x, refs.augmentations)[None]
             population = np.concatenate([pop_target, refs.population.logits])
         out = MembershipData(self.x, self.y, self.is_member, refs)
+        out.data_id = self.data_id
         out.recipe = RecipeTrials(
             np.concatenate([target, refs.logits]), np.concatenate([self.is_member[None], refs.keep]), population
         )
@@ -183,6 +184,24 @@ class MembershipData:
         h.update(np.ascontiguousarray(rows).tobytes())
         h.update(np.ascontiguousarray(self.y, dtype=np.int64).tobytes())
         h.update(np.packbits(self.is_member).tobytes())
+        return h.hexdigest()[:24]
+
+    @functools.cached_property
+    def data_id(self) -> str:
+        """The audited data's identity, whatever the split: a hash of the audit points (inputs and
+        labels) as a multiset, free of their order and membership, so the same data audited with
+        another seed has the same id and other data another. The plugin's audits set it to the whole
+        data set's digest instead (their audit points change with the seed when a pool is held out).
+        Stored runs of other data are not compared (``report.compare``)."""
+        import hashlib
+
+        rows = np.ascontiguousarray(self.x).reshape(len(self.x), -1)
+        per_row = sorted(
+            hashlib.blake2b(row.tobytes() + int(label).to_bytes(8, "little"), digest_size=16).digest()
+            for row, label in zip(rows, self.y)
+        )
+        h = hashlib.sha256(f"{self.x.shape[1:]}|{self.x.dtype}".encode())
+        h.update(b"".join(per_row))
         return h.hexdigest()[:24]
 
     @property
@@ -211,7 +230,9 @@ class MembershipData:
         A sound attack must not find a leak here (the sanity check behind every gate).
         """
         rng = np.random.default_rng(seed)
-        return MembershipData(self.x, self.y, rng.permutation(self.is_member), self.references)
+        out = MembershipData(self.x, self.y, rng.permutation(self.is_member), self.references)
+        out.data_id = self.data_id
+        return out
 
     def __repr__(self) -> str:
         refs = self.references.n_references if self.references is not None else 0

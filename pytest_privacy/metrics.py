@@ -233,10 +233,20 @@ def check_max_auc(max_auc: object) -> float:
 
 
 def check_max_epsilon(max_epsilon: object) -> float:
-    """An epsilon limit: a number >= 0, or a ValueError."""
-    if not (_is_number(max_epsilon) and float(max_epsilon) >= 0):  # type: ignore[arg-type]
-        raise ValueError(f"max_epsilon must be a number >= 0, got {max_epsilon!r}.")
+    """An epsilon limit: a finite number >= 0 (an infinite limit is a gate that cannot fail), or a ValueError."""
+    if not (_is_number(max_epsilon) and 0 <= float(max_epsilon) < math.inf):  # type: ignore[arg-type]
+        raise ValueError(f"max_epsilon must be a finite number >= 0, got {max_epsilon!r}.")
     return float(max_epsilon)  # type: ignore[arg-type]
+
+
+def check_epsilon_claim(epsilon: object) -> float:
+    """The epsilon of a DP claim under audit: a finite number > 0 (an infinite epsilon claims
+    nothing, so no audit can refute it), or a ValueError."""
+    if not (_is_number(epsilon) and 0 < float(epsilon) < math.inf):  # type: ignore[arg-type]
+        raise ValueError(
+            f"epsilon must be a finite number > 0 (the epsilon of the claim under audit), got {epsilon!r}."
+        )
+    return float(epsilon)  # type: ignore[arg-type]
 
 
 def check_delta(delta: object) -> float:

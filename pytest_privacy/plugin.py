@@ -67,6 +67,8 @@ _FLAGS: list[tuple[str, str, str]] = [
     ("autosave", "autosave", "store every session's report under --privacy-storage"),
     ("snapshot-update", "snapshot_update", "accept this session's most vulnerable records (content hashes) as the "
      "snapshot new-vulnerable criteria compare with"),
+    ("compare-data-changed", "compare_data_changed", "the data changed on purpose since the stored run: compare "
+     "gates audited on other data all the same (without it they are 'not comparable' and fail the comparison)"),
 ]
 _STASH = pytest.StashKey[dict[str, Any]]()
 _TRAINER = pytest.StashKey[PrivacyTrainer]()
@@ -84,6 +86,7 @@ class _Session:
     covers: set[str] = field(default_factory=set)  # what the cache keys cover, per model source
     cleared: int | None = None  # files --privacy-clear-cache deleted
     lines: list[str] = field(default_factory=list)  # for the terminal summary, from the writers
+    unreadable: int = 0  # results that could not be read back (the session then fails)
 
 
 _SESSION = pytest.StashKey[_Session]()
@@ -211,18 +214,22 @@ def _open_store(config: pytest.Config, settings: PrivacyConfig) -> ModelStore:
 
 
 def _check_stored_runs(settings: PrivacyConfig) -> None:
-    """A bad run name, an unreachable storage or a stored run that does not exist is a usage error
-    now, not a failure after every test has run."""
+    """A bad run name, an unreachable or unwritable storage, or a stored run that does not exist,
+    cannot be read or fails its signature is a usage error now, not a failure after every test has run."""
     from .report.storage import RunStorage, check_run_name
 
-    if not (settings.save or settings.autosave or settings.compare or settings.snapshot_update):
+    writes = settings.save is not None or settings.autosave or settings.snapshot_update
+    if not (writes or settings.compare is not None):
         return
     try:
         if settings.save is not None:
             check_run_name(settings.save)
         storage = RunStorage(settings.storage)
+        if writes:
+            storage.check_writable()
         if settings.compare is not None:
-            storage.load(settings.compare)
+            storage.baseline(settings.compare)
+            storage.accepted_vulnerable()
     except (ValueError, KeyError, OSError, ImportError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise pytest.UsageError(f"--privacy-storage={settings.storage}: {message}") from None
@@ -369,7 +376,14 @@ class _Collector:
             if name != RESULT_PROPERTY:
                 kept.append((name, value))
                 continue
-            result = from_json(value)
+            try:
+                result = from_json(value)
+            except ValueError as exc:  # never an INTERNALERROR that ends the session: name the test
+                self.config.stash[_SESSION].lines.append(
+                    f"pytest-privacy: the result of {report.nodeid} could not be read back and is left out: {exc}"
+                )
+                self.config.stash[_SESSION].unreadable += 1
+                continue
             if report.when == "call":  # every phase's report carries the properties: count them once
                 self.config.stash[_SESSION].results.append(result)
                 self.config.hook.pytest_privacy_result(result=result, config=self.config)
@@ -424,6 +438,8 @@ def _write_reports(session: pytest.Session) -> None:
     if gathered.cleared is not None:
         root = _open_store(config, settings).root
         gathered.lines.append(f"cache cleared: {gathered.cleared} files the store wrote deleted from {root}")
+    if gathered.unreadable:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     report = build_report(
         gathered.results, settings.model_dump(mode="json"), models_trained=gathered.trained,
         models_loaded=gathered.loaded, seconds_training=gathered.seconds, cache_keys=sorted(gathered.covers),
@@ -431,8 +447,11 @@ def _write_reports(session: pytest.Session) -> None:
     try:
         report = writers.with_comparison(report, settings)
     except Exception as exc:  # the stored run was readable at configure time; say what broke since
-        gathered.lines.append(f"pytest-privacy: the comparison with stored run {settings.compare!r} failed: {exc!r}")
+        gathered.lines.append(f"pytest-privacy: the comparison with stored run {settings.compare!r} failed: {exc}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    regressed = report.comparison is not None and report.comparison.failed and settings.compare_fail is not None
+    failed = session.exitstatus != pytest.ExitCode.OK or regressed
+    report = report.model_copy(update={"outcome": "failed" if failed else "passed"})
     arguments = {"report": report, "settings": settings, "config": config, "write_line": gathered.lines.append}
     for impl in reversed(config.hook.pytest_privacy_write_reports.get_hookimpls()):  # tryfirst ones first
         try:

@@ -115,6 +115,9 @@ class AttackResult(GateResult):
 
     kind: Literal["attack"] = "attack"
     attack: str
+    # The test named no attack: ``attack`` is the default the audit's references chose. The gate is
+    # identified across runs by the request ("default"), not by the attack that happened to decide.
+    default_attack: bool = False
     variant: str
     queries: int | None = None  # examples a label-only attack sent to the model
     seconds: float | None = None
@@ -128,6 +131,7 @@ class AttackResult(GateResult):
     seed: int | None
     test_id: str | None = None
     profile: str | None = None  # the budget profile of the test that recorded it (smoke, ci, full)
+    data_id: str | None = None  # the audited data set's identity (MembershipData.data_id): runs on other data do not compare
     # "recipe": every one of ``n_models`` models was the target in turn and their trials were pooled
     # (``audit="recipe"``); the member/non-member counts are then trials, not points.
     audit: Literal["model", "recipe"] = "model"
@@ -138,10 +142,13 @@ class ComparisonResult(BaseModel):
     """A release model against a baseline on the same audit points (see
     :func:`pytest_privacy.metrics.paired_tpr_comparison`)."""
 
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
     kind: Literal["comparison"] = "comparison"
     verdict: Verdict
     reason: str
     attack: str
+    default_attack: bool = False  # the test named no attack (see AttackResult.default_attack)
     variant: str
     fpr: float
     margin: float
@@ -163,6 +170,7 @@ class ComparisonResult(BaseModel):
     test_id: str | None = None
     profile: str | None = None  # the budget profile of the test that recorded it (smoke, ci, full)
     seconds: float | None = None
+    data_id: str | None = None  # see AttackResult.data_id
 
 
 class DPAuditResult(BaseModel):
@@ -174,6 +182,8 @@ class DPAuditResult(BaseModel):
     the claim true: it is a lower bound). INCONCLUSIVE: ``max_detectable`` is at most the claim, so
     no outcome of this audit could have caught a false claim.
     """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     kind: Literal["dp_audit"] = "dp_audit"
     verdict: Verdict
@@ -195,6 +205,7 @@ class DPAuditResult(BaseModel):
     seconds: float | None = None  # training and scoring: one run
     test_id: str | None = None
     profile: str | None = None
+    data_id: str | None = None  # the data set the canaries were added to (see AttackResult.data_id)
 
 
 SCHEMA_VERSION = 1
@@ -208,15 +219,20 @@ class GateChange(BaseModel):
     """One gate against the stored run it was compared with (``--privacy-compare``).
 
     ``status``: ``regressed`` (a criterion was exceeded or the verdict got worse), ``improved``,
-    ``unchanged``, ``new`` (no such gate before) or ``gone`` (no result now). ``rise_low`` is the
+    ``unchanged``, ``new`` (no such gate before), ``gone`` (no result now), ``ambiguous`` (several
+    results of one run share the gate's identity, so which to pair is not known) or ``not comparable``
+    (the two runs audited different data). ``gate`` is the gate's identity
+    (:func:`~pytest_privacy.report.compare.gate_key`); ``decided_by`` names the attacks that decided
+    a default gate when they differ between the runs (``rmia_ratio -> lira``). ``rise_low`` is the
     one-sided lower confidence bound of ``new - old`` when the rise was judged by significance;
     ``paired`` says it came from a paired comparison on the same audit points (``n_paired`` of them).
     """
 
-    status: Literal["regressed", "improved", "unchanged", "new", "gone"]
+    status: Literal["regressed", "improved", "unchanged", "new", "gone", "ambiguous", "not comparable"]
     test_id: str
     attack: str
     gate: str
+    decided_by: str | None = None
     measure: Literal["tpr", "auc", "eps"] | None = None
     old: float | None = None
     new: float | None = None
@@ -233,7 +249,11 @@ class ReleaseComparison(BaseModel):
     """This session against a stored run: one :class:`GateChange` per gate, and whether the
     comparison failed the session (``--privacy-compare-fail``)."""
 
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
     against: str  # the stored run's name or number as asked for
+    against_run: str | None = None  # ``number:name`` of the run compared with, and why it was the one
+    against_why: str | None = None
     against_created: str | None = None
     against_commit: str | None = None
     criteria: str | None = None  # --privacy-compare-fail, or None when only comparing
@@ -248,7 +268,11 @@ NOT_STORED: dict[str, Any] = {"results": {"__all__": {"most_vulnerable": {"__all
 
 
 class SessionReport(BaseModel):
-    """What ``--privacy-report`` writes: every result of a run and the context to reproduce it."""
+    """What ``--privacy-report`` writes: every result of a run and the context to reproduce it.
+    ``outcome`` is the session's (its exit status: failed tests, errors, a regression against a
+    stored run): a stored run that failed is never the default baseline of a later comparison."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
 
     schema_version: int = SCHEMA_VERSION
     created: str
@@ -265,4 +289,5 @@ class SessionReport(BaseModel):
     results: list[Result]
     note: str | None = None  # says why ``results`` is empty, when it is
     comparison: ReleaseComparison | None = None  # against a stored run, when --privacy-compare asked
+    outcome: Literal["passed", "failed"] | None = None  # the session's, when known (stored runs)
 

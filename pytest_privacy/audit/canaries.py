@@ -67,3 +67,4 @@ class CanaryRun:
     trained: bool  # whether this run trained the model (False: loaded from the store)
     accountant_epsilon: float | None  # a DP-SGD recipe's target epsilon, for the report
     description: str
+    data_id: str | None = None  # the data set the canaries were drawn from (its digest, true labels)

@@ -34,6 +34,7 @@ class AuditSetup:
     points: np.ndarray
     target_keep: np.ndarray  # the target's row of the split
     ensemble: Ensemble | None = None
+    data_id: str | None = None  # the data set's digest (what the cache keys cover)
 
     @property
     def is_member(self) -> np.ndarray:
@@ -42,4 +43,7 @@ class AuditSetup:
 
     def membership_data(self) -> MembershipData:
         """Audit points, the target's membership, and the references' logits."""
-        return MembershipData(self.x[self.points], self.y[self.points], self.is_member, self.references)
+        data = MembershipData(self.x[self.points], self.y[self.points], self.is_member, self.references)
+        if self.data_id is not None:
+            data.data_id = self.data_id  # the same whichever points this seed's split audits
+        return data

@@ -100,7 +100,8 @@ class PrivacyTrainer:
         if "logits" in trained[-1].entry:
             references = _references(trained[:n_references], split, x, y, source, seed, built.predict)
         setup = AuditSetup(
-            built.target, x, y, references, seed, elapsed, points, split.keep[-1], ensemble=built.ensemble
+            built.target, x, y, references, seed, elapsed, points, split.keep[-1], ensemble=built.ensemble,
+            data_id=data_id,
         )
         self._memo[set_key] = setup
         return setup
@@ -141,7 +142,9 @@ class PrivacyTrainer:
             )
         built = source.build(job, [t.entry for t in trained], n_references=n_references, target=None, retrain=lambda: None)
         references = _references(trained, split, x, y, source, seed, built.predict)
-        return MembershipData(x[points], y[points], member[points], references)
+        data = MembershipData(x[points], y[points], member[points], references)
+        data.data_id = data_id
+        return data
 
     def canary_run(
         self, how: Any, dataset: Any, *, n_canaries: int = 1000, seed: int, device: str = "auto"
@@ -173,7 +176,7 @@ class PrivacyTrainer:
         return CanaryRun(
             scores, canaries.included, seed, time.perf_counter() - start, self.models_trained > trained_before,
             getattr(defense, "epsilon", None) if getattr(defense, "kind", None) == "dp_sgd" else None,
-            f"{canaries.index.size} mislabelled input canaries, one run",
+            f"{canaries.index.size} mislabelled input canaries, one run", dataset_identity(x, y),
         )
 
     def _describe_keys(self, source: ModelSource, data_id: str, x: np.ndarray) -> None:

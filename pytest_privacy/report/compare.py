@@ -17,11 +17,19 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from ..results import AnyResult, AttackResult, DPAuditResult, GateChange, ReleaseComparison, SessionReport
+from ..results import (
+    AnyResult,
+    AttackResult,
+    ComparisonResult,
+    DPAuditResult,
+    GateChange,
+    ReleaseComparison,
+    SessionReport,
+)
 
 __all__ = [
-    "Criterion", "comparison_header", "comparison_lines", "comparison_rows", "compare_reports", "gate_key",
-    "parse_criteria",
+    "Criterion", "comparison_header", "comparison_lines", "comparison_rows", "compare_reports", "gate_identity",
+    "gate_key", "parse_criteria",
 ]
 
 _MEASURES = ("tpr", "auc", "eps", "new-vulnerable")
@@ -56,10 +64,30 @@ def parse_criteria(text: str) -> list[Criterion]:
     return out
 
 
-def gate_key(r: AnyResult) -> tuple[str, str, str]:
-    """What matches a gate across runs: its test, attack and kind of gate."""
-    gate = r.gate if isinstance(r, AttackResult) else ("dp_claim" if isinstance(r, DPAuditResult) else "relative")
-    return (r.test_id or "-", r.attack, gate)
+def gate_identity(r: AnyResult) -> tuple[str, str, str]:
+    """``(test id, attack, definition)``: what makes a gate the same gate in another run. The attack
+    is the one the test asked for (``default`` when it named none: the default may be another
+    attack at another reference count), the definition everything else that defines the gate:
+    its measure, FPR, limit and audit kind (a family's members differ in attack or FPR), a DP
+    claim's epsilon and delta, a baseline comparison's FPR and margin."""
+    attack = "default" if getattr(r, "default_attack", False) else r.attack
+    if isinstance(r, DPAuditResult):
+        definition = f"dp_claim:eps={r.epsilon_claim!r},delta={r.delta!r}"
+    elif isinstance(r, ComparisonResult):
+        definition = f"relative:fpr={r.fpr!r},margin={r.margin!r}"
+    elif r.gate == "auc":
+        definition = f"auc:max_auc={r.max_auc!r},audit={r.audit}"
+    elif r.gate == "epsilon":
+        definition = f"epsilon:max_epsilon={r.max_epsilon!r},audit={r.audit}"
+    else:
+        definition = f"tpr_at_fpr:fpr={r.fpr!r},max_tpr={r.max_tpr!r},audit={r.audit}"
+    return (r.test_id or "-", attack, definition)
+
+
+def gate_key(r: AnyResult) -> str:
+    """:func:`gate_identity` as one string (``test | attack | definition``): how stored runs and the
+    accepted-records snapshot name a gate."""
+    return " | ".join(gate_identity(r))
 
 
 def _measure(r: AnyResult) -> tuple[str, float, float | None]:
@@ -100,27 +128,54 @@ def _paired_rise(
 def compare_reports(
     old: SessionReport, new: SessionReport, criteria: list[Criterion], *, significant: bool = True,
     confidence: float = 0.95, allow_missing: bool = False, accepted: dict[str, list[str]] | None = None,
-    against: str = "old",
+    against: str = "old", data_changed: bool = False,
 ) -> ReleaseComparison:
-    """Compare ``new`` with ``old`` gate by gate (matched by test, attack and gate kind).
+    """Compare ``new`` with ``old`` gate by gate, each matched by its whole identity
+    (:func:`gate_identity`: test, requested attack, measure, FPR, limit, audit kind).
 
-    A TPR gate whose two runs audited the same points (same :class:`~pytest_privacy.results.PointScores`
-    audit id) is compared pointwise: :func:`~pytest_privacy.metrics.paired_tpr_comparison` of the two
-    score sets on the same members and non-members, far tighter than two independent intervals when
-    the points' vulnerability carries over between releases. Other gates are compared by their
-    intervals. Newly vulnerable records are those not among the gate's ``accepted`` ones (the
-    snapshot), or, for a gate the snapshot does not hold, not among the old run's."""
+    A gate whose identity several results of one run share is ``ambiguous`` (which to pair is not
+    known: never guessed), and a gate whose two runs audited different data (``data_id``) is ``not
+    comparable`` unless ``data_changed`` says the data changed on purpose; both fail the comparison
+    like a gate that is gone (unless ``allow_missing``). A TPR gate whose two runs audited the same
+    points (same :class:`~pytest_privacy.results.PointScores` audit id) is compared pointwise:
+    :func:`~pytest_privacy.metrics.swap_test` of the two score sets on the same members and
+    non-members, far tighter than two independent intervals when the points' vulnerability carries
+    over between releases. Other gates are compared by their intervals. Newly vulnerable records are
+    those not among the gate's ``accepted`` ones (the snapshot), or, for a gate the snapshot does not
+    hold, not among the old run's."""
     tolerance = {c.measure: c.tolerance for c in criteria}
     z = stats.norm.ppf(confidence)
-    before = {gate_key(r): r for r in old.results}
-    changes, failed = [], False
-    for r in new.results:
-        o = before.get(gate_key(r))
+    before, after = _by_identity(old.results), _by_identity(new.results)
+    changes, notes, failed = [], [], False
+    unmatched: dict[str, list[str]] = {"ambiguous": [], "not comparable": [], "gone": []}
+    switched = []
+    for key in [*after, *(k for k in before if k not in after)]:
+        test_id, attack, gate = key
+        olds, news = before.get(key, []), after.get(key, [])
+        if len(olds) > 1 or len(news) > 1:
+            unmatched["ambiguous"].append(" | ".join(key))
+            changes.append(GateChange(status="ambiguous", test_id=test_id, attack=attack, gate=gate))
+            continue
+        if not news:
+            unmatched["gone"].append(" | ".join(key))
+            changes.append(GateChange(status="gone", test_id=test_id, attack=attack, gate=gate, old_verdict=olds[0].verdict))
+            continue
+        r = news[0]
         name, value, se = _measure(r)
-        test_id, attack, gate = gate_key(r)
-        if o is None:
+        if not olds:
             changes.append(GateChange(status="new", test_id=test_id, attack=attack, gate=gate, measure=name,
                                       new=value, new_verdict=r.verdict))
+            continue
+        o = olds[0]
+        decided_by = f"{o.attack} -> {r.attack}" if o.attack != r.attack else None
+        if decided_by:
+            switched.append(f"{test_id}: {decided_by}")
+        if r.data_id and o.data_id and r.data_id != o.data_id and not data_changed:
+            unmatched["not comparable"].append(" | ".join(key))
+            changes.append(GateChange(
+                status="not comparable", test_id=test_id, attack=attack, gate=gate, decided_by=decided_by,
+                old_verdict=o.verdict, new_verdict=r.verdict,
+            ))
             continue
         _, was, se_old = _measure(o)
         rise_low, paired, n_paired = None, None, None
@@ -135,29 +190,44 @@ def compare_reports(
         rise = delta if rise_low is None else rise_low  # what is judged against the tolerance
         worse_verdict = _RANK[r.verdict.value] > _RANK[o.verdict.value]
         risen = name in tolerance and rise > tolerance[name]
-        known = accepted.get(" | ".join(gate_key(r))) if accepted else None
+        known = accepted.get(" | ".join(key)) if accepted else None
         newly = sorted(_vulnerable(r) - (set(known) if known is not None else _vulnerable(o)))
         too_many_new = "new-vulnerable" in tolerance and len(newly) > tolerance["new-vulnerable"]
         worse = worse_verdict or risen or too_many_new
         failed |= worse
         status = "regressed" if worse else ("improved" if delta < 0 and not worse_verdict else "unchanged")
         changes.append(GateChange(
-            status=status, test_id=test_id, attack=attack, gate=gate, measure=name, old=was, new=value,
-            delta=delta, rise_low=rise_low, paired=paired is not None, n_paired=n_paired,
+            status=status, test_id=test_id, attack=attack, gate=gate, decided_by=decided_by, measure=name,
+            old=was, new=value, delta=delta, rise_low=rise_low, paired=paired is not None, n_paired=n_paired,
             old_verdict=o.verdict, new_verdict=r.verdict, newly_vulnerable=newly,
         ))
-    gone = sorted(before.keys() - {gate_key(r) for r in new.results})
-    notes = []
-    for test_id, attack, gate in gone:
-        o = before[(test_id, attack, gate)]
-        changes.append(GateChange(status="gone", test_id=test_id, attack=attack, gate=gate, old_verdict=o.verdict))
-    if gone and not allow_missing:
-        failed = True
+    if unmatched["ambiguous"]:
         notes.append(
-            f"{len(gone)} gate(s) of the old report have no result in the new one (deselected, renamed, or "
+            f"{len(unmatched['ambiguous'])} gate(s) are recorded more than once with the same identity in one run "
+            f"({'; '.join(unmatched['ambiguous'][:3])}): which results to pair is not known, so they are not compared; "
+            "give each gate of a test its own parameters (or its own test)."
+        )
+    if unmatched["not comparable"]:
+        notes.append(
+            f"{len(unmatched['not comparable'])} gate(s) audited other data than in the stored run: their measures "
+            "are not comparable. If the data changed on purpose, say so (--privacy-compare-data-changed, or "
+            "compare --data-changed) to compare them anyway."
+        )
+    elif data_changed:
+        notes.append("the data changed on purpose (as said): gates on other data are compared all the same.")
+    if unmatched["gone"]:
+        notes.append(
+            f"{len(unmatched['gone'])} gate(s) of the old report have no result in the new one (deselected, renamed, or "
             "erroring before their assertion): a gate that disappears fails the comparison; pass "
             "--allow-missing if that was intended."
         )
+    if switched:
+        notes.append(
+            "the default attack that decided differs between the runs (the references at hand choose it), "
+            f"so those measures come from different attacks: {'; '.join(switched[:3])}."
+        )
+    if any(unmatched.values()) and not allow_missing:
+        failed = True
     if not new.results and new.note:
         notes.append(f"the new report is empty: {new.note}")
     return ReleaseComparison(
@@ -165,6 +235,14 @@ def compare_reports(
         criteria=",".join(f"{c.measure}:+{c.tolerance:g}" for c in criteria) or None, confidence=confidence,
         failed=failed, changes=changes, notes=notes,
     )
+
+
+def _by_identity(results: list[AnyResult]) -> dict[tuple[str, str, str], list[AnyResult]]:
+    """Results grouped by :func:`gate_identity`, in the order they were recorded."""
+    out: dict[tuple[str, str, str], list[AnyResult]] = {}
+    for r in results:
+        out.setdefault(gate_identity(r), []).append(r)
+    return out
 
 
 _LABEL = {"tpr": "TPR", "auc": "AUC", "eps": "eps>="}
@@ -182,7 +260,8 @@ def comparison_rows(c: ReleaseComparison) -> list[tuple[str, ...]]:
         bound = "-" if g.rise_low is None else f"{g.rise_low:+.4f}" + (f" paired n={g.n_paired:,}" if g.paired else "")
         verdict = " -> ".join(v.value for v in (g.old_verdict, g.new_verdict) if v is not None)
         rows.append((
-            g.status.upper(), g.test_id, g.attack, _LABEL.get(g.measure or "", "-"), num(g.old), num(g.new),
+            g.status.upper(), f"{g.test_id}[{g.gate}]", g.attack + (f"({g.decided_by.replace(' ', '')})" if g.decided_by else ""),
+            _LABEL.get(g.measure or "", "-"), num(g.old), num(g.new),
             num(g.delta, "+"), bound, verdict, str(len(g.newly_vulnerable)) if g.newly_vulnerable else "-",
         ))
     return rows

@@ -45,7 +45,7 @@ def format_markdown(report: SessionReport) -> str:
     from whatever the file held before, and ends with one."""
     lines = ["", HEADING, ""]
     if not report.results:
-        lines += [_text(report.note or NO_RESULTS), ""]
+        lines += [_foreign(report.note or NO_RESULTS), ""]
         return "\n".join(lines) + "\n"
     lines += [_context(report), ""]
     lines += [_row(COLUMNS), _row(["---"] * len(COLUMNS))]
@@ -63,10 +63,11 @@ def _comparison(report: SessionReport) -> list[str]:
         return []
     outcome = "**failed**" if c.failed else "no regression"
     criteria = f", failing on `{c.criteria}`" if c.criteria else ""
-    lines = ["", _text(f"Against stored run {c.against} ({c.against_created}){criteria}: ") + outcome, ""]
+    run = c.against_run or c.against
+    lines = ["", _foreign(f"Against stored run {run} ({c.against_created}){criteria}: ") + outcome, ""]
     lines += [_row(comparison_header()), _row(["---"] * len(comparison_header()))]
-    lines += [_row([_code(cell) if i == 1 else _text(cell) for i, cell in enumerate(row)]) for row in comparison_rows(c)]
-    return lines + [_text(n) for n in c.notes]
+    lines += [_row([_code(cell) if i == 1 else _foreign(cell) for i, cell in enumerate(row)]) for row in comparison_rows(c)]
+    return lines + [_foreign(n) for n in c.notes]
 
 
 def _context(report: SessionReport) -> str:
@@ -86,7 +87,7 @@ def _context(report: SessionReport) -> str:
 
 def _cells(r: AnyResult) -> list[str]:
     measured, limit, n = _measurement(r)
-    return [f"**{verdict_label(r)}**", _code(r.test_id or "-"), _text(f"{r.attack} ({r.variant})"), _text(measured), _text(limit), n]
+    return [f"**{verdict_label(r)}**", _code(r.test_id or "-"), _foreign(f"{r.attack} ({r.variant})"), _text(measured), _text(limit), n]
 
 
 def _measurement(r: AnyResult) -> tuple[str, str, str]:
@@ -130,6 +131,15 @@ def _pipes(text: str) -> str:
 def _text(text: str) -> str:
     """A table cell (or a line) of plain text: pipes escaped, line breaks as ``<br>``."""
     return _NEWLINES.sub("<br>", _pipes(text))
+
+
+def _foreign(text: str) -> str:
+    """A cell (or line) of text that is not this writer's own: attack names and variants (a
+    conftest registers them), a stored run's fields (anyone with write access edits them), notes
+    quoting test ids. HTML is escaped (``<img>`` renders as text) and brackets too, so no Markdown
+    link or image can form; then as :func:`_text`."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _text(re.sub(r"([\\\[\]])", r"\\\1", escaped))
 
 
 def _code(text: str) -> str:

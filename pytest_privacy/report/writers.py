@@ -35,8 +35,9 @@ def pytest_privacy_write_reports(report: SessionReport, settings: PrivacyConfig,
     c = report.comparison
     if c is not None:
         criteria = f", failing on {c.criteria}" if c.criteria else ""
+        run = f"{c.against_run} ({c.against_why}, " if c.against_run else f"{c.against!r} ("
         write_line(
-            f"compared with stored run {c.against!r} ({c.against_created}, commit {c.against_commit or '-'}){criteria}; "
+            f"compared with stored run {run}{c.against_created}, commit {c.against_commit or '-'}){criteria}; "
             f"changes at {c.confidence:.0%}:"
         )
         for line in comparison_lines(c):
@@ -101,11 +102,13 @@ def with_comparison(report: SessionReport, settings: PrivacyConfig) -> SessionRe
     from .storage import RunStorage
 
     storage = RunStorage(settings.storage)
+    run, old, why = storage.baseline(settings.compare)
     comparison = compare_reports(
-        storage.load(settings.compare), report, parse_criteria(settings.compare_fail) if settings.compare_fail else [],
+        old, report, parse_criteria(settings.compare_fail) if settings.compare_fail else [],
         confidence=settings.confidence, accepted=storage.accepted_vulnerable(), against=settings.compare,
+        data_changed=settings.compare_data_changed,
     )
-    return report.model_copy(update={"comparison": comparison})
+    return report.model_copy(update={"comparison": comparison.model_copy(update={"against_run": run.label, "against_why": why})})
 
 
 class StoredRunsWriter:
@@ -116,10 +119,10 @@ class StoredRunsWriter:
     def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
         from .storage import RunStorage
 
-        if not (settings.autosave or settings.save or settings.snapshot_update or settings.compare_fail):
+        if not (settings.autosave or settings.save is not None or settings.snapshot_update or settings.compare_fail):
             return
         storage = RunStorage(settings.storage)
-        if settings.autosave or settings.save:
+        if settings.autosave or settings.save is not None:
             stored = storage.save(report, settings.save)
             write_line(f"privacy run stored as {stored.number}:{stored.name} in {settings.storage}")
         if settings.snapshot_update:

@@ -200,3 +200,24 @@ def test_the_release_comparison_follows_the_verdicts_as_a_table():
     worse = report.comparison.model_copy(update={"failed": True})
     assert "**failed**" in format_markdown(report.model_copy(update={"comparison": worse}))
     assert compare_reports(report, report, parse_criteria("tpr:+0")).failed is False
+
+
+def test_html_and_links_from_attack_names_and_stored_runs_are_escaped():
+    """A conftest's attack name, a variant and a stored run's ``created`` (anyone with write access
+    to the storage edits it) reach $GITHUB_STEP_SUMMARY: none may render as HTML, a link or an image."""
+    from pytest_privacy.report.compare import compare_reports, parse_criteria
+    from pytest_privacy.report.markdown import format_markdown
+    from tests.plugin.test_html_report import session_report
+
+    report = session_report()
+    evil = "<img src=x onerror=alert(1)>![pixel](https://evil.example/p.png)[click](https://evil.example)"
+    results = [r.model_copy(update={"attack": evil, "variant": evil}) if hasattr(r, "variant") else r for r in report.results]
+    old = report.model_copy(update={"created": "<script>alert(1)</script>", "results": results})
+    new = report.model_copy(update={
+        "results": results, "comparison": compare_reports(old, report, parse_criteria("tpr:+0.01")).model_copy(
+            update={"against_created": old.created}),
+    })
+    text = re.sub(r"(`+).*?\1", "", format_markdown(new))  # code spans render literally: look outside them
+    assert "<img" not in text and "<script" not in text
+    assert not re.search(r"(?<!\\)!?(?<!\\)\[[^\]]*(?<!\\)\]\(", text), "a Markdown link or image can form"
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text and "&lt;script&gt;" in text

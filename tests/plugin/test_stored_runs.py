@@ -32,12 +32,21 @@ def test_a_memorising_release_fails_against_the_stored_regularised_one(pytester,
     )
     assert second.ret == 1
     second.stdout.fnmatch_lines([
-        "*compared with stored run 'latest'*", "*REGRESSED*test_release*AUC*", "*privacy regression against stored run*",
+        "*compared with stored run 1:v1 (the latest stored run*", "*REGRESSED*test_release*AUC*",
+        "*privacy regression against stored run*",
     ])
+    # CI retries the failed job: the failing run was stored, but it is no baseline, so the retry
+    # still compares with v1 and still fails (it once compared with itself: UNCHANGED, exit 0).
+    retry = pytester.runpytest_subprocess(
+        "--privacy-references=4", "--privacy-autosave", "--privacy-compare", "--privacy-compare-fail=auc:+0.02"
+    )
+    assert retry.ret == 1
+    retry.stdout.fnmatch_lines(["*compared with stored run 1:v1 (the latest that passed; newer failing run(s) 2:*"])
     capsys.readouterr()  # (the pytest runs above printed too)
     assert cli(["list", "--storage", str(pytester.path / ".privacy")]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 2 and "v1" in listed[0] and "1 pass" in listed[1]
+    assert len(listed) == 3 and "v1" in listed[0] and "session passed" in listed[0]
+    assert "1 pass" in listed[1] and "session failed" in listed[1]
 
 
 def test_a_misspelt_criterion_is_a_usage_error(pytester):
@@ -54,10 +63,15 @@ def test_a_misspelt_criterion_is_a_usage_error(pytester):
         (["--privacy-compare=v9"], "no stored run 'v9'"),
         (["--privacy-compare-fail=tpr:+0.01"], "needs --privacy-compare"),
         (["--privacy-autosave", "--privacy-storage=nosuchprotocol://bucket/runs"], "--privacy-storage=nosuchprotocol"),
+        (["--privacy-save="], "may not be empty"),
+        (["--privacy-save=42"], "reads digits as a run number"),
+        (["--privacy-autosave", "--privacy-storage=afile"], "is a file, not a folder"),
+        (["--privacy-autosave", "--privacy-storage=afile/runs"], "cannot be written"),  # (root writes read-only folders)
     ],
 )
 def test_stored_run_settings_are_checked_before_any_test_runs(pytester, args, message):
     pytester.makepyfile(test_release="def test_x():\n    raise AssertionError('must not run')\n")
+    (pytester.path / "afile").write_text("not a folder")
     result = pytester.runpytest_subprocess(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}*"])
