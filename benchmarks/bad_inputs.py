@@ -31,6 +31,7 @@ from pytest_privacy import (  # noqa: E402
     References,
     TrainingRecipe,
     assert_auc_below,
+    assert_dp_claim_holds,
     assert_epsilon_below,
     assert_no_more_vulnerable_than,
     assert_tpr_at_fpr_below,
@@ -39,6 +40,7 @@ from pytest_privacy import (  # noqa: E402
 from pytest_privacy.metrics import gate  # noqa: E402
 from pytest_privacy.audit import PrivacyTrainer  # noqa: E402
 from pytest_privacy.engine.store import ModelStore  # noqa: E402
+from pytest_privacy.report.storage import RunStorage  # noqa: E402
 
 FIX = re.compile(
     r"did you mean|use |pass |return |set |choose|must be|must have|must return|expected|needs? |"
@@ -70,15 +72,62 @@ def recipe(**kw: object) -> Callable[[], object]:
 
 
 def audit(dataset: object, **kw: object) -> Callable[[], object]:
+    recipe_kw = {"hidden": (4,), "epochs": 1, **kw}
+
     def run() -> object:
         trainer = PrivacyTrainer()
         try:
-            return trainer.audit(TrainingRecipe(hidden=(4,), epochs=1), dataset, n_references=2, seed=0, **kw)
+            return trainer.audit(TrainingRecipe(**recipe_kw), dataset, n_references=2, seed=0)
         finally:
             if trainer.models_trained:
                 raise AssertionError(f"{trainer.models_trained} models trained before the error")
 
     return run
+
+
+def _torch() -> object:
+    import torch
+
+    return torch
+
+
+def _functional_dropout() -> object:
+    torch = _torch()
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.l = torch.nn.Linear(5, 3)
+
+        def forward(self, x: object) -> object:
+            return self.l(torch.nn.functional.dropout(x, 0.5, training=self.training))
+
+    return Net()
+
+
+class _CanaryRun:
+    scores, included = np.linspace(0, 1, 20), np.arange(20) % 2 == 0
+
+
+def _storage(key: bytes | None = None) -> RunStorage:
+    return RunStorage(tempfile.mkdtemp(), key=key)
+
+
+def _empty_report() -> object:
+    from pytest_privacy.report.session_report import build_report
+
+    return build_report([], {})
+
+
+def _edited_signed_run() -> object:
+    import json
+
+    storage = _storage(b"secret")
+    run = storage.save(_empty_report(), "v1")
+    payload = json.loads(Path(run.path).read_text())
+    payload["created"] = "edited"
+    Path(run.path).write_text(json.dumps(payload))
+    return storage.load("v1")
 
 
 def helper(fn: Callable[..., object], *args: object, **kw: object) -> Callable[[], object]:
@@ -135,6 +184,14 @@ CASES: list[tuple[str, str, Callable[[], object]]] = [
     ("attack_scores", "options for a score attack", lambda: attack_scores(Tripwire(), DATA, "loss", attack_options={"k": 1})),
     ("metrics.gate", "scores with NaN", lambda: gate([0.1, np.nan], [True, False], fpr=0.1, max_tpr=0.5)),
     ("metrics.gate", "is_member all True", lambda: gate([0.1, 0.2], [True, True], fpr=0.1, max_tpr=0.5)),
+    ("assert_dp_claim_holds", "epsilon=inf", lambda: assert_dp_claim_holds(_CanaryRun(), epsilon=float("inf"), delta=0.0)),
+    ("assert_epsilon_below", "max_epsilon=inf", helper(assert_epsilon_below, DATA, max_epsilon=float("inf"))),
+    ("audit data", "a stray label 100 among 0..2", audit((X, np.where(np.arange(200) == 5, 100, Y)))),
+    ("TrainingRecipe factory", "float64 model", lambda: audit((X, Y), model=lambda: _torch().nn.Linear(5, 3).double())()),
+    ("TrainingRecipe factory", "meta-device model", lambda: audit((X, Y), model=lambda: _torch().nn.Linear(5, 3, device="meta"))()),
+    ("TrainingRecipe factory", "F.dropout in the forward", lambda: audit((X, Y), model=_functional_dropout)()),
+    ("RunStorage.save", "name '42' (reads as a run number)", lambda: _storage().save(_empty_report(), "42")),
+    ("RunStorage.load", "a signed run edited by hand", lambda: _edited_signed_run()),
 ]
 
 PLUGIN_TESTS = "def test_gate(membership_data):\n    pass\n"
@@ -151,6 +208,9 @@ PLUGIN_CASES: list[tuple[str, list[str]]] = [
     ("--privacy-cache-dir under a file", ["--privacy-cache-dir={tmp}/keep.txt/cache"]),
     ("--privacy-cache-dir=the project", ["--privacy-cache-dir={tmp}", "--privacy-clear-cache"]),
     ("--privacy-report under a file", ["--privacy-report={tmp}/keep.txt/r.json"]),
+    ("--privacy-storage is a file", ["--privacy-autosave", "--privacy-storage={tmp}/keep.txt"]),
+    ("--privacy-save='' (empty name)", ["--privacy-save="]),
+    ("--privacy-audit=recipe with 2 references", ["--privacy-audit=recipe", "--privacy-references=2"]),
     ("ini privacy_no_cache = maybe", ["-o", "privacy_no_cache=maybe"]),
     ("ini privacy_executor = rey", ["-o", "privacy_executor=rey"]),
 ]
@@ -161,7 +221,7 @@ def run_case(call: Callable[[], object]) -> tuple[bool, str, bool]:
     Tripwire.calls = 0
     try:
         call()
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # StoredRunError is a ValueError
         return True, str(exc), Tripwire.calls == 0
     except AssertionError as exc:  # a verdict, or models trained before the error
         return False, f"{type(exc).__name__}: {exc}", Tripwire.calls == 0

@@ -592,6 +592,7 @@ def assert_dp_claim_holds(
     audit = one_run_audit(run.scores, run.included, delta=delta, confidence=confidence)
     gdp = one_run_gdp_audit(run.scores, run.included, confidence=confidence)  # reported, not gated: see below
     claim = f"({epsilon:g}, {delta:g})-DP"
+    untraced = getattr(run, "no_trace", None)
     if audit.epsilon_low > epsilon:
         verdict = Verdict.FAIL
         reason = (
@@ -607,6 +608,12 @@ def assert_dp_claim_holds(
         reason = (
             f"cannot detect a violation: with {audit.n_canaries} canaries even perfect guesses prove at most "
             f"epsilon >= {audit.max_detectable:.3f} <= {epsilon:g}; {more}"
+        )
+    elif untraced:
+        verdict = Verdict.INCONCLUSIVE
+        reason = (
+            f"{untraced}; epsilon >= {audit.epsilon_low:.3f} proven is no evidence for the claim: check that the "
+            "training function trains on the data it is given"
         )
     else:
         verdict = Verdict.PASS

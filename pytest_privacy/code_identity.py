@@ -17,7 +17,13 @@ site-packages and dist-packages, and is not pytest_privacy itself. Library code 
 is versioned by its package, not here. Not covered: values of globals that are not simple literals
 (a list, a dict, an instance of a user class: the class's code is covered, its state is not), data
 files read at run time, and environment variables. User code whose source cannot be read (functions
-made by ``exec``) enters the digest by name with a marker and is listed in ``unreadable``.
+made by ``exec``) enters the digest with a fingerprint of its compiled code (bytecode, constants and
+names, recursively), so an edit still changes the key, and is listed in ``unreadable``.
+
+Every object is resolved through the module it was defined in, found from the object itself (a
+function's ``__globals__``, the functions in a class's body), never by its module's *name*: two
+``conftest.py`` files (``tests/`` and ``tests/privacy/``) are both named ``conftest``, and
+``sys.modules["conftest"]`` is whichever pytest imported last.
 
 Names are gathered generously (every identifier in a source's syntax tree and its code objects'
 ``co_names``, resolved in the module's globals): following one name too many only means retraining
@@ -33,6 +39,7 @@ import ast
 import functools
 import hashlib
 import inspect
+import linecache
 import sys
 import sysconfig
 import textwrap
@@ -148,23 +155,103 @@ def _user_file(file: str) -> bool:
     return not any(path.is_relative_to(root) for root in _library_roots())
 
 
-def is_user_module(module: types.ModuleType | str | None) -> bool:
+def is_user_module(module: Any) -> bool:
     """Whether a module (or a module's name) is user code: it has a file outside the standard
     library, site-packages and dist-packages, and it is not pytest_privacy."""
     if isinstance(module, str):
         module = sys.modules.get(module)
-    if not isinstance(module, types.ModuleType):
+    if not isinstance(module, (types.ModuleType, _Namespace)):
         return False
-    name = module.__name__
+    name = module.__name__ or ""
     if name == "pytest_privacy" or name.startswith("pytest_privacy."):
         return False
     file = getattr(module, "__file__", None)
     return isinstance(file, str) and _user_file(file)
 
 
-def _module_of(obj: Any) -> types.ModuleType | None:
+def _own_functions(cls: type) -> list[types.FunctionType]:
+    """The functions written in ``cls``'s body (methods, static and class methods, properties)."""
+    found = []
+    for attr in vars(cls).values():
+        if isinstance(attr, (staticmethod, classmethod)):
+            attr = attr.__func__
+        funcs = [attr.fget, attr.fset, attr.fdel] if isinstance(attr, property) else [attr]
+        found += [
+            f for f in funcs
+            if isinstance(f, types.FunctionType) and f.__qualname__.startswith(cls.__qualname__ + ".")
+        ]
+    return found
+
+
+def _holds(module: types.ModuleType, obj: Any) -> bool:
+    """Whether ``module`` is where ``obj`` lives: its qualified name leads from the module to it."""
+    target: Any = module
+    for part in getattr(obj, "__qualname__", "<?>").split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            return False
+    return target is obj
+
+
+class _Namespace(types.SimpleNamespace):
+    """A module's globals seen as a module (``__name__``, ``__file__`` and ``vars``)."""
+
+
+def _module_of(obj: Any) -> Any:
+    """The module ``obj`` was defined in, from the object itself: a function's ``__globals__``, the
+    globals of the functions in a class's body; by module name only when that module holds this very
+    object (two conftests share the name ``conftest``). None when it cannot be told."""
+    if isinstance(obj, types.FunctionType):
+        return _as_module(obj.__globals__)
+    if isinstance(obj, type):
+        for f in _own_functions(obj):
+            return _as_module(f.__globals__)
     name = getattr(obj, "__module__", None)
-    return sys.modules.get(name) if isinstance(name, str) else None
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    if module is None or (isinstance(obj, type) and not _holds(module, obj)):
+        return None
+    return module
+
+
+def _as_module(namespace: dict[str, Any]) -> Any:
+    module = sys.modules.get(namespace.get("__name__", ""))
+    if module is not None and vars(module) is namespace:
+        return module
+    ns = _Namespace(__name__=namespace.get("__name__"), __file__=namespace.get("__file__"))
+    ns.__dict__["_globals"] = namespace
+    return ns
+
+
+def _same_module(a: Any, b: Any) -> bool:
+    ma, mb = _module_of(a), _module_of(b)
+    return ma is not None and mb is not None and _globals(ma) is _globals(mb)
+
+
+def _globals(module: Any) -> dict[str, Any]:
+    return module.__dict__["_globals"] if isinstance(module, _Namespace) else vars(module)
+
+
+def _code_fingerprint(obj: Any) -> str:
+    """A hash of what ``obj`` runs when its source cannot be read: the compiled code of a function
+    (or of a class's functions, and its literal attributes), recursively with nested code."""
+    h = hashlib.sha256()
+
+    def code(c: types.CodeType) -> None:
+        h.update(c.co_code)
+        h.update(repr(c.co_names).encode() + repr(c.co_varnames).encode())
+        for const in c.co_consts:
+            code(const) if isinstance(const, types.CodeType) else h.update(repr(const).encode())
+
+    if isinstance(obj, type):
+        for name, attr in sorted(vars(obj).items()):
+            h.update(name.encode())
+            if _is_literal(attr):
+                h.update(repr(attr).encode())
+        for f in sorted(_own_functions(obj), key=lambda f: f.__qualname__):
+            code(f.__code__)
+    elif isinstance(obj, types.FunctionType):
+        code(obj.__code__)
+    return h.hexdigest()[:16]
 
 
 def _is_literal(value: Any) -> bool:
@@ -179,11 +266,52 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', None) or '?'}.{getattr(obj, '__qualname__', None) or type(obj).__qualname__}"
 
 
-def _source(obj: Any) -> str | None:
+def _source(obj: Any, module: Any = None) -> str | None:
+    if isinstance(obj, type):
+        return _class_source(obj, module)
     try:
         return inspect.getsource(obj)
     except (OSError, TypeError):
         return None
+
+
+def _class_source(cls: type, module: Any = None) -> str | None:
+    """A class's source, from the file it was defined in (the file of a function in its body, or of
+    ``module``, the module it was found in, or of a module that holds it), never from whichever
+    module bears its module's name."""
+    own = _own_functions(cls)
+    module = module if module is not None else _module_of(cls)
+    file = own[0].__code__.co_filename if own else getattr(module, "__file__", None)
+    if not isinstance(file, str):
+        return None
+    lines = linecache.getlines(file)
+    try:
+        tree = ast.parse("".join(lines))
+    except (SyntaxError, ValueError):
+        return None
+    line = own[0].__code__.co_firstlineno if own else None
+    found = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                qualname = prefix + child.name
+                if qualname == cls.__qualname__:
+                    found.append(child)
+                visit(child, qualname + ".")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, prefix + child.name + ".<locals>.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    if line is not None:
+        found = [n for n in found if n.lineno <= line <= (n.end_lineno or n.lineno)]
+    if len(found) != 1:
+        return None
+    node = found[0]
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    return "".join(lines[start - 1 : node.end_lineno])
 
 
 def _code_names(code: types.CodeType) -> Iterator[str]:
@@ -223,6 +351,24 @@ class _Walk:
         self.unreadable: set[str] = set()
         self._seen: dict[int, Any] = {}  # id -> object, kept alive so an id is never reused
         self._queue: list[Any] = []
+        # Where an object was found under its own name: its module, when the object cannot say (a
+        # class without functions in its body, whose module name may belong to another conftest).
+        self._homes: dict[int, dict[str, Any]] = {}
+
+    def _home(self, obj: Any) -> Any:
+        found = self._homes.get(id(obj))
+        return _as_module(found) if found is not None and _module_of(obj) is None else _module_of(obj)
+
+    def _note_home(self, value: Any, namespace: dict[str, Any]) -> None:
+        if not isinstance(value, type) or namespace.get("__name__") != value.__module__:
+            return
+        target: Any = namespace
+        for part in value.__qualname__.split("."):
+            target = target.get(part) if isinstance(target, dict) else getattr(target, part, None)
+            if target is None:
+                return
+        if target is value:
+            self._homes[id(value)] = namespace
 
     # The root is hashed even when it is not user code (its references are followed only into user code).
     def root(self, fn: Any) -> str:
@@ -268,7 +414,7 @@ class _Walk:
             self._push(wrapped, force=force)
         if not isinstance(obj, (types.FunctionType, type)) or id(obj) in self._seen:
             return
-        if not force and not is_user_module(_module_of(obj)):
+        if not force and not is_user_module(self._home(obj)):
             return
         self._seen[id(obj)] = obj
         self._queue.append(obj)
@@ -297,10 +443,10 @@ class _Walk:
 
     def _record(self, obj: Any) -> str | None:
         name = _qualname(obj)
-        source = _source(obj)
+        source = _source(obj, self._home(obj))
         if source is None:
             self.unreadable.add(name)
-            self.pairs.add((name, _UNREADABLE))
+            self.pairs.add((name, f"{_UNREADABLE} {_code_fingerprint(obj)}"))
         else:
             self.covers.add(name)
             self.pairs.add((name, source))
@@ -339,18 +485,18 @@ class _Walk:
             elif isinstance(attr, (type, functools.partial)):
                 self._push(attr)
             for f in funcs:
-                if isinstance(f, types.FunctionType) and f.__qualname__.startswith(prefix) and _module_of(f) is _module_of(cls):
+                if isinstance(f, types.FunctionType) and f.__qualname__.startswith(prefix) and _same_module(f, cls):
                     names.update(_code_names(f.__code__))  # its source is the class's
                 else:
                     self._push(f)
-        module = _module_of(cls)
+        module = self._home(cls)
         if module is not None:
-            self._names(names, vars(module))
+            self._names(names, _globals(module))
 
     def _names(self, names: set[str], namespace: dict[str, Any]) -> None:
         """Follow ``names`` in a module's globals, and through the user modules they reach."""
         module_name = namespace.get("__name__")
-        if not is_user_module(module_name if isinstance(module_name, str) else None):
+        if not is_user_module(_as_module(namespace)):
             module_name = None  # a library root's globals: follow its user code, hash no constants
         modules: dict[str, types.ModuleType] = {}
         for name in sorted(names):
@@ -363,6 +509,7 @@ class _Walk:
             elif module_name and _is_literal(value):
                 self._constant(f"{module_name}.{name}", value)
             else:
+                self._note_home(value, namespace)
                 self._value_global(value)
         # Attribute chains through user modules (``models.Net``, ``pkg.sub.CONST``), to a fixpoint.
         done: set[str] = set()
@@ -380,6 +527,7 @@ class _Walk:
                     elif _is_literal(value):
                         self._constant(f"{mod_name}.{name}", value)
                     else:
+                        self._note_home(value, space)
                         self._value_global(value)
 
     def _value_global(self, value: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .attacks import Selection
 from .strict import StrictSettings
@@ -105,6 +105,18 @@ class PrivacyConfig(StrictSettings):
         # Suites stay as given (markers select by suite); each name must be known.
         Selection.parse(names)
         return tuple(n.strip() for n in names if n.strip())
+
+    @model_validator(mode="after")
+    def _recipe_audit_references(self) -> PrivacyConfig:
+        # A recipe audit scores each model against the others: with 2 references, one model's
+        # others can all be IN (or all OUT) for a point, which no online attack can score.
+        if self.audit == "recipe" and self.n_references != "auto" and self.n_references < 4:
+            raise ValueError(
+                f"audit='recipe' needs at least 4 references (each model is scored against the others, which "
+                f"must include a model trained IN and one OUT for every point), got n_references={self.n_references}; "
+                "use --privacy-references=4 or more (or n_references in @pytest.mark.privacy)"
+            )
+        return self
 
     def selection(self) -> Selection | None:
         """What ``attacks`` selects (suites and attack names), or None for everything."""

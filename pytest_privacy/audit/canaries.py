@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CanaryRun", "CanarySet"]
+__all__ = ["CanaryRun", "CanarySet", "no_trace"]
 
 _CANARIES = 0x63616E  # the canary draws' spawn key: apart from every audit's
 
@@ -68,3 +68,18 @@ class CanaryRun:
     accountant_epsilon: float | None  # a DP-SGD recipe's target epsilon, for the report
     description: str
     data_id: str | None = None  # the data set the canaries were drawn from (its digest, true labels)
+    no_trace: str | None = None  # why the canaries cannot have left a trace (a constant model), when known
+
+
+def no_trace(logits: np.ndarray) -> str | None:
+    """Why a run's canaries cannot have left a trace, or None: a model whose outputs ``logits [N, C]``
+    are the same for every input (constant, untrained or broken) scores each canary by its label
+    alone, so a lower bound near 0 says nothing about its training."""
+    rows = np.asarray(logits, dtype=np.float64)
+    spread = np.ptp(rows, axis=0).max(initial=0.0)
+    if spread <= 1e-9 * max(1.0, float(np.abs(rows).max(initial=0.0))):
+        return (
+            "the canaries left no trace: the model gives every input the same outputs (a constant or untrained "
+            "model, or a loop that never updated it), so its scores say nothing about what it trained on"
+        )
+    return None

@@ -137,19 +137,20 @@ class _Entry:
     note: str | None  # the duplicate-rows warning, repeated on every use
 
 
-_CACHE: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
+_CACHE: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
 _IDENTITIES: OrderedDict[tuple[int, int], tuple[Any, ...]] = OrderedDict()
 
 
 def _checked(dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None]:
     sources, mark, check = _source(dataset)
-    key = tuple(id(s) for s in sources)
+    n_classes = getattr(dataset, "n_classes", None)
+    key = (*(id(s) for s in sources), repr(n_classes))  # the classes named are part of what was checked
     entry = _CACHE.get(key)
     if entry is not None and all(r() is s for r, s in zip(entry.refs, sources)) and entry.mark == mark():
         _CACHE.move_to_end(key)
     else:
         x, y, fresh_mark = check()
-        x, y, kept, note = _validated(x, y)
+        x, y, kept, note = _validated(x, y, n_classes)
         own = [None if got is source else got for got, source in zip((x, y), (*sources, None, None))]
         entry = _Entry(tuple(_ref(s, _CACHE, key) for s in sources), fresh_mark, *own, kept, note)
         _CACHE[key] = entry
@@ -193,7 +194,7 @@ def _arrays(x: Any, y: Any) -> tuple[tuple[Any, ...], Callable[[], str], Callabl
     return (x, y), lambda: mark, lambda: (xa, ya, mark)
 
 
-def _validated(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None]:
+def _validated(x: Any, y: Any, n_classes: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None]:
     x = check_inputs(x)
     y = check_labels(y, len(x))
     classes = np.unique(y)
@@ -201,6 +202,7 @@ def _validated(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, str 
         raise ValueError(
             f"privacy_dataset has one class only (label {int(classes[0])}); a classifier audit needs at least 2 classes."
         )
+    _check_classes(classes, n_classes)
     ids = row_ids(x)
     first = np.zeros(len(x), dtype=bool)
     first[np.unique(ids, return_index=True)[1]] = True
@@ -213,6 +215,30 @@ def _validated(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, str 
         )
         x, y = x[first], y[first]
     return x, y, first, note
+
+
+def _check_classes(classes: np.ndarray, n_classes: Any) -> None:
+    """Labels must be the classes ``0..C-1``: a model has one output per class up to the largest
+    label, so one stray label (100 among 0..9) would build a 101-class model without a word. A data
+    set whose absent classes are real names them with an ``n_classes`` attribute (an object with
+    ``.x``, ``.y`` and ``.n_classes``)."""
+    top = int(classes[-1])
+    if n_classes is not None:
+        if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes <= top:
+            raise ValueError(
+                f"privacy_dataset.n_classes must be an integer above the largest label ({top}), got {n_classes!r}."
+            )
+        return
+    if classes.size == top + 1:
+        return
+    missing = np.setdiff1d(np.arange(top + 1), classes)
+    shown = ", ".join(str(int(c)) for c in missing[:5]) + (", ..." if missing.size > 5 else "")
+    raise ValueError(
+        f"privacy_dataset's labels skip {missing.size} of the classes 0..{top} (missing: {shown}): a model with "
+        f"{top + 1} outputs would be built for {classes.size} classes. Relabel them to 0..{classes.size - 1} "
+        "(y = np.unique(y, return_inverse=True)[1]), or, if the absent classes are real, return an object with "
+        f".x, .y and .n_classes = {top + 1} (or more)."
+    )
 
 
 def _ref(obj: Any, table: OrderedDict, key: tuple[int, ...]) -> Callable[[], Any]:

@@ -118,7 +118,10 @@ class RecipeSource:
         from ..engine.models import build_model
 
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-            check_stackable(build_model(self.recipe, tuple(x.shape[1:]), int(y.max()) + 1), self.recipe, min_points)
+            check_stackable(
+                build_model(self.recipe, tuple(x.shape[1:]), int(y.max()) + 1), self.recipe, min_points,
+                example_shape=tuple(x.shape[1:]),
+            )
 
     def on(self, device_type: str) -> RecipeSource:
         from ..engine.precision import training_precision

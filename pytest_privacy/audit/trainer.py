@@ -19,7 +19,7 @@ from ..data import MembershipData, Population, References
 from ..engine.executors import Executor, LocalExecutor, Trained
 from ..engine.progress import Progress
 from ..engine.store import ModelStore, digest
-from .canaries import CanaryRun, CanarySet
+from .canaries import CanaryRun, CanarySet, no_trace
 from .dataset import as_dataset, checked_dataset, dataset_identity
 from .job import TrainJob
 from .setup import AuditSetup
@@ -177,6 +177,7 @@ class PrivacyTrainer:
             scores, canaries.included, seed, time.perf_counter() - start, self.models_trained > trained_before,
             getattr(defense, "epsilon", None) if getattr(defense, "kind", None) == "dp_sgd" else None,
             f"{canaries.index.size} mislabelled input canaries, one run", dataset_identity(x, y),
+            no_trace(trained.entry["logits"][:, 0]),
         )
 
     def _describe_keys(self, source: ModelSource, data_id: str, x: np.ndarray) -> None:

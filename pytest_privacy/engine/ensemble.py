@@ -206,10 +206,19 @@ def activations_per_example(module: nn.Module, example_shape: tuple[int, ...]) -
     return sum(run.outputs for run in dry_run(module, example_shape).values())
 
 
-def check_stackable(module: nn.Module, recipe: TrainingRecipe | None = None, n_points: int | None = None) -> None:
-    """Refuse what the vectorised trainer cannot train as M independent models: running
-    statistics (BatchNorm, per model) need full minibatches and cannot go with DP-SGD or the MMD
-    defense (a clear error here, not a traceback from inside torch)."""
+def check_stackable(
+    module: nn.Module, recipe: TrainingRecipe | None = None, n_points: int | None = None,
+    example_shape: tuple[int, ...] | None = None,
+) -> None:
+    """Refuse what the vectorised trainer cannot train as M independent models, with a clear error
+    here rather than a traceback from inside torch: parameters that are not float32 (the trainer's
+    arithmetic is float32, or bf16 autocast by ``precision``), tensors on the meta device (no data),
+    random numbers drawn in the forward pass outside ``nn.Dropout`` (``F.dropout``, ``torch.rand``:
+    each model needs its own, which only dropout layers get; probed on ``example_shape``), and
+    running statistics (BatchNorm, per model) with a defense or without full minibatches."""
+    _check_tensors(module)
+    if example_shape is not None:
+        _check_forward_randomness(module, example_shape)
     buffers = [name for name, _ in module.named_buffers()]
     if not buffers or recipe is None:
         return
@@ -223,6 +232,55 @@ def check_stackable(module: nn.Module, recipe: TrainingRecipe | None = None, n_p
             f"a model with BatchNorm trains on full minibatches, but a model has only {n_points} training "
             f"points for batch_size={recipe.batch_size}: lower batch_size or audit more points."
         )
+
+
+def _check_tensors(module: nn.Module) -> None:
+    import torch
+
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if t.device.type == "meta":
+            raise ValueError(
+                f"the model's {name} is on the meta device (a shape without data): build the model with real "
+                "tensors (drop device='meta', or call .to_empty(device='cpu') and initialise it) in the factory."
+            )
+        if t.is_floating_point() and t.dtype != torch.float32:
+            raise ValueError(
+                f"the model's {name} is {str(t.dtype).removeprefix('torch.')}: the trainer keeps weights in float32 "
+                "(and runs bf16 autocast with precision='bf16'); use a float32 model: drop .double()/.half()/.to(dtype) from the factory."
+            )
+
+
+def _check_forward_randomness(module: nn.Module, example_shape: tuple[int, ...]) -> None:
+    """Run the forward pass in training mode under ``vmap(randomness="error")`` on two stacked
+    copies (dropout layers swapped for the masked ones the trainer uses), so a random op elsewhere
+    is named now, not as vmap's message after training started."""
+    import copy
+
+    import torch
+    from torch import nn
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from .dropout import MaskedDropout
+
+    probe = copy.deepcopy(module).train()
+    for name, layer in list(probe.named_modules()):
+        if isinstance(layer, nn.modules.dropout._DropoutNd):
+            parent, _, child = name.rpartition(".")
+            setattr(probe.get_submodule(parent) if parent else probe, child, MaskedDropout(layer.p))
+    params, buffers = stack_module_state([probe, probe])
+    buffers = {k: v for k, v in buffers.items() if v is not None}
+    x = torch.zeros((2, 2, *example_shape))
+    try:
+        with torch.no_grad():
+            vmap(lambda p, b, xb: functional_call(probe, (p, b), (xb,)))(params, buffers, x)
+    except RuntimeError as exc:
+        if "random operation" not in str(exc):
+            return  # not this check's business: training reports it with the model's seed
+        raise ValueError(
+            "the model's forward pass draws random numbers outside an nn.Dropout layer (F.dropout, torch.rand, "
+            "RReLU, ...): the vectorised trainer gives each model its own randomness only through dropout layers. "
+            "Use nn.Dropout modules (each model then gets its own masks), or train with privacy_train_fn."
+        ) from None
 
 
 def train_models(

@@ -69,6 +69,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
          color: #fff; font-weight: 700; font-size: 12px; letter-spacing: .03em; white-space: nowrap; }
 .badge.pass { background: var(--pass); } .badge.fail { background: var(--fail); }
 .badge.inconclusive { background: var(--inconclusive); }
+.outcome { font-size: 1.15em; padding: .5em .8em; border-radius: .4em; margin: 0 0 1em; }
+.outcome.failed { border: 2px solid var(--fail); } .outcome.passed { border: 2px solid var(--pass); }
 .badge.smoke { background: repeating-linear-gradient(45deg, var(--pass), var(--pass) 6px, #2c974b 6px, #2c974b 12px); }
 .context { display: grid; grid-template-columns: max-content 1fr; gap: .15em 1em; margin: .5em 0; }
 .context dt { color: var(--muted); } .context dd { margin: 0; }
@@ -116,6 +118,7 @@ def render_html(report: SessionReport, *, figures: bool = True) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>pytest-privacy report {_e(report.created)}</title>",
         f"<style>{_CSS}</style></head><body>",
+        _outcome(report),
         _header(report),
     ]
     if not results:
@@ -139,6 +142,22 @@ def render_html(report: SessionReport, *, figures: bool = True) -> str:
 
 
 # ------------------------------------------------------------------------------------ header
+
+
+def _outcome(report: SessionReport) -> str:
+    """The session's outcome first, in the colour its exit status means: a failed run never reads
+    as a pass because its own gates passed."""
+    from .summary import session_outcome
+
+    outcome = session_outcome(report)
+    if outcome is None:
+        return ""
+    state, why = outcome
+    badge = "fail" if state == "failed" else "pass"
+    return (
+        f'<p id="outcome" class="outcome {state}"><span class="badge {badge}">SESSION {state.upper()}</span> '
+        f"{_e(why)}</p>"
+    )
 
 
 def _header(report: SessionReport) -> str:

@@ -17,7 +17,7 @@ from ..results import (
     SessionReport,
     Verdict,
 )
-from .summary import decided_tpr, verdict_label
+from .summary import decided_tpr, session_outcome, verdict_label
 
 __all__ = ["append_markdown", "format_markdown"]
 
@@ -44,6 +44,9 @@ def format_markdown(report: SessionReport) -> str:
     (an empty report: the heading and its note). Starts with a blank line, so that it stands apart
     from whatever the file held before, and ends with one."""
     lines = ["", HEADING, ""]
+    outcome = session_outcome(report)
+    if outcome is not None:
+        lines += [f"**Session {outcome[0]}**: " + _foreign(outcome[1]), ""]
     if not report.results:
         lines += [_foreign(report.note or NO_RESULTS), ""]
         return "\n".join(lines) + "\n"

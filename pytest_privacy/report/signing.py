@@ -59,6 +59,6 @@ def verify(payload: dict[str, Any], key: bytes | None, where: str) -> dict[str, 
     if not hmac.compare_digest(signature, expected):
         raise SignatureError(
             f"{where} fails its signature under {SIGNING_KEY_ENV}: it was edited after it was stored, or "
-            "signed with another key; refusing to trust it."
+            "signed with another key; refusing to trust it. Restore the file, or set the key it was signed with."
         )
     return body

@@ -61,7 +61,7 @@ def check_run_name(name: str) -> str:
     if name.isdigit() or name == "latest":
         raise ValueError(
             f"a stored run may not be named {name!r}: --privacy-compare reads digits as a run number and "
-            "'latest' as the newest run; add a letter (e.g. v{name})."
+            f"'latest' as the newest run; choose a name with a letter, e.g. 'v{name}'."
         )
     return name
 

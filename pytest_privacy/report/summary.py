@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
-from ..results import AnyResult, AttackResult, ComparisonResult, DPAuditResult
+from ..results import AnyResult, AttackResult, ComparisonResult, DPAuditResult, SessionReport
 
-__all__ = ["decided_tpr", "format_summary", "junit_properties", "verdict_label"]
+__all__ = ["decided_tpr", "format_summary", "junit_properties", "session_outcome", "verdict_label"]
+
+
+def session_outcome(report: SessionReport) -> tuple[str, str] | None:
+    """``("failed" | "passed", why)``: the session's outcome as its exit status means it, in the
+    words every report opens with (None when the report does not know it, e.g. one written by an
+    older version). A failed session names what failed it: leaks proven, gates left inconclusive
+    under ``--privacy-inconclusive=fail``, a regression against a stored run, other failing tests."""
+    if report.outcome is None:
+        return None
+    counts = {v: sum(r.verdict.value == v for r in report.results) for v in ("fail", "inconclusive", "pass")}
+    if report.outcome == "passed":
+        return "passed", f"{len(report.results)} privacy result(s): {counts['pass']} pass" + (
+            f", {counts['inconclusive']} inconclusive (not failing the run: --privacy-inconclusive="
+            f"{report.config.get('inconclusive', 'fail')})" if counts["inconclusive"] else ""
+        )
+    why = []
+    if counts["fail"]:
+        why.append(f"{counts['fail']} gate(s) proved a leak")
+    if counts["inconclusive"] and report.config.get("inconclusive", "fail") == "fail":
+        why.append(f"{counts['inconclusive']} gate(s) inconclusive (counted as failures: --privacy-inconclusive=fail)")
+    c = report.comparison
+    if c is not None and c.failed and c.criteria:
+        why.append(f"a privacy regression against stored run {c.against_run or c.against}")
+    if not why:
+        why.append("tests failed or errored (see pytest's output)")
+    return "failed", "; ".join(why)
 
 
 def format_summary(results: list[AnyResult]) -> list[str]:

@@ -74,3 +74,11 @@ def test_audit_recipe_from_the_command_line_pools_every_model(pytester):
     assert '"audit": "recipe"' in (pytester.path / "r.json").read_text()
     bad = pytester.runpytest_subprocess("--privacy-audit=recipes")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_recipe_audit_with_two_references_is_a_usage_error_saying_what_it_needs(pytester):
+    pytester.makepyfile(test_x="def test_x():\n    raise AssertionError('must not run')\n")
+    result = pytester.runpytest_subprocess("--privacy-audit=recipe", "--privacy-references=2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*audit='recipe' needs at least 4 references*--privacy-references=4 or more*"])
+    assert "balanced_keep" not in result.stderr.str()

@@ -221,3 +221,17 @@ def test_html_and_links_from_attack_names_and_stored_runs_are_escaped():
     assert "<img" not in text and "<script" not in text
     assert not re.search(r"(?<!\\)!?(?<!\\)\[[^\]]*(?<!\\)\]\(", text), "a Markdown link or image can form"
     assert "&lt;img src=x onerror=alert(1)&gt;" in text and "&lt;script&gt;" in text
+
+
+def test_the_session_outcome_opens_the_section_in_the_words_of_the_exit_status():
+    from pytest_privacy.report.markdown import format_markdown
+    from tests.plugin.test_html_report import session_report
+
+    report = session_report()
+    failed = report.model_copy(update={"outcome": "failed", "config": {**report.config, "inconclusive": "fail"}})
+    text = format_markdown(failed)
+    assert text.index("**Session failed**") < text.index("| Verdict |")
+    n_fail = sum(r.verdict.value == "fail" for r in report.results)
+    assert f"{n_fail} gate(s) proved a leak" in text
+    assert "**Session passed**" in format_markdown(report.model_copy(update={"outcome": "passed"}))
+    assert "**Session" not in format_markdown(report)  # an older report that does not know its outcome

@@ -28,9 +28,14 @@ def test_a_memorising_release_fails_against_the_stored_regularised_one(pytester,
     same.stdout.fnmatch_lines(["*UNCHANGED*t*release*"])
     pytester.makeconftest(NOISE_LABELS_CONFTEST)  # 40 epochs on random labels: memorises
     second = pytester.runpytest_subprocess(
-        "--privacy-references=4", "--privacy-autosave", "--privacy-compare", "--privacy-compare-fail=auc:+0.02"
+        "--privacy-references=4", "--privacy-autosave", "--privacy-compare", "--privacy-compare-fail=auc:+0.02",
+        "--privacy-html=r.html", "--privacy-markdown=s.md",
     )
     assert second.ret == 1
+    # Its own gate passed, but the session failed: every report opens with the session's outcome.
+    html, markdown = (pytester.path / "r.html").read_text(), (pytester.path / "s.md").read_text()
+    assert 'class="outcome failed"' in html and "SESSION FAILED" in html and "privacy regression against" in html
+    assert "**Session failed**: a privacy regression against stored run 1:v1" in markdown
     second.stdout.fnmatch_lines([
         "*compared with stored run 1:v1 (the latest stored run*", "*REGRESSED*test_release*AUC*",
         "*privacy regression against stored run*",

@@ -272,3 +272,62 @@ def test_describe_says_what_the_key_covers(load):
 def test_importing_it_does_not_import_torch():
     code = "import sys, pytest_privacy.code_identity; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent)
+
+
+def _load_conftest(folder: Path, source: str) -> object:
+    """Import ``folder/conftest.py`` as pytest does: under the module name ``conftest``, which the
+    next conftest imported takes over in ``sys.modules``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "conftest.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location("conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["conftest"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+BAG = """
+from torch import nn
+
+MODE = "{mode}"
+
+
+class BagClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(100, 8, mode=MODE)
+
+    def forward(self, ids):
+        return self.bag(ids)
+
+
+class Plain(nn.Sequential):
+    pass
+
+
+def train(x, y, *, seed, device):
+    return BagClassifier(), Plain()
+"""
+
+
+def test_a_second_conftest_does_not_hide_the_first_ones_code(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "conftest", sys.modules.get("conftest"))
+    identities = []
+    for mode in ("mean", "max"):
+        inner = _load_conftest(tmp_path / mode / "privacy", BAG.format(mode=mode))
+        _load_conftest(tmp_path / mode, "import pytest\n")  # tests/conftest.py, imported after: owns the name
+        identity = code_identity(inner.train)
+        assert not identity.unreadable, identity.describe()  # once: 'by name only (no source): conftest.BagClassifier'
+        assert {"conftest.BagClassifier", "conftest.Plain"} <= set(identity.covers)
+        assert "conftest.MODE" in identity.constants
+        identities.append(identity)
+    assert identities[0].digest != identities[1].digest  # editing the model changes the key
+
+
+def test_code_without_readable_source_changes_the_key_when_it_changes():
+    namespaces = [{}, {}]
+    exec("def train(x, y, *, seed, device):\n    return x * 2\n", namespaces[0])
+    exec("def train(x, y, *, seed, device):\n    return x * 3\n", namespaces[1])
+    a, b = (code_identity(ns["train"]) for ns in namespaces)
+    assert a.unreadable and b.unreadable and a.digest != b.digest

@@ -204,3 +204,18 @@ def test_fingerprint_is_cheap_for_a_large_array():
     for _ in range(5):
         fingerprint(x)
     assert (time.perf_counter() - start) / 5 < 0.05
+
+
+def test_a_stray_label_is_an_error_unless_the_classes_are_named():
+    from types import SimpleNamespace
+
+    from pytest_privacy.audit.dataset import as_dataset
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 3)), np.arange(60) % 10
+    y[7] = 100  # one typo'd label among 10 classes: once a 101-class model without a word
+    with pytest.raises(ValueError, match=r"skip 90 of the classes 0\.\.100.*np\.unique\(y, return_inverse=True\)"):
+        as_dataset((x, y))
+    assert as_dataset(SimpleNamespace(x=x, y=y, n_classes=101))[1].max() == 100
+    with pytest.raises(ValueError, match="n_classes must be an integer above the largest label"):
+        as_dataset(SimpleNamespace(x=x, y=y, n_classes=50))

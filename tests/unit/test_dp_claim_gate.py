@@ -54,6 +54,12 @@ def _ignore_data(x, y, *, seed, device):
     return lambda xb: np.zeros((len(xb), 5))  # trained on nothing: no canary can be told apart
 
 
+def _fixed_features(x, y, *, seed, device):
+    """Outputs that depend on the input but on no training label: private, and not constant."""
+    w = np.random.default_rng(99).normal(size=(x[0].size, 5))
+    return lambda xb: np.asarray(xb, dtype=np.float64).reshape(len(xb), -1) @ w
+
+
 def test_the_gate_fails_a_false_claim_passes_an_honest_one_and_says_when_it_cannot_tell(tmp_path):
     data = noise_labels(1200, 6, classes=5)
     trainer = PrivacyTrainer(store=ModelStore(tmp_path))
@@ -67,11 +73,15 @@ def test_the_gate_fails_a_false_claim_passes_an_honest_one_and_says_when_it_cann
     # The same run against a claim above what 600 canaries can show: cannot detect, never PASS.
     with pytest.raises(PrivacyInconclusiveError, match="cannot detect"):
         assert_dp_claim_holds(leaky, epsilon=50.0, delta=1e-5)
-    honest = trainer.canary_run(_ignore_data, data, n_canaries=600, seed=0)
+    honest = trainer.canary_run(_fixed_features, data, n_canaries=600, seed=0)
     with recording() as results:
         assert_dp_claim_holds(honest, epsilon=1.0, delta=1e-5)
     [r] = results
     assert r.verdict.value == "pass" and r.epsilon_low <= 1.0 < r.max_detectable
+    # A model that ignored its data (constant outputs) passed silently once: its canaries left no trace.
+    constant = trainer.canary_run(_ignore_data, data, n_canaries=600, seed=0)
+    with pytest.raises(PrivacyInconclusiveError, match="the canaries left no trace"):
+        assert_dp_claim_holds(constant, epsilon=1.0, delta=1e-5)
     cached = PrivacyTrainer(store=ModelStore(tmp_path)).canary_run(_memorise, data, n_canaries=600, seed=0)
     assert not cached.trained
     np.testing.assert_array_equal(cached.scores, leaky.scores)
