@@ -202,7 +202,8 @@ def record_key(x: np.ndarray, y: Any) -> str:
     records without carrying them."""
     import hashlib
 
-    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    x = np.asarray(x)
+    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32).tobytes())
     h.update(str(int(y)).encode())
     return h.hexdigest()[:16]
 

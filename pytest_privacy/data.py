@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "Baseline", "MembershipData", "Population", "RecipeTrials", "References", "as_membership_data", "check_inputs",
-    "check_labels", "row_ids",
+    "Baseline", "MembershipData", "Population", "RecipeTrials", "References", "as_float32", "as_membership_data",
+    "check_exact_in_float32", "check_inputs", "check_labels", "row_ids",
 ]
 
 
@@ -243,17 +243,47 @@ class MembershipData:
 
 
 def check_inputs(x: Any) -> np.ndarray:
-    """``x [N, *example_shape]`` as finite float32, or an error that names the problem."""
+    """``x [N, *example_shape]`` as finite float32, or as int64 when it holds integers (token ids,
+    categorical codes: kept integer end to end, never rounded through float32), or an error that
+    names the problem."""
     arr = np.asarray(x)
     if arr.ndim < 2:
         raise ValueError(f"x must be [N, ...] with one row per audit point, got shape {arr.shape}.")
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"x must be a real numeric array, got dtype {arr.dtype}.")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"x must be a real numeric array, got dtype {arr.dtype}; convert booleans with x.astype(np.int64).")
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+            raise ValueError("x holds uint64 values above 2**63 - 1, which int64 cannot hold; map them to smaller ids.")
+        return arr.astype(np.int64, copy=False)
     arr = arr.astype(np.float32, copy=False)
     if not np.isfinite(arr).all():
         bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[:5].tolist()
         raise ValueError(f"x contains NaN/inf (rows {bad}...); clean or impute these points first.")
     return arr
+
+
+_EXACT_IN_FLOAT32 = 2**24  # every integer up to this magnitude has an exact float32
+
+
+def as_float32(x: np.ndarray, *, what: str = "the inputs") -> np.ndarray:
+    """``x`` as float32 for a model that computes in floats (the built-in recipes): floats as they
+    are, integers only when every value is exact in float32 (``|v| <= 2**24``); larger integers
+    (ids) are an error, never silently rounded (123456789 would become 123456792)."""
+    if x.dtype.kind == "f":
+        return x if x.dtype == np.float32 else np.asarray(x, dtype=np.float32)
+    arr = np.asarray(x)
+    check_exact_in_float32(arr, what=what)
+    return arr.astype(np.float32)
+
+
+def check_exact_in_float32(x: np.ndarray, *, what: str = "the inputs") -> None:
+    """A ValueError when ``x`` holds integers that float32 cannot hold exactly (``|v| > 2**24``)."""
+    if x.dtype.kind in "iu" and x.size and int(np.abs(x).max()) > _EXACT_IN_FLOAT32:
+        raise ValueError(
+            f"{what} hold integers up to {int(np.abs(x).max()):,}, beyond 2**24 = 16,777,216, which float32 would "
+            "round (the built-in recipes compute in float32): use a training function (privacy_train_fn), whose "
+            "model receives them as int64, or map the values to smaller ids."
+        )
 
 
 def check_labels(y: Any, n: int) -> np.ndarray:

@@ -346,7 +346,7 @@ def gate(
         )
     else:
         verdict, at = Verdict.INCONCLUSIVE, e.operating
-        reason = _inconclusive_reason(c, fpr, max_tpr, confidence, tpr_low, tpr_high, fpr_low)
+        reason = _inconclusive_reason(c, fpr, max_tpr, confidence, tpr_low, tpr_high, fpr_low, fpr_high)
     if e.inverted:
         verdict, at, reason = Verdict.INCONCLUSIVE, e.operating, e.inverted
     return e.result(verdict, reason, at=at, members_above=verdict is Verdict.PASS, max_tpr=max_tpr)
@@ -528,9 +528,17 @@ def _inconclusive_reason(
     tpr_low: np.ndarray,
     tpr_high: np.ndarray,
     fpr_low: np.ndarray,
+    fpr_high: np.ndarray,
 ) -> str:
     needed = nonmembers_needed(fpr, confidence)
     parts = []
+    above = np.flatnonzero(tpr_low > max_tpr)
+    if above.size:  # a TPR above the limit is proven somewhere: say why that is no FAIL
+        k = int(above[np.argmin(fpr_high[above])])
+        parts.append(
+            f"not a FAIL: where TPR >= {tpr_low[k]:.4f} > max_tpr={max_tpr:g} is proven, the FPR is only bounded by "
+            f"<= {fpr_high[k]:.4g}, above {fpr:g}"
+        )
     if c.n_nonmembers < needed:
         parts.append(
             f"certifying FPR <= {fpr:g} needs >= {needed:,} non-members at {confidence:.0%}; "
@@ -544,6 +552,7 @@ def _inconclusive_reason(
             f"max_tpr={max_tpr:g}"
         )
     parts.append(_audit_size(c, fpr, max_tpr, confidence))
+    parts.append("what else could decide it: more references (a stronger attack), or audit='recipe' (every model's trials pooled)")
     return "; ".join(parts)
 
 

@@ -11,7 +11,9 @@ import numpy as np
 
 from .augmentations import make_queries
 
-__all__ = ["CachedTarget", "evaluating", "is_module", "label_oracle", "query_answers", "query_logits", "scorer"]
+__all__ = [
+    "CachedTarget", "QueryFailed", "evaluating", "is_module", "label_oracle", "query_answers", "query_logits", "scorer",
+]
 
 _BATCH = 4096
 
@@ -35,14 +37,51 @@ def evaluating(model: Any) -> Iterator[None]:
             m.training = mode
 
 
+class QueryFailed(RuntimeError):
+    """The model raised while answering queries (after it trained): the message names the model,
+    the inputs' shape and dtype, and what it raised."""
+
+
+def _call(model: Any, xb: Any) -> Any:
+    """``model(xb)``, a failure in the model's own code reported as a query failure (what it was
+    asked), not as a training failure or a traceback from inside it."""
+    try:
+        return model(xb)
+    except Exception as exc:
+        dtype = str(getattr(xb, "dtype", type(xb).__name__)).removeprefix("torch.")
+        raise QueryFailed(
+            f"querying the model ({type(model).__name__}) failed on inputs of shape {list(xb.shape)} and dtype "
+            f"{dtype}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _native(x: Any) -> np.ndarray:
+    """Query inputs as the model is asked them: integers (token ids, codes) as int64, exactly;
+    anything else as float32."""
+    arr = np.asarray(x)
+    return arr.astype(np.int64, copy=False) if arr.dtype.kind in "iu" else arr.astype(np.float32, copy=False)
+
+
 def _check_output(out: Any) -> Any:
-    # None, a dict or a tuple (e.g. a Hugging Face output) must not reach numpy or an attack.
-    if not (hasattr(out, "shape") or isinstance(out, (list, np.ndarray))):
-        raise TypeError(
-            f"the model returned {type(out).__name__}; return a [B, C] tensor or array of logits "
-            "(or probabilities) for a batch of B inputs."
-        )
-    return out
+    """The ``[B, C]`` scores a model returned: the output itself, or its ``.logits`` (a Hugging Face
+    ``ModelOutput`` such as ``SequenceClassifierOutput``); anything else is an error naming it."""
+    if hasattr(out, "shape") or isinstance(out, (list, np.ndarray)):
+        return out
+    logits = getattr(out, "logits", None)
+    if logits is None and isinstance(out, dict):
+        logits = out.get("logits")
+    if logits is not None and hasattr(logits, "shape"):
+        return logits
+    if isinstance(out, dict):
+        got = f"a {type(out).__name__} with keys {sorted(map(str, out))[:5]}"
+    elif isinstance(out, tuple):
+        got = f"a tuple of {len(out)} ({', '.join(type(o).__name__ for o in out[:3])})"
+    else:
+        got = type(out).__name__
+    raise TypeError(
+        f"the model returned {got}; return a [B, C] tensor or array of logits (or probabilities) for a batch "
+        "of B inputs, or an object with .logits (e.g. a Hugging Face SequenceClassifierOutput)."
+    )
 
 
 def _predict_module(model: Any, x: np.ndarray) -> np.ndarray:
@@ -56,14 +95,14 @@ def _predict_module(model: Any, x: np.ndarray) -> np.ndarray:
     with evaluating(model), torch.no_grad():
         for start in range(0, len(x), _BATCH):
             xb = torch.from_numpy(x[start : start + _BATCH]).to(device)
-            out.append(_check_output(model(xb)).detach().float().cpu().numpy())
+            out.append(_check_output(_call(model, xb)).detach().float().cpu().numpy())
     return np.concatenate(out)
 
 
 def _predict_callable(model: Any, x: np.ndarray) -> np.ndarray:
     out = []
     for start in range(0, len(x), _BATCH):
-        res = _check_output(model(x[start : start + _BATCH]))
+        res = _check_output(_call(model, x[start : start + _BATCH]))
         if hasattr(res, "detach"):
             res = res.detach().cpu().numpy()
         out.append(np.asarray(res))
@@ -93,7 +132,7 @@ def scorer(model: Any) -> Any:
 def _answers(model: Any, x: np.ndarray, augmentations: tuple[str, ...]) -> tuple[np.ndarray, int, int]:
     """``model``'s raw outputs on ``x`` and its augmentations, flattened ``[N * A, ...]``, with N, A."""
     model = scorer(model)
-    q = make_queries(np.asarray(x, dtype=np.float32), augmentations)
+    q = make_queries(_native(x), augmentations)
     n, a = q.shape[:2]
     flat = q.reshape(n * a, *q.shape[2:])
     out = _predict_module(model, flat) if is_module(model) else _predict_callable(model, flat)
@@ -165,7 +204,7 @@ def label_oracle(model: Any) -> Any:
             f"model must be an nn.Module, a callable, or an estimator with predict; got {type(model).__name__}."
         )
     if is_module(model):
-        return lambda x: _predict_module(model, np.asarray(x, dtype=np.float32)).argmax(-1)
+        return lambda x: _predict_module(model, _native(x)).argmax(-1)
     return model
 
 
@@ -184,7 +223,9 @@ class CachedTarget:
 
     def __init__(self, x: np.ndarray, answers: np.ndarray, train: Callable[[], Any], *, model: Any = None) -> None:
         # x [R, ...] the query rows, answers [R, C] logits or [R] labels
-        self._rows = {row.tobytes(): i for i, row in enumerate(np.asarray(x, dtype=np.float32).reshape(len(x), -1))}
+        x = _native(x)
+        self._dtype = x.dtype
+        self._rows = {row.tobytes(): i for i, row in enumerate(x.reshape(len(x), -1))}
         self._answers = answers
         self._train = train
         self._model: Any = model
@@ -197,8 +238,9 @@ class CachedTarget:
         return self._model
 
     def __call__(self, xb: Any) -> Any:
-        xb = np.asarray(xb, dtype=np.float32)
-        idx = [self._rows.get(row.tobytes()) for row in xb.reshape(len(xb), -1)]
+        xb = _native(xb)
+        same = xb.dtype == self._dtype
+        idx = [self._rows.get(row.tobytes()) if same else None for row in xb.reshape(len(xb), -1)]
         if all(i is not None for i in idx):
             return self._answers[idx]
         _, answers = query_answers(self.model, xb)

@@ -92,7 +92,8 @@ def clear_dataset_cache() -> None:
 
 
 def materialise(dataset: Any) -> tuple[np.ndarray, np.ndarray, str]:
-    """Read a map-style Dataset once: ``x [N, ...] float32``, ``y [N] int64`` and the fingerprint
+    """Read a map-style Dataset once: ``x [N, ...] float32`` (int64 when its inputs are integers:
+    token ids stay exact), ``y [N] int64`` and the fingerprint
     of its sampled items. Items must be ``(x, y)`` pairs, ``x`` numeric with one shape for all, ``y``
     an integer label; a Dataset whose items change between two reads is an error."""
     n = len(dataset)
@@ -100,11 +101,16 @@ def materialise(dataset: Any) -> tuple[np.ndarray, np.ndarray, str]:
         raise ValueError("the data set is empty: privacy_dataset has no items; an audit needs points to train and test on.")
     sample = _sample_indices(n)
     first_x, first_y = _item(dataset, 0)
-    x = np.empty((n, *first_x.shape), dtype=np.float32)
+    x = np.empty((n, *first_x.shape), dtype=np.int64 if first_x.dtype.kind in "iu" else np.float32)
     y = np.empty(n, dtype=np.int64)
     seen: dict[int, str] = {}
     for i in range(n):
         xi, yi = (first_x, first_y) if i == 0 else _item(dataset, i)
+        if (xi.dtype.kind in "iu") != (first_x.dtype.kind in "iu"):
+            raise TypeError(
+                f"privacy_dataset item {i}: x is {xi.dtype} but item 0's is {first_x.dtype}; every item's input must be "
+                "integers (token ids) or every one floats, so that none is silently converted."
+            )
         if xi.shape != first_x.shape:
             raise ValueError(
                 f"privacy_dataset item {i}: x has shape {list(xi.shape)} but item 0 has {list(first_x.shape)}; "

@@ -114,9 +114,11 @@ class RecipeSource:
     def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
         import torch
 
+        from ..data import check_exact_in_float32
         from ..engine.ensemble import check_stackable
         from ..engine.models import build_model
 
+        check_exact_in_float32(x, what="privacy_dataset's inputs")
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
             check_stackable(
                 build_model(self.recipe, tuple(x.shape[1:]), int(y.max()) + 1), self.recipe, min_points,

@@ -186,7 +186,8 @@ class StackedFunctionSource:
 
         def predict(batch: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                xb = torch.as_tensor(np.asarray(batch, dtype=np.float32))
+                batch = np.asarray(batch)
+                xb = torch.as_tensor(batch if batch.dtype.kind in "iu" else batch.astype(np.float32))
                 return np.stack([m(xb).numpy() for m in references])
 
         model = target if target is not None else (self._module(entries[-1]) if len(entries) > n_references else None)

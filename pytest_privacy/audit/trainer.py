@@ -167,7 +167,7 @@ class PrivacyTrainer:
         keys = [source.key(data_id, keep, model_seed, device_type)]
         job = TrainJob(source, x, y_train, keep[None], (model_seed,), device, self.max_memory)
         start, trained_before = time.perf_counter(), self.models_trained
-        [trained] = self._train(job, keys, [0], reuse=True, target=None)
+        [trained] = self._train(job, keys, [0], reuse=True, target=None, what="training the canary model")
         if "logits" not in trained.entry:
             raise ValueError("the model answers only labels: a canary audit scores log-probabilities; return logits.")
         scores = canaries.scores(trained.entry["logits"][:, 0])
@@ -185,7 +185,8 @@ class PrivacyTrainer:
         self.key_covers.update([source.covers(), f"data {data_id[:16]} ({len(x):,} rows, {x.shape[1:]} each)"])
 
     def _train(
-        self, job: TrainJob, keys: list[str], models: Sequence[int], *, reuse: bool, target: int | None = -1
+        self, job: TrainJob, keys: list[str], models: Sequence[int], *, reuse: bool, target: int | None = -1,
+        what: str | None = None,
     ) -> list[Trained]:
         """``models``' trained entries: from the store (when ``reuse``), or trained by the executor
         (and published) when missing. The lock covers the whole reference set, so xdist workers
@@ -227,13 +228,24 @@ class PrivacyTrainer:
                     units = self.executor.units(missing, vectorised=job.vectorised)
                     try:
                         for unit, got in self.executor.run(
-                            job, units, keys=keys, store=self.store, describe=describe, progress=progress
+                            job, units, keys=keys, store=self.store, describe=describe, progress=progress,
+                            what=what or _what(missing, target),
                         ):
                             found.update(zip(unit, got))
                             self.models_trained += len(unit)  # as they finish: an interrupted run counts right
                     finally:
                         self.seconds_training += time.perf_counter() - start
         return [found[i] for i in models]
+
+
+def _what(missing: list[int], target: int | None) -> str:
+    """What a progress display counts: the models of this call, the target named apart from the
+    references (a line once said 16/16 models when 17 trained: the target was counted elsewhere)."""
+    refs = len(missing) - (target in missing)
+    parts = ([f"{refs} reference model{'s' if refs != 1 else ''}"] if refs else []) + (
+        ["the target model"] if target in missing else []
+    )
+    return "training " + " and ".join(parts or [f"{len(missing)} models"])
 
 
 def _references(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..augmentations import make_queries
+from ..data import as_float32
 from .keep import model_seeds, seeded_init
 from .models import build_model, dry_run
 from .progress import Progress, progress_bar
@@ -106,7 +108,7 @@ class Ensemble:
         import torch
 
         if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
-            x = np.asarray(x, dtype=np.float32)  # a memory map stays one: its rows are read chunk by chunk
+            x = as_float32(np.asarray(x))  # a memory map stays one: its rows are read chunk by chunk
         if x.shape[1:] != self.example_shape:
             raise ValueError(f"x has examples of shape {x.shape[1:]}, the models expect {self.example_shape}.")
         augmentations = self.recipe.augmentations if queries else ()
@@ -274,6 +276,17 @@ def _check_forward_randomness(module: nn.Module, example_shape: tuple[int, ...])
         with torch.no_grad():
             vmap(lambda p, b, xb: functional_call(probe, (p, b), (xb,)))(params, buffers, x)
     except RuntimeError as exc:
+        unbatched = re.search(r"Batching rule not implemented for aten::(\w+)", str(exc))
+        if unbatched:
+            op = unbatched.group(1)
+            layers = [f"{name} ({type(m).__name__})" for name, m in module.named_modules()
+                      if type(m).__name__.lower() == op.lower() or type(m).__name__.lower().startswith(op.lower())]
+            where = f"the layer {layers[0]}" if layers else f"torch's aten::{op}"
+            raise ValueError(
+                f"the model cannot be trained as one vectorised program: {where} has no batching rule in torch "
+                f"(aten::{op}). Train it with privacy_train_fn (your own loop, one model at a time), or replace the "
+                "layer with one built from linear layers and elementwise functions."
+            ) from None
         if "random operation" not in str(exc):
             return  # not this check's business: training reports it with the model's seed
         raise ValueError(
@@ -311,7 +324,7 @@ def train_models(
     from .precision import training_precision
 
     if not (isinstance(x, np.ndarray) and x.dtype.kind == "f"):
-        x = np.asarray(x, dtype=np.float32)  # arrays and memory maps stay as they are: rows convert when read
+        x = as_float32(np.asarray(x))  # float arrays and memory maps stay as they are: rows convert when read
     y = np.asarray(y)
     if x.shape[0] != y.shape[0] or keep.shape[1] != x.shape[0] or len(seeds) != keep.shape[0]:
         raise ValueError(

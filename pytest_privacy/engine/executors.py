@@ -81,9 +81,10 @@ class Executor(Protocol):
 
     def run(
         self, job: Job, units: list[list[int]], *, keys: Sequence[str], store: ModelStore | None,
-        describe: Callable[[int], str], progress: Progress,
+        describe: Callable[[int], str], progress: Progress, what: str = "training",
     ) -> Iterator[tuple[list[int], list[Trained]]]:
-        """Run every unit; yield ``(unit, trained)`` as units finish, each already published to ``store``."""
+        """Run every unit; yield ``(unit, trained)`` as units finish, each already published to ``store``
+        (``what``: what the progress display says is being trained, e.g. "training 16 reference models")."""
 
     def close(self) -> None:
         """Release what the executor holds (a Ray instance it started)."""
@@ -91,6 +92,8 @@ class Executor(Protocol):
 
 def _failure(unit: Sequence[int], describe: Callable[[int], str], detail: str) -> TrainingFailed:
     models = ", ".join(describe(i) for i in unit)
+    if "QueryFailed" in detail:  # it trained: what failed is answering the audit's queries
+        return TrainingFailed(f"querying failed for {models}, after training:\n{detail}")
     return TrainingFailed(f"training failed for {models}:\n{detail}")
 
 
@@ -118,12 +121,12 @@ class LocalExecutor:
 
     def run(
         self, job: Job, units: list[list[int]], *, keys: Sequence[str], store: ModelStore | None,
-        describe: Callable[[int], str], progress: Progress,
+        describe: Callable[[int], str], progress: Progress, what: str = "training",
     ) -> Iterator[tuple[list[int], list[Trained]]]:
         # One unit shows the engine's own (per-epoch) bar; several show a bar over models.
         # Several units: count models here; one unit (a vectorised recipe): the engine counts epochs.
         outer, inner = (progress, "off") if len(units) > 1 else ("off", progress)
-        with progress_bar(sum(map(len, units)), outer, "training") as bar:
+        with progress_bar(sum(map(len, units)), outer, what) as bar:
             for unit in units:
                 try:
                     trained = job.run(unit, progress=inner)
@@ -208,7 +211,7 @@ class RayExecutor:
 
     def run(
         self, job: Job, units: list[list[int]], *, keys: Sequence[str], store: ModelStore | None,
-        describe: Callable[[int], str], progress: Progress,
+        describe: Callable[[int], str], progress: Progress, what: str = "training",
     ) -> Iterator[tuple[list[int], list[Trained]]]:
         ray = self._ray()
         for code in job.user_code():
@@ -225,7 +228,7 @@ class RayExecutor:
             for unit in units
         }
         try:
-            with progress_bar(sum(map(len, units)), progress, f"training on Ray ({len(units)} tasks)") as bar:
+            with progress_bar(sum(map(len, units)), progress, f"{what} on Ray ({len(units)} tasks)") as bar:
                 while pending:
                     done, _ = ray.wait(list(pending), num_returns=1)
                     unit = pending.pop(done[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..results import AnyResult, AttackResult, ComparisonResult, DPAuditResult, SessionReport
 
-__all__ = ["decided_tpr", "format_summary", "junit_properties", "session_outcome", "verdict_label"]
+__all__ = ["certified", "decided_tpr", "format_summary", "junit_properties", "session_outcome", "verdict_label"]
 
 
 def session_outcome(report: SessionReport) -> tuple[str, str] | None:
@@ -84,15 +84,37 @@ def decided_tpr(r: AttackResult, *, le: str = "<=", ge: str = ">=") -> str:
     or the estimate with its interval when nothing was decided (``le``/``ge``: how to write the
     comparisons, e.g. "≤" in Markdown and HTML)."""
     if r.verdict.value == "pass":
-        return f"TPR{le}{r.tpr_high:.4f} certified at FPR{le}{r.fpr:g} (estimate {r.tpr_at_fpr:.4f})"
+        return f"TPR{le}{r.tpr_high:.4f} certified at FPR{le}{r.fpr:g} (estimate {r.tpr_at_fpr:.4f} at FPR {r.fpr:g})"
     if r.verdict.value == "fail":
-        return f"TPR{ge}{r.tpr_low:.4f} certified at FPR{le}{r.fpr_high:.4f} (estimate {r.tpr:.4f})"
+        return f"TPR{ge}{r.tpr_low:.4f} certified at FPR{le}{r.fpr_high:.4f} (estimate {r.tpr_at_fpr:.4f} at FPR {r.fpr:g})"
     return f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f}"
+
+
+def certified(r: AttackResult) -> tuple[str, str] | None:
+    """The bounds that decided a TPR gate, as the summary writes them: ``("<=0.0301", "<=0.01")``
+    for a PASS (TPR, FPR), ``(">=0.0387", "<=0.0097")`` for a FAIL; None when undecided."""
+    if r.verdict.value == "pass":
+        return f"<={r.tpr_high:.4f}", f"<={r.fpr:g}"
+    if r.verdict.value == "fail":
+        return f">={r.tpr_low:.4f}", f"<={r.fpr_high:.4f}"
+    return None
 
 
 def junit_properties(result: AnyResult) -> list[tuple[str, str]]:
     """The verdict and headline numbers of a result, for junit XML (the full result, ROC included,
-    is in the JSON report)."""
+    is in the JSON report), each named for what it is and equal to what the summary line prints:
+    ``privacy_tpr_estimate`` the TPR at the gate's FPR, ``privacy_tpr_certified`` and
+    ``privacy_fpr_certified`` the bounds that decided it (a PASS or FAIL), ``privacy_tpr_interval`` at
+    ``privacy_fpr_achieved`` the operating point of an undecided one. A family's members (several
+    results of one test) carry their attack and FPR in every name (``privacy_tpr_estimate[lira@0.01]``)."""
+    props = [*_headline(result), ("privacy_summary", format_summary([result])[0])]
+    if isinstance(result, AttackResult) and "family of" in result.variant:
+        tag = f"[{result.attack}@{result.fpr:g}]"
+        props = [(name + tag, value) for name, value in props]
+    return props
+
+
+def _headline(result: AnyResult) -> list[tuple[str, str]]:
     props = [("privacy_verdict", result.verdict.value), ("privacy_attack", result.attack)]
     if isinstance(result, DPAuditResult):
         props += [("privacy_epsilon_low", f"{result.epsilon_low:.4f}"), ("privacy_epsilon_claim", f"{result.epsilon_claim:g}")]
@@ -103,8 +125,14 @@ def junit_properties(result: AnyResult) -> list[tuple[str, str]]:
     elif result.gate == "epsilon":
         props += [("privacy_epsilon_low", f"{result.epsilon_low:.4f}"), ("privacy_max_epsilon", f"{result.max_epsilon:g}")]
     else:
-        props += [
-            ("privacy_tpr", f"{result.tpr:.4f}"), ("privacy_tpr_interval", f"{result.tpr_low:.4f},{result.tpr_high:.4f}"),
-            ("privacy_fpr", f"{result.fpr_achieved:.4f}"), ("privacy_limit", f"TPR<={result.max_tpr:g}@FPR{result.fpr:g}"),
-        ]
-    return props + [("privacy_summary", format_summary([result])[0])]
+        props.append(("privacy_tpr_estimate", f"{result.tpr_at_fpr:.4f}"))
+        bounds = certified(result)
+        if bounds is not None:
+            props += [("privacy_tpr_certified", bounds[0]), ("privacy_fpr_certified", bounds[1])]
+        else:
+            props += [
+                ("privacy_tpr_interval", f"{result.tpr_low:.4f},{result.tpr_high:.4f}"),
+                ("privacy_fpr_achieved", f"{result.fpr_achieved:.4f}"),
+            ]
+        props.append(("privacy_limit", f"TPR<={result.max_tpr:g}@FPR{result.fpr:g}"))
+    return props

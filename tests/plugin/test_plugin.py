@@ -75,7 +75,7 @@ def test_gates_fail_and_pass_for_real_reasons_end_to_end(pytester):
         "*= privacy =*",
         # Each line shows the bound that decided: a PASS never prints a rate above its limit.
         "FAIL *test_memorising_model*TPR>=0.* certified at FPR<=0.0*, limit TPR<=0.1@FPR0.05*",
-        "PASS *test_labels_it_never_saw*TPR<=0.* certified at FPR<=0.05 (estimate 0.*), limit TPR<=0.2@FPR0.05*",
+        "PASS *test_labels_it_never_saw*TPR<=0.* certified at FPR<=0.05 (estimate 0.* at FPR 0.05), limit TPR<=0.2@FPR0.05*",
         "models: 9 trained in *, 0 loaded from cache*",
     ])
     # Off a terminal (a CI log) training shows progress as lines, not a bar that prints nothing.

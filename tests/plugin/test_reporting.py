@@ -219,3 +219,29 @@ def test_a_writer_fails_the_session_on_purpose_with_fail_session(pytester):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*pytest-privacy: the dashboard says this release regressed*"])
     assert "failed: FailSession" not in result.stdout.str()  # not blamed as a broken writer
+
+
+def test_junit_names_each_figure_for_what_it_is_and_matches_the_summary():
+    import numpy as np
+
+    from pytest_privacy.metrics import gate
+    from pytest_privacy.report.summary import format_summary, junit_properties
+    from pytest_privacy.results import AttackResult
+
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(900, bool), np.zeros(900, bool)]
+    scores = np.r_[rng.normal(2, 1, 900), rng.normal(0, 1, 900)]
+    results = [
+        AttackResult(**gate(scores, member, fpr=f, max_tpr=0.3).model_dump(), attack="lira",
+                     variant="online; family of 2, Holm", n_references=4, seed=0)
+        for f in (0.02, 0.2)
+    ]
+    props = [dict(junit_properties(r)) for r in results]
+    assert not set(props[0]) & set(props[1])  # a family's members get distinct names
+    for r, p in zip(results, props):
+        tag = f"[lira@{r.fpr:g}]"
+        line = format_summary([r])[0]
+        # the estimate and the certified bounds are the figures the summary line prints, by the same names
+        assert f"estimate {p['privacy_tpr_estimate' + tag]} at FPR {r.fpr:g}" in line
+        assert f"TPR{p['privacy_tpr_certified' + tag]} certified at FPR{p['privacy_fpr_certified' + tag]}" in line
+        assert "privacy_tpr" + tag not in p  # the old name meant the deciding point in one place, the estimate in another

@@ -241,3 +241,13 @@ def test_holm_steps_down_and_the_p_value_matches_the_gate():
     # (1 - p is rounded to double precision: a hair of margin either side)
     assert gate(s, m, fpr=0.05, max_tpr=0.3, confidence=1 - p * 1.0001).verdict is Verdict.FAIL
     assert gate(s, m, fpr=0.05, max_tpr=0.3, confidence=1 - p / 1.01).verdict is not Verdict.FAIL
+
+
+def test_an_inconclusive_gate_with_its_tpr_above_the_limit_says_why_it_is_not_a_fail():
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(900, bool), np.zeros(900, bool)]
+    scores = np.r_[rng.normal(1.2, 1, 900), rng.normal(0, 1, 900)]
+    g = gate(scores, member, fpr=0.01, max_tpr=0.1)
+    assert g.verdict.value == "inconclusive"
+    assert "not a FAIL: where TPR >= " in g.reason and "the FPR is only bounded by <= " in g.reason
+    assert "audit points" in g.reason and "audit='recipe'" in g.reason

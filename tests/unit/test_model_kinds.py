@@ -117,3 +117,56 @@ def test_a_recipe_model_the_trainer_cannot_stack_is_refused_before_training():
         with pytest.raises(ValueError, match=match):
             trainer.audit(recipe, noise_labels(100, 6), n_references=2, seed=0)
     assert trainer.models_trained == 0
+
+
+class _Output(dict):
+    """What a Hugging Face classifier returns: a mapping with attribute access (``ModelOutput``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _hf_style_fn(x, y, *, seed, device):
+    import torch
+
+    torch.manual_seed(seed)
+    net = torch.nn.Linear(x.shape[1], 4)
+
+    class Classifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, xb):
+            return _Output(logits=self.net(xb), hidden_states=None)
+
+    return Classifier()
+
+
+def test_an_output_with_logits_is_read_as_logits_and_other_outputs_are_named(tmp_path):
+    from pytest_privacy.querying import query_logits
+
+    data = noise_labels(200, 6)
+    setup = PrivacyTrainer(store=ModelStore(tmp_path)).audit(_hf_style_fn, data, n_references=2, seed=0)
+    assert setup.references.logits.shape[-1] == 4
+    with pytest.raises(TypeError, match=r"returned a tuple of 2 \(Tensor, Tensor\).*object with \.logits"):
+        import torch
+
+        query_logits(lambda xb: (torch.zeros(len(xb), 4), torch.zeros(len(xb), 4)), data[0][:5])
+
+
+def _breaks_when_queried(x, y, *, seed, device):
+    def model(xb):
+        raise IndexError("index 7 is out of bounds for dimension 0 with size 4")
+
+    return model
+
+
+def test_an_error_while_querying_is_a_query_error_not_a_training_failure(tmp_path):
+    data = noise_labels(200, 6)
+    with pytest.raises(Exception, match=r"(?s)querying failed for .*after training.*QueryFailed: querying the model "
+                                        r"\(function\) failed on inputs of shape \[200, 6\] and dtype float32: IndexError"):
+        PrivacyTrainer(store=ModelStore(tmp_path)).audit(_breaks_when_queried, data, n_references=2, seed=0)

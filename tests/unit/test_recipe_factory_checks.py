@@ -22,6 +22,15 @@ class _FunctionalDropout(nn.Module):
         return self.l(F.dropout(x, 0.5, training=self.training))
 
 
+class _Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru, self.l = nn.GRU(2, 4, batch_first=True), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.l(self.gru(x.reshape(len(x), 4, 2))[0][:, -1])
+
+
 class _LayerDropout(nn.Module):
     def __init__(self):
         super().__init__()
@@ -37,8 +46,9 @@ class _LayerDropout(nn.Module):
         (lambda: nn.Sequential(nn.Linear(8, 3)).double(), "0.weight is float64.*drop .double"),
         (lambda: nn.Sequential(nn.Linear(8, 3, device="meta")), "0.weight is on the meta device"),
         (_FunctionalDropout, "draws random numbers outside an nn.Dropout layer.*Use nn.Dropout"),
+        (_Recurrent, r"the layer gru \(GRU\) has no batching rule.*privacy_train_fn"),
     ],
-    ids=["float64", "meta", "F.dropout"],
+    ids=["float64", "meta", "F.dropout", "GRU"],
 )
 def test_what_the_stacked_trainer_cannot_run_is_named_before_training(factory, message):
     trainer = PrivacyTrainer()

@@ -188,8 +188,8 @@ def test_a_model_where_a_function_or_factory_belongs_names_the_fix():
         TrainingRecipe(model=torch.nn.Linear(4, 2))
     with pytest.raises(TypeError, match="training function .*got an nn.Module instance"):
         PrivacyTrainer().audit(torch.nn.Linear(4, 2), noise_labels(20, 4), n_references=2, seed=0)
-    for returned in (None, {"logits": 1}):
-        with pytest.raises(TypeError, match=f"the model returned {type(returned).__name__}; return a \\[B, C\\]"):
+    for returned, named in ((None, "NoneType"), ({"logits": 1}, r"a dict with keys \['logits'\]")):
+        with pytest.raises(TypeError, match=f"the model returned {named}; return a \\[B, C\\]"):
             query_logits(lambda x, r=returned: r, np.zeros((2, 4), dtype=np.float32))
 
 
@@ -215,3 +215,27 @@ def test_target_model_is_the_same_kind_of_object_on_a_cold_and_a_warm_cache(pyte
     warm.assert_outcomes(passed=1)
     # The warm run loads the logits and trains the target again for .model: counted, not "0 trained".
     warm.stdout.fnmatch_lines(["models: 1 trained in *, 5 loaded from cache*"])
+
+
+def test_progress_names_the_target_apart_from_the_references(tmp_path):
+    """A CI log once read '16/16 models' when 17 trained: the target's own call was not named."""
+    from pytest_privacy.engine.store import ModelStore
+
+    lines = []
+
+    def fit(x, y, *, seed, device):
+        return lambda xb: np.zeros((len(xb), 4))
+
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path), progress=lambda: _lines(lines))
+    trainer.audit(fit, noise_labels(60, 4), n_references=4, seed=0)
+    done = [line for line in lines if "done in" in line]
+    assert any("training 4 reference models: 4/4 models done" in line for line in done), lines
+    assert trainer.models_trained == 5
+
+
+def _lines(sink):
+    from contextlib import nullcontext
+
+    from pytest_privacy.engine.progress import Lines
+
+    return nullcontext(Lines(sink.append))

@@ -58,7 +58,8 @@ class QueryCounter:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Labels ``int64 [B]`` for the batch ``x [B, *example_shape]``, queried in chunks of at most
         ``batch_size`` examples."""
-        x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x)
+        x = x.astype(np.int64, copy=False) if x.dtype.kind in "iu" else x.astype(np.float32, copy=False)
         if x.ndim < 2:
             raise ValueError(
                 f"a query must be a batch [B, *example_shape], got shape {x.shape}; "
