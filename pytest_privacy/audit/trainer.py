@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+import contextlib
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -200,9 +201,9 @@ class PrivacyTrainer:
 
         found: dict[int, Trained] = {}
         if reuse and self.store is not None:
-            # First without the lock: entries are published whole, so one that passes every check
+            # First without a lock: entries are published whole, so one that passes every check
             # is the entry; a warm run (every entry present) then takes no lock at all. Whatever is
-            # missing or fails a check is read again under the lock by get() (which warns about a
+            # missing or fails a check is read again under its lock by get() (which warns about a
             # bad entry and deletes it), since another worker may be publishing it meanwhile.
             for i in models:
                 entry = self.store.get_valid(keys[i])
@@ -211,31 +212,58 @@ class PrivacyTrainer:
             if len(found) == len(models):
                 self.models_loaded += len(found)
                 return [found[i] for i in models]
-        lock = self.store.lock(digest(*keys)) if self.store is not None else nullcontext()
-        start = time.perf_counter()
-        with lock:
-            if reuse and self.store is not None:
-                for i in models:
-                    if i not in found:
+        # A lock per model, not per reference set: xdist workers whose sets overlap (an auto audit's
+        # 4 and 8 references, a smoke set beside a ci set) each train only the models nobody else is
+        # training, then read the others from the store once their owner has published them.
+        loaded = len(found)
+        missing = [i for i in models if i not in found]
+        while missing:
+            with contextlib.ExitStack() as held:
+                mine = [i for i in missing if held.enter_context(self._try_lock(keys[i]))]
+                if reuse and self.store is not None:
+                    for i in mine:  # published since the first look: read it, do not train it
                         entry = self.store.get(keys[i])
                         if entry is not None:
-                            found[i] = Trained(entry)
-            self.models_loaded += len(found)
+                            found[i], loaded = Trained(entry), loaded + 1
+                todo = [i for i in mine if i not in found]
+                if todo:
+                    self._run(job, keys, todo, found, describe, what or _what(todo, target))
+            others = [i for i in models if i not in found]
+            if others:  # locked by another process: wait for it, then read what it published
+                with self._lock(keys[others[0]]):
+                    pass
+                for i in others if reuse and self.store is not None else ():
+                    entry = self.store.get_valid(keys[i])
+                    if entry is not None:
+                        found[i], loaded = Trained(entry), loaded + 1
             missing = [i for i in models if i not in found]
-            if missing:
-                show = self.progress() if self.progress is not None else nullcontext("off")
-                with show as progress:
-                    units = self.executor.units(missing, vectorised=job.vectorised)
-                    try:
-                        for unit, got in self.executor.run(
-                            job, units, keys=keys, store=self.store, describe=describe, progress=progress,
-                            what=what or _what(missing, target),
-                        ):
-                            found.update(zip(unit, got))
-                            self.models_trained += len(unit)  # as they finish: an interrupted run counts right
-                    finally:
-                        self.seconds_training += time.perf_counter() - start
+        self.models_loaded += loaded
         return [found[i] for i in models]
+
+    def _run(
+        self, job: TrainJob, keys: list[str], todo: list[int], found: dict[int, Trained],
+        describe: Callable[[int], str], what: str,
+    ) -> None:
+        """Train ``todo`` on the executor (which publishes each unit as it finishes), counting them."""
+        start = time.perf_counter()
+        show = self.progress() if self.progress is not None else nullcontext("off")
+        with show as progress:
+            units = self.executor.units(todo, vectorised=job.vectorised)
+            try:
+                for unit, got in self.executor.run(
+                    job, units, keys=keys, store=self.store, describe=describe, progress=progress, what=what
+                ):
+                    found.update(zip(unit, got))
+                    self.models_trained += len(unit)  # as they finish: an interrupted run counts right
+            finally:
+                self.seconds_training += time.perf_counter() - start
+
+    def _try_lock(self, key: str) -> AbstractContextManager[bool]:
+        """The model's lock if no other process holds it (True), else False at once."""
+        return self.store.try_lock(key) if self.store is not None else nullcontext(True)
+
+    def _lock(self, key: str) -> AbstractContextManager[None]:
+        return self.store.lock(key) if self.store is not None else nullcontext()
 
 
 def _what(missing: list[int], target: int | None) -> str:

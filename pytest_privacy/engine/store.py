@@ -365,6 +365,28 @@ class ModelStore:
         with FileLock(os.path.join(self.path, "locks", f"{name}.lock")):
             yield
 
+    @contextlib.contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """``name``'s lock if no other process holds it: yields True while held, or False at once
+        when another holds it (a store without locks always yields True, as :meth:`lock` serialises
+        nothing there)."""
+        if not self.local or not self.writable:
+            yield True
+            return
+        from filelock import FileLock, Timeout
+
+        os.makedirs(os.path.join(self.path, "locks"), exist_ok=True)
+        lock = FileLock(os.path.join(self.path, "locks", f"{name}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
     def clear(self) -> int:
         """Delete every entry this store wrote (and its locks and temporary files), nothing else;
         return how many files were deleted."""

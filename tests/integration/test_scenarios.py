@@ -58,6 +58,67 @@ def privacy_train_fn():
     return train
 """
 
+TOKEN_IDS_CONFTEST = """
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+OFFSET = 123_456_789  # ids above 2**24: float32 would round them (and an EmbeddingBag refuses floats)
+
+@pytest.fixture(scope="session")
+def privacy_dataset():
+    # Short 'texts' of token ids with random labels: a classifier fits them by memorising.
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 5000, size=(600, 6)) + OFFSET, rng.integers(0, 4, 600)
+
+class BagClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(5000, 32, mode="sum")
+        self.out = nn.Sequential(nn.ReLU(), nn.Linear(32, 4))
+
+    def forward(self, ids):
+        return self.out(self.bag(ids - OFFSET))
+
+@pytest.fixture(scope="session")
+def privacy_train_fn():
+    def train(x, y, *, seed, device):
+        assert x.dtype == np.int64 and x.min() >= OFFSET  # the ids, exactly
+        torch.manual_seed(seed)
+        model = BagClassifier()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        for _ in range(30):
+            for idx in torch.randperm(len(xt)).split(64):
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+                opt.step()
+        return model
+    return train
+"""
+
+LOGITS_OUTPUT_CONFTEST = NOISE_LABELS_TRAIN_FN_CONFTEST.replace(
+    "        return model\n",
+    "        return WithLogits(model)\n",
+) + """
+class Output(dict):
+    # What a Hugging Face classifier returns (ModelOutput): a mapping with attribute access.
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+class WithLogits(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return Output(logits=self.net(x), hidden_states=None)
+"""
+
 CHECKPOINT_GATES = """
 import numpy as np
 import pytest
@@ -117,6 +178,8 @@ SCENARIOS = {
     "torch-training-function": (NOISE_LABELS_TRAIN_FN_CONFTEST, {**TPR, "attack": "lira"}),
     "sklearn-estimator": (SKLEARN_CONFTEST, {**TPR, "attack": "lira"}),
     "labels-only-attack": (NOISE_LABELS_TRAIN_FN_CONFTEST, {**AUC, "attack": "label_only_gap"}),
+    "token-id-text-classifier": (TOKEN_IDS_CONFTEST, {**TPR, "attack": "lira"}),
+    "model-returning-logits-output": (LOGITS_OUTPUT_CONFTEST, {**TPR, "attack": "lira"}),
 }
 
 
@@ -130,3 +193,68 @@ def test_a_scenario_end_to_end_at_smoke_size(pytester, scenario):
     # 4 references and a target; a checkpoint trains no target, a labels-only model no references.
     trained = {"checkpoint-trained-elsewhere": 4, "labels-only-model": 1}.get(scenario, 5)
     result.stdout.fnmatch_lines(["*PASS (smoke)*test_not_on_membership_it_never_saw*", f"*models: {trained} trained*"])
+
+
+OUTER_CONFTEST = NOISE_LABELS_DATASET  # tests/conftest.py: the data, shared by every folder
+
+INNER_CONFTEST = """
+import pytest
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(20, 64), nn.{act}(), nn.Linear(64, 4))
+
+    def forward(self, x):
+        return self.body(x)
+
+@pytest.fixture(scope="session")
+def privacy_train_fn():
+    def train(x, y, *, seed, device):
+        torch.manual_seed(seed)
+        model = Net()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        for _ in range(5):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xt), yt).backward()
+            opt.step()
+        return model
+    return train
+"""
+
+INNER_GATE = """
+from pytest_privacy import assert_auc_below
+
+def test_gate(target_model, membership_data):
+    assert_auc_below(target_model, membership_data, max_auc=1.0)
+"""
+
+
+def test_two_conftests_an_edited_model_class_is_retrained_whichever_folders_run(pytester):
+    """``tests/conftest.py`` + ``tests/privacy/conftest.py`` (+ ``tests/unit/conftest.py``, collected
+    after it): the model class lives in ``tests/privacy/conftest.py``, and ``sys.modules["conftest"]`` is
+    whichever conftest pytest imported last. Editing the class once served the old models (``0 trained,
+    5 loaded``, the cache key naming the class 'by name only')."""
+    tests = pytester.mkdir("tests")
+    (tests / "conftest.py").write_text(OUTER_CONFTEST)
+    unit = tests / "unit"
+    unit.mkdir()
+    (unit / "conftest.py").write_text("import pytest\n")
+    (unit / "test_other.py").write_text("def test_other():\n    pass\n")
+    inner = tests / "privacy"
+    inner.mkdir()
+    (inner / "conftest.py").write_text(INNER_CONFTEST.format(act="ReLU"))
+    (inner / "test_gate.py").write_text(INNER_GATE)
+    first = pytester.runpytest_subprocess("tests", "--privacy-profile=smoke")
+    first.assert_outcomes(passed=2)
+    first.stdout.fnmatch_lines(["*models: 5 trained*", "*cache key covers training function*Net*"])
+    assert "by name only" not in first.stdout.str()
+    alone = pytester.runpytest_subprocess("tests/privacy", "--privacy-profile=smoke")
+    alone.stdout.fnmatch_lines(["*models: 0 trained*5 loaded*"])  # the same code, the same keys
+    (inner / "conftest.py").write_text(INNER_CONFTEST.format(act="Tanh"))  # the model changed
+    edited = pytester.runpytest_subprocess("tests", "--privacy-profile=smoke")
+    edited.assert_outcomes(passed=2)
+    edited.stdout.fnmatch_lines(["*models: 5 trained*"])

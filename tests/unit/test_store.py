@@ -350,3 +350,39 @@ def test_clear_cache_under_xdist_and_cache_dirs_that_are_not_stores(pytester):
     for option in (f"--privacy-cache-dir={pytester.path / 'keep.txt' / 'c'}", f"--privacy-report={pytester.path / 'keep.txt' / 'r.json'}"):
         bad = pytester.runpytest_subprocess(option)
         assert bad.ret == pytest.ExitCode.USAGE_ERROR and "cannot" in bad.stderr.str(), option
+
+
+def test_overlapping_reference_sets_in_two_workers_train_no_model_twice(tmp_path):
+    """Under xdist an auto audit's 4- and 8-reference sets (or smoke beside ci) ran in two workers:
+    one lock per set let both train the shared models (26 trained where 17 were needed)."""
+    import threading
+    import time
+
+    from helpers import noise_labels
+
+    from pytest_privacy import PrivacyTrainer
+
+    trained = []
+
+    def fit(x, y, *, seed, device):
+        trained.append(seed)
+        time.sleep(0.15)  # long enough for the two workers to overlap
+        return lambda xb: np.zeros((len(xb), 4))
+
+    data = noise_labels(80, 4)
+    counts = {}
+    barrier = threading.Barrier(2)
+
+    def worker(m):
+        trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+        barrier.wait()
+        trainer.audit(fit, data, n_references=m, seed=0)
+        counts[m] = (trainer.models_trained, trainer.models_loaded)
+
+    threads = [threading.Thread(target=worker, args=(m,)) for m in (4, 8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(trained) == len(set(trained)) == 9  # 8 references and the target, each once
+    assert counts[4][0] + counts[8][0] == 9 and counts[4][0] + counts[4][1] == 5 and counts[8][0] + counts[8][1] == 9

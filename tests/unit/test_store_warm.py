@@ -182,15 +182,18 @@ def _copy(trained_store, tmp_path):
 
 
 class _Locks:
+    """Counts the model locks taken (one per model that is missing; blocking or not)."""
+
     def __init__(self, store, monkeypatch):
         self.taken = 0
-        real = store.lock
+        for method in ("lock", "try_lock"):
+            real = getattr(store, method)
 
-        def lock(name):
-            self.taken += 1
-            return real(name)
+            def counted(name, real=real):
+                self.taken += 1
+                return real(name)
 
-        monkeypatch.setattr(store, "lock", lock)
+            monkeypatch.setattr(store, method, counted)
 
 
 @pytest.mark.slow
@@ -238,4 +241,4 @@ def test_a_partly_warm_audit_locks_and_trains_only_what_is_missing(trained_store
     trainer.audit(RECIPE, small_data, n_references=2, seed=0)
     assert (trainer.models_trained, trainer.models_loaded, locks.taken) == (0, 3, 0)
     trainer.audit(RECIPE, small_data, n_references=4, seed=0)  # same split prefix: two new references
-    assert (trainer.models_trained, trainer.models_loaded, locks.taken) == (2, 6, 1)
+    assert (trainer.models_trained, trainer.models_loaded, locks.taken) == (2, 6, 2)  # a lock per model
