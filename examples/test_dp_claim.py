@@ -1,7 +1,8 @@
 """Check a differential-privacy claim in one training run (a one-run audit with canaries).
 
 The release claims (epsilon=1, delta=1e-5) for a DP-SGD recipe. ``dp_canary_run`` trains the recipe
-once with mislabelled canaries, each included with probability 1/2, and ``assert_dp_claim_holds``
+once with input-space canaries (points out of the data's distribution with random labels), each
+included with probability 1/2, and ``assert_dp_claim_holds``
 turns the canaries' scores into a lower bound on epsilon (Steinke, Nasr & Jagielski 2023). The
 honest recipe passes: nothing proves more than it claims. The same claim on a recipe whose
 DP-SGD was forgotten (the bug a missing ``make_private`` call makes) fails: its canaries prove an
@@ -16,7 +17,7 @@ from pytest_privacy.engine.defenses import DPSGD
 CLAIM = {"epsilon": 1.0, "delta": 1e-5}
 RECIPE = {"model": "mlp", "hidden": (256,), "epochs": 40, "lr": 3e-3}
 
-# 300 of the 1,797 digits become canaries: enough for this audit to prove epsilon up to 3.5.
+# 300 canaries beside the 1,797 digits: enough for this audit to refute a claim of 1 from a true epsilon of 1.5.
 pytestmark = pytest.mark.privacy(canaries=300)
 
 

@@ -38,6 +38,7 @@ from .metrics import (
 from .pooled_gate import pooled_fail_p_value, pooled_gate
 from .querying import label_oracle
 from .report import record_result
+from .report.summary import dp_power
 from .report.thumbnails import is_image, png_data_uri
 from .results import (
     AttackResult,
@@ -578,7 +579,7 @@ def assert_dp_claim_holds(
     epsilon it means at ``delta``): valid for mechanisms that are mu-GDP, as DP-SGD is, but not for
     every (epsilon, delta) claim, so it is reported beside the verdict, never used to decide it.
     """
-    from .one_run import needed_canaries, one_run_audit
+    from .one_run import detectable_epsilon, needed_canaries, one_run_audit
     from .one_run_gdp import gdp_epsilon, one_run_gdp_audit
 
     epsilon = check_epsilon_claim(epsilon)
@@ -594,6 +595,7 @@ def assert_dp_claim_holds(
     gdp = one_run_gdp_audit(run.scores, run.included, confidence=confidence)  # reported, not gated: see below
     claim = f"({epsilon:g}, {delta:g})-DP"
     untraced = getattr(run, "no_trace", None)
+    power = detectable_epsilon(audit.n_canaries, epsilon, delta=delta, confidence=confidence)
     if audit.epsilon_low > epsilon:
         verdict = Verdict.FAIL
         reason = (
@@ -619,13 +621,15 @@ def assert_dp_claim_holds(
     else:
         verdict = Verdict.PASS
         reason = (
-            f"no violation found: epsilon >= {audit.epsilon_low:.3f} proven, <= {epsilon:g}; this audit could "
-            f"have proven up to {audit.max_detectable:.3f} (a lower bound: it finds false claims, it cannot "
-            "prove a claim true)"
+            f"no violation found: epsilon >= {audit.epsilon_low:.3f} proven, <= {epsilon:g}. Its power: with "
+            f"{audit.n_canaries} canaries this audit refutes the claim at least half the time only when the true "
+            f"epsilon is >= {power:.2f}, and that with best-case canaries (real ones are less memorable); it finds "
+            "false claims, it cannot prove a claim true"
         )
     r = record_result(DPAuditResult(
         verdict=verdict, reason=reason, variant=getattr(run, "description", "canaries"), epsilon_claim=float(epsilon),
         delta=float(delta), confidence=confidence, epsilon_low=audit.epsilon_low, max_detectable=audit.max_detectable,
+        epsilon_detectable=power,
         n_canaries=audit.n_canaries, n_guesses=audit.n_guesses, n_correct=audit.n_correct,
         accountant_epsilon=getattr(run, "accountant_epsilon", None), seed=getattr(run, "seed", None),
         seconds=getattr(run, "seconds", None), gdp_mu_low=gdp.mu_low, gdp_epsilon_low=gdp_epsilon(gdp.mu_low, delta),
@@ -642,5 +646,5 @@ def _describe_dp(r: DPAuditResult) -> str:
     )
     return (
         f"one-run audit ({r.variant}): epsilon >= {r.epsilon_low:.3f} at {r.confidence:.0%} "
-        f"(strongest possible {r.max_detectable:.3f}){accountant}{gdp}, {r.n_canaries} canaries, seed {r.seed}"
+        f"({dp_power(r)}){accountant}{gdp}, {r.n_canaries} canaries, seed {r.seed}"
     )

@@ -51,6 +51,7 @@ class PrivacyConfig(StrictSettings):
     compare_fail: str | None = None  # criteria that fail the session: tpr:+0.01,auc:+0.02,eps:+0.5,new-vulnerable:5
     population: float = Field(0.0, ge=0, lt=0.5)  # share of the data held out as RMIA's population
     canaries: int | None = Field(None, ge=2)  # canaries of a one-run DP audit; None: half the data, <= 1000
+    canary_kind: Literal["input", "mislabelled"] = "input"  # input-space canaries, or mislabelled data points
     cache_dir: str | None = None  # None: under pytest's cache directory
     no_cache: bool = False
     max_memory: int | None = None  # bytes; None: 80% of free GPU memory, or a quarter of RAM

@@ -47,6 +47,7 @@ from .metrics import check_confidence, check_delta
 __all__ = [
     "OneRunAudit",
     "checked_canaries",
+    "detectable_epsilon",
     "checked_fractions",
     "epsilon_lower_bound",
     "guess_counts",
@@ -408,6 +409,69 @@ def guess_counts(
         k = _guesses_per_side(m, fraction)
         out.append((fraction, k, int(correct_in[k - 1] + correct_out[k - 1])))
     return out
+
+
+# ------------------------------------------------------------------------------------------------- power
+
+
+def detectable_epsilon(
+    m: int,
+    claim: float,
+    *,
+    delta: float,
+    confidence: float = 0.95,
+    guess_fractions: Sequence[float] = DEFAULT_GUESS_FRACTIONS,
+    power: float = 0.5,
+    tol: float = DEFAULT_TOLERANCE,
+) -> float:
+    """The smallest true epsilon at which this audit refutes the claim ``claim`` with probability at
+    least ``power``, in the best case for the audit: every guess right independently with probability
+    ``e^eps / (1 + e^eps)``, what an optimal attack achieves against an eps-DP mechanism (randomized
+    response on each canary). ``inf`` when no true epsilon lets it (even perfect guesses cannot prove
+    more than the claim).
+
+    An honest statement of power in place of the perfect-guess ceiling: a PASS at a claim of 2 from an
+    audit whose ``detectable_epsilon`` is 3.1 says "a mechanism leaking eps >= 3.1 on these canaries
+    would have been caught at least half the time", nothing about eps between 2 and 3.1. Real canaries
+    are less memorable than this best case, so the true power is lower still.
+
+    Exact: for each guess fraction, the smallest number of correct guesses ``v*`` whose bound (at the
+    audit's Bonferroni level) exceeds ``claim``; the audit refutes the claim when any fraction reaches
+    its ``v*``, so the probability is at least the largest single-fraction ``P[Binomial(r, q) >= v*]``
+    (used here: the epsilon returned is never optimistic), found by bisection in epsilon.
+    """
+    m = _check_int("m", m, 2)
+    claim = _check_epsilon(claim)
+    delta = check_delta(delta)
+    level = (1.0 - check_confidence(confidence)) / len(checked_fractions(guess_fractions))
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must be strictly between 0 and 1, got {power!r}.")
+    thresholds = []
+    for fraction in checked_fractions(guess_fractions):
+        r = 2 * _guesses_per_side(m, fraction)
+        if _lower_bound(m, r, r, delta, level, tol) <= claim:
+            continue  # even r correct guesses of this fraction cannot refute the claim
+        lo, hi = 0, r  # the smallest v whose bound exceeds the claim: bound(hi) > claim >= bound(lo) or lo = 0
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if _lower_bound(m, r, mid, delta, level, tol) > claim else (mid, hi)
+        thresholds.append((r, hi))
+    if not thresholds:
+        return math.inf
+
+    def detected(eps: float) -> float:
+        q = float(special.expit(eps))
+        return max(float(special.betainc(v, r - v + 1, q)) for r, v in thresholds)  # P[Binomial(r, q) >= v]
+
+    lo_eps, hi_eps = 0.0, max(1.0, claim)
+    while detected(hi_eps) < power:
+        hi_eps *= 2.0
+        if hi_eps > 1e3:
+            return math.inf
+    while hi_eps - lo_eps > 1e-3:
+        mid = 0.5 * (lo_eps + hi_eps)
+        lo_eps, hi_eps = (lo_eps, mid) if detected(mid) >= power else (mid, hi_eps)
+    return hi_eps
 
 
 # ---------------------------------------------------------------------------------------------- planning

@@ -42,7 +42,9 @@ _OPTIONS: list[tuple[str, str, str]] = [
     ("audit", "audit", "what membership_data gates audit: model (the target) or recipe (every model of the audit the "
      "target in turn, their trials pooled with cluster-aware bounds: decides at small FPR) (default: model)"),
     ("population", "population", "share of privacy_dataset held out as the population of tests whose privacy_attack needs one (RMIA) or whose privacy marker sets population (default: 0)"),
-    ("canaries", "canaries", "canaries in a one-run DP audit (dp_canary_run), at most half of privacy_dataset (default: half of it, at most 1000)"),
+    ("canaries", "canaries", "canaries in a one-run DP audit (dp_canary_run) (default: half of privacy_dataset, at most 1000)"),
+    ("canary-kind", "canary_kind", "input (new points out of the data's distribution, random labels: what a loop without noise "
+     "memorises) or mislabelled (data points relabelled) (default: input)"),
     ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
     ("report", "report", "write every privacy result as JSON to this path"),
     ("plots", "plots", "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)"),
@@ -727,13 +729,16 @@ def dp_canary_run(
     privacy_config: PrivacyConfig,
 ) -> Any:
     """``privacy_recipe`` (or ``privacy_train_fn``) trained once on ``privacy_dataset`` with
-    ``--privacy-canaries`` mislabelled canaries, each included with probability 1/2, and every
-    canary scored: what ``assert_dp_claim_holds`` audits (one training run, cached like any model)."""
+    ``--privacy-canaries`` canaries of ``--privacy-canary-kind`` (input-space by default), each
+    included with probability 1/2, and every canary scored: what ``assert_dp_claim_holds`` audits
+    (one training run, cached like any model)."""
     c = privacy_config
     kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
     dataset = _check_dataset(privacy_dataset)
     n_canaries = c.canaries if c.canaries is not None else min(1000, len(_labels_of(dataset)) // 2)
-    return privacy_trainer.canary_run(_source(kind, how), dataset, n_canaries=n_canaries, seed=c.seed, device=c.device)
+    return privacy_trainer.canary_run(
+        _source(kind, how), dataset, n_canaries=n_canaries, seed=c.seed, device=c.device, kind=c.canary_kind
+    )
 
 
 def _labels_of(dataset: Any) -> Any:

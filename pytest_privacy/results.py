@@ -178,8 +178,11 @@ class DPAuditResult(BaseModel):
     trained in with probability 1/2, the epsilon lower bound their scores prove, and the claim.
 
     FAIL: the lower bound exceeds the claimed epsilon (the claim is false, at ``confidence``).
-    PASS: it does not, and the audit could have shown up to ``max_detectable`` (a PASS never proves
-    the claim true: it is a lower bound). INCONCLUSIVE: ``max_detectable`` is at most the claim, so
+    PASS: it does not (a PASS never proves the claim true: it is a lower bound); ``epsilon_detectable``
+    says how much power it had: the smallest true epsilon at which this audit refutes the claim at
+    least half the time with best-case canaries (:func:`pytest_privacy.one_run.detectable_epsilon`).
+    ``max_detectable`` is what perfect guesses would prove. INCONCLUSIVE: ``max_detectable`` is at most
+    the claim (``epsilon_detectable`` is infinite), or the canaries left no trace, so
     no outcome of this audit could have caught a false claim.
     """
 
@@ -195,6 +198,7 @@ class DPAuditResult(BaseModel):
     confidence: float
     epsilon_low: float
     max_detectable: float
+    epsilon_detectable: float | None = None  # the audit's power: see above (inf: it cannot refute the claim)
     n_canaries: int
     n_guesses: int
     n_correct: int

@@ -1,59 +1,120 @@
 """Canaries for a one-run audit of a differential-privacy claim (Steinke, Nasr & Jagielski 2023).
 
-``m`` audit points become *mislabelled input canaries*: each keeps its input and gets a random
-wrong label, so only a model that trained on it (and so memorised that label) gives the label a
-high probability. Each canary is included in training independently with probability 1/2; the
-rest of the data set trains as usual. One model trains; each canary's score is the log-probability
-the model gives its canary label.
+Each of ``m`` canaries is included in training independently with probability 1/2; one model trains;
+each canary's score is the log-probability the model gives the canary's label at the canary's input.
+Two kinds:
+
+- ``"input"`` (the default): *input-space canaries*, new points out of the data's distribution, as the
+  one-run and tight-auditing papers use in the black-box setting: a random sign pattern around the
+  data's mean at 3 to 6 times the data's standard deviation (random ids within the observed range for
+  integer inputs), each with a random label. Nothing in the data predicts their labels, so a loop that
+  trains without DP memorises them, where a model that generalises predicts a mislabelled point's
+  true label (measured on digits with an opacus loop, claim eps = 2, 898 canaries, 20 seeds: no DP at
+  all FAILs 20/20 with SGD and with Adam, noise 0 with Adam 18/20; noise 0 with SGD and clipping
+  0/20; honest 0/40; ``benchmarks/dp_claim_power.py``). Larger patterns (10 to 20 standard
+  deviations) were memorised more under clipping but destabilised plain SGD. The data set itself is
+  untouched: the canaries are added rows.
+- ``"mislabelled"``: ``m`` data points relabelled with a random wrong label (the excluded ones are
+  left out of training), the earlier default.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-__all__ = ["CanaryRun", "CanarySet", "no_trace"]
+__all__ = ["CANARY_KINDS", "CanaryRun", "CanarySet", "no_trace"]
 
 _CANARIES = 0x63616E  # the canary draws' spawn key: apart from every audit's
+CANARY_KINDS = ("input", "mislabelled")
+_AMPLITUDE = 3.0  # input canaries: the sign pattern's size (times 1 to 2), in the data's standard deviations
 
 
 @dataclass(frozen=True)
 class CanarySet:
-    """Which points are canaries, their canary labels, and which of them train."""
+    """Which rows of the training set are canaries, their labels, and which of them train.
 
-    index: np.ndarray  # [m] data-set rows
-    labels: np.ndarray  # [m] the wrong label each canary carries
+    ``rows`` index the rows :meth:`training_set` returns (for input canaries, the rows appended after
+    the data; for mislabelled ones, the data rows relabelled)."""
+
+    kind: Literal["input", "mislabelled"]
+    rows: np.ndarray  # [m] rows of the training set
+    labels: np.ndarray  # [m] each canary's label
     included: np.ndarray  # [m] bool: trained on
+    inputs: np.ndarray | None = None  # [m, ...] input canaries' inputs (None for mislabelled)
 
     @classmethod
-    def draw(cls, y: np.ndarray, n_canaries: int, seed: int) -> CanarySet:
-        """``n_canaries`` rows with random wrong labels, each included with probability 1/2."""
-        n, n_classes = len(y), int(y.max()) + 1
-        if not isinstance(n_canaries, (int, np.integer)) or isinstance(n_canaries, bool) or not 2 <= n_canaries <= n // 2:
-            raise ValueError(
-                f"n_canaries must be an integer between 2 and half the data set ({n // 2}), got {n_canaries!r}."
-            )
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_CANARIES,)))
-        index = np.sort(rng.choice(n, size=int(n_canaries), replace=False))
-        labels = (y[index] + rng.integers(1, n_classes, size=index.size)) % n_classes
-        return cls(index, labels.astype(np.int64), rng.random(index.size) < 0.5)
+    def draw(
+        cls, x: np.ndarray, y: np.ndarray, n_canaries: int, seed: int, kind: str = "input"
+    ) -> CanarySet:
+        """``n_canaries`` canaries of ``kind``, each included with probability 1/2."""
+        if kind not in CANARY_KINDS:
+            from ..strict import unknown_name_error
 
-    def training_set(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The labels to train on (canaries relabelled) and the one model's keep row (every
-        non-canary point, and the included canaries)."""
+            raise ValueError(f"canary kind: {unknown_name_error('kind', str(kind), list(CANARY_KINDS))}")
+        n, n_classes = len(y), int(y.max()) + 1
+        limit = n // 2 if kind == "mislabelled" else 100_000
+        if not isinstance(n_canaries, (int, np.integer)) or isinstance(n_canaries, bool) or not 2 <= n_canaries <= limit:
+            raise ValueError(
+                f"n_canaries must be an integer between 2 and {limit:,} ({'half the data set' if kind == 'mislabelled' else 'input canaries'}), "
+                f"got {n_canaries!r}."
+            )
+        m = int(n_canaries)
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_CANARIES,)))
+        if kind == "mislabelled":
+            index = np.sort(rng.choice(n, size=m, replace=False))
+            labels = (y[index] + rng.integers(1, n_classes, size=m)) % n_classes
+            return cls("mislabelled", index, labels.astype(np.int64), rng.random(m) < 0.5)
+        inputs = _input_canaries(x, m, rng)
+        labels = rng.integers(0, n_classes, size=m)
+        return cls("input", np.arange(n, n + m), labels.astype(np.int64), rng.random(m) < 0.5, inputs)
+
+    def training_set(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, y, keep)`` of the one run: the data with the canaries (input canaries appended,
+        mislabelled ones relabelled) and its keep row (every data point, and the included canaries)."""
+        if self.kind == "input":
+            assert self.inputs is not None
+            x_train = np.concatenate([x, self.inputs.astype(x.dtype, copy=False)])
+            y_train = np.concatenate([y, self.labels])
+            keep = np.r_[np.ones(len(x), dtype=bool), self.included]
+            return x_train, y_train, keep
         y_train = y.copy()
-        y_train[self.index] = self.labels
+        y_train[self.rows] = self.labels
         keep = np.ones(len(y), dtype=bool)
-        keep[self.index[~self.included]] = False
-        return y_train, keep
+        keep[self.rows[~self.included]] = False
+        return x, y_train, keep
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
-        """Each canary's score: the log-probability ``logits [N, C]`` give its canary label."""
-        rows = np.asarray(logits, dtype=np.float64)[self.index]
+        """Each canary's score: the log-probability ``logits [rows, C]`` (on the training set's rows)
+        give its label."""
+        rows = np.asarray(logits, dtype=np.float64)[self.rows]
         top = rows.max(axis=1, keepdims=True)
         log_z = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
         return rows[np.arange(len(rows)), self.labels] - log_z
+
+    def describe(self) -> str:
+        """What the canaries are, for the result."""
+        if self.kind == "input":
+            return f"{len(self.rows)} input-space canaries (random patterns, random labels), one run"
+        return f"{len(self.rows)} mislabelled input canaries, one run"
+
+
+def _input_canaries(x: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """``m`` inputs out of the data's distribution: a random sign pattern around the data's mean at
+    1 to 2 times ``_AMPLITUDE`` standard deviations (floats), or random values in each feature's observed range
+    (integers: ids stay valid ids)."""
+    shape = x.shape[1:]
+    if x.dtype.kind in "iu":
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        return (lo + np.floor(rng.random((m, *shape)) * (hi - lo + 1))).astype(x.dtype)
+    mean = x.mean(axis=0, dtype=np.float64)
+    std = float(x.std(dtype=np.float64)) or 1.0
+    # Random signs at random sizes (1 to 2 amplitudes): distinct inputs even in a few dimensions,
+    # where signs alone would repeat (6 features allow 64 sign patterns).
+    pattern = rng.choice(np.array([-1.0, 1.0]), size=(m, *shape)) * (1.0 + rng.random((m, *shape)))
+    return (mean + _AMPLITUDE * std * pattern).astype(x.dtype if x.dtype.kind == "f" else np.float32)
 
 
 @dataclass(frozen=True)

@@ -148,22 +148,25 @@ class PrivacyTrainer:
         return data
 
     def canary_run(
-        self, how: Any, dataset: Any, *, n_canaries: int = 1000, seed: int, device: str = "auto"
+        self, how: Any, dataset: Any, *, n_canaries: int = 1000, seed: int, device: str = "auto",
+        kind: str = "input",
     ) -> CanaryRun:
-        """Train ``how`` once with ``n_canaries`` mislabelled canaries, each included with
-        probability 1/2 (:class:`CanarySet`), and score every canary: the input of a one-run audit
-        of a differential-privacy claim. Cached like every model (its key covers the canaries)."""
+        """Train ``how`` once with ``n_canaries`` canaries of ``kind`` (input-space canaries, or
+        mislabelled data points), each included with probability 1/2 (:class:`CanarySet`), and score
+        every canary: the input of a one-run audit of a differential-privacy claim. Cached like every
+        model (its key covers the canaries)."""
         source = model_source(how)
         if source.validation_share > 0:
             raise ValueError("a one-run audit trains on all the data: a defense with a validation pool cannot join it.")
         x, y = as_dataset(dataset)
-        canaries = CanarySet.draw(y, n_canaries, seed)
-        y_train, keep = canaries.training_set(y)
+        canaries = CanarySet.draw(x, y, n_canaries, seed, kind)
+        x_train, y_train, keep = canaries.training_set(x, y)
+        x = x_train
         source.check(x, y_train, int(keep.sum()))
         device_type = self.executor.device_type(device)
         source = source.on(device_type)  # what the keys promise, wherever it trains
         model_seed = np.random.SeedSequence(seed, spawn_key=(0x63616E, 1))
-        data_id = digest(x, y_train)  # the canaries' labels are part of the data
+        data_id = digest(x, y_train)  # the canaries (inputs and labels) are part of the data
         self._describe_keys(source, data_id, x)
         keys = [source.key(data_id, keep, model_seed, device_type)]
         job = TrainJob(source, x, y_train, keep[None], (model_seed,), device, self.max_memory)
@@ -177,8 +180,8 @@ class PrivacyTrainer:
         return CanaryRun(
             scores, canaries.included, seed, time.perf_counter() - start, self.models_trained > trained_before,
             getattr(defense, "epsilon", None) if getattr(defense, "kind", None) == "dp_sgd" else None,
-            f"{canaries.index.size} mislabelled input canaries, one run", dataset_identity(x, y),
-            no_trace(trained.entry["logits"][:, 0]),
+            canaries.describe(), dataset_identity(*as_dataset(dataset)),
+            no_trace(trained.entry["logits"][:, 0][: len(y)]),
         )
 
     def _describe_keys(self, source: ModelSource, data_id: str, x: np.ndarray) -> None:

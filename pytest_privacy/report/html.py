@@ -33,7 +33,7 @@ from ..results import (
     DPAuditResult,
     SessionReport,
 )
-from .summary import decided_tpr, verdict_label
+from .summary import decided_tpr, dp_power, verdict_label
 
 __all__ = ["render_html", "write_html"]
 
@@ -242,7 +242,7 @@ def _headline(r: AnyResult) -> tuple[str, str, str, str]:
     if isinstance(r, DPAuditResult):
         accountant = f", accountant ε {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
         return (
-            f"ε ≥ {r.epsilon_low:.3f} (strongest possible {r.max_detectable:.3f}){accountant}",
+            f"ε ≥ {r.epsilon_low:.3f} ({dp_power(r)}){accountant}",
             f"claim ε ≤ {r.epsilon_claim:g} at δ {r.delta:g}",
             f"{r.n_correct}/{r.n_guesses} guesses of {r.n_canaries} canaries",
             "–",
@@ -366,7 +366,8 @@ def _numbers(r: AnyResult) -> str:
     if isinstance(r, DPAuditResult):
         rows = [
             ("ε claimed", f"{r.epsilon_claim:g} at δ {r.delta:g}"), ("ε lower bound", f"{r.epsilon_low:.4f}"),
-            ("strongest detectable ε", f"{r.max_detectable:.4f}"), ("accountant ε", _opt(r.accountant_epsilon)),
+            ("power", dp_power(r)), ("perfect guesses would prove ε", f"{r.max_detectable:.4f}"),
+            ("accountant ε", _opt(r.accountant_epsilon)),
             ("Gaussian-DP μ lower bound", _opt(r.gdp_mu_low)), ("ε from μ", _opt(r.gdp_epsilon_low)),
             ("canaries / guesses / correct", f"{r.n_canaries} / {r.n_guesses} / {r.n_correct}"),
             ("confidence", f"{r.confidence:g}"),

@@ -17,7 +17,7 @@ from ..results import (
     SessionReport,
     Verdict,
 )
-from .summary import decided_tpr, session_outcome, verdict_label
+from .summary import decided_tpr, dp_power, session_outcome, verdict_label
 
 __all__ = ["append_markdown", "format_markdown"]
 
@@ -97,7 +97,7 @@ def _measurement(r: AnyResult) -> tuple[str, str, str]:
     """The headline measurement, the limit it was held to, and the sample size."""
     if isinstance(r, DPAuditResult):
         return (
-            f"ε ≥ {r.epsilon_low:.3f} (strongest possible {r.max_detectable:.3f})",
+            f"ε ≥ {r.epsilon_low:.3f} ({dp_power(r)})",
             f"claim ε ≤ {r.epsilon_claim:g} at δ {r.delta:g}",
             f"{r.n_canaries} canaries",
         )

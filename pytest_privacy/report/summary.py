@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..results import AnyResult, AttackResult, ComparisonResult, DPAuditResult, SessionReport
 
-__all__ = ["certified", "decided_tpr", "format_summary", "junit_properties", "session_outcome", "verdict_label"]
+__all__ = ["certified", "decided_tpr", "dp_power", "format_summary", "junit_properties", "session_outcome", "verdict_label"]
 
 
 def session_outcome(report: SessionReport) -> tuple[str, str] | None:
@@ -43,7 +43,7 @@ def format_summary(results: list[AnyResult]) -> list[str]:
             accountant = f", accountant {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
             lines.append(
                 f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): eps>={r.epsilon_low:.3f} "
-                f"(strongest possible {r.max_detectable:.3f}), claim eps<={r.epsilon_claim:g} at delta {r.delta:g}"
+                f"({dp_power(r)}), claim eps<={r.epsilon_claim:g} at delta {r.delta:g}"
                 f"{accountant}, {r.n_correct}/{r.n_guesses} guesses of {r.n_canaries} canaries, {tail}"
             )
             continue
@@ -70,6 +70,16 @@ def format_summary(results: list[AnyResult]) -> list[str]:
             f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}{queries}, {tail}"
         )
     return lines
+
+
+def dp_power(r: DPAuditResult) -> str:
+    """What a one-run audit could have caught: the smallest true epsilon at which it refutes the claim
+    half the time with best-case canaries (older results: the perfect-guess ceiling, said as such)."""
+    if r.epsilon_detectable is None:
+        return f"perfect guesses would prove {r.max_detectable:.3f}"
+    if r.epsilon_detectable == float("inf"):
+        return "no power: it cannot refute this claim"
+    return f"catches the claim only if eps >= {r.epsilon_detectable:.2f}, at best"
 
 
 def verdict_label(r: AnyResult) -> str:

@@ -311,3 +311,31 @@ def test_the_gdp_reading_refuses_what_the_audit_refuses():
     ]:
         with pytest.raises(ValueError, match=message):
             one_run_gdp_audit(**kwargs)
+
+
+def test_the_power_statement_is_met_in_the_canary_game_and_never_optimistic():
+    """``detectable_epsilon``: in the best-case canary game (each guess right with probability
+    e^eps/(1+e^eps), what an optimal attack gets from an eps-DP mechanism), the audit refutes the claim
+    at least half the time at that epsilon, and clearly less often well below it."""
+    from scipy import stats
+
+    from pytest_privacy.one_run import detectable_epsilon, one_run_audit
+
+    m, claim, delta, seeds = 600, 1.0, 1e-5, 300
+    eps_d = detectable_epsilon(m, claim, delta=delta)
+    assert claim < eps_d < 5
+
+    def refuted(eps: float, seed: int) -> bool:
+        rng = np.random.default_rng(seed)
+        included = rng.random(m) < 0.5
+        # randomized response per canary: the score says "in" with probability q when in, 1 - q when out
+        says_in = np.where(rng.random(m) < 1 / (1 + np.exp(-eps)), included, ~included)
+        scores = says_in + rng.random(m) * 0.01  # ties broken at random
+        return one_run_audit(scores, included, delta=delta).epsilon_low > claim
+
+    at = sum(refuted(eps_d, s) for s in range(seeds))
+    # at least half the time (the statement's promise), less the 99.9% binomial tail of 300 trials
+    assert at >= stats.binom.ppf(0.001, seeds, 0.5)
+    below = sum(refuted(claim, s) for s in range(seeds))
+    assert below <= stats.binom.ppf(0.999, seeds, 0.05)  # at the claim itself: the audit's error rate
+    assert np.isinf(detectable_epsilon(20, 3.0, delta=delta))  # 20 canaries cannot refute eps = 3

@@ -16,22 +16,41 @@ from pytest_privacy.engine.store import ModelStore
 from pytest_privacy.report import recording
 
 
-def test_canaries_are_mislabelled_half_included_and_scored_by_their_label():
+def test_mislabelled_canaries_are_half_included_and_scored_by_their_label():
     y = np.arange(1000) % 5
-    c = CanarySet.draw(y, 400, seed=3)
-    again = CanarySet.draw(y, 400, seed=3)
-    np.testing.assert_array_equal(c.index, again.index)
+    x = np.random.default_rng(1).normal(size=(1000, 3)).astype(np.float32)
+    c = CanarySet.draw(x, y, 400, seed=3, kind="mislabelled")
+    again = CanarySet.draw(x, y, 400, seed=3, kind="mislabelled")
+    np.testing.assert_array_equal(c.rows, again.rows)
     np.testing.assert_array_equal(c.included, again.included)
-    assert (c.labels != y[c.index]).all() and 150 < c.included.sum() < 250  # 200 +- 3.5 sd
-    y_train, keep = c.training_set(y)
-    assert (y_train[c.index] == c.labels).all() and keep.sum() == 1000 - (~c.included).sum()
-    assert not keep[c.index[~c.included]].any()
+    assert (c.labels != y[c.rows]).all() and 150 < c.included.sum() < 250  # 200 +- 3.5 sd
+    x_train, y_train, keep = c.training_set(x, y)
+    assert x_train is x and (y_train[c.rows] == c.labels).all() and keep.sum() == 1000 - (~c.included).sum()
+    assert not keep[c.rows[~c.included]].any()
     logits = np.random.default_rng(0).normal(size=(1000, 5))
     expected = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-    np.testing.assert_allclose(c.scores(logits), expected[c.index, c.labels], rtol=1e-12)
+    np.testing.assert_allclose(c.scores(logits), expected[c.rows, c.labels], rtol=1e-12)
     for bad in (1, 501, 2.5, True):
         with pytest.raises(ValueError, match="n_canaries"):
-            CanarySet.draw(y, bad, seed=0)
+            CanarySet.draw(x, y, bad, seed=0, kind="mislabelled")
+    with pytest.raises(ValueError, match="Did you mean 'input'"):
+        CanarySet.draw(x, y, 10, seed=0, kind="inputs")
+
+
+def test_input_canaries_are_new_rows_out_of_the_data_and_leave_the_data_untouched():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(500, 6)).astype(np.float32), np.arange(500) % 5
+    c = CanarySet.draw(x, y, 300, seed=3)  # the default kind: input-space canaries
+    assert c.kind == "input" and c.inputs.shape == (300, 6) and c.inputs.dtype == np.float32
+    x_train, y_train, keep = c.training_set(x, y)
+    np.testing.assert_array_equal(x_train[:500], x)
+    np.testing.assert_array_equal(y_train[:500], y)  # no data point relabelled
+    assert keep[:500].all() and (keep[500:] == c.included).all() and (c.rows == np.arange(500, 800)).all()
+    # outside the data: every canary is at least 3 standard deviations from the mean in every feature
+    assert np.abs(c.inputs - x.mean(0)).min() > 2.9 * x.std()
+    ids = rng.integers(0, 1000, size=(500, 6)) + 123_456_789
+    c_ids = CanarySet.draw(ids, y, 50, seed=0)
+    assert c_ids.inputs.dtype == ids.dtype and c_ids.inputs.min() >= ids.min() and c_ids.inputs.max() <= ids.max()
 
 
 def _memorise(x, y, *, seed, device):
