@@ -23,7 +23,7 @@ from _output import emit  # benchmarks/ is on sys.path when a script runs
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.attacks.lira import FIXED_VARIANCE_BELOW, lira_scores
 from pytest_privacy.engine.ensemble import train_ensemble
-from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.engine.seeds import balanced_keep
 from pytest_privacy.metrics import gate
 from pytest_privacy.pooled_gate import pooled_gate
 

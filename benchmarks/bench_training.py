@@ -110,7 +110,7 @@ def _loop(recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, dev, precision
     import torch
     import torch.nn.functional as F
 
-    from pytest_privacy.engine.keep import model_seeds
+    from pytest_privacy.engine.seeds import model_seeds
     from pytest_privacy.engine.models import build_model
     from pytest_privacy.engine.precision import autocast
     from pytest_privacy.engine.views import TrainViews
@@ -169,7 +169,7 @@ def run_one(case: str, what: str, device: str) -> dict:
 
     from pytest_privacy import TrainingRecipe, balanced_keep
     from pytest_privacy.engine.ensemble import resolve_device, train_models
-    from pytest_privacy.engine.keep import model_seeds
+    from pytest_privacy.engine.seeds import model_seeds
     from pytest_privacy.engine.models import build_model
     from pytest_privacy.engine.precision import training_precision
 

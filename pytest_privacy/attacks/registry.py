@@ -7,23 +7,17 @@ name at once. The built-in attacks register themselves in :mod:`pytest_privacy.a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 import numpy as np
 
 from ..strict import unknown_name_error
-
-if TYPE_CHECKING:
-    from ..data import References
-    from .label_only import QueryCounter
+from .queries import LabelQuery
 
 __all__ = [
     "ATTACKS",
     "SUITES",
     "Attack",
-    "LabelQuery",
     "Selection",
     "expand_attacks",
     "get_attack",
@@ -34,20 +28,6 @@ __all__ = [
 
 # (target logits [N, A, C], labels [N], references, target logits on the population [Z, A, C] or None)
 ScoreFn = Callable[..., tuple[np.ndarray, str]]
-
-
-@dataclass(frozen=True)
-class LabelQuery:
-    """What a label-only attack may use: a labels oracle that counts queries, the audit points, and
-    (for white-box variants and trained attacks) the raw model and the references."""
-
-    oracle: QueryCounter
-    model: Any
-    x: np.ndarray
-    y: np.ndarray
-    references: References | None
-    seed: int
-    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 LabelScoreFn = Callable[[LabelQuery], tuple[np.ndarray, str]]

@@ -17,7 +17,7 @@ reimplemented here):
   over models whose training set contains ``x`` with probability 1/2.
 
   - ``online``: ``(mean over IN references + mean over OUT references) / 2``, which is the plain
-    mean over all references when ``keep`` is balanced (:func:`~pytest_privacy.engine.keep.
+    mean over all references when ``keep`` is balanced (:func:`~pytest_privacy.engine.seeds.
     balanced_keep`); with ``keep=None`` the plain mean over all references.
   - ``offline`` (OUT references only; ``keep=None`` means every reference is OUT): the paper's linear
     correction ``p(x) = ((1 + a) * p_OUT(x) + (1 - a)) / 2``. It follows from assuming

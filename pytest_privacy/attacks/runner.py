@@ -10,7 +10,8 @@ import numpy as np
 
 from ..data import MembershipData, as_membership_data
 from ..querying import label_oracle, query_logits
-from .registry import LabelQuery, get_attack
+from .queries import LabelQuery
+from .registry import get_attack
 
 __all__ = ["AttackScores", "attack_scores", "recipe_scores"]
 
@@ -42,7 +43,7 @@ def attack_scores(
             "or use the membership_data fixture; attack='loss' needs none."
         )
     if spec.score_labels is not None:
-        from .label_only import QueryCounter
+        from .queries import QueryCounter
 
         oracle = QueryCounter(label_oracle(model))
         query = LabelQuery(oracle, model, data.x, data.y, refs, refs.seed or 0 if refs else 0, dict(attack_options or {}))

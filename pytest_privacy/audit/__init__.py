@@ -4,17 +4,12 @@ and the one orchestration path (:class:`PrivacyTrainer`) that joins store, locks
 progress into an :class:`AuditSetup`."""
 
 from .dataset import PrivacyDataWarning, as_dataset
-from .job import TrainJob
+from .job import ModelSource, TrainJob
 from .setup import AuditSetup
-from .sources import (
-    FunctionSource,
-    ModelSource,
-    RecipeSource,
-    model_source,
-    training_function,
-)
+from .sources import FunctionSource, RecipeSource, model_source
 from .split import Split
 from .trainer import PrivacyTrainer
+from .training_functions import training_function
 
 __all__ = [
     "AuditSetup", "FunctionSource", "ModelSource", "PrivacyDataWarning", "PrivacyTrainer", "RecipeSource", "Split",

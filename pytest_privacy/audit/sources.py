@@ -16,79 +16,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..engine.executors import Entry, Trained
-from ..engine.keep import function_seed, torch_seed
-from ..engine.recipe import TrainingRecipe, callable_identity
+from ..engine.seeds import function_seed, torch_seed
+from ..engine.recipe import TrainingRecipe
 from ..engine.store import digest
 from ..querying import CachedTarget, is_module
+from .job import Built, ModelSource, library_versions
+from .training_functions import declared, function_identity
 
 if TYPE_CHECKING:
     from ..engine.progress import Progress
     from .job import TrainJob
 
-__all__ = ["FunctionSource", "ModelSource", "RecipeSource", "model_source", "training_function"]
-
-
-@dataclass(frozen=True)
-class Built:
-    """What a source makes of its trained models: the target, how to query the references on new
-    inputs (None: only their stored logits), and a recipe's ensemble."""
-
-    target: Any
-    predict: Callable[[np.ndarray], np.ndarray] | None = None
-    ensemble: Any = None
-
-
-class ModelSource(Protocol):
-    """How an audit's models are built; see :class:`RecipeSource` and :class:`FunctionSource`."""
-
-    vectorised: bool  # many models per unit of work (one program) or one at a time
-    augmentations: tuple[str, ...]  # the query set the stored logits cover
-    validation_share: float  # share of the data a defense needs held out (0: none)
-
-    def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
-        """Refuse, before anything trains, what cannot train on this data (``min_points``: the
-        fewest training points any model gets)."""
-
-    def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
-        """Cache key of one model."""
-
-    def on(self, device_type: str) -> ModelSource:
-        """The source as it trains on ``device_type``: whatever its keys promise about the training
-        (a recipe's arithmetic) fixed here, so that a run elsewhere (a Ray worker) follows it."""
-
-    def covers(self) -> str:
-        """One line for the summary: what the cache key covers."""
-
-    def seed_of(self, seed: np.random.SeedSequence) -> int:
-        """The integer a person reproduces the model with (what the training was handed)."""
-
-    def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
-        """Train the ``unit`` models of ``job``: each one's logits on ``job.x`` (and more)."""
-
-    def build(
-        self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
-    ) -> Built:
-        """The references (the first ``n_references`` entries) and the target (the entry after
-        them, if any) from the models' entries; ``target`` is the live target when it came back
-        from training, ``retrain`` trains it again."""
-
-    def user_code(self) -> tuple[Any, ...]:
-        """The user's callables and classes training runs (shipped to remote workers by value)."""
-
-
-def library_versions(device_type: str) -> tuple[str, str, str]:
-    """What every model key holds besides the model: this library's and torch's versions and the
-    device type (a model trained by other code or arithmetic is another model)."""
-    import torch
-
-    from .. import __version__
-
-    return __version__, torch.__version__, device_type
+__all__ = ["FunctionSource", "RecipeSource", "model_source"]
 
 
 @dataclass(frozen=True)
@@ -279,39 +223,3 @@ def model_source(how: Any) -> ModelSource:
             "training loop in a function that builds, trains and returns a fresh model."
         )
     return StackedFunctionSource(how) if is_stacked(how) else FunctionSource(how)
-
-
-def training_function(
-    version: str | None = None, *, augmentations: tuple[str, ...] = ()
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a ``privacy_train_fn``: a ``version`` to bump when something the function depends on
-    changes where its code does not show it (a data file, an environment variable), and the
-    ``augmentations`` it trains with (names as in ``TrainingRecipe.augmentations``), which become
-    LiRA's query set so that queries match training. Both are part of the cache key."""
-    from ..augmentations import check_augmentations
-
-    augmentations = tuple(augmentations)
-    check_augmentations(augmentations)
-
-    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn.__pytest_privacy_version__ = version  # type: ignore[attr-defined]
-        fn.__pytest_privacy_augmentations__ = augmentations  # type: ignore[attr-defined]
-        return fn
-
-    return mark
-
-
-def declared(fn: Callable[..., Any]) -> str:
-    """What a marked training function declared, for the summary's cache-key line: its version and
-    augmentations (both in its key)."""
-    version = getattr(fn, "__pytest_privacy_version__", None)
-    augmentations = list(getattr(fn, "__pytest_privacy_augmentations__", ()))
-    return (f"; version {version!r}" if version is not None else "") + (
-        f"; augmentations {augmentations}" if augmentations else ""
-    )
-
-
-def function_identity(fn: Callable[..., Any]) -> str:
-    """What names a training function in cache keys: its qualified name, the hash of its code and
-    the user code it reaches (classes, helpers, literal constants), and its version."""
-    return f"{callable_identity(fn)}@{getattr(fn, '__pytest_privacy_version__', None)}"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.keep import balanced_keep, model_seeds
+from ..engine.seeds import balanced_keep, model_seeds
 
 __all__ = ["Split"]
 

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.executors import Entry, Trained
-from ..engine.keep import torch_seed
+from ..engine.seeds import torch_seed
 from ..engine.recipe import callable_identity
 from ..engine.store import digest
-from .sources import Built, declared, function_identity, library_versions
+from .job import Built, library_versions
+from .training_functions import declared, function_identity
 
 if TYPE_CHECKING:
     from ..engine.progress import Progress

@@ -7,9 +7,9 @@ up in the store under its key, trained by the executor when missing, published, 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
-import contextlib
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,9 +22,9 @@ from ..engine.progress import Progress
 from ..engine.store import ModelStore, digest
 from .canaries import CanaryRun, CanarySet, no_trace
 from .dataset import as_dataset, checked_dataset, dataset_identity
-from .job import TrainJob
+from .job import ModelSource, TrainJob
 from .setup import AuditSetup
-from .sources import ModelSource, model_source
+from .sources import model_source
 from .split import Split
 
 __all__ = ["PrivacyTrainer"]
@@ -179,7 +179,7 @@ class PrivacyTrainer:
         defense = getattr(recipe, "defense", None)
         return CanaryRun(
             scores, canaries.included, seed, time.perf_counter() - start, self.models_trained > trained_before,
-            getattr(defense, "epsilon", None) if getattr(defense, "kind", None) == "dp_sgd" else None,
+            None if defense is None else defense.accountant_epsilon,
             canaries.describe(), dataset_identity(*as_dataset(dataset)),
             no_trace(trained.entry["logits"][:, 0][: len(y)]),
         )

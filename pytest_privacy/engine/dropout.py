@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .keep import torch_generators
+from .seeds import torch_generators
 from .models import dry_run
 
 __all__ = ["MaskedDropout", "PerModelDropout"]

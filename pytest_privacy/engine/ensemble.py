@@ -21,7 +21,7 @@ import numpy as np
 
 from ..augmentations import make_queries
 from ..data import as_float32
-from .keep import model_seeds, seeded_init
+from .seeds import model_seeds, seeded_init
 from .models import build_model, dry_run
 from .progress import Progress, progress_bar
 from .recipe import TrainingRecipe

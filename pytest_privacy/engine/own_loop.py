@@ -95,7 +95,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .keep import child_seed, init_seed, seeded_init
+from .seeds import child_seed, init_seed, seeded_init
 from .training_data import gather_rows
 
 __all__ = [
@@ -195,7 +195,7 @@ class StackedModels(nn.Module):
         if not seeds or not all(isinstance(s, np.random.SeedSequence) for s in seeds):
             raise TypeError(
                 "seeds must be a non-empty sequence of numpy SeedSequence, one per "
-                "model: use pytest_privacy.engine.keep.model_seeds(seed, "
+                "model: use pytest_privacy.engine.seeds.model_seeds(seed, "
                 "range(n_models))."
             )
         modules = [seeded_model(factory, s) for s in seeds]

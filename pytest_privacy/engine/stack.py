@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .gradients import Autograd, GradientStrategy, choose_gradients
-from .keep import child_seed
+from .seeds import child_seed
 from .loss import Batch
 from .model_by_model import ModelByModel
 from .models import foldable, folded_model

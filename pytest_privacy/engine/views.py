@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..augmentations import CROP_PAD, spatial_axes
-from .keep import torch_generators
+from .seeds import torch_generators
 
 if TYPE_CHECKING:
     import torch

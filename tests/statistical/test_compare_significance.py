@@ -37,11 +37,14 @@ def test_a_model_whose_tpr_rose_fails_and_a_point_comparison_would_have_failed_t
     old = _audit(1.0, seed=0)
     # TPR at 1% FPR from Phi(1 - 2.33) = 0.09 to Phi(1.6 - 2.33) = 0.23: a real rise of 0.14
     assert sum(_failed(old, _audit(1.6, seed=s), "tpr:+0.01") for s in range(1, 21)) >= 19
-    # Without the significance test, seed noise alone moves the TPR past a 0.01 tolerance often.
-    reports = [build_report([r], {}) for r in (old, _audit(1.0, seed=3))]
-    point = compare_reports(*reports, parse_criteria("tpr:+0.01"), significant=False)
-    significant = compare_reports(*reports, parse_criteria("tpr:+0.01"))
-    assert not significant.failed and (point.failed or abs(reports[1].results[0].tpr - old.tpr) <= 0.01)
+    # Without the significance test, seed noise alone moves the TPR past a 0.01 tolerance often: in
+    # most of 20 re-audits of the same model the point comparison fails, the significance test never.
+    point_alarms = significant_alarms = 0
+    for s in range(1, 21):
+        reports = [build_report([r], {}) for r in (old, _audit(1.0, seed=s))]
+        point_alarms += compare_reports(*reports, parse_criteria("tpr:+0.01"), significant=False).failed
+        significant_alarms += compare_reports(*reports, parse_criteria("tpr:+0.01")).failed
+    assert point_alarms >= 5 and significant_alarms <= stats.binom.ppf(0.999, 20, 0.05)
 
 
 def test_newly_vulnerable_records_count_against_the_accepted_snapshot(tmp_path):

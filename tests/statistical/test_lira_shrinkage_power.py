@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pytest_privacy.attacks.lira import lira_scores
-from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.engine.seeds import balanced_keep
 from pytest_privacy.metrics import tpr_at_fpr
 
 N, M, SEEDS = 20_000, 4, 10

@@ -16,7 +16,7 @@ from pytest_privacy import (
     References,
     assert_tpr_at_fpr_below,
 )
-from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.engine.seeds import balanced_keep
 from pytest_privacy.report import recording
 
 N, M, SEEDS = 1_800, 4, 400  # digits-sized audit, the default's largest reference count

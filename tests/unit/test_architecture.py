@@ -87,10 +87,54 @@ def test_no_module_imports_a_private_name_from_another():
     assert not private, "\n".join(private)
 
 
-@pytest.mark.parametrize("module", ["pytest_privacy", "pytest_privacy.audit", "pytest_privacy.attacks"])
-def test_the_core_imports_neither_torch_nor_pytest(module):
+# Modules a notebook imports without torch or pytest: the public front and the numpy-only core.
+LIGHT = [
+    "pytest_privacy", "pytest_privacy.audit", "pytest_privacy.audit.dataset", "pytest_privacy.attacks",
+    "pytest_privacy.attacks.label_only", "pytest_privacy.code_identity", "pytest_privacy.metrics",
+    "pytest_privacy.pooled_gate", "pytest_privacy.one_run", "pytest_privacy.one_run_gdp", "pytest_privacy.data",
+    "pytest_privacy.results", "pytest_privacy.report",
+]
+
+
+def test_the_core_imports_neither_torch_nor_pytest():
+    """The one import-lightness check: each light module in a fresh interpreter of its own (so one
+    cannot hide another's heavy import), and ``import pytest_privacy`` loads no engine module (the
+    own loop, the trainer) until one of its names is used."""
     import subprocess
     import sys
 
-    code = f"import sys, {module}; assert 'torch' not in sys.modules and 'pytest' not in sys.modules"
+    for module in LIGHT:
+        code = (
+            f"import sys, {module}; heavy = sorted({{'torch', 'pytest'}} & set(sys.modules)); "
+            f"assert not heavy, heavy"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)
+    code = "import sys, pytest_privacy; assert 'pytest_privacy.engine.own_loop' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_import_circle_inside_any_room():
+    """Within a room, imports form no circle, counting every import: at module level, inside a
+    function, or under ``TYPE_CHECKING`` (a circle hidden behind those is still one). Contracts a
+    room's modules share live in a leaf they all import (``attacks/queries.py``, ``audit/job.py``,
+    ``engine/defenses/base.py``'s ``DefenseContext``)."""
+    modules = {m for m, _, _ in _imports()} | {t for _, t, _ in _imports()}
+    edges: dict[str, set[str]] = {}
+    for module, target, name in _imports():
+        for dest in (target, f"{target}.{name}"):
+            if dest in modules and dest != module and _part(dest) == _part(module):
+                edges.setdefault(module, set()).add(dest)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges.get(todo.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    circles = sorted(m for m in edges if reaches(m, m))
+    assert not circles, "modules on an import circle inside their room:\n" + "\n".join(circles)

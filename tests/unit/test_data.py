@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pytest_privacy import MembershipData, References
-from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.engine.seeds import balanced_keep
 
 
 def _ok(n=10):

@@ -16,7 +16,7 @@ from pytest_privacy import (
 )
 from pytest_privacy.adaptive import AUTO_SCHEDULE, AdaptiveReferences
 from pytest_privacy.attacks.default import FEW_REFERENCES, default_attack
-from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.engine.seeds import balanced_keep
 from pytest_privacy.report import recording
 
 N = 600

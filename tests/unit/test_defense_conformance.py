@@ -27,7 +27,7 @@ from pytest_privacy.engine.defenses import (
     register_defense,
 )
 from pytest_privacy.engine.ensemble import train_models
-from pytest_privacy.engine.keep import model_seeds
+from pytest_privacy.engine.seeds import model_seeds
 
 
 @register_defense

@@ -74,7 +74,7 @@ def test_a_defended_model_is_the_same_with_or_without_chunk_mates():
     """Mixup and class-matched MMD batches are drawn per model, and only when it steps: a model
     trained beside a larger one (which keeps stepping after it is done) equals it trained alone."""
     from pytest_privacy.engine.ensemble import train_models
-    from pytest_privacy.engine.keep import model_seeds
+    from pytest_privacy.engine.seeds import model_seeds
 
     x, y = load_example_dataset("synthetic", n=300)
     pool = np.arange(270, 300)
@@ -105,7 +105,7 @@ def test_dp_sgd_clips_adds_noise_and_stays_per_model(tmp_path):
     pytest.importorskip("opacus", reason="DP-SGD needs the [dp] extra")
     from pytest_privacy.engine.defenses import DPSGD
     from pytest_privacy.engine.ensemble import train_models
-    from pytest_privacy.engine.keep import model_seeds
+    from pytest_privacy.engine.seeds import model_seeds
 
     x, y = load_example_dataset("synthetic", n=200)
     keep = balanced_keep(4, 200, 0)

@@ -18,7 +18,7 @@ from pytest_privacy.engine.executors import (
     TrainingFailed,
     make_executor,
 )
-from pytest_privacy.engine.keep import model_seeds
+from pytest_privacy.engine.seeds import model_seeds
 from pytest_privacy.engine.store import MARKER, ModelStore
 from pytest_privacy.querying import query_logits
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from pytest_privacy.attacks.lira import lira_scores, logit_scale
-from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.engine.seeds import balanced_keep
 from pytest_privacy.metrics import auc
 
 

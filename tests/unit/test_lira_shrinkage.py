@@ -15,7 +15,7 @@ from pytest_privacy.attacks.lira import (
     logit_scale,
     shrunk_variance,
 )
-from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.engine.seeds import balanced_keep
 
 
 def _as_logits(phi: np.ndarray) -> np.ndarray:

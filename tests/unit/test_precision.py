@@ -14,7 +14,7 @@ from pytest_privacy.audit.sources import RecipeSource
 from pytest_privacy.engine import precision as precision_module
 from pytest_privacy.engine.ensemble import train_models
 from pytest_privacy.engine.gradients import Autograd, HandWrittenMLP, choose_gradients
-from pytest_privacy.engine.keep import balanced_keep, model_seeds
+from pytest_privacy.engine.seeds import balanced_keep, model_seeds
 from pytest_privacy.engine.precision import training_precision
 
 CNN = TrainingRecipe(model="cnn", hidden=(4,), epochs=1, batch_size=32)

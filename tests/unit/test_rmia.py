@@ -8,7 +8,7 @@ import pytest
 
 from pytest_privacy.attacks.lira import lira_scores
 from pytest_privacy.attacks.rmia import rmia_log_ratio, rmia_scores
-from pytest_privacy.engine.keep import balanced_keep
+from pytest_privacy.engine.seeds import balanced_keep
 from pytest_privacy.metrics import auc
 
 

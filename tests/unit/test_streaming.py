@@ -10,7 +10,7 @@ from pytest_privacy import TrainingRecipe, balanced_keep, load_example_dataset
 from pytest_privacy.engine import training_data as td
 from pytest_privacy.engine.defenses.mmd_mixup import MMDMixup
 from pytest_privacy.engine.ensemble import train_models
-from pytest_privacy.engine.keep import model_seeds
+from pytest_privacy.engine.seeds import model_seeds
 
 RECIPES = {
     "mlp-shift-noise": (

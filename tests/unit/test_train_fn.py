@@ -8,7 +8,7 @@ from helpers import noise_labels
 
 from pytest_privacy import training_function
 from pytest_privacy.audit import PrivacyTrainer
-from pytest_privacy.audit.sources import function_identity
+from pytest_privacy.audit.training_functions import function_identity
 from pytest_privacy.engine.store import ModelStore
 from pytest_privacy.querying import CachedTarget
 

@@ -9,7 +9,7 @@ import torch
 from pytest_privacy import TrainingRecipe, balanced_keep, make_queries
 from pytest_privacy.augmentations import reflect_shift, shift
 from pytest_privacy.engine.ensemble import train_models
-from pytest_privacy.engine.keep import model_seeds
+from pytest_privacy.engine.seeds import model_seeds
 from pytest_privacy.engine.views import TrainViews
 
 

@@ -14,8 +14,8 @@ white-box boundary attack, when it runs.
 
 One module per concept, each registering its own attack at its end:
 
-- :mod:`.oracle`: the counted labels oracle ``QueryCounter``, the per-point query ``Budget`` and the
-  shared argument checks;
+- :mod:`.oracle`: the per-point query ``Budget`` and the shared argument checks (the counted labels
+  oracle ``QueryCounter`` is :mod:`pytest_privacy.attacks.queries`, a leaf the registry imports too);
 - :mod:`.gap`: ``label_only_gap``;
 - :mod:`.augmentation`: ``label_only_augmentation`` (translated and rotated copies);
 - :mod:`.augmentation_trained`: ``label_only_augmentation_trained`` (a logistic model on the bits);
@@ -27,7 +27,8 @@ One module per concept, each registering its own attack at its end:
 from __future__ import annotations
 
 # Imported in this order, they register their attacks in this order (the privacy_attack fixture's).
-from .oracle import Budget, QueryCounter  # isort: skip
+from ..queries import QueryCounter  # isort: skip
+from .oracle import Budget  # isort: skip
 from .gap import gap_scores  # isort: skip
 from .augmentation import augmentation_bits, augmentation_scores, augmented_views, n_augmentations  # isort: skip
 from .augmentation_trained import BitAttack, fit_bit_attack  # isort: skip

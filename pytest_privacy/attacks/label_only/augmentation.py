@@ -12,8 +12,9 @@ from scipy import ndimage
 
 from ...augmentations import shift, spatial_axes
 from ...data import check_inputs
-from ..registry import Attack, LabelQuery, register_attack
-from .oracle import Predict, QueryCounter, as_counter, check_nonnegative_int, check_xy
+from ..queries import LabelQuery, Predict, QueryCounter, as_counter
+from ..registry import Attack, register_attack
+from .oracle import check_nonnegative_int, check_xy
 
 __all__ = ["augmentation_bits", "augmentation_scores", "augmented_views", "n_augmentations"]
 

@@ -12,7 +12,8 @@ import numpy as np
 from scipy import optimize, special
 
 from .._arrays import as_keep, as_labels
-from ..registry import Attack, LabelQuery, register_attack
+from ..queries import LabelQuery
+from ..registry import Attack, register_attack
 from .augmentation import augmentation_bits, augmented_views
 from .oracle import check_nonnegative_int
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...querying import CachedTarget, is_module
-from ..registry import Attack, LabelQuery, register_attack
+from ..queries import LabelQuery
+from ..registry import Attack, register_attack
 from .boundary_whitebox import boundary_scores_whitebox
 from .hopskipjump import boundary_scores_blackbox
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import Attack, LabelQuery, register_attack
-from .oracle import Predict, QueryCounter, as_counter, check_xy
+from ..queries import LabelQuery, Predict, QueryCounter, as_counter
+from ..registry import Attack, register_attack
+from .oracle import check_xy
 
 __all__ = ["gap_scores"]
 

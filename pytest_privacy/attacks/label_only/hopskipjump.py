@@ -23,12 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..queries import Predict, QueryCounter, as_counter
 from .oracle import (
     CHUNK_ELEMENTS,
     Budget,
-    Predict,
-    QueryCounter,
-    as_counter,
     check_nonnegative_int,
     check_xy,
     resolve_max_radius,

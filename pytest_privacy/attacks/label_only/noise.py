@@ -8,15 +8,9 @@ import math
 
 import numpy as np
 
-from ..registry import Attack, LabelQuery, register_attack
-from .oracle import (
-    CHUNK_ELEMENTS,
-    Predict,
-    QueryCounter,
-    as_counter,
-    check_nonnegative_int,
-    check_xy,
-)
+from ..queries import LabelQuery, Predict, QueryCounter, as_counter
+from ..registry import Attack, register_attack
+from .oracle import CHUNK_ELEMENTS, check_nonnegative_int, check_xy
 
 __all__ = ["noise_scores"]
 

@@ -19,41 +19,92 @@ is chunked. Adding a defense is one file: subclass :class:`DefenseSettings`, imp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...strict import StrictSettings, unknown_name_error
 
 if TYPE_CHECKING:
-    from ..gradients import GradientStrategy
-    from ..loss import Batch
-    from ..stack import Epoch, Stack
+    from contextlib import AbstractContextManager
 
-__all__ = ["DEFENSES", "Defense", "DefenseSettings", "NoDefense", "defense_settings", "register_defense"]
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from ..gradients import Autograd, GradientStrategy
+    from ..loss import Batch
+    from ..training_data import TrainingData
+
+__all__ = [
+    "DEFENSES", "Defense", "DefenseContext", "DefenseSettings", "EpochLayout", "NoDefense", "defense_settings",
+    "register_defense",
+]
+
+
+class EpochLayout(Protocol):
+    """What a defense reads of one epoch's minibatch layout (the stack's ``Epoch``)."""
+
+    order: np.ndarray  # [M, slots] the point each model sees in each slot
+    order_t: torch.Tensor  # the same on the training device
+    weight_t: torch.Tensor  # [M, slots] 1 for a real slot, 0 for padding
+
+
+class DefenseContext(Protocol):
+    """Everything a defense may read of, or do to, the stack of models being trained together (the
+    engine's ``Stack`` provides it). A defense depends on this contract, not on the trainer's
+    module: the trainer may change as long as it keeps these."""
+
+    recipe: Any  # the TrainingRecipe (its module imports this one: typed loosely to keep the room acyclic)
+    base: nn.Module  # the architecture (parameters of the stack's first model)
+    params: dict[str, torch.Tensor]  # stacked parameters [M, ...]
+    keep: np.ndarray  # [M, N] which points each model trains on
+    seeds: Sequence[np.random.SeedSequence]
+    device: torch.device
+    validation: np.ndarray | None  # the pool a defense trains against
+    n_classes: int
+    n_models: int
+    batch_size: int
+    steps: list[int]  # each model's steps per epoch
+    data: TrainingData
+    autograd: Autograd
+    forward: Callable[..., torch.Tensor]
+
+    def rngs(self, stream: int) -> list[np.random.Generator]:
+        """Each model's own numpy generator for the defense's ``stream``."""
+
+    def predict_all(self, xb: torch.Tensor) -> torch.Tensor:
+        """Every model's logits ``[M, B, C]`` on the same inputs."""
+
+    def amp(self) -> AbstractContextManager[None]:
+        """The stack's arithmetic (bf16 autocast where it trains in bf16)."""
+
+    def step(self, grads: dict[str, torch.Tensor], active: list[bool]) -> None:
+        """One optimizer step for the ``active`` models."""
 
 
 class Defense(Protocol):
     """One defense at work on one stack of models (built by :meth:`DefenseSettings.build`)."""
 
-    def gradients(self, stack: Stack) -> GradientStrategy | None:
+    def gradients(self, stack: DefenseContext) -> GradientStrategy | None:
         """A gradient strategy to use instead of the trainer's choice, or None."""
 
     def batch(self, batch: Batch) -> Batch:
         """The batch a training step uses: ``batch`` itself, or one with the defense's loss terms."""
 
-    def end_epoch(self, stack: Stack, epoch: Epoch) -> None:
+    def end_epoch(self, stack: DefenseContext, epoch: EpochLayout) -> None:
         """Work after each epoch's steps (may step the optimizer itself)."""
 
 
 class NoDefense:
     """The undefended trainer: the defaults every defense can inherit from."""
 
-    def gradients(self, stack: Stack) -> GradientStrategy | None:
+    def gradients(self, stack: DefenseContext) -> GradientStrategy | None:
         return None
 
     def batch(self, batch: Batch) -> Batch:
         return batch
 
-    def end_epoch(self, stack: Stack, epoch: Epoch) -> None:
+    def end_epoch(self, stack: DefenseContext, epoch: EpochLayout) -> None:
         return None
 
 
@@ -71,7 +122,13 @@ class DefenseSettings(StrictSettings):
         """Share of the data to hold out as this defense's validation pool (0: none)."""
         return 0.0
 
-    def build(self, stack: Stack) -> Defense:
+    @property
+    def accountant_epsilon(self) -> float | None:
+        """The epsilon this defense's own accountant targets (a DP defense), for the DP-claim
+        result; None for a defense that claims none."""
+        return None
+
+    def build(self, stack: DefenseContext) -> Defense:
         """The defense for ``stack`` (its models' seeds, data and training state)."""
         raise NotImplementedError
 

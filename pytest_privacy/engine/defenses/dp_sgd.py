@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
-from ..keep import torch_generators
-from .base import DefenseSettings, NoDefense, register_defense
+from ..seeds import torch_generators
+from .base import DefenseContext, DefenseSettings, NoDefense, register_defense
 
 if TYPE_CHECKING:
     import torch
 
     from ..loss import Batch
-    from ..stack import Stack
 
 __all__ = ["DPSGD", "dp_noise_multiplier"]
 
@@ -38,7 +37,11 @@ class DPSGD(DefenseSettings):
     # What opacus calls these (make_private_with_epsilon) where no spelling match finds them.
     field_synonyms: ClassVar[Mapping[str, str]] = {"target_delta": "delta", "max_grad_norm": "clip"}
 
-    def build(self, stack: Stack) -> _DPSGDDefense:
+    @property
+    def accountant_epsilon(self) -> float:
+        return self.epsilon
+
+    def build(self, stack: DefenseContext) -> _DPSGDDefense:
         return _DPSGDDefense(self, stack)
 
     def extra_bytes_per_model(self, n_params: int, batch_size: int) -> int:
@@ -49,17 +52,17 @@ class DPSGD(DefenseSettings):
 
 
 class _DPSGDDefense(NoDefense):
-    def __init__(self, settings: DPSGD, stack: Stack) -> None:
+    def __init__(self, settings: DPSGD, stack: DefenseContext) -> None:
         self.strategy = _PerExampleClipped(settings, stack)
 
-    def gradients(self, stack: Stack) -> _PerExampleClipped:
+    def gradients(self, stack: DefenseContext) -> _PerExampleClipped:
         return self.strategy
 
 
 class _PerExampleClipped:
     """The gradient strategy of DP-SGD: per-example gradients (``vmap`` over models and examples)."""
 
-    def __init__(self, settings: DPSGD, stack: Stack) -> None:
+    def __init__(self, settings: DPSGD, stack: DefenseContext) -> None:
         import torch
         import torch.nn.functional as F
         from torch.func import functional_call, grad, vmap

@@ -21,13 +21,18 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field
 
-from .base import DefenseSettings, NoDefense, register_defense
+from .base import (
+    DefenseContext,
+    DefenseSettings,
+    EpochLayout,
+    NoDefense,
+    register_defense,
+)
 
 if TYPE_CHECKING:
     import torch
 
     from ..loss import Batch
-    from ..stack import Epoch, Stack
 
 __all__ = ["MMDMixup", "class_matched", "mixup_partners", "mmd2"]
 
@@ -51,7 +56,7 @@ class MMDMixup(DefenseSettings):
     def validation_share(self) -> float:
         return self.validation_fraction
 
-    def build(self, stack: Stack) -> _MMDMixupDefense:
+    def build(self, stack: DefenseContext) -> _MMDMixupDefense:
         if stack.validation is None or len(stack.validation) == 0:
             raise ValueError("defense 'mmd_mixup' needs a validation pool: pass validation=indices of held-out points.")
         return _MMDMixupDefense(self, stack.rngs(_STREAM), np.asarray(stack.validation, dtype=np.int64), stack.n_classes)
@@ -94,7 +99,7 @@ class _MMDMixupDefense(NoDefense):
         lam_f = lam_t.float().view(-1, 1, 1)
         return batch.with_inputs(x_mix, lam_f * own + (1 - lam_f) * partners)
 
-    def end_epoch(self, stack: Stack, epoch: Epoch) -> None:
+    def end_epoch(self, stack: DefenseContext, epoch: EpochLayout) -> None:
         """The MMD pass, for models whose train accuracy leads validation by the trigger."""
         import torch
 

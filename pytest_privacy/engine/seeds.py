@@ -1,4 +1,6 @@
-"""Which reference model trains on which point."""
+"""Every random choice of a model flows from its own seed: the per-model seed streams (the split,
+minibatch order and views, defense draws, dropout masks, weight initialisation), and the balanced
+keep matrix (which reference model trains on which point) drawn from the audit's seed."""
 
 from __future__ import annotations
 
