@@ -71,6 +71,11 @@ class AdaptiveReferences:
         when called."""
         return [(m, w, lambda m=m: self.at(m)) for m, w in zip(self.schedule, self.spending)]
 
+    def derived(self, derive: Callable[[MembershipData], MembershipData]) -> AdaptiveReferences:
+        """The same plan over derived data (``derive`` applied to every look's audit, e.g. a subset or
+        shuffled membership): deriving data never turns an ``auto`` audit into a fixed one."""
+        return AdaptiveReferences(lambda m: derive(self.at(m)), self.schedule, self.spending)
+
     def fixed(self) -> MembershipData:
         """The audit for helpers whose verdict cannot be INCONCLUSIVE: ``FIXED_LOOK`` references."""
         return self.at(FIXED_LOOK if FIXED_LOOK in self.schedule else self.schedule[-1])

@@ -215,22 +215,51 @@ class MembershipData:
         return len(self) - self.n_members
 
     def subset(self, indices: Any) -> MembershipData:
-        """The same audit restricted to ``indices`` (references included)."""
+        """The same audit restricted to ``indices`` (references, a recipe audit's trials and an
+        ``auto`` audit's later looks included: deriving data keeps the audit's plan)."""
         idx = np.asarray(indices)
+        return self._derive(lambda d: d._subset(idx))
+
+    def shuffled_membership(self, seed: int) -> MembershipData:
+        """The same data with ``is_member`` randomly permuted: labels no model ever saw.
+
+        A sound attack must not find a leak here (the sanity check behind every gate). The plan is
+        kept: an ``auto`` audit still looks again on shuffled data, and a recipe audit permutes every
+        model's membership by the same permutation (each model in turn the target, none trained on
+        the labels it is judged by).
+        """
+        return self._derive(lambda d: d._shuffled(seed))
+
+    def _derive(self, derive: Callable[[MembershipData], MembershipData]) -> MembershipData:
+        """``derive`` applied to this audit, its plan (``recipe`` trials, ``adaptive`` looks) kept."""
+        if self.adaptive is not None:
+            current = next(m for m in self.adaptive.schedule if self.adaptive.at(m) is self)
+            return self.adaptive.derived(derive).at(current)
+        return derive(self)
+
+    def _subset(self, idx: np.ndarray) -> MembershipData:
         refs = self.references
         if refs is not None:
             refs = References(
                 refs.logits[:, idx], refs.keep[:, idx], refs.augmentations, refs.seed, refs.predict, refs.population
             )
-        return MembershipData(self.x[idx], self.y[idx], self.is_member[idx], refs)
+        out = MembershipData(self.x[idx], self.y[idx], self.is_member[idx], refs)
+        if self.recipe is not None:
+            t = self.recipe
+            out.recipe = RecipeTrials(t.logits[:, idx], t.keep[:, idx], t.population_logits)
+        return out
 
-    def shuffled_membership(self, seed: int) -> MembershipData:
-        """The same data with ``is_member`` randomly permuted: labels no model ever saw.
-
-        A sound attack must not find a leak here (the sanity check behind every gate).
-        """
+    def _shuffled(self, seed: int) -> MembershipData:
         rng = np.random.default_rng(seed)
-        out = MembershipData(self.x, self.y, rng.permutation(self.is_member), self.references)
+        if self.recipe is None:
+            out = MembershipData(self.x, self.y, rng.permutation(self.is_member), self.references)
+        else:
+            perm = rng.permutation(len(self))
+            t, refs = self.recipe, self.references
+            assert refs is not None
+            refs = References(refs.logits, refs.keep[:, perm], refs.augmentations, refs.seed, refs.predict, refs.population)
+            out = MembershipData(self.x, self.y, self.is_member[perm], refs)
+            out.recipe = RecipeTrials(t.logits, t.keep[:, perm], t.population_logits)
         out.data_id = self.data_id
         return out
 

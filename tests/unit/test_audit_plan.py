@@ -1,0 +1,45 @@
+"""Deriving data keeps the audit's plan: ``subset`` and ``shuffled_membership`` of a recipe audit stay
+a recipe audit, of an ``auto`` audit stay ``auto`` (each later look derived the same way). Before,
+``membership_data.shuffled_membership(1)`` under ``audit="recipe"`` or ``n_references="auto"``
+silently became a fixed single-model audit."""
+
+import numpy as np
+
+from pytest_privacy import MembershipData, References
+from pytest_privacy.adaptive import AdaptiveReferences
+
+N, C = 200, 3
+RNG = np.random.default_rng(0)
+X, Y = RNG.normal(size=(N, 4)).astype(np.float32), RNG.integers(0, C, N)
+
+
+def _audit(m: int) -> MembershipData:
+    rng = np.random.default_rng(m)
+    keep = np.zeros((m, N), bool)
+    for n in range(N):
+        keep[rng.permutation(m)[: m // 2], n] = True
+    refs = References(rng.normal(size=(m, N, C)).astype(np.float32), keep)
+    return MembershipData(X, Y, np.arange(N) % 2 == 0, refs)
+
+
+def test_a_recipe_audit_shuffled_or_subset_is_still_a_recipe_audit():
+    data = _audit(4).with_recipe_trials(lambda xb: np.zeros((len(xb), C)))
+    shuffled = data.shuffled_membership(1)
+    assert shuffled.recipe is not None and shuffled.recipe.n_models == 5
+    # every model's membership permuted by one permutation: the target's row is the data's is_member
+    np.testing.assert_array_equal(shuffled.recipe.keep[0], shuffled.is_member)
+    assert not np.array_equal(shuffled.recipe.keep, data.recipe.keep)
+    np.testing.assert_array_equal(np.sort(shuffled.recipe.keep.sum(0)), np.sort(data.recipe.keep.sum(0)))
+    sub = data.subset(np.arange(50))
+    assert sub.recipe is not None and sub.recipe.keep.shape == (5, 50) and len(sub) == 50
+
+
+def test_an_auto_audit_shuffled_still_looks_again_on_shuffled_data():
+    plan = AdaptiveReferences(_audit)
+    data = plan.at(4)
+    shuffled = data.shuffled_membership(1)
+    assert shuffled.adaptive is not None and shuffled.references.n_references == 4
+    later = shuffled.adaptive.at(16)
+    assert later.references.n_references == 16
+    np.testing.assert_array_equal(later.is_member, np.random.default_rng(1).permutation(plan.at(16).is_member))
+    assert data.subset(np.arange(10)).adaptive.at(8).x.shape[0] == 10
