@@ -292,7 +292,9 @@ def assert_tpr_at_fpr_below(
         g = (pooled_gate if scores.ndim == 2 else gate)(scores, member, fpr=fprs[0], max_tpr=max_tpr, confidence=level)
         return [_attack_result(g, names[0], variant, d, queries, scores, started, is_member=member)]
 
-    results = [record_result(_requested(r, attack)) for r in _adaptively(judge, data, confidence)]
+    results = [
+        record_result(_requested(r, attack)) for r in _adaptively(judge, data, confidence, same_attack=attack is not None)
+    ]
     if len(results) == 1:
         return _enforce(results[0], policy, f"TPR at FPR {fprs[0]:g} must be <= {max_tpr:g}")
     k = len(results)
@@ -348,26 +350,77 @@ def _decided(results: list[Any]) -> bool:
 
 
 def _adaptively(
-    judge: Callable[[MembershipData, float], list[AttackResult]], data: MembershipData, confidence: float
+    judge: Callable[[MembershipData, float], list[AttackResult]], data: MembershipData, confidence: float,
+    *, same_attack: bool = False,
 ) -> list[AttackResult]:
     """``judge(data, confidence)``, or, for an ``n_references="auto"`` audit, the first look of
     :data:`~pytest_privacy.adaptive.AUTO_SCHEDULE` that decides (each judged at its share of the
     error, :func:`~pytest_privacy.adaptive.look_confidence`), its results saying how many references
-    were trained and why the looks stopped."""
+    were trained and why the looks stopped. Before training more references it asks whether a later
+    look could decide at all (:func:`_undecidable`: the audit's counts, or a named attack's score
+    grid, which references do not change); when none can, the looks stop there and say why and what
+    would decide. Stopping only drops looks, so the error spent is at most the full plan's."""
     if data.adaptive is None:
         return judge(data, confidence)
     looks = data.adaptive.looks()
+    stuck = None
     for i, (m, share, audit) in enumerate(looks):
         results = judge(audit(), look_confidence(confidence, share))
         if _decided(results) or i == len(looks) - 1:
             break
-    why = "decided" if _decided(results) else "still inconclusive at the most planned"
+        later = look_confidence(confidence, max(share for _, share, _ in looks[i + 1 :]))
+        stuck = _undecidable(results, later, same_attack=same_attack)
+        if stuck:
+            break
+    why = "decided" if _decided(results) else stuck or "still inconclusive at the most planned"
     seen = ", ".join(str(n) for n, _, _ in looks[: i + 1])
     note = (
         f"; auto references: {m} after looks at {seen} ({why}), this look at confidence "
         f"{look_confidence(confidence, share):.4g} ({share:.0%} of the error, spent over {len(looks)} planned looks)"
     )
     return [r.model_copy(update={"variant": r.variant + note}) for r in results]
+
+
+def _undecidable(results: list[AttackResult], later: float, *, same_attack: bool) -> str | None:
+    """Why no later look can decide ``results``' undecided TPR gates, or None. ``later`` is the
+    confidence of the most lenient look still planned. Two reasons, each beyond what references change:
+
+    - the counts: with ``n`` non-members not even zero false positives certify FPR <= fpr (FAIL is out
+      of reach), and with ``m`` members not even zero members above a threshold bound the TPR by
+      ``max_tpr`` (PASS is out of reach);
+    - the score's grid, when the later looks run the same attack: its top score is shared by several
+      points that already exceed the FPR (RMIA's share of Z population points; a gap attack's two values).
+    """
+    undecided = [r for r in results if r.verdict is Verdict.INCONCLUSIVE]
+    if not undecided or any(r.gate != "tpr_at_fpr" for r in undecided):
+        return None
+    reasons = [_out_of_reach(r, later, same_attack=same_attack) for r in undecided]
+    if any(reason is None for reason in reasons):
+        return None
+    return (
+        f"more references cannot decide, so none were trained beyond this look: {reasons[0]}; what would: more "
+        "audit points, a finer score (for RMIA, more population points: --privacy-population), another attack, "
+        "or the recipe audit"
+    )
+
+
+def _out_of_reach(r: AttackResult, later: float, *, same_attack: bool) -> str | None:
+    from .metrics import nonmembers_needed
+
+    if r.audit == "model":
+        needed = nonmembers_needed(r.fpr, later)
+        _, tpr_ceiling = clopper_pearson(0, r.n_members, later)
+        if r.n_nonmembers < needed and tpr_ceiling > r.max_tpr:
+            return (
+                f"{r.n_nonmembers:,} non-members cannot certify FPR <= {r.fpr:g} (that needs {needed:,}), and "
+                f"{r.n_members:,} members cannot bound TPR <= {r.max_tpr:g} (at best {tpr_ceiling:.4f})"
+            )
+    if same_attack and r.point_scores is not None and not np.isfinite(r.threshold):
+        scores, member = r.point_scores.arrays()
+        top = scores == scores.max()
+        if top.sum() > 1 and (~member & top).sum() > r.fpr * (~member).sum():
+            return f"{r.attack}'s scores are too coarse to reach FPR {r.fpr:g}: {r.reason.split(' (breaking')[0]}"
+    return None
 
 
 def _family(

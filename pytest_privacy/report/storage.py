@@ -146,12 +146,21 @@ class RunStorage:
                    if p.rstrip("/").rsplit("/", 1)[-1].isdigit()]
         number = max([0, *claimed, *(r.number for r in self.runs())]) + 1
         for _ in range(1000):
+            claim = f"{folder}/{number:04d}"
             try:
-                with self.fs.open(f"{folder}/{number:04d}", "xb"):
+                with self.fs.open(claim, "xb"):
                     pass
                 return number
             except FileExistsError:
                 number += 1
+            except (ValueError, NotImplementedError):
+                # A file system without exclusive creation: check, then create (two writers racing
+                # within that gap can still share a number; resolve() then names the ambiguity).
+                if self.fs.exists(claim):
+                    number += 1
+                    continue
+                self.fs.pipe(claim, b"")
+                return number
         raise OSError(f"could not claim a run number under {self.url} after 1000 tries.")
 
     def resolve(self, which: str) -> StoredRun:

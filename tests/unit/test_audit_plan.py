@@ -43,3 +43,41 @@ def test_an_auto_audit_shuffled_still_looks_again_on_shuffled_data():
     assert later.references.n_references == 16
     np.testing.assert_array_equal(later.is_member, np.random.default_rng(1).permutation(plan.at(16).is_member))
     assert data.subset(np.arange(10)).adaptive.at(8).x.shape[0] == 10
+
+
+def test_auto_stops_when_more_references_cannot_refine_a_coarse_score():
+    """RMIA's score is a share of its population points: with 20 of them it lives on a 1/20 grid and
+    can never reach FPR 1e-3, however many references train. The looks once went on to 64 references
+    (4, 8, 16, 32, 64, all INCONCLUSIVE); now they stop at the first, saying why."""
+    import warnings
+
+    import pytest
+
+    from pytest_privacy import PrivacyInconclusiveWarning, Population, assert_tpr_at_fpr_below
+
+    rng = np.random.default_rng(3)
+    pop_x, pop_y = rng.normal(size=(20, 4)).astype(np.float32), rng.integers(0, C, 20)
+    w = rng.normal(size=(4, C))
+    built = []
+
+    def with_population(m: int) -> MembershipData:
+        built.append(m)
+        data = _audit(m)
+        refs = data.references
+        population = Population(pop_x, pop_y, rng.normal(size=(m, 20, 1, C)))
+        refs = References(refs.logits, refs.keep, population=population)
+        return MembershipData(X, Y, data.is_member, refs)
+
+    model = lambda xb: np.asarray(xb, dtype=np.float64) @ w  # noqa: E731
+    data = AdaptiveReferences(with_population).at(4)
+    with pytest.warns(PrivacyInconclusiveWarning):
+        r = assert_tpr_at_fpr_below(model, data, fpr=1e-3, max_tpr=0.5, attack="rmia", on_inconclusive="warn")
+    assert built == [4] and r.n_references == 4
+    assert "more references cannot decide" in r.variant and "rmia's scores are too coarse" in r.variant
+    # the default attack changes with the references (RMIA's ratio at 4, LiRA from 8): it looks again
+    built.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrivacyInconclusiveWarning)
+        assert_tpr_at_fpr_below(model, AdaptiveReferences(with_population).at(4), fpr=1e-3, max_tpr=0.5,
+                                on_inconclusive="warn")
+    assert len(built) > 1

@@ -87,8 +87,14 @@ def test_each_auto_look_picks_its_own_default():
     assert (first.attack, first.n_references, first.verdict) == ("rmia_ratio", 4, Verdict.FAIL)
     assert "auto references: 4 after looks at 4 (decided)" in first.variant
 
+    # A limit just above chance at FPR 0.05: the counts could decide it (FAIL and PASS are both in
+    # reach), the data never do, so every planned look runs.
     with recording() as undecided, pytest.warns(PrivacyInconclusiveWarning):
-        assert_tpr_at_fpr_below(*adaptive(0.0), fpr=0.01, max_tpr=0.011, on_inconclusive="warn")
+        assert_tpr_at_fpr_below(*adaptive(0.0), fpr=0.05, max_tpr=0.06, on_inconclusive="warn")
     [last] = undecided
     assert (last.attack, last.n_references, last.verdict) == ("lira", 64, Verdict.INCONCLUSIVE)
     assert "looks at 4, 8, 16, 32, 64" in last.variant
+    # At FPR 0.01 with a limit of 0.011 the counts cannot decide at any look: it stops at the first.
+    with recording() as stuck, pytest.warns(PrivacyInconclusiveWarning):
+        assert_tpr_at_fpr_below(*adaptive(0.0), fpr=0.01, max_tpr=0.011, on_inconclusive="warn")
+    assert stuck[0].n_references == 4 and "more references cannot decide" in stuck[0].variant

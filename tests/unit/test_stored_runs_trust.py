@@ -264,3 +264,16 @@ def test_the_default_baseline_is_the_latest_run_that_passed(tmp_path):
     run, report, why = storage.baseline("latest")
     assert run.name == "release" and "2:retry" in why
     assert storage.baseline("retry")[0].name == "retry"  # named explicitly: that run
+
+
+def test_a_file_system_without_exclusive_creation_still_numbers_runs_in_order(tmp_path, monkeypatch):
+    storage = RunStorage(str(tmp_path))
+    real_open = storage.fs.open
+
+    def no_exclusive(path, mode="rb", **kw):
+        if "x" in mode:
+            raise ValueError("mode 'xb' is not supported here")
+        return real_open(path, mode, **kw)
+
+    monkeypatch.setattr(storage.fs, "open", no_exclusive)
+    assert [storage.save(_report(), f"v{i}").number for i in range(3)] == [1, 2, 3]
