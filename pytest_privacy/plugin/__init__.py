@@ -1,36 +1,60 @@
-"""The pytest plugin: options, ini keys, markers, fixtures and the terminal summary.
+"""The pytest plugin: options, ini keys, markers, hooks and the terminal summary; the fixtures are in
+:mod:`.fixtures` (imported here, so that pytest finds them in the plugin), the shared state in
+:mod:`.state`.
 
-A thin layer: every computation lives in the core (trainer, assertions, metrics); this module only
+A thin layer: every computation lives in the core (trainer, assertions, metrics); this package only
 wires pytest's configuration to it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from .adaptive import AUTO_SCHEDULE, FIXED_LOOK, AdaptiveReferences
-from .assertions import gate_defaults, set_inconclusive_default
-from .attacks import ATTACKS, SUITES, suite_attacks
-from .audit import PrivacyTrainer, model_source
-from .config import PrivacyConfig, resolve_config
-from .data import Baseline
-from .engine.executors import make_executor
-from .engine.progress import Lines, Progress
-from .engine.recipe import TrainingRecipe
-from .engine.store import ModelStore, NotAStoreError
-from .report import from_json, hookspec, recording, to_json, writers
-from .report.session_report import build_report
-from .report.summary import junit_properties
+from ..assertions import gate_defaults, set_inconclusive_default
+from ..attacks import ATTACKS, SUITES, suite_attacks
+from ..config import PrivacyConfig, resolve_config
+from ..report import from_json, hookspec, recording, to_json, writers
+from ..report.session_report import build_report
+from ..report.summary import junit_properties
+from .fixtures import (  # pytest finds fixtures among the plugin module's names
+    dp_canary_run,
+    membership_data,
+    mmd_baseline_model,
+    privacy_attack,
+    privacy_audit,
+    privacy_config,
+    privacy_dataset,
+    privacy_recipe,
+    privacy_train_fn,
+    privacy_trainer,
+    reference_models,
+    reference_models_for,
+    target_model,
+)
+from .state import SESSION, STASH, TRAINER, Session, open_store, session_config
+
+# The fixtures, re-exported: pytest registers the fixtures it finds among a plugin module's names.
+__all__ = [
+    "dp_canary_run",
+    "membership_data",
+    "mmd_baseline_model",
+    "privacy_attack",
+    "privacy_audit",
+    "privacy_config",
+    "privacy_dataset",
+    "privacy_recipe",
+    "privacy_train_fn",
+    "privacy_trainer",
+    "reference_models",
+    "reference_models_for",
+    "target_model",
+]
 
 # option name (without --privacy-), config field, help
 _OPTIONS: list[tuple[str, str, str]] = [
@@ -72,28 +96,6 @@ _FLAGS: list[tuple[str, str, str]] = [
     ("compare-data-changed", "compare_data_changed", "the data changed on purpose since the stored run: compare "
      "gates audited on other data all the same (without it they are 'not comparable' and fail the comparison)"),
 ]
-_STASH = pytest.StashKey[dict[str, Any]]()
-_TRAINER = pytest.StashKey[PrivacyTrainer]()
-_STORE = pytest.StashKey[ModelStore]()
-
-
-@dataclass
-class _Session:
-    """What a session gathered, across xdist workers: results, model counts, a cleared cache."""
-
-    results: list[Any] = field(default_factory=list)
-    trained: int = 0
-    loaded: int = 0
-    seconds: float = 0.0
-    covers: set[str] = field(default_factory=set)  # what the cache keys cover, per model source
-    cleared: int | None = None  # files --privacy-clear-cache deleted
-    lines: list[str] = field(default_factory=list)  # for the terminal summary, from the writers
-    unreadable: int = 0  # results that could not be read back (the session then fails)
-
-
-_SESSION = pytest.StashKey[_Session]()
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("privacy", "membership-inference privacy gates (pytest-privacy)")
     for name, _, help_text in _OPTIONS:
@@ -159,9 +161,9 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 "--privacy-executor=ray needs Ray: pip install 'pytest-privacy[ray]' (or use --privacy-executor=local)."
             ) from None
-    config.stash[_STASH] = {"ini": ini, "cli": cli}
+    config.stash[STASH] = {"ini": ini, "cli": cli}
     if base.compare_fail is not None:
-        from .report.compare import parse_criteria
+        from ..report.compare import parse_criteria
 
         try:
             parse_criteria(base.compare_fail)  # a typo is a usage error before anything runs
@@ -181,13 +183,13 @@ def pytest_configure(config: pytest.Config) -> None:
             import matplotlib  # noqa: F401
         except ImportError:
             raise pytest.UsageError("--privacy-plots needs matplotlib: pip install 'pytest-privacy[plot]'") from None
-    config.stash[_SESSION] = _Session()
+    config.stash[SESSION] = Session()
     if not base.no_cache and (base.cache_dir or config.getoption("privacy_clear_cache")):
         # An explicit store is checked now: a wrong path is a usage error before anything runs.
-        store = _open_store(config, base)
+        store = open_store(config, base)
         if config.getoption("privacy_clear_cache") and not hasattr(config, "workerinput"):
             # Here, on the xdist controller before any worker starts, or in a plain run.
-            config.stash[_SESSION].cleared = store.clear()
+            config.stash[SESSION].cleared = store.clear()
     config.pluginmanager.register(_Collector(config), "pytest-privacy-collector")
     if not hasattr(config, "workerinput"):  # reports are written where results are gathered
         config.pluginmanager.register(writers, "pytest-privacy-summary")
@@ -203,22 +205,10 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspec)
 
 
-def _open_store(config: pytest.Config, settings: PrivacyConfig) -> ModelStore:
-    """The session's model store (opened once): ``--privacy-cache-dir`` or pytest's cache directory."""
-    store = config.stash.get(_STORE, None)
-    if store is None:
-        try:
-            store = ModelStore(settings.cache_dir or _default_cache_dir(config))
-        except NotAStoreError as exc:
-            raise pytest.UsageError(f"--privacy-cache-dir: {exc}") from None
-        config.stash[_STORE] = store
-    return store
-
-
 def _check_stored_runs(settings: PrivacyConfig) -> None:
     """A bad run name, an unreachable or unwritable storage, or a stored run that does not exist,
     cannot be read or fails its signature is a usage error now, not a failure after every test has run."""
-    from .report.storage import RunStorage, check_run_name
+    from ..report.storage import RunStorage, check_run_name
 
     writes = settings.save is not None or settings.autosave or settings.snapshot_update
     if not (writes or settings.compare is not None):
@@ -251,17 +241,6 @@ def _check_writable(path: str, what: str, *, directory: bool) -> None:
         raise pytest.UsageError(f"{what}={path} cannot be written ({exc.strerror or exc}); choose a writable path.") from None
 
 
-def _session_config(config: pytest.Config, marker: pytest.Mark | None = None) -> PrivacyConfig:
-    layers = config.stash[_STASH]
-    overrides = dict(marker.kwargs) if marker is not None else {}
-    if marker is not None and marker.args:
-        raise pytest.UsageError("@pytest.mark.privacy takes keyword arguments only, e.g. privacy(n_references=8).")
-    try:
-        return resolve_config(layers["ini"], layers["cli"], overrides)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-
-
 def _suites_and_attacks(item: pytest.Item) -> tuple[set[str], set[str]] | None:
     """The suites a test belongs to and the attacks it runs, or None when it is not a privacy test.
 
@@ -291,7 +270,7 @@ def _suites_and_attacks(item: pytest.Item) -> tuple[set[str], set[str]] | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    settings = _session_config(config)
+    settings = session_config(config)
     selection = settings.selection()
     if selection is None:
         return
@@ -348,7 +327,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    settings = _session_config(item.config, item.get_closest_marker("privacy"))
+    settings = session_config(item.config, item.get_closest_marker("privacy"))
     with recording(item.nodeid, profile=settings.profile) as results:
         try:
             # This test's own on_inconclusive/confidence defaults: a privacy marker may override them.
@@ -381,20 +360,20 @@ class _Collector:
             try:
                 result = from_json(value)
             except ValueError as exc:  # never an INTERNALERROR that ends the session: name the test
-                self.config.stash[_SESSION].lines.append(
+                self.config.stash[SESSION].lines.append(
                     f"pytest-privacy: the result of {report.nodeid} could not be read back and is left out: {exc}"
                 )
-                self.config.stash[_SESSION].unreadable += 1
+                self.config.stash[SESSION].unreadable += 1
                 continue
             if report.when == "call":  # every phase's report carries the properties: count them once
-                self.config.stash[_SESSION].results.append(result)
+                self.config.stash[SESSION].results.append(result)
                 self.config.hook.pytest_privacy_result(result=result, config=self.config)
             kept += junit_properties(result)  # the whole result, ROC included, is in the JSON report
         report.user_properties = kept
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    trainer = session.config.stash.get(_TRAINER, None)
+    trainer = session.config.stash.get(TRAINER, None)
     if trainer is not None:
         counts = {
             "trained": trainer.models_trained, "loaded": trainer.models_loaded, "seconds": trainer.seconds_training,
@@ -416,7 +395,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def _add_counts(config: pytest.Config, counts: dict[str, Any]) -> None:
-    gathered = config.stash[_SESSION]
+    gathered = config.stash[SESSION]
     gathered.trained += counts["trained"]
     gathered.loaded += counts["loaded"]
     gathered.seconds += counts["seconds"]
@@ -427,10 +406,10 @@ def _write_reports(session: pytest.Session) -> None:
     """Call every ``pytest_privacy_write_reports`` implementation, each on its own: one that fails
     is named in the summary and fails the run, and the others still write."""
     config = session.config
-    gathered = config.stash.get(_SESSION, None)
+    gathered = config.stash.get(SESSION, None)
     if gathered is None:
         return
-    settings = _session_config(config)
+    settings = session_config(config)
     wanted = (
         settings.report or settings.html or settings.markdown or settings.autosave or settings.save or settings.compare
         or settings.snapshot_update
@@ -438,7 +417,7 @@ def _write_reports(session: pytest.Session) -> None:
     if not (gathered.results or gathered.trained or gathered.loaded or wanted or gathered.cleared is not None):
         return
     if gathered.cleared is not None:
-        root = _open_store(config, settings).root
+        root = open_store(config, settings).root
         gathered.lines.append(f"cache cleared: {gathered.cleared} files the store wrote deleted from {root}")
     if gathered.unreadable:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -468,318 +447,10 @@ def _write_reports(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    gathered = config.stash.get(_SESSION, None)
+    gathered = config.stash.get(SESSION, None)
     if gathered is None or not gathered.lines:
         return
     terminalreporter.section("privacy")
     for line in gathered.lines:
         failed = line.startswith("pytest-privacy: the report writer")
         terminalreporter.write_line(line, red=failed, bold=failed)
-
-
-# ----------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def privacy_config(request: pytest.FixtureRequest) -> PrivacyConfig:
-    """This test's privacy settings: ``@pytest.mark.privacy(...)`` > command line > ini > profile."""
-    return _session_config(request.config, request.node.get_closest_marker("privacy"))
-
-
-@pytest.fixture(scope="session")
-def privacy_trainer(pytestconfig: pytest.Config) -> Iterator[PrivacyTrainer]:
-    """The session's trainer: trains target and reference models once, on the chosen executor
-    (``--privacy-executor``), caches them in the store (``--privacy-cache-dir``, ``--privacy-no-cache``)
-    and memoises them for the session."""
-    settings = _session_config(pytestconfig)
-    store = None if settings.no_cache else _open_store(pytestconfig, settings)
-    _share_cores(pytestconfig)
-    try:
-        executor = make_executor(
-            settings.executor, gpus_per_task=settings.ray_gpus_per_task, cpus_per_task=settings.ray_cpus_per_task,
-            max_retries=settings.ray_max_retries,
-        )
-    except (ImportError, ValueError) as exc:
-        pytest.fail(f"pytest-privacy: {exc}", pytrace=False)
-    trainer = PrivacyTrainer(
-        store=store, max_memory=settings.max_memory, progress=lambda: _progress(pytestconfig), executor=executor
-    )
-    pytestconfig.stash[_TRAINER] = trainer
-    try:
-        yield trainer
-    finally:
-        executor.close()
-
-
-def _share_cores(config: pytest.Config) -> None:
-    """In an xdist worker, let torch use this worker's share of the cores: N workers each running
-    torch's default of one thread per core spin against each other (measured on 2 cores under -n 2:
-    17 small MLPs took 5.7 s instead of 0.1 s). An explicit OMP_NUM_THREADS is left alone."""
-    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
-    if workers <= 1 or "OMP_NUM_THREADS" in os.environ:
-        return
-    import torch
-
-    share = max(1, (os.cpu_count() or 1) // workers)
-    if torch.get_num_threads() > share:
-        torch.set_num_threads(share)
-
-
-def _default_cache_dir(config: pytest.Config) -> str:
-    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-    if cache is not None:
-        return str(cache.mkdir("pytest-privacy"))
-    return str(config.rootpath / ".pytest_cache" / "d" / "pytest-privacy")
-
-
-@contextmanager
-def _progress(config: pytest.Config) -> Iterator[Progress]:
-    """How training shows progress: a bar on a terminal, a line every few seconds in a CI log (and
-    from xdist workers, whose stderr is the controller's), nothing under -q. pytest captures
-    fixture output, so step outside the capture."""
-    capman = config.pluginmanager.getplugin("capturemanager")
-    if config.get_verbosity() < 0:
-        yield "off"
-        return
-    with capman.global_and_fixture_disabled() if capman is not None else nullcontext():
-        if hasattr(config, "workerinput"):
-            yield Lines()  # to the worker's stderr, which is the controller's: visible in the log
-            return
-        if sys.stderr.isatty():
-            yield "bar"
-            return
-        reporter = config.pluginmanager.getplugin("terminalreporter")
-        yield Lines(reporter.write_line if reporter is not None else None)  # on a line of its own
-
-
-_UNDEFINED = object()  # what the placeholder fixtures return: the user has not defined them
-
-
-@pytest.fixture(scope="session")
-def privacy_recipe() -> Any:
-    """Override me: return the ``TrainingRecipe`` your model is trained with (or define
-    ``privacy_train_fn`` instead)."""
-    return _UNDEFINED
-
-
-@pytest.fixture(scope="session")
-def privacy_train_fn() -> Any:
-    """Override me (instead of ``privacy_recipe``): return your own training function
-    ``(x, y, *, seed, device) -> model``, the model an ``nn.Module``, a callable returning logits, or a
-    fitted estimator with ``predict_proba``. It is called once per reference model and for the
-    target, each on its own half of the data, with its own seed (an int below 2**31)."""
-    return _UNDEFINED
-
-
-def _how_to_train(recipe: Any, train_fn: Any) -> tuple[str, Any]:
-    # None says "not here": a subfolder whose conftest uses a training function sets the
-    # recipe an outer conftest defines back to None (and the other way round).
-    recipe = _UNDEFINED if recipe is None else recipe
-    train_fn = _UNDEFINED if train_fn is None else train_fn
-    if recipe is _UNDEFINED and train_fn is _UNDEFINED:
-        pytest.fail(
-            "pytest-privacy needs to know how your model is trained: define a `privacy_recipe` fixture "
-            "in conftest.py returning pytest_privacy.TrainingRecipe(...), or a `privacy_train_fn` "
-            "fixture returning your own training function (see the README).",
-            pytrace=False,
-        )
-    if recipe is not _UNDEFINED and train_fn is not _UNDEFINED:
-        pytest.fail(
-            "both `privacy_recipe` and `privacy_train_fn` are defined; keep one: the recipe for the "
-            "built-in vectorised trainer, or the function for your own training loop.",
-            pytrace=False,
-        )
-    return ("recipe", recipe) if recipe is not _UNDEFINED else ("function", train_fn)
-
-
-@pytest.fixture(scope="session")
-def privacy_dataset() -> Any:
-    """Override me: return the ``(x, y)`` audit population, e.g. ``load_example_dataset("digits")``."""
-    return _UNDEFINED
-
-
-def _population(request: pytest.FixtureRequest, config: PrivacyConfig) -> float:
-    """The share held out as a population, for a test that needs one: its ``privacy_attack`` is an
-    attack that needs a population, or its ``privacy`` marker sets ``population``. Every other test
-    audits every point, whatever ``--privacy-population`` says: holding points out would shrink an
-    unrelated gate's audit (and can turn its verdict INCONCLUSIVE)."""
-    marker = request.node.get_closest_marker("privacy")
-    if marker is not None and "population" in marker.kwargs:
-        return config.population
-    callspec = getattr(request.node, "callspec", None)
-    attack = callspec.params.get("privacy_attack") if callspec is not None else None
-    return config.population if attack is not None and ATTACKS[attack].needs_population else 0.0
-
-
-def _source(kind: str, how: Any) -> Any:
-    """The model source of the user's fixture, with an error that names the fixture."""
-    if kind == "recipe" and not isinstance(how, TrainingRecipe):
-        raise TypeError(f"privacy_recipe must return a pytest_privacy.TrainingRecipe, got {type(how).__name__}.")
-    try:
-        return model_source(how)
-    except TypeError as exc:
-        raise TypeError(f"privacy_{'recipe' if kind == 'recipe' else 'train_fn'}: {exc}") from None
-
-
-def _check_dataset(dataset: Any) -> Any:
-    if dataset is _UNDEFINED:
-        pytest.fail(
-            "pytest-privacy needs data to audit on: define a `privacy_dataset` fixture in conftest.py "
-            "returning (x, y) arrays, e.g. pytest_privacy.load_example_dataset('digits').",
-            pytrace=False,
-        )
-    return dataset
-
-
-@pytest.fixture
-def privacy_audit(
-    request: pytest.FixtureRequest, privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any,
-    privacy_dataset: Any, privacy_config: PrivacyConfig,
-) -> Any:
-    """The trained target, references and audit data for this test's settings (memoised)."""
-    c = privacy_config
-    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
-    privacy_dataset = _check_dataset(privacy_dataset)
-    return privacy_trainer.audit(
-        _source(kind, how), privacy_dataset, n_references=_first_look(c), seed=c.seed, device=c.device,
-        population=_population(request, c),
-    )
-
-
-def _first_look(c: PrivacyConfig) -> int:
-    """The references an audit starts with: all of them, or under ``auto`` the first look's."""
-    return AUTO_SCHEDULE[0] if c.n_references == "auto" else c.n_references
-
-
-def _fixed_count(c: PrivacyConfig) -> int:
-    """The references of an audit that has nothing to look again for (a baseline's)."""
-    return FIXED_LOOK if c.n_references == "auto" else c.n_references
-
-
-@pytest.fixture
-def reference_models(privacy_audit: Any) -> Any:
-    """Reference models' logits on the audit points and their keep matrix (``References``)."""
-    return privacy_audit.references
-
-
-@pytest.fixture
-def target_model(privacy_audit: Any) -> Any:
-    """The model under test: ``privacy_recipe`` trained on a random half of ``privacy_dataset``."""
-    return privacy_audit.target
-
-
-@pytest.fixture
-def membership_data(
-    request: pytest.FixtureRequest, privacy_audit: Any, privacy_trainer: PrivacyTrainer, privacy_recipe: Any,
-    privacy_train_fn: Any, privacy_dataset: Any, privacy_config: PrivacyConfig,
-) -> Any:
-    """``MembershipData`` for ``target_model``: all audit points, its members, the references. Under
-    ``n_references="auto"`` it holds the first look (4 references) and trains more only when a
-    gate asks for them (``pytest_privacy.adaptive``); under ``audit="recipe"`` the TPR gates pool
-    every model of the audit as the target in turn (``pytest_privacy.pooled_gate``)."""
-    c = privacy_config
-
-    def data_of(setup: Any) -> Any:
-        data = setup.membership_data()
-        return data.with_recipe_trials(setup.target) if c.audit == "recipe" else data
-
-    if c.n_references != "auto":
-        return data_of(privacy_audit)
-    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
-    dataset, population = _check_dataset(privacy_dataset), _population(request, c)
-
-    def audit_with(m: int) -> Any:
-        if m == AUTO_SCHEDULE[0]:
-            return data_of(privacy_audit)
-        return data_of(privacy_trainer.audit(
-            _source(kind, how), dataset, n_references=m, seed=c.seed, device=c.device, population=population
-        ))
-
-    return AdaptiveReferences(audit_with).at(AUTO_SCHEDULE[0])
-
-
-@pytest.fixture
-def reference_models_for(
-    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any, privacy_config: PrivacyConfig
-) -> Callable[..., Any]:
-    """``reference_models_for(x, y, is_member) -> MembershipData``: references for a model trained
-    elsewhere (a checkpoint) on a known split, trained as ``privacy_recipe`` or ``privacy_train_fn``
-    trains (no target is trained), cached and counted like every audit's. ``is_member[n]``: whether
-    the checkpoint trained on ``(x[n], y[n])``. Gate the checkpoint with the result as with
-    ``membership_data``."""
-    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
-    c = privacy_config
-
-    def references_for(x: Any, y: Any, is_member: Any) -> Any:
-        def with_references(m: int) -> Any:
-            return privacy_trainer.references_for(
-                _source(kind, how), (x, y), is_member, n_references=m, seed=c.seed, device=c.device
-            )
-
-        if c.n_references == "auto":
-            return AdaptiveReferences(with_references).at(AUTO_SCHEDULE[0])
-        return with_references(c.n_references)
-
-    return references_for
-
-
-@pytest.fixture
-def dp_canary_run(
-    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any, privacy_dataset: Any,
-    privacy_config: PrivacyConfig,
-) -> Any:
-    """``privacy_recipe`` (or ``privacy_train_fn``) trained once on ``privacy_dataset`` with
-    ``--privacy-canaries`` canaries of ``--privacy-canary-kind`` (input-space by default), each
-    included with probability 1/2, and every canary scored: what ``assert_dp_claim_holds`` audits
-    (one training run, cached like any model)."""
-    c = privacy_config
-    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
-    dataset = _check_dataset(privacy_dataset)
-    n_canaries = c.canaries if c.canaries is not None else min(1000, len(_labels_of(dataset)) // 2)
-    return privacy_trainer.canary_run(
-        _source(kind, how), dataset, n_canaries=n_canaries, seed=c.seed, device=c.device, kind=c.canary_kind
-    )
-
-
-def _labels_of(dataset: Any) -> Any:
-    from .audit import as_dataset
-
-    return as_dataset(dataset)[1]
-
-
-@pytest.fixture
-def mmd_baseline_model(
-    request: pytest.FixtureRequest, privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any,
-    privacy_dataset: Any, privacy_config: PrivacyConfig,
-) -> Baseline:
-    """``privacy_recipe`` trained with the MMD+mixup defense on ``target_model``'s split, with its own
-    defended references: the yardstick for ``assert_no_more_vulnerable_than``. Its validation pool
-    (seen in training) is left out of every comparison."""
-    c = privacy_config
-    kind, _ = _how_to_train(privacy_recipe, privacy_train_fn)
-    if kind != "recipe":  # said before anything trains
-        pytest.fail(
-            "mmd_baseline_model trains your recipe with the MMD+mixup defense, so it needs a "
-            "`privacy_recipe` fixture. With `privacy_train_fn`, train your own defended model and compare "
-            "against pytest_privacy.Baseline(model, membership_data, points, description) (see the README).",
-            pytrace=False,
-        )
-    privacy_audit = request.getfixturevalue("privacy_audit")
-    privacy_dataset = _check_dataset(privacy_dataset)
-    recipe = privacy_recipe.with_defense("mmd_mixup")
-    setup = privacy_trainer.audit(
-        recipe, privacy_dataset, n_references=_fixed_count(c), seed=c.seed, device=c.device,
-        population=_population(request, c),  # the target's split: paired point for point
-    )
-    settings = recipe.defense.describe()
-    # Baseline.points index the target's audit points (membership_data), which are data-set
-    # indices only when nothing is held out as RMIA's population.
-    points = np.flatnonzero(np.isin(privacy_audit.points, setup.points))
-    return Baseline(setup.target, setup.membership_data(), points, settings)
-
-
-@pytest.fixture
-def privacy_attack(request: pytest.FixtureRequest) -> str:
-    """Parametrised over the selected attacks (``--privacy-attacks``); use as ``attack=privacy_attack``."""
-    return request.param
-
