@@ -193,11 +193,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Collector(config), "pytest-privacy-collector")
     if not hasattr(config, "workerinput"):  # reports are written where results are gathered
         config.pluginmanager.register(writers, "pytest-privacy-summary")
-        config.pluginmanager.register(writers.JsonWriter(), "pytest-privacy-json")
-        config.pluginmanager.register(writers.PlotsWriter(), "pytest-privacy-plots")
-        config.pluginmanager.register(writers.HtmlWriter(), "pytest-privacy-html")
-        config.pluginmanager.register(writers.MarkdownWriter(), "pytest-privacy-markdown")
-        config.pluginmanager.register(writers.StoredRunsWriter(), "pytest-privacy-storage")
+        for name, writer in writers.built_in_writers().items():
+            config.pluginmanager.register(writer, name)
     set_inconclusive_default(base.inconclusive)
 
 
@@ -410,10 +407,7 @@ def _write_reports(session: pytest.Session) -> None:
     if gathered is None:
         return
     settings = session_config(config)
-    wanted = (
-        settings.report or settings.html or settings.markdown or settings.autosave or settings.save or settings.compare
-        or settings.snapshot_update
-    )
+    wanted = settings.compare is not None or any(w.wanted(settings) for w in writers.built_in_writers().values())
     if not (gathered.results or gathered.trained or gathered.loaded or wanted or gathered.cleared is not None):
         return
     if gathered.cleared is not None:

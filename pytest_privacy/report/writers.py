@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 import pytest
 
@@ -44,52 +45,80 @@ def pytest_privacy_write_reports(report: SessionReport, settings: PrivacyConfig,
             write_line("  " + line)
 
 
-class JsonWriter:
+class FileWriter:
+    """A built-in writer of one output: the setting that asks for it (``setting``, a
+    :class:`~pytest_privacy.config.PrivacyConfig` field holding a path) and how to write it. A new
+    format is its formatter plus one config field; every writer passes
+    ``tests/plugin/test_writer_conformance.py``."""
+
+    setting: ClassVar[str]
+
+    def wanted(self, settings: PrivacyConfig) -> bool:
+        """Whether ``settings`` ask for this output."""
+        return bool(getattr(settings, self.setting))
+
+    def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
+        if self.wanted(settings):
+            write_line(self.write(report, getattr(settings, self.setting)))
+
+    def write(self, report: SessionReport, target: str) -> str:
+        """Write ``report`` to ``target``; the line the terminal summary shows."""
+        raise NotImplementedError
+
+
+class JsonWriter(FileWriter):
     """``--privacy-report=PATH``: the session report as JSON (empty, with a note, when nothing ran)."""
 
-    def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
-        if not settings.report:
-            return
+    setting = "report"
+
+    def write(self, report: SessionReport, target: str) -> str:
         if not report.results:
             report = report.model_copy(update={"note": EMPTY_REPORT})
-        write_report(settings.report, report)
-        write_line(f"privacy report written to {settings.report}" + (f" (empty: {report.note})" if report.note else ""))
+        write_report(target, report)
+        return f"privacy report written to {target}" + (f" (empty: {report.note})" if report.note else "")
 
 
-class PlotsWriter:
+class PlotsWriter(FileWriter):
     """``--privacy-plots=DIR``: a log-log ROC plot per attack result."""
 
-    def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
-        if not settings.plots:
-            return
+    setting = "plots"
+
+    def write(self, report: SessionReport, target: str) -> str:
         from .plots import write_plots
 
-        written = write_plots(report.results, settings.plots)
-        write_line(f"{len(written)} ROC plots written to {settings.plots}")
+        return f"{len(write_plots(report.results, target))} ROC plots written to {target}"
 
 
-class HtmlWriter:
+class HtmlWriter(FileWriter):
     """``--privacy-html=PATH``: one self-contained HTML file (``report/html.py``)."""
 
-    def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
-        if not settings.html:
-            return
+    setting = "html"
+
+    def write(self, report: SessionReport, target: str) -> str:
         from .html import write_html
 
-        write_html(report, settings.html)
-        write_line(f"privacy HTML report written to {settings.html}")
+        write_html(report, target)
+        return f"privacy HTML report written to {target}"
 
 
-class MarkdownWriter:
+class MarkdownWriter(FileWriter):
     """``--privacy-markdown=PATH``: a Markdown table of the verdicts, appended (``report/markdown.py``)."""
 
-    def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
-        if not settings.markdown:
-            return
+    setting = "markdown"
+
+    def write(self, report: SessionReport, target: str) -> str:
         from .markdown import append_markdown
 
-        append_markdown(report if report.results else report.model_copy(update={"note": EMPTY_REPORT}), settings.markdown)
-        write_line(f"privacy summary appended to {settings.markdown}")
+        append_markdown(report if report.results else report.model_copy(update={"note": EMPTY_REPORT}), target)
+        return f"privacy summary appended to {target}"
+
+
+def built_in_writers() -> dict[str, FileWriter | StoredRunsWriter]:
+    """The built-in writers by plugin name (the terminal summary, this module's own hook, comes first)."""
+    return {
+        "pytest-privacy-json": JsonWriter(), "pytest-privacy-plots": PlotsWriter(), "pytest-privacy-html": HtmlWriter(),
+        "pytest-privacy-markdown": MarkdownWriter(), "pytest-privacy-storage": StoredRunsWriter(),
+    }
 
 
 def with_comparison(report: SessionReport, settings: PrivacyConfig) -> SessionReport:
@@ -116,10 +145,14 @@ class StoredRunsWriter:
     ``--privacy-snapshot-update`` (accept this session's most vulnerable records), and
     ``--privacy-compare-fail`` (fail the session when the comparison found a regression)."""
 
+    def wanted(self, settings: PrivacyConfig) -> bool:
+        """Whether ``settings`` ask to store, accept or judge anything."""
+        return bool(settings.autosave or settings.save is not None or settings.snapshot_update or settings.compare_fail)
+
     def pytest_privacy_write_reports(self, report: SessionReport, settings: PrivacyConfig, write_line: Callable[[str], None]) -> None:
         from .storage import RunStorage
 
-        if not (settings.autosave or settings.save is not None or settings.snapshot_update or settings.compare_fail):
+        if not self.wanted(settings):
             return
         storage = RunStorage(settings.storage)
         if settings.autosave or settings.save is not None:
