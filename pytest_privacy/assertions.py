@@ -36,7 +36,7 @@ from .metrics import (
     roc_counts,
 )
 from .pooled_gate import pooled_fail_p_value, pooled_gate
-from .querying import label_oracle
+from .querying import label_oracle, model_inputs
 from .report import record_result
 from .report.summary import dp_power
 from .report.thumbnails import is_image, png_data_uri
@@ -203,8 +203,7 @@ def record_key(x: np.ndarray, y: Any) -> str:
     records without carrying them."""
     import hashlib
 
-    x = np.asarray(x)
-    h = hashlib.sha256(np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32).tobytes())
+    h = hashlib.sha256(np.ascontiguousarray(model_inputs(x)).tobytes())
     h.update(str(int(y)).encode())
     return h.hexdigest()[:16]
 

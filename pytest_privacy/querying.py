@@ -12,7 +12,8 @@ import numpy as np
 from .augmentations import make_queries
 
 __all__ = [
-    "CachedTarget", "QueryFailed", "evaluating", "is_module", "label_oracle", "query_answers", "query_logits", "scorer",
+    "CachedTarget", "QueryFailed", "evaluating", "is_module", "label_oracle", "model_inputs", "query_answers",
+    "query_logits", "scorer",
 ]
 
 _BATCH = 4096
@@ -55,8 +56,8 @@ def _call(model: Any, xb: Any) -> Any:
         ) from exc
 
 
-def _native(x: Any) -> np.ndarray:
-    """Query inputs as the model is asked them: integers (token ids, codes) as int64, exactly;
+def model_inputs(x: Any) -> np.ndarray:
+    """Inputs as a model is asked them, everywhere: integers (token ids, codes) as int64, exactly;
     anything else as float32."""
     arr = np.asarray(x)
     return arr.astype(np.int64, copy=False) if arr.dtype.kind in "iu" else arr.astype(np.float32, copy=False)
@@ -132,7 +133,7 @@ def scorer(model: Any) -> Any:
 def _answers(model: Any, x: np.ndarray, augmentations: tuple[str, ...]) -> tuple[np.ndarray, int, int]:
     """``model``'s raw outputs on ``x`` and its augmentations, flattened ``[N * A, ...]``, with N, A."""
     model = scorer(model)
-    q = make_queries(_native(x), augmentations)
+    q = make_queries(model_inputs(x), augmentations)
     n, a = q.shape[:2]
     flat = q.reshape(n * a, *q.shape[2:])
     out = _predict_module(model, flat) if is_module(model) else _predict_callable(model, flat)
@@ -204,7 +205,7 @@ def label_oracle(model: Any) -> Any:
             f"model must be an nn.Module, a callable, or an estimator with predict; got {type(model).__name__}."
         )
     if is_module(model):
-        return lambda x: _predict_module(model, _native(x)).argmax(-1)
+        return lambda x: _predict_module(model, model_inputs(x)).argmax(-1)
     return model
 
 
@@ -223,7 +224,7 @@ class CachedTarget:
 
     def __init__(self, x: np.ndarray, answers: np.ndarray, train: Callable[[], Any], *, model: Any = None) -> None:
         # x [R, ...] the query rows, answers [R, C] logits or [R] labels
-        x = _native(x)
+        x = model_inputs(x)
         self._dtype = x.dtype
         self._rows = {row.tobytes(): i for i, row in enumerate(x.reshape(len(x), -1))}
         self._answers = answers
@@ -238,7 +239,7 @@ class CachedTarget:
         return self._model
 
     def __call__(self, xb: Any) -> Any:
-        xb = _native(xb)
+        xb = model_inputs(xb)
         same = xb.dtype == self._dtype
         idx = [self._rows.get(row.tobytes()) if same else None for row in xb.reshape(len(xb), -1)]
         if all(i is not None for i in idx):

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..querying import model_inputs
+
 if TYPE_CHECKING:
     from ..data import References
 
@@ -48,8 +50,7 @@ class QueryCounter:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Labels ``int64 [B]`` for the batch ``x [B, *example_shape]``, queried in chunks of at most
         ``batch_size`` examples."""
-        x = np.asarray(x)
-        x = x.astype(np.int64, copy=False) if x.dtype.kind in "iu" else x.astype(np.float32, copy=False)
+        x = model_inputs(x)
         if x.ndim < 2:
             raise ValueError(
                 f"a query must be a batch [B, *example_shape], got shape {x.shape}; "

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.executors import Entry, Trained
-from ..engine.seeds import function_seed, torch_seed
 from ..engine.recipe import TrainingRecipe
+from ..engine.seeds import function_seed, torch_seed
 from ..engine.store import digest
 from ..querying import CachedTarget, is_module
 from .job import Built, ModelSource, library_versions

@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.executors import Entry, Trained
-from ..engine.seeds import torch_seed
 from ..engine.recipe import callable_identity
+from ..engine.seeds import torch_seed
 from ..engine.store import digest
+from ..querying import model_inputs
 from .job import Built, library_versions
 from .training_functions import declared, function_identity
 
@@ -187,8 +188,7 @@ class StackedFunctionSource:
 
         def predict(batch: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                batch = np.asarray(batch)
-                xb = torch.as_tensor(batch if batch.dtype.kind in "iu" else batch.astype(np.float32))
+                xb = torch.as_tensor(model_inputs(batch))
                 return np.stack([m(xb).numpy() for m in references])
 
         model = target if target is not None else (self._module(entries[-1]) if len(entries) > n_references else None)

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .seeds import torch_generators
 from .models import dry_run
+from .seeds import torch_generators
 
 __all__ = ["MaskedDropout", "PerModelDropout"]
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from ..augmentations import make_queries
 from ..data import as_float32
-from .seeds import model_seeds, seeded_init
 from .models import build_model, dry_run
 from .progress import Progress, progress_bar
 from .recipe import TrainingRecipe
+from .seeds import model_seeds, seeded_init
 from .stack import forward_all, train_stack
 from .training_data import TrainingData, data_std
 

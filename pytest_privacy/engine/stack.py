@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .gradients import Autograd, GradientStrategy, choose_gradients
-from .seeds import child_seed
 from .loss import Batch
 from .model_by_model import ModelByModel
 from .models import foldable, folded_model
 from .optimizer import StackedOptimizer
 from .precision import autocast
 from .schedules import learning_rate
+from .seeds import child_seed
 from .training_data import TrainingData
 from .views import TrainViews
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from ..results import AnyResult, AttackResult, ComparisonResult, DPAuditResult, SessionReport
+from ..results import (
+    AnyResult,
+    AttackResult,
+    ComparisonResult,
+    DPAuditResult,
+    SessionReport,
+)
 
 __all__ = ["certified", "decided_tpr", "dp_power", "format_summary", "junit_properties", "session_outcome", "verdict_label"]
 
