@@ -20,7 +20,6 @@ from .metrics import (
     auc_gate,
     check_confidence,
     check_delta,
-    check_epsilon_claim,
     check_gate_args,
     check_margin,
     check_max_auc,
@@ -38,7 +37,7 @@ from .metrics import (
 from .pooled_gate import pooled_fail_p_value, pooled_gate
 from .querying import label_oracle, model_inputs
 from .report import record_result
-from .report.summary import dp_power
+from .report.summary import dp_power, dp_proven
 from .report.thumbnails import is_image, png_data_uri
 from .results import (
     AttackResult,
@@ -613,90 +612,45 @@ _DP_HINT = (
 def assert_dp_claim_holds(
     run: Any,
     *,
-    epsilon: float,
-    delta: float,
+    epsilon: float | None = None,
+    delta: float | None = None,
+    mu: float | None = None,
     confidence: float | None = None,
     on_inconclusive: OnInconclusive | None = None,
 ) -> DPAuditResult:
-    """Audit a differential-privacy claim ``(epsilon, delta)`` with one training run's canaries
-    (``run``: a :class:`~pytest_privacy.audit.canaries.CanaryRun`, e.g. the ``dp_canary_run``
-    fixture), by the one-run lower bound of Steinke, Nasr & Jagielski (2023).
+    """Audit a differential-privacy claim with one training run's canaries (``run``: a
+    :class:`~pytest_privacy.audit.canaries.CanaryRun`, e.g. the ``dp_canary_run`` fixture): an
+    ``(epsilon, delta)`` claim, by the one-run bound of Steinke, Nasr & Jagielski (2023), or a
+    Gaussian-DP claim ``mu=`` (``delta`` then only says where its epsilon is shown, 1e-5 unless given),
+    by the f-DP one-run test of Mahloujifar, Melis & Chaudhuri (2025) against its Gaussian curve
+    (:mod:`pytest_privacy.dp_claim` says why each).
 
-    FAIL (``PrivacyLeakError``): the lower bound exceeds ``epsilon`` at ``confidence``, so the claim
-    is false. PASS: it does not, with the largest epsilon this audit could have shown; a PASS never
-    proves the claim (a lower bound only finds violations). INCONCLUSIVE: even perfect guesses on
-    these canaries could not prove a bound above ``epsilon``: the audit is too small to test it.
-
-    The result also carries the Gaussian-DP reading of the same canaries (``gdp_mu_low`` and the
-    epsilon it means at ``delta``): valid for mechanisms that are mu-GDP, as DP-SGD is, but not for
-    every (epsilon, delta) claim, so it is reported beside the verdict, never used to decide it.
+    FAIL (``PrivacyLeakError``): the canaries prove more than the claim allows, at ``confidence``.
+    PASS: they do not, with the audit's power (a PASS never proves the claim: a lower bound only finds
+    violations). INCONCLUSIVE: even perfect guesses on these canaries could not refute the claim, or the
+    canaries left no trace. The result also carries the Gaussian reading of the same canaries
+    (``gdp_mu_low`` and the epsilon it means at ``delta``), valid for Gaussian mechanisms only.
     """
-    from .one_run import detectable_epsilon, needed_canaries, one_run_audit
-    from .one_run_gdp import gdp_epsilon, one_run_gdp_audit
+    from .dp_claim import DPClaim, judge_dp_claim
 
-    epsilon = check_epsilon_claim(epsilon)
-    delta = check_delta(delta)
+    claim = DPClaim.of(epsilon=epsilon, delta=delta, mu=mu)
     if not (hasattr(run, "scores") and hasattr(run, "included")):
         raise TypeError(
             f"assert_dp_claim_holds audits a canary run (the dp_canary_run fixture, or "
             f"PrivacyTrainer.canary_run), got {type(run).__name__}."
         )
     policy = _policy(on_inconclusive)
-    confidence = _confidence(confidence)
-    audit = one_run_audit(run.scores, run.included, delta=delta, confidence=confidence)
-    gdp = one_run_gdp_audit(run.scores, run.included, confidence=confidence)  # reported, not gated: see below
-    claim = f"({epsilon:g}, {delta:g})-DP"
-    untraced = getattr(run, "no_trace", None)
-    power = detectable_epsilon(audit.n_canaries, epsilon, delta=delta, confidence=confidence)
-    if audit.epsilon_low > epsilon:
-        verdict = Verdict.FAIL
-        reason = (
-            f"claim violated: the canaries prove epsilon >= {audit.epsilon_low:.3f} > {epsilon:g} at "
-            f"{confidence:.0%} ({audit.n_correct} of {audit.n_guesses} guesses right)"
-        )
-    elif audit.max_detectable <= epsilon:
-        verdict = Verdict.INCONCLUSIVE
-        try:
-            more = f"testing this claim needs >= {needed_canaries(epsilon, delta=delta, confidence=confidence):,} canaries"
-        except ValueError:  # delta's term caps every one-run bound: no number of canaries reaches this epsilon
-            more = f"no number of canaries lets a one-run audit test epsilon {epsilon:g} at delta {delta:g}"
-        reason = (
-            f"cannot detect a violation: with {audit.n_canaries} canaries even perfect guesses prove at most "
-            f"epsilon >= {audit.max_detectable:.3f} <= {epsilon:g}; {more}"
-        )
-    elif untraced:
-        verdict = Verdict.INCONCLUSIVE
-        reason = (
-            f"{untraced}; epsilon >= {audit.epsilon_low:.3f} proven is no evidence for the claim: check that the "
-            "training function trains on the data it is given"
-        )
-    else:
-        verdict = Verdict.PASS
-        reason = (
-            f"no violation found: epsilon >= {audit.epsilon_low:.3f} proven, <= {epsilon:g}. Its power: with "
-            f"{audit.n_canaries} canaries this audit refutes the claim at least half the time only when the true "
-            f"epsilon is >= {power:.2f}, and that with best-case canaries (real ones are less memorable); it finds "
-            "false claims, it cannot prove a claim true"
-        )
-    r = record_result(DPAuditResult(
-        verdict=verdict, reason=reason, variant=getattr(run, "description", "canaries"), epsilon_claim=float(epsilon),
-        delta=float(delta), confidence=confidence, epsilon_low=audit.epsilon_low, max_detectable=audit.max_detectable,
-        epsilon_detectable=power,
-        n_canaries=audit.n_canaries, n_guesses=audit.n_guesses, n_correct=audit.n_correct,
-        accountant_epsilon=getattr(run, "accountant_epsilon", None), seed=getattr(run, "seed", None),
-        seconds=getattr(run, "seconds", None), gdp_mu_low=gdp.mu_low, gdp_epsilon_low=gdp_epsilon(gdp.mu_low, delta),
-        data_id=getattr(run, "data_id", None),
-    ))
-    return _enforce(r, policy, f"the claim {claim} must hold", describe=_describe_dp, hint=_DP_HINT)
+    r = record_result(judge_dp_claim(run, claim, confidence=_confidence(confidence)))
+    return _enforce(r, policy, f"the claim {claim.text()} must hold", describe=_describe_dp, hint=_DP_HINT)
 
 
 def _describe_dp(r: DPAuditResult) -> str:
     accountant = f", the accountant's target epsilon {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
     gdp = (
         f"; read as Gaussian DP: mu >= {r.gdp_mu_low:.3f}, epsilon >= {r.gdp_epsilon_low:.3f} at delta {r.delta:g}"
-        if r.gdp_mu_low else ""
+        if r.gdp_mu_low and r.mu_claim is None else ""
     )
     return (
-        f"one-run audit ({r.variant}): epsilon >= {r.epsilon_low:.3f} at {r.confidence:.0%} "
+        f"one-run audit ({r.variant}, {r.reading} bound): {dp_proven(r)} at {r.confidence:.0%} "
         f"({dp_power(r)}){accountant}{gdp}, {r.n_canaries} canaries, seed {r.seed}"
     )

@@ -51,9 +51,11 @@ __all__ = [
     "checked_fractions",
     "epsilon_lower_bound",
     "guess_counts",
+    "guesses_per_side",
     "needed_canaries",
     "one_run_audit",
     "p_value",
+    "power_at",
 ]
 
 #: Default guess fractions of :func:`one_run_audit` (share of canaries guessed on, half at each end).
@@ -254,7 +256,7 @@ def epsilon_lower_bound(
 # ----------------------------------------------------------------------------------------------- the audit
 
 
-def _guesses_per_side(m: int, fraction: float) -> int:
+def guesses_per_side(m: int, fraction: float) -> int:
     """``k+ = k- = max(1, round(fraction * m / 2))`` (round half up), at most ``m // 2``."""
     return min(m // 2, max(1, math.floor(fraction * m / 2.0 + 0.5)))
 
@@ -406,7 +408,7 @@ def guess_counts(
     correct_in = np.cumsum(sorted_in[::-1])  # correct "in" guesses among the k highest
     out = []
     for fraction in fractions:
-        k = _guesses_per_side(m, fraction)
+        k = guesses_per_side(m, fraction)
         out.append((fraction, k, int(correct_in[k - 1] + correct_out[k - 1])))
     return out
 
@@ -444,11 +446,9 @@ def detectable_epsilon(
     claim = _check_epsilon(claim)
     delta = check_delta(delta)
     level = (1.0 - check_confidence(confidence)) / len(checked_fractions(guess_fractions))
-    if not 0.0 < power < 1.0:
-        raise ValueError(f"power must be strictly between 0 and 1, got {power!r}.")
     thresholds = []
     for fraction in checked_fractions(guess_fractions):
-        r = 2 * _guesses_per_side(m, fraction)
+        r = 2 * guesses_per_side(m, fraction)
         if _lower_bound(m, r, r, delta, level, tol) <= claim:
             continue  # even r correct guesses of this fraction cannot refute the claim
         lo, hi = 0, r  # the smallest v whose bound exceeds the claim: bound(hi) > claim >= bound(lo) or lo = 0
@@ -456,6 +456,16 @@ def detectable_epsilon(
             mid = (lo + hi) // 2
             lo, hi = (lo, mid) if _lower_bound(m, r, mid, delta, level, tol) > claim else (mid, hi)
         thresholds.append((r, hi))
+    return power_at(thresholds, claim, power)
+
+
+def power_at(thresholds: Sequence[tuple[int, int]], claim: float, power: float) -> float:
+    """The smallest epsilon at which some ``(r, v*)`` of ``thresholds`` (``r`` guesses of a fraction,
+    ``v*`` right ones refuting the claim) is reached with probability ``power`` when each guess is right
+    independently with probability ``e^eps / (1 + e^eps)``; ``inf`` when there are none. The largest
+    single-fraction probability is used, a lower bound on the audit's (never optimistic)."""
+    if not 0.0 < power < 1.0:
+        raise ValueError(f"power must be strictly between 0 and 1, got {power!r}.")
     if not thresholds:
         return math.inf
 
@@ -478,14 +488,14 @@ def detectable_epsilon(
 
 
 def _perfect_bound(m: int, fraction: float, delta: float, level: float, tol: float) -> float:
-    r = 2 * _guesses_per_side(m, fraction)
+    r = 2 * guesses_per_side(m, fraction)
     return _lower_bound(m, r, r, delta, level, tol)
 
 
 def _fewest_canaries_for(k: int, fraction: float) -> int:
-    """Smallest ``m`` with ``_guesses_per_side(m, fraction) >= k``."""
+    """Smallest ``m`` with ``guesses_per_side(m, fraction) >= k``."""
     m = max(2, 2 * k, math.ceil((2 * k - 1) / fraction) - 2)
-    while _guesses_per_side(m, fraction) < k:
+    while guesses_per_side(m, fraction) < k:
         m += 1
     return m
 

@@ -193,8 +193,10 @@ class DPAuditResult(BaseModel):
     reason: str
     attack: str = "one_run_canaries"
     variant: str
-    epsilon_claim: float
+    epsilon_claim: float  # for a mu claim: the epsilon mu means at ``delta``
     delta: float
+    mu_claim: float | None = None  # a Gaussian-DP claim's mu (None: an (epsilon, delta) claim)
+    reading: str = "Steinke-Nasr-Jagielski"  # the one-run bound that decided (older results: this one)
     confidence: float
     epsilon_low: float
     max_detectable: float

@@ -72,7 +72,9 @@ def gate_identity(r: AnyResult) -> tuple[str, str, str]:
     claim's epsilon and delta, a baseline comparison's FPR and margin."""
     attack = "default" if getattr(r, "default_attack", False) else r.attack
     if isinstance(r, DPAuditResult):
-        definition = f"dp_claim:eps={r.epsilon_claim!r},delta={r.delta!r}"
+        definition = (
+            f"dp_claim:mu={r.mu_claim!r}" if r.mu_claim is not None else f"dp_claim:eps={r.epsilon_claim!r},delta={r.delta!r}"
+        )
     elif isinstance(r, ComparisonResult):
         definition = f"relative:fpr={r.fpr!r},margin={r.margin!r}"
     elif r.gate == "auc":

@@ -33,7 +33,7 @@ from ..results import (
     DPAuditResult,
     SessionReport,
 )
-from .summary import decided_tpr, dp_power, verdict_label
+from .summary import decided_tpr, dp_claim_text, dp_power, dp_proven, verdict_label
 
 __all__ = ["render_html", "write_html"]
 
@@ -242,8 +242,8 @@ def _headline(r: AnyResult) -> tuple[str, str, str, str]:
     if isinstance(r, DPAuditResult):
         accountant = f", accountant ε {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
         return (
-            f"ε ≥ {r.epsilon_low:.3f} ({dp_power(r)}){accountant}",
-            f"claim ε ≤ {r.epsilon_claim:g} at δ {r.delta:g}",
+            f"{dp_proven(r, symbols='greek')} ({dp_power(r)}){accountant}",
+            f"claim {dp_claim_text(r, symbols='greek')}",
             f"{r.n_correct}/{r.n_guesses} guesses of {r.n_canaries} canaries",
             "–",
         )
@@ -365,7 +365,7 @@ def _numbers(r: AnyResult) -> str:
     rows: list[tuple[str, Any]]
     if isinstance(r, DPAuditResult):
         rows = [
-            ("ε claimed", f"{r.epsilon_claim:g} at δ {r.delta:g}"), ("ε lower bound", f"{r.epsilon_low:.4f}"),
+            ("claim", dp_claim_text(r, symbols="greek")), ("proven", dp_proven(r, symbols="greek")), ("bound", r.reading),
             ("power", dp_power(r)), ("perfect guesses would prove ε", f"{r.max_detectable:.4f}"),
             ("accountant ε", _opt(r.accountant_epsilon)),
             ("Gaussian-DP μ lower bound", _opt(r.gdp_mu_low)), ("ε from μ", _opt(r.gdp_epsilon_low)),

@@ -17,7 +17,14 @@ from ..results import (
     SessionReport,
     Verdict,
 )
-from .summary import decided_tpr, dp_power, session_outcome, verdict_label
+from .summary import (
+    decided_tpr,
+    dp_claim_text,
+    dp_power,
+    dp_proven,
+    session_outcome,
+    verdict_label,
+)
 
 __all__ = ["append_markdown", "format_markdown"]
 
@@ -97,8 +104,8 @@ def _measurement(r: AnyResult) -> tuple[str, str, str]:
     """The headline measurement, the limit it was held to, and the sample size."""
     if isinstance(r, DPAuditResult):
         return (
-            f"ε ≥ {r.epsilon_low:.3f} ({dp_power(r)})",
-            f"claim ε ≤ {r.epsilon_claim:g} at δ {r.delta:g}",
+            f"{dp_proven(r, symbols='greek')} ({dp_power(r)})",
+            f"claim {dp_claim_text(r, symbols='greek')}",
             f"{r.n_canaries} canaries",
         )
     if isinstance(r, ComparisonResult):

@@ -48,8 +48,8 @@ def format_summary(results: list[AnyResult]) -> list[str]:
         if isinstance(r, DPAuditResult):
             accountant = f", accountant {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
             lines.append(
-                f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): eps>={r.epsilon_low:.3f} "
-                f"({dp_power(r)}), claim eps<={r.epsilon_claim:g} at delta {r.delta:g}"
+                f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): {dp_proven(r)} "
+                f"({dp_power(r)}), claim {dp_claim_text(r)}, {r.reading} bound"
                 f"{accountant}, {r.n_correct}/{r.n_guesses} guesses of {r.n_canaries} canaries, {tail}"
             )
             continue
@@ -76,6 +76,26 @@ def format_summary(results: list[AnyResult]) -> list[str]:
             f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}{queries}, {tail}"
         )
     return lines
+
+
+_SYMBOLS = {"plain": ("eps", "mu", "delta", "<=", ">="), "greek": ("ε", "μ", "δ", " ≤ ", " ≥ ")}
+
+
+def dp_claim_text(r: DPAuditResult, *, symbols: str = "plain") -> str:
+    """The claim a DP audit held the model to: ``eps<=2 at delta 1e-05``, or for a Gaussian-DP claim
+    ``mu<=0.8 (eps<=3.1 at delta 1e-05)`` (``symbols="greek"``: ``ε ≤ 2 at δ 1e-05``)."""
+    eps, mu, delta, le, _ = _SYMBOLS[symbols]
+    shown = f"{r.epsilon_claim:g}" if r.mu_claim is None else f"{r.epsilon_claim:.3g}"  # mu's epsilon: derived
+    text = f"{eps}{le}{shown} at {delta} {r.delta:g}"
+    return f"{mu}{le}{r.mu_claim:g} ({text})" if r.mu_claim is not None else text
+
+
+def dp_proven(r: DPAuditResult, *, symbols: str = "plain") -> str:
+    """What the canaries proved, in the claim's terms: ``eps>=1.234`` or ``mu>=0.456 (eps>=2.1)``."""
+    eps, mu, _, _, ge = _SYMBOLS[symbols]
+    if r.mu_claim is not None and r.gdp_mu_low is not None:
+        return f"{mu}{ge}{r.gdp_mu_low:.3f} ({eps}{ge}{r.epsilon_low:.3f})"
+    return f"{eps}{ge}{r.epsilon_low:.3f}"
 
 
 def dp_power(r: DPAuditResult) -> str:
@@ -134,6 +154,8 @@ def _headline(result: AnyResult) -> list[tuple[str, str]]:
     props = [("privacy_verdict", result.verdict.value), ("privacy_attack", result.attack)]
     if isinstance(result, DPAuditResult):
         props += [("privacy_epsilon_low", f"{result.epsilon_low:.4f}"), ("privacy_epsilon_claim", f"{result.epsilon_claim:g}")]
+        if result.mu_claim is not None and result.gdp_mu_low is not None:
+            props += [("privacy_mu_low", f"{result.gdp_mu_low:.4f}"), ("privacy_mu_claim", f"{result.mu_claim:g}")]
     elif isinstance(result, ComparisonResult):
         props += [("privacy_tpr", f"{result.tpr:.4f}"), ("privacy_tpr_baseline", f"{result.tpr_baseline:.4f}")]
     elif result.gate == "auc":

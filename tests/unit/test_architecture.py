@@ -23,11 +23,12 @@ ALLOWED = {
     "adaptive": {"data"},
     "pooled_gate": {"metrics", "results"},
     "one_run": {"metrics"},
-    "one_run_gdp": {"one_run", "metrics"},
+    "one_run_fdp": {"one_run", "metrics"},
+    "dp_claim": {"one_run", "one_run_fdp", "metrics", "results"},
     "attacks": SHARED | {"metrics"},
     "config": {"attacks", "strict"},
     "report": {"results", "metrics", "config", "pytest_privacy"},
-    "assertions": SHARED | {"attacks", "metrics", "report", "one_run", "one_run_gdp", "adaptive", "pooled_gate"},
+    "assertions": SHARED | {"attacks", "metrics", "report", "one_run", "dp_claim", "adaptive", "pooled_gate"},
     "plugin": None,  # wires everything
     "__main__": None,
     "pytest_privacy": None,  # the lazy re-exports
@@ -91,7 +92,7 @@ def test_no_module_imports_a_private_name_from_another():
 LIGHT = [
     "pytest_privacy", "pytest_privacy.audit", "pytest_privacy.audit.dataset", "pytest_privacy.attacks",
     "pytest_privacy.attacks.label_only", "pytest_privacy.code_identity", "pytest_privacy.metrics",
-    "pytest_privacy.pooled_gate", "pytest_privacy.one_run", "pytest_privacy.one_run_gdp", "pytest_privacy.data",
+    "pytest_privacy.pooled_gate", "pytest_privacy.one_run", "pytest_privacy.one_run_fdp", "pytest_privacy.dp_claim", "pytest_privacy.data",
     "pytest_privacy.results", "pytest_privacy.report",
 ]
 

@@ -108,3 +108,44 @@ def test_the_gate_fails_a_false_claim_passes_an_honest_one_and_says_when_it_cann
         assert_dp_claim_holds(leaky, epsilon=-1, delta=1e-5)
     with pytest.raises(TypeError, match="canary run"):
         assert_dp_claim_holds(data, epsilon=1.0, delta=1e-5)
+
+
+def test_a_gaussian_dp_claim_is_decided_by_the_f_dp_reading(tmp_path):
+    """``mu=``: the Gaussian curve tested by the f-DP reading; the same three verdicts for the same
+    reasons, the claim's identity its mu, and the result saying which bound decided."""
+    from pytest_privacy.report.compare import gate_key
+
+    data = noise_labels(1200, 6, classes=5)
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+    leaky = trainer.canary_run(_memorise, data, n_canaries=600, seed=0)
+    with recording() as results, pytest.raises(PrivacyLeakError, match="mu >= .* > 1"):
+        assert_dp_claim_holds(leaky, mu=1.0)
+    [r] = results
+    assert r.mu_claim == 1.0 and r.reading.startswith("f-DP") and r.gdp_mu_low > 1.0
+    assert r.delta == 1e-5 and r.epsilon_claim > 1.0  # mu = 1 means epsilon 4.38 at delta 1e-5
+    assert "dp_claim:mu=1.0" in gate_key(r)
+    with pytest.raises(PrivacyInconclusiveError, match="cannot detect"):
+        assert_dp_claim_holds(leaky, mu=15.0)
+    honest = trainer.canary_run(_fixed_features, data, n_canaries=600, seed=0)
+    with recording() as results:
+        assert_dp_claim_holds(honest, mu=0.5, delta=1e-6)
+    [r] = results
+    assert r.verdict.value == "pass" and r.gdp_mu_low <= 0.5 and r.delta == 1e-6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "say what is claimed"),
+        ({"epsilon": 1.0}, "needs its delta"),
+        ({"epsilon": 1.0, "delta": 1e-5, "mu": 0.5}, "not both"),
+        ({"mu": float("inf")}, "mu must be"),
+        ({"mu": True}, "mu must be"),
+        ({"mu": 0}, "mu must be"),
+        ({"mu": 0.5, "delta": 1.5}, "delta must be"),
+    ],
+)
+def test_a_claim_that_says_nothing_or_two_things_is_an_error(kwargs, message):
+    run = type("Run", (), {"scores": np.zeros(4), "included": np.array([True, False] * 2)})()
+    with pytest.raises(ValueError, match=message):
+        assert_dp_claim_holds(run, **kwargs)

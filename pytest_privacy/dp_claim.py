@@ -1,0 +1,142 @@
+"""The verdict on a differential-privacy claim from one run's canaries: which reading decides it, and
+what the audit could have caught.
+
+A claim is an (epsilon, delta) guarantee or a mu-Gaussian-DP one. Each is decided by the one-run reading
+that is valid for it and tightest on it:
+
+- (epsilon, delta): the Steinke-Nasr-Jagielski bound (:mod:`pytest_privacy.one_run`). The f-DP test
+  against the (epsilon, delta) curve is valid too, but it is no tighter (randomized response, the
+  worst case for that curve, meets both bounds alike: ``tests/statistical/test_one_run_fdp.py``), so the
+  older bound stays the verdict and the Gaussian reading is reported beside it.
+- mu-GDP (a Gaussian mechanism's own claim, as opacus's GDP accountant or a DP-SGD analysis in mu
+  states it): the f-DP test against the Gaussian curve (:mod:`pytest_privacy.one_run_fdp`), about twice
+  the mu the (epsilon, delta) bounds show on the same guesses.
+
+FAIL: the canaries prove more privacy loss than claimed. INCONCLUSIVE: even perfect guesses could not
+(the audit is too small), or the canaries cannot have left a trace. PASS otherwise, with the audit's
+power: the smallest randomized-response epsilon at which it refutes the claim half the time.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+from .metrics import check_delta, check_epsilon_claim
+from .one_run import detectable_epsilon as snj_detectable_epsilon
+from .one_run import one_run_audit
+from .one_run_fdp import (
+    InverseBlowup,
+    claim_curve,
+    detectable_epsilon,
+    gdp_epsilon,
+    needed_canaries,
+    one_run_fdp_audit,
+)
+from .results import DPAuditResult, Verdict
+
+__all__ = ["DISPLAY_DELTA", "DPClaim", "judge_dp_claim"]
+
+#: The delta at which a mu claim's epsilon is shown when the claim names none.
+DISPLAY_DELTA = 1e-5
+
+
+@dataclass(frozen=True)
+class DPClaim:
+    """A claim under audit: ``mu``-GDP, or (``epsilon``, ``delta``)-DP."""
+
+    epsilon: float  # for a mu claim, the epsilon it means at ``delta``
+    delta: float
+    mu: float | None = None
+
+    @classmethod
+    def of(cls, *, epsilon: object = None, delta: object = None, mu: object = None) -> DPClaim:
+        """The claim the arguments state, or a ValueError saying what is missing or contradictory."""
+        if mu is not None:
+            if epsilon is not None:
+                raise ValueError(
+                    "claim either epsilon= and delta= ((epsilon, delta)-DP) or mu= (Gaussian DP), not both: "
+                    "a mu-GDP mechanism's epsilon follows from mu at any delta."
+                )
+            if not (isinstance(mu, numbers.Real) and not isinstance(mu, bool) and 0 < float(mu) < math.inf):
+                raise ValueError(f"mu must be a finite number > 0 (the mu of the Gaussian-DP claim), got {mu!r}.")
+            mu_value = float(mu)
+            shown = DISPLAY_DELTA if delta is None else check_delta(delta)
+            return cls(gdp_epsilon(mu_value, shown), shown, mu_value)
+        if epsilon is None:
+            raise ValueError("say what is claimed: epsilon= and delta= for (epsilon, delta)-DP, or mu= for Gaussian DP.")
+        if delta is None:
+            raise ValueError("an (epsilon, delta) claim needs its delta (delta=0 for pure DP).")
+        return cls(check_epsilon_claim(epsilon), check_delta(delta))
+
+    def text(self) -> str:
+        """The claim as reports write it."""
+        if self.mu is not None:
+            return f"{self.mu:g}-GDP (epsilon {self.epsilon:.3g} at delta {self.delta:g})"
+        return f"({self.epsilon:g}, {self.delta:g})-DP"
+
+    def curve(self) -> InverseBlowup:
+        """The claim's trade-off curve (its inverse blow-up)."""
+        return claim_curve(epsilon=self.epsilon, delta=self.delta, mu=self.mu)
+
+
+def judge_dp_claim(run: Any, claim: DPClaim, *, confidence: float) -> DPAuditResult:
+    """The verdict on ``claim`` from a canary run (``scores``, ``included`` and, when known, why the
+    canaries left no trace, ``no_trace``); recording and raising are the caller's."""
+    fdp = one_run_fdp_audit(run.scores, run.included, delta=claim.delta, confidence=confidence)
+    gdp_eps = gdp_epsilon(fdp.mu_low, claim.delta)
+    if claim.mu is not None:
+        proven, ceiling, limit, name = fdp.mu_low, fdp.max_mu, claim.mu, "mu"
+        n_guesses, n_correct, epsilon_low, max_detectable = fdp.n_guesses, fdp.n_correct, gdp_eps, gdp_epsilon(fdp.max_mu, claim.delta)
+        power = detectable_epsilon(fdp.n_canaries, claim.curve(), confidence=confidence)
+        reading = "f-DP (Gaussian curve)"
+    else:
+        audit = one_run_audit(run.scores, run.included, delta=claim.delta, confidence=confidence)
+        proven, ceiling, limit, name = audit.epsilon_low, audit.max_detectable, claim.epsilon, "epsilon"
+        n_guesses, n_correct, epsilon_low, max_detectable = audit.n_guesses, audit.n_correct, audit.epsilon_low, audit.max_detectable
+        power = snj_detectable_epsilon(audit.n_canaries, claim.epsilon, delta=claim.delta, confidence=confidence)
+        reading = "Steinke-Nasr-Jagielski"
+    m = fdp.n_canaries
+    if proven > limit:
+        verdict = Verdict.FAIL
+        reason = (
+            f"claim violated: the canaries prove {name} >= {proven:.3f} > {limit:g} at {confidence:.0%} "
+            f"({n_correct} of {n_guesses} guesses right)"
+        )
+    elif ceiling <= limit:
+        verdict = Verdict.INCONCLUSIVE
+        try:
+            more = f"testing this claim needs >= {needed_canaries(claim.curve(), confidence=confidence):,} canaries"
+        except ValueError:  # delta's term caps every one-run bound: no number of canaries reaches this claim
+            more = f"no number of canaries lets a one-run audit test {claim.text()}"
+        reason = (
+            f"cannot detect a violation: with {m} canaries even perfect guesses prove at most {name} >= "
+            f"{ceiling:.3f} <= {limit:g}; {more}"
+        )
+    elif getattr(run, "no_trace", None):
+        verdict = Verdict.INCONCLUSIVE
+        reason = (
+            f"{run.no_trace}; {name} >= {proven:.3f} proven is no evidence for the claim: check that the "
+            "training function trains on the data it is given"
+        )
+    else:
+        verdict = Verdict.PASS
+        power_text = (
+            "no power to refute it" if math.isinf(power) else
+            f"refutes the claim at least half the time only when the canaries leak like randomized response at "
+            f"epsilon >= {power:.2f}, and that with best-case canaries (real ones are less memorable)"
+        )
+        reason = (
+            f"no violation found: {name} >= {proven:.3f} proven, <= {limit:g}. Its power: with {m} canaries this "
+            f"audit {power_text}; it finds false claims, it cannot prove a claim true"
+        )
+    return DPAuditResult(
+        verdict=verdict, reason=reason, variant=getattr(run, "description", "canaries"), epsilon_claim=claim.epsilon,
+        delta=claim.delta, mu_claim=claim.mu, reading=reading, confidence=confidence, epsilon_low=epsilon_low,
+        max_detectable=max_detectable, epsilon_detectable=power, n_canaries=m, n_guesses=n_guesses,
+        n_correct=n_correct, accountant_epsilon=getattr(run, "accountant_epsilon", None),
+        seed=getattr(run, "seed", None), seconds=getattr(run, "seconds", None), gdp_mu_low=fdp.mu_low,
+        gdp_epsilon_low=gdp_eps, data_id=getattr(run, "data_id", None),
+    )
