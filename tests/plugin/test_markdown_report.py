@@ -187,7 +187,11 @@ def test_markdown_option_appends_a_table_of_the_sessions_verdicts(pytester):
 
 
 def test_the_release_comparison_follows_the_verdicts_as_a_table():
-    from pytest_privacy.report.compare import comparison_header, compare_reports, parse_criteria
+    from pytest_privacy.report.compare import (
+        compare_reports,
+        comparison_header,
+        parse_criteria,
+    )
     from pytest_privacy.report.markdown import format_markdown
     from tests.plugin.test_html_report import session_report
 

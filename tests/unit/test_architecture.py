@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import pytest_privacy
 
 ROOT = Path(pytest_privacy.__file__).parent

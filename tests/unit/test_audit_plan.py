@@ -53,7 +53,11 @@ def test_auto_stops_when_more_references_cannot_refine_a_coarse_score():
 
     import pytest
 
-    from pytest_privacy import PrivacyInconclusiveWarning, Population, assert_tpr_at_fpr_below
+    from pytest_privacy import (
+        Population,
+        PrivacyInconclusiveWarning,
+        assert_tpr_at_fpr_below,
+    )
 
     rng = np.random.default_rng(3)
     pop_x, pop_y = rng.normal(size=(20, 4)).astype(np.float32), rng.integers(0, C, 20)

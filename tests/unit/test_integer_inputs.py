@@ -7,7 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_privacy import MembershipData, PrivacyTrainer, TrainingRecipe, assert_auc_below
+from pytest_privacy import (
+    MembershipData,
+    PrivacyTrainer,
+    TrainingRecipe,
+    assert_auc_below,
+)
 from pytest_privacy.engine.store import ModelStore
 from pytest_privacy.querying import query_logits
 

@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytest_privacy.engine.seeds import balanced_keep, init_seed, model_seeds
 from pytest_privacy.engine.own_loop import (
     PerModelBatches,
     StackedModels,
     per_model_loss,
     seeded_model,
 )
+from pytest_privacy.engine.seeds import balanced_keep, init_seed, model_seeds
 
 M, N, D, C = 4, 64, 6, 3
 BATCH, EPOCHS = 8, 3

@@ -14,8 +14,8 @@ from pytest_privacy.audit.sources import RecipeSource
 from pytest_privacy.engine import precision as precision_module
 from pytest_privacy.engine.ensemble import train_models
 from pytest_privacy.engine.gradients import Autograd, HandWrittenMLP, choose_gradients
-from pytest_privacy.engine.seeds import balanced_keep, model_seeds
 from pytest_privacy.engine.precision import training_precision
+from pytest_privacy.engine.seeds import balanced_keep, model_seeds
 
 CNN = TrainingRecipe(model="cnn", hidden=(4,), epochs=1, batch_size=32)
 RESNET = TrainingRecipe(model="resnet", depth=8, width=4, epochs=1, batch_size=25, optimizer="sgd", lr=0.05)

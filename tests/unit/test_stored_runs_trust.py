@@ -16,8 +16,19 @@ from pytest_privacy.metrics import gate
 from pytest_privacy.report.compare import compare_reports, gate_key, parse_criteria
 from pytest_privacy.report.recorder import from_json, to_json
 from pytest_privacy.report.session_report import build_report
-from pytest_privacy.report.storage import RunStorage, StoredRunError, check_run_name, vulnerable_sets
-from pytest_privacy.results import AttackResult, DPAuditResult, PointScores, Verdict, VulnerablePoint
+from pytest_privacy.report.storage import (
+    RunStorage,
+    StoredRunError,
+    check_run_name,
+    vulnerable_sets,
+)
+from pytest_privacy.results import (
+    AttackResult,
+    DPAuditResult,
+    PointScores,
+    Verdict,
+    VulnerablePoint,
+)
 
 N = 900
 MEMBER = np.r_[np.ones(N, bool), np.zeros(N, bool)]

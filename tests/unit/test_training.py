@@ -13,8 +13,8 @@ from pytest_privacy import (
     train_ensemble,
 )
 from pytest_privacy.engine.ensemble import train_models
-from pytest_privacy.engine.seeds import child_seed, init_seed, model_seeds
 from pytest_privacy.engine.models import build_model
+from pytest_privacy.engine.seeds import child_seed, init_seed, model_seeds
 
 
 @pytest.fixture(scope="module")
