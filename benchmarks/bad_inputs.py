@@ -37,9 +37,9 @@ from pytest_privacy import (  # noqa: E402
     assert_tpr_at_fpr_below,
     attack_scores,
 )
-from pytest_privacy.metrics import gate  # noqa: E402
 from pytest_privacy.audit import PrivacyTrainer  # noqa: E402
 from pytest_privacy.engine.store import ModelStore  # noqa: E402
+from pytest_privacy.metrics import gate  # noqa: E402
 from pytest_privacy.report.storage import RunStorage  # noqa: E402
 
 FIX = re.compile(

@@ -46,7 +46,6 @@ from pytest_privacy import (
     load_example_dataset,
     train_ensemble,
 )
-from pytest_privacy.engine.seeds import model_seeds
 from pytest_privacy.engine.models import build_model
 from pytest_privacy.engine.own_loop import (
     PerModelBatches,
@@ -54,6 +53,7 @@ from pytest_privacy.engine.own_loop import (
     per_model_loss,
     seeded_model,
 )
+from pytest_privacy.engine.seeds import model_seeds
 
 SEED = 0
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _output import emit  # benchmarks/ is on sys.path when a script runs
 
 from pytest_privacy import (
     PrivacyInconclusiveWarning,
@@ -32,11 +33,9 @@ from pytest_privacy import (
     assert_tpr_at_fpr_below,
     load_example_dataset,
 )
-from pytest_privacy.adaptive import AUTO_SCHEDULE, AdaptiveReferences
 from pytest_privacy.audit import PrivacyTrainer
 from pytest_privacy.report import recording
-
-from _output import emit  # benchmarks/ is on sys.path when a script runs
+from pytest_privacy.stats.looks import AUTO_SCHEDULE, AdaptiveReferences
 
 RELEASE = TrainingRecipe(model="mlp", hidden=(128,), epochs=20, weight_decay=1e-3, augmentations=("shift",))
 MEMORISING = TrainingRecipe(model="mlp", hidden=(512, 512), epochs=60)

@@ -24,8 +24,8 @@ from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.attacks.lira import FIXED_VARIANCE_BELOW, lira_scores
 from pytest_privacy.engine.ensemble import train_ensemble
 from pytest_privacy.engine.seeds import balanced_keep
-from pytest_privacy.metrics import gate
-from pytest_privacy.pooled_gate import pooled_gate
+from pytest_privacy.stats.gates import gate
+from pytest_privacy.stats.pooled import pooled_gate
 
 N_MODELS = 17
 FPR = 1e-3

@@ -26,7 +26,7 @@ from pytest_privacy.assertions import attack_scores
 from pytest_privacy.audit import PrivacyTrainer
 from pytest_privacy.data import MembershipData, References
 from pytest_privacy.engine.store import ModelStore
-from pytest_privacy.metrics import auc, tpr_at_fpr
+from pytest_privacy.stats.roc import auc, tpr_at_fpr
 
 # key -> (label, (data set, its options), recipe)
 TARGETS = {

@@ -15,7 +15,6 @@ import platform
 import time
 
 import numpy as np
-
 from _output import emit  # benchmarks/ is on sys.path when a script runs
 
 
@@ -44,7 +43,7 @@ def main() -> None:
     from pytest_privacy import TrainingRecipe, load_example_dataset
     from pytest_privacy.attacks.runner import attack_scores
     from pytest_privacy.audit import PrivacyTrainer
-    from pytest_privacy.metrics import auc, tpr_at_fpr
+    from pytest_privacy.stats.roc import auc, tpr_at_fpr
 
     if args.threads:
         torch.set_num_threads(args.threads)

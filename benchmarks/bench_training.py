@@ -25,7 +25,6 @@ import tempfile
 import time
 
 import numpy as np
-
 from _output import emit  # benchmarks/ is on sys.path when a script runs
 
 CASES = {
@@ -110,9 +109,9 @@ def _loop(recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray, dev, precision
     import torch
     import torch.nn.functional as F
 
-    from pytest_privacy.engine.seeds import model_seeds
     from pytest_privacy.engine.models import build_model
     from pytest_privacy.engine.precision import autocast
+    from pytest_privacy.engine.seeds import model_seeds
     from pytest_privacy.engine.views import TrainViews
 
     xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev)
@@ -169,9 +168,9 @@ def run_one(case: str, what: str, device: str) -> dict:
 
     from pytest_privacy import TrainingRecipe, balanced_keep
     from pytest_privacy.engine.ensemble import resolve_device, train_models
-    from pytest_privacy.engine.seeds import model_seeds
     from pytest_privacy.engine.models import build_model
     from pytest_privacy.engine.precision import training_precision
+    from pytest_privacy.engine.seeds import model_seeds
 
     data, kwargs, n_models, epochs = CASES[case]
     x, y = load(data)
@@ -228,11 +227,11 @@ def matmul_peak(device: str) -> float:
 
 
 def cache_run(store_dir: str, device: str) -> dict:
+    import torch  # noqa: F401 - imports are paid by any session; time the trainer's own work
+
     from pytest_privacy import TrainingRecipe, load_example_dataset
     from pytest_privacy.audit import PrivacyTrainer
     from pytest_privacy.engine.store import ModelStore
-
-    import torch  # noqa: F401 - imports are paid by any session; time the trainer's own work
 
     # So are the library's engine modules, which every audit imports, cold or warm (the executor
     # asks the engine for the device): imported before the clock too, and reported. Where Python

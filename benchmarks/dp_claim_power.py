@@ -79,7 +79,11 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from pytest_privacy import PrivacyTrainer, assert_dp_claim_holds, load_example_dataset
+    from pytest_privacy import (
+        PrivacyTrainer,
+        assert_dp_claim_holds,
+        load_example_dataset,
+    )
     from pytest_privacy.report import recording
 
     torch.set_num_threads(1)

@@ -11,30 +11,10 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .adaptive import look_confidence
 from .attacks.default import default_attack
 from .attacks.registry import get_attack
 from .attacks.runner import attack_scores, recipe_scores
 from .data import Baseline, MembershipData, as_membership_data
-from .metrics import (
-    auc_gate,
-    check_confidence,
-    check_delta,
-    check_gate_args,
-    check_margin,
-    check_max_auc,
-    check_max_epsilon,
-    check_rate,
-    clopper_pearson,
-    epsilon_gate,
-    epsilon_lower_bound,
-    fail_p_value,
-    gate,
-    holm,
-    paired_tpr_comparison,
-    roc_counts,
-)
-from .pooled_gate import pooled_fail_p_value, pooled_gate
 from .querying import label_oracle, model_inputs
 from .report import record_result
 from .report.summary import dp_power, dp_proven
@@ -48,6 +28,22 @@ from .results import (
     Verdict,
     VulnerablePoint,
 )
+from .stats.checks import (
+    check_confidence,
+    check_delta,
+    check_gate_args,
+    check_margin,
+    check_max_auc,
+    check_max_epsilon,
+    check_rate,
+)
+from .stats.comparisons import paired_tpr_comparison
+from .stats.epsilon import epsilon_lower_bound
+from .stats.gates import auc_gate, epsilon_gate, fail_p_value, gate, holm
+from .stats.intervals import clopper_pearson
+from .stats.looks import look_confidence
+from .stats.pooled import pooled_fail_p_value, pooled_gate
+from .stats.roc import roc_counts
 from .strict import unknown_name_error
 
 __all__ = [
@@ -337,7 +333,7 @@ def _trials(
 
 def _fixed(data: MembershipData) -> MembershipData:
     """The audit a helper that cannot be INCONCLUSIVE uses: ``data``, or under
-    ``n_references="auto"`` the look at :data:`~pytest_privacy.adaptive.FIXED_LOOK` references (the
+    ``n_references="auto"`` the look at :data:`~pytest_privacy.stats.looks.FIXED_LOOK` references (the
     ``ci`` profile's count): nothing to look again for."""
     return data if data.adaptive is None else data.adaptive.fixed()
 
@@ -352,8 +348,8 @@ def _adaptively(
     *, same_attack: bool = False,
 ) -> list[AttackResult]:
     """``judge(data, confidence)``, or, for an ``n_references="auto"`` audit, the first look of
-    :data:`~pytest_privacy.adaptive.AUTO_SCHEDULE` that decides (each judged at its share of the
-    error, :func:`~pytest_privacy.adaptive.look_confidence`), its results saying how many references
+    :data:`~pytest_privacy.stats.looks.AUTO_SCHEDULE` that decides (each judged at its share of the
+    error, :func:`~pytest_privacy.stats.looks.look_confidence`), its results saying how many references
     were trained and why the looks stopped. Before training more references it asks whether a later
     look could decide at all (:func:`_undecidable`: the audit's counts, or a named attack's score
     grid, which references do not change); when none can, the looks stop there and say why and what
@@ -403,7 +399,7 @@ def _undecidable(results: list[AttackResult], later: float, *, same_attack: bool
 
 
 def _out_of_reach(r: AttackResult, later: float, *, same_attack: bool) -> str | None:
-    from .metrics import nonmembers_needed
+    from .stats.intervals import nonmembers_needed
 
     if r.audit == "model":
         needed = nonmembers_needed(r.fpr, later)
@@ -495,7 +491,7 @@ def assert_epsilon_below(
 ) -> AttackResult:
     """Assert that the attack's empirical lower bound on epsilon is at most ``max_epsilon``.
 
-    The bound (:func:`pytest_privacy.metrics.epsilon_lower_bound`) holds jointly over thresholds at
+    The bound (:func:`pytest_privacy.stats.epsilon.epsilon_lower_bound`) holds jointly over thresholds at
     ``confidence`` and is valid only for the randomized membership game (each audit point a member
     with probability 1/2, independently, as the plugin's target split is). Exceeding ``max_epsilon``
     proves that no (``max_epsilon``, ``delta``)-DP guarantee can hold: FAIL. It can never prove a
@@ -541,7 +537,7 @@ def assert_no_more_vulnerable_than(
     ``baseline`` is a :class:`~pytest_privacy.data.Baseline` (e.g. the ``mmd_baseline_model``
     fixture: its own references, judged on its ``points``) or a plain model scored with ``data``.
     Both are compared on the same audit points and members, a paired test
-    (:func:`pytest_privacy.metrics.paired_tpr_comparison`: a stratified bootstrap that re-estimates
+    (:func:`pytest_privacy.stats.comparisons.paired_tpr_comparison`: a stratified bootstrap that re-estimates
     both thresholds, whose false-alarm rate is checked by simulation in the tests). It fails
     only when ``model`` is proven more vulnerable; the message puts both models' TPR and accuracy
     side by side, since a baseline that leaks less by being useless is no yardstick.
@@ -623,7 +619,7 @@ def assert_dp_claim_holds(
     ``(epsilon, delta)`` claim, by the one-run bound of Steinke, Nasr & Jagielski (2023), or a
     Gaussian-DP claim ``mu=`` (``delta`` then only says where its epsilon is shown, 1e-5 unless given),
     by the f-DP one-run test of Mahloujifar, Melis & Chaudhuri (2025) against its Gaussian curve
-    (:mod:`pytest_privacy.dp_claim` says why each).
+    (:mod:`pytest_privacy.stats.dp_claim` says why each).
 
     FAIL (``PrivacyLeakError``): the canaries prove more than the claim allows, at ``confidence``.
     PASS: they do not, with the audit's power (a PASS never proves the claim: a lower bound only finds
@@ -631,7 +627,7 @@ def assert_dp_claim_holds(
     canaries left no trace. The result also carries the Gaussian reading of the same canaries
     (``gdp_mu_low`` and the epsilon it means at ``delta``), valid for Gaussian mechanisms only.
     """
-    from .dp_claim import DPClaim, judge_dp_claim
+    from .stats.dp_claim import DPClaim, judge_dp_claim
 
     claim = DPClaim.of(epsilon=epsilon, delta=delta, mu=mu)
     if not (hasattr(run, "scores") and hasattr(run, "included")):

@@ -22,7 +22,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"n_references": 4},
     "ci": {"n_references": 16},
     "full": {"n_references": 64},
-    # As many as each verdict needs: 4, then 8, 16, 32, 64 only while INCONCLUSIVE (pytest_privacy.adaptive).
+    # As many as each verdict needs: 4, then 8, 16, 32, 64 only while INCONCLUSIVE (pytest_privacy.stats.looks).
     "adaptive": {"n_references": "auto"},
 }
 

@@ -151,7 +151,7 @@ class MembershipData:
     def with_recipe_trials(self, model: Any) -> MembershipData:
         """The same audit as a recipe audit: ``model`` (the target, whose members ``is_member`` says)
         and every reference each scored as the target in turn, pooled by the TPR gates
-        (:func:`pytest_privacy.pooled_gate.pooled_gate`)."""
+        (:func:`pytest_privacy.stats.pooled.pooled_gate`)."""
         from .querying import query_logits
 
         refs = self.references

@@ -21,7 +21,7 @@ class Verdict(str, Enum):
 
 
 class GateResult(BaseModel):
-    """Decision of a gate (:func:`pytest_privacy.metrics.gate`, ``auc_gate``, ``epsilon_gate``) and
+    """Decision of a gate (:func:`pytest_privacy.stats.gates.gate`, ``auc_gate``, ``epsilon_gate``) and
     the evidence behind it.
 
     For a TPR-at-FPR gate (``gate="tpr_at_fpr"``):
@@ -108,7 +108,7 @@ class PointScores(BaseModel):
 class AttackResult(GateResult):
     """A gate's result together with the attack that produced the scores.
 
-    ``epsilon_low`` is :func:`~pytest_privacy.metrics.epsilon_lower_bound` at delta = 0, valid only
+    ``epsilon_low`` is :func:`~pytest_privacy.stats.epsilon.epsilon_lower_bound` at delta = 0, valid only
     for the randomized membership game; ``roc_*`` is the ROC curve thinned for plotting, with
     Clopper-Pearson bounds of the TPR; ``most_vulnerable`` the top-scored audit points.
     """
@@ -140,7 +140,7 @@ class AttackResult(GateResult):
 
 class ComparisonResult(BaseModel):
     """A release model against a baseline on the same audit points (see
-    :func:`pytest_privacy.metrics.paired_tpr_comparison`)."""
+    :func:`pytest_privacy.stats.comparisons.paired_tpr_comparison`)."""
 
     model_config = ConfigDict(ser_json_inf_nan="constants")
 
@@ -180,7 +180,7 @@ class DPAuditResult(BaseModel):
     FAIL: the lower bound exceeds the claimed epsilon (the claim is false, at ``confidence``).
     PASS: it does not (a PASS never proves the claim true: it is a lower bound); ``epsilon_detectable``
     says how much power it had: the smallest true epsilon at which this audit refutes the claim at
-    least half the time with best-case canaries (:func:`pytest_privacy.one_run.detectable_epsilon`).
+    least half the time with best-case canaries (:func:`pytest_privacy.stats.one_run.detectable_epsilon`).
     ``max_detectable`` is what perfect guesses would prove. INCONCLUSIVE: ``max_detectable`` is at most
     the claim (``epsilon_detectable`` is infinite), or the canaries left no trace, so
     no outcome of this audit could have caught a false claim.

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ..adaptive import AUTO_SCHEDULE, FIXED_LOOK, AdaptiveReferences
 from ..attacks import ATTACKS
 from ..audit import PrivacyTrainer, model_source
 from ..config import PrivacyConfig
@@ -22,6 +21,7 @@ from ..data import Baseline
 from ..engine.executors import make_executor
 from ..engine.progress import Lines, Progress
 from ..engine.recipe import TrainingRecipe
+from ..stats.looks import AUTO_SCHEDULE, FIXED_LOOK, AdaptiveReferences
 from .state import TRAINER, open_store, session_config
 
 
@@ -213,8 +213,8 @@ def membership_data(
 ) -> Any:
     """``MembershipData`` for ``target_model``: all audit points, its members, the references. Under
     ``n_references="auto"`` it holds the first look (4 references) and trains more only when a
-    gate asks for them (``pytest_privacy.adaptive``); under ``audit="recipe"`` the TPR gates pool
-    every model of the audit as the target in turn (``pytest_privacy.pooled_gate``)."""
+    gate asks for them (``pytest_privacy.stats.looks``); under ``audit="recipe"`` the TPR gates pool
+    every model of the audit as the target in turn (``pytest_privacy.stats.pooled``)."""
     c = privacy_config
 
     def data_of(setup: Any) -> Any:

@@ -113,7 +113,7 @@ def _paired_rise(
 ) -> tuple[float, float, float, float, int] | None:
     """``(old TPR, new TPR, rise, its one-sided lower bound, points)`` from the two runs' own scores when
     both audited the same points with the same membership at the same FPR, else None."""
-    from ..metrics import swap_test
+    from ..stats.comparisons import swap_test
 
     same = (
         r.gate == o.gate == "tpr_at_fpr" and r.fpr == o.fpr and r.point_scores is not None
@@ -140,7 +140,7 @@ def compare_reports(
     comparable`` unless ``data_changed`` says the data changed on purpose; both fail the comparison
     like a gate that is gone (unless ``allow_missing``). A TPR gate whose two runs audited the same
     points (same :class:`~pytest_privacy.results.PointScores` audit id) is compared pointwise:
-    :func:`~pytest_privacy.metrics.swap_test` of the two score sets on the same members and
+    :func:`~pytest_privacy.stats.comparisons.swap_test` of the two score sets on the same members and
     non-members, far tighter than two independent intervals when the points' vulnerability carries
     over between releases. Other gates are compared by their intervals. Newly vulnerable records are
     those not among the gate's ``accepted`` ones (the snapshot), or, for a gate the snapshot does not

@@ -224,9 +224,9 @@ def test_a_writer_fails_the_session_on_purpose_with_fail_session(pytester):
 def test_junit_names_each_figure_for_what_it_is_and_matches_the_summary():
     import numpy as np
 
-    from pytest_privacy.metrics import gate
     from pytest_privacy.report.summary import format_summary, junit_properties
     from pytest_privacy.results import AttackResult
+    from pytest_privacy.stats.gates import gate
 
     rng = np.random.default_rng(0)
     member = np.r_[np.ones(900, bool), np.zeros(900, bool)]

@@ -17,10 +17,10 @@ import pytest
 from scipy import stats
 
 from pytest_privacy import MembershipData, References, assert_tpr_at_fpr_below
-from pytest_privacy.adaptive import AUTO_SCHEDULE, AdaptiveReferences
 from pytest_privacy.assertions import PrivacyInconclusiveWarning, PrivacyLeakError
 from pytest_privacy.attacks.registry import ATTACKS, Attack, register_attack
 from pytest_privacy.report import recording
+from pytest_privacy.stats.looks import AUTO_SCHEDULE, AdaptiveReferences
 
 N = 900  # members and non-members each: digits' audit size
 FPR, MAX_TPR, RHO = 0.01, 0.05, 0.5

@@ -4,10 +4,10 @@ does not fail (a false alarm is a failure of a model that did not change), and a
 import numpy as np
 from scipy import stats
 
-from pytest_privacy.metrics import gate
 from pytest_privacy.report.compare import compare_reports, parse_criteria
 from pytest_privacy.report.session_report import build_report
 from pytest_privacy.results import AttackResult
+from pytest_privacy.stats.gates import gate
 
 N = 900  # members and non-members: digits' audit size
 
@@ -98,7 +98,7 @@ def test_paired_comparison_of_the_same_model_re_audited_keeps_its_false_alarm_ra
 
 
 def test_paired_comparison_finds_a_rise_of_003_that_the_interval_test_misses():
-    from pytest_privacy.metrics import tpr_at_fpr
+    from pytest_privacy.stats.roc import tpr_at_fpr
 
     truth = [np.mean([tpr_at_fpr(_scores(shift, s), MEMBER, 0.01) for s in range(1000, 1100)]) for shift in (1.0, 1.15)]
     assert 0.025 <= truth[1] - truth[0] <= 0.035  # the oracle's rise is 0.03 at 1% FPR (Monte Carlo)

@@ -9,12 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
-from pytest_privacy.metrics import (
-    clopper_pearson,
-    epsilon_lower_bound,
-    roc_counts,
-    roc_curve,
-)
+from pytest_privacy.stats.epsilon import epsilon_lower_bound
+from pytest_privacy.stats.intervals import clopper_pearson
+from pytest_privacy.stats.roc import roc_counts, roc_curve
 
 RUNS = 200
 # Errs in at most 5% of runs (95% confidence): the allowance is Binomial(200, 0.05)'s 99.9% quantile.

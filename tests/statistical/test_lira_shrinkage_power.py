@@ -8,7 +8,7 @@ import pytest
 
 from pytest_privacy.attacks.lira import lira_scores
 from pytest_privacy.engine.seeds import balanced_keep
-from pytest_privacy.metrics import tpr_at_fpr
+from pytest_privacy.stats.roc import tpr_at_fpr
 
 N, M, SEEDS = 20_000, 4, 10
 VARIANCES = ("fixed", "per_example", "shrunk")

@@ -9,16 +9,10 @@ from hypothesis import strategies as st
 from scipy import stats
 from sklearn import metrics as skm
 
-from pytest_privacy.metrics import (
-    auc,
-    auc_gate,
-    clopper_pearson,
-    gate,
-    nonmembers_needed,
-    roc_curve,
-    tpr_at_fpr,
-)
 from pytest_privacy.results import Verdict
+from pytest_privacy.stats.gates import auc_gate, gate
+from pytest_privacy.stats.intervals import clopper_pearson, nonmembers_needed
+from pytest_privacy.stats.roc import auc, roc_curve, tpr_at_fpr
 
 labelled_scores = st.integers(2, 60).flatmap(
     lambda n: st.tuples(
@@ -216,7 +210,7 @@ def test_an_inconclusive_auc_gate_says_how_many_points_would_decide_it():
 def test_a_family_of_attacks_at_the_limit_fails_at_most_one_minus_confidence():
     """Three attacks, each exactly at the limit (independent scores): the family's false-FAIL rate
     stays within 5% after Holm (uncorrected, it would approach 1 - 0.95^3 = 14%)."""
-    from pytest_privacy.metrics import fail_p_value, holm
+    from pytest_privacy.stats.gates import fail_p_value, holm
 
     mu, f, n, runs = 1.5, 0.05, 1000, 200
     limit = float(stats.norm.cdf(stats.norm.ppf(f) + mu))
@@ -229,7 +223,7 @@ def test_a_family_of_attacks_at_the_limit_fails_at_most_one_minus_confidence():
 
 
 def test_holm_steps_down_and_the_p_value_matches_the_gate():
-    from pytest_privacy.metrics import fail_p_value, holm
+    from pytest_privacy.stats.gates import fail_p_value, holm
 
     assert holm([0.01, 0.04, 0.03], 0.05) == [True, False, False]  # 0.01 <= 0.05/3; 0.03 > 0.05/2
     assert holm([0.01, 0.02, 0.04], 0.05) == [True, True, True]

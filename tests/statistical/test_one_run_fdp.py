@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_privacy import one_run, one_run_fdp
-from pytest_privacy.one_run_fdp import (
+from pytest_privacy.stats import one_run, one_run_fdp
+from pytest_privacy.stats.one_run_fdp import (
     claim_curve,
     dp_inverse_blowup,
     gdp_delta,

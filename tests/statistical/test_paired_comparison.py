@@ -3,7 +3,7 @@ rate when two attacks are equally strong (a simulation with a known answer)."""
 
 import numpy as np
 
-from pytest_privacy.metrics import paired_tpr_comparison
+from pytest_privacy.stats.comparisons import paired_tpr_comparison
 
 
 def test_paired_comparison_known_answers():

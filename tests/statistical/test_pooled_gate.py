@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from pytest_privacy.metrics import gate
-from pytest_privacy.pooled_gate import pooled_fail_p_value, pooled_gate
 from pytest_privacy.results import Verdict
+from pytest_privacy.stats.gates import gate
+from pytest_privacy.stats.pooled import pooled_fail_p_value, pooled_gate
 
 pytestmark = pytest.mark.slow  # ~40 s: 1,000 pooled gates on 30,600 trials each
 

@@ -17,16 +17,12 @@ ALLOWED = {
     "data": {"augmentations", "querying"}, "datasets": set(),
     "engine": SHARED,
     "audit": SHARED | {"engine", "pytest_privacy"},  # (the package: its __version__ keys caches)
-    "metrics": {"results"},
-    "adaptive": {"data"},
-    "pooled_gate": {"metrics", "results"},
-    "one_run": {"metrics"},
-    "one_run_fdp": {"one_run", "metrics"},
-    "dp_claim": {"one_run", "one_run_fdp", "metrics", "results"},
-    "attacks": SHARED | {"metrics"},
+    "stats": {"results", "data"},  # numpy and scipy; the audit plan's data only for its type
+    "metrics": {"stats"},  # the public front of the statistics (DESIGN.md's names)
+    "attacks": SHARED | {"stats"},
     "config": {"attacks", "strict"},
-    "report": {"results", "metrics", "config", "pytest_privacy"},
-    "assertions": SHARED | {"attacks", "metrics", "report", "one_run", "dp_claim", "adaptive", "pooled_gate"},
+    "report": {"results", "stats", "config", "pytest_privacy"},
+    "assertions": SHARED | {"attacks", "stats", "report"},
     "plugin": None,  # wires everything
     "__main__": None,
     "pytest_privacy": None,  # the lazy re-exports
@@ -90,7 +86,9 @@ def test_no_module_imports_a_private_name_from_another():
 LIGHT = [
     "pytest_privacy", "pytest_privacy.audit", "pytest_privacy.audit.dataset", "pytest_privacy.attacks",
     "pytest_privacy.attacks.label_only", "pytest_privacy.code_identity", "pytest_privacy.metrics",
-    "pytest_privacy.pooled_gate", "pytest_privacy.one_run", "pytest_privacy.one_run_fdp", "pytest_privacy.dp_claim", "pytest_privacy.data",
+    "pytest_privacy.stats", *(f"pytest_privacy.stats.{m}" for m in (
+        "checks", "roc", "intervals", "gates", "pooled", "looks", "epsilon", "comparisons", "one_run", "one_run_fdp",
+        "dp_claim")), "pytest_privacy.data",
     "pytest_privacy.results", "pytest_privacy.report",
 ]
 

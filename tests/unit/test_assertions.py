@@ -197,7 +197,7 @@ def test_trained_augmentation_attack_fits_on_references_only(noise_setup):
 
 @pytest.mark.slow
 def test_rmia_uses_a_held_out_population_and_beats_lira_with_few_references():
-    from pytest_privacy.metrics import auc
+    from pytest_privacy.stats.roc import auc
 
     setup = PrivacyTrainer().audit(MEMORISE, noise_labels(600, 20), n_references=4, seed=0, population=0.2)
     data = setup.membership_data()

@@ -10,7 +10,7 @@ from pytest_privacy import MembershipData, References, balanced_keep
 from pytest_privacy.attacks import ATTACKS
 from pytest_privacy.attacks.runner import attack_scores
 from pytest_privacy.data import Population
-from pytest_privacy.metrics import auc
+from pytest_privacy.stats.roc import auc
 
 N, L, C, M = 160, 12, 4, 8  # audit points, signal length, classes, references
 

@@ -6,7 +6,7 @@ silently became a fixed single-model audit."""
 import numpy as np
 
 from pytest_privacy import MembershipData, References
-from pytest_privacy.adaptive import AdaptiveReferences
+from pytest_privacy.stats.looks import AdaptiveReferences
 
 N, C = 200, 3
 RNG = np.random.default_rng(0)

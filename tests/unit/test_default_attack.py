@@ -14,10 +14,10 @@ from pytest_privacy import (
     assert_no_more_vulnerable_than,
     assert_tpr_at_fpr_below,
 )
-from pytest_privacy.adaptive import AUTO_SCHEDULE, AdaptiveReferences
 from pytest_privacy.attacks.default import FEW_REFERENCES, default_attack
 from pytest_privacy.engine.seeds import balanced_keep
 from pytest_privacy.report import recording
+from pytest_privacy.stats.looks import AUTO_SCHEDULE, AdaptiveReferences
 
 N = 600
 

@@ -21,7 +21,8 @@ from pytest_privacy.attacks.label_only import (
     noise_scores,
 )
 from pytest_privacy.augmentations import make_queries
-from pytest_privacy.metrics import auc, auc_confidence_interval
+from pytest_privacy.stats.intervals import auc_confidence_interval
+from pytest_privacy.stats.roc import auc
 
 
 def _first_pixel_sign(x):

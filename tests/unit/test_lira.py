@@ -9,7 +9,7 @@ from scipy import stats
 
 from pytest_privacy.attacks.lira import lira_scores, logit_scale
 from pytest_privacy.engine.seeds import balanced_keep
-from pytest_privacy.metrics import auc
+from pytest_privacy.stats.roc import auc
 
 
 def test_logit_scale_is_log_odds_of_the_true_class():

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pytest_privacy.metrics import clopper_pearson
-from pytest_privacy.pooled_gate import (
+from pytest_privacy.results import Verdict
+from pytest_privacy.stats.intervals import clopper_pearson
+from pytest_privacy.stats.pooled import (
     MIN_EVENTS,
     pooled_design_effects,
     pooled_fail_p_value,
     pooled_gate,
 )
-from pytest_privacy.results import Verdict
 
 
 def _draw(seed: int = 0, k: int = 6, n: int = 400, shift: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,8 @@ from pytest_privacy import MembershipData, References, assert_tpr_at_fpr_below
 from pytest_privacy.assertions import PrivacyInconclusiveWarning
 from pytest_privacy.attacks.runner import attack_scores, recipe_scores
 from pytest_privacy.engine.seeds import balanced_keep
-from pytest_privacy.pooled_gate import pooled_gate
 from pytest_privacy.report.summary import format_summary
+from pytest_privacy.stats.pooled import pooled_gate
 
 K, N, C = 9, 400, 3
 

@@ -9,7 +9,7 @@ import pytest
 from pytest_privacy.attacks.lira import lira_scores
 from pytest_privacy.attacks.rmia import rmia_log_ratio, rmia_scores
 from pytest_privacy.engine.seeds import balanced_keep
-from pytest_privacy.metrics import auc
+from pytest_privacy.stats.roc import auc
 
 
 def _true_prob(logits, label):
@@ -300,7 +300,7 @@ def test_the_ratio_reaches_every_operating_point_of_rmia():
     # On _gaussian_model: at every FPR the ratio's empirical TPR is at
     # least RMIA online's with a 500-point population (ties merge thresholds, they never add one),
     # and strictly above it at 0.1% FPR, where the population's grid is too coarse.
-    from pytest_privacy.metrics import tpr_at_fpr
+    from pytest_privacy.stats.roc import tpr_at_fpr
 
     args, pop, member = _gaussian_model(m=4, n=4000, n_pop=500, d=1.5)
     score = rmia_scores(*args, variant="online", **pop)

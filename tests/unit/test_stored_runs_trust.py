@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from pytest_privacy.__main__ import main as cli
-from pytest_privacy.metrics import gate
 from pytest_privacy.report.compare import compare_reports, gate_key, parse_criteria
 from pytest_privacy.report.recorder import from_json, to_json
 from pytest_privacy.report.session_report import build_report
@@ -29,6 +28,7 @@ from pytest_privacy.results import (
     Verdict,
     VulnerablePoint,
 )
+from pytest_privacy.stats.gates import gate
 
 N = 900
 MEMBER = np.r_[np.ones(N, bool), np.zeros(N, bool)]

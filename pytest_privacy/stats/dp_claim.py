@@ -4,12 +4,12 @@ what the audit could have caught.
 A claim is an (epsilon, delta) guarantee or a mu-Gaussian-DP one. Each is decided by the one-run reading
 that is valid for it and tightest on it:
 
-- (epsilon, delta): the Steinke-Nasr-Jagielski bound (:mod:`pytest_privacy.one_run`). The f-DP test
+- (epsilon, delta): the Steinke-Nasr-Jagielski bound (:mod:`pytest_privacy.stats.one_run`). The f-DP test
   against the (epsilon, delta) curve is valid too, but it is no tighter (randomized response, the
   worst case for that curve, meets both bounds alike: ``tests/statistical/test_one_run_fdp.py``), so the
   older bound stays the verdict and the Gaussian reading is reported beside it.
 - mu-GDP (a Gaussian mechanism's own claim, as opacus's GDP accountant or a DP-SGD analysis in mu
-  states it): the f-DP test against the Gaussian curve (:mod:`pytest_privacy.one_run_fdp`), about twice
+  states it): the f-DP test against the Gaussian curve (:mod:`pytest_privacy.stats.one_run_fdp`), about twice
   the mu the (epsilon, delta) bounds show on the same guesses.
 
 FAIL: the canaries prove more privacy loss than claimed. INCONCLUSIVE: even perfect guesses could not
@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .metrics import check_delta, check_epsilon_claim
+from ..results import DPAuditResult, Verdict
+from .checks import check_delta, check_epsilon_claim
 from .one_run import detectable_epsilon as snj_detectable_epsilon
+from .one_run import needed_canaries as snj_needed_canaries
 from .one_run import one_run_audit
 from .one_run_fdp import (
+    FDPAudit,
     InverseBlowup,
     claim_curve,
     detectable_epsilon,
@@ -35,7 +39,6 @@ from .one_run_fdp import (
     needed_canaries,
     one_run_fdp_audit,
 )
-from .results import DPAuditResult, Verdict
 
 __all__ = ["DISPLAY_DELTA", "DPClaim", "judge_dp_claim"]
 
@@ -82,61 +85,84 @@ class DPClaim:
         return claim_curve(epsilon=self.epsilon, delta=self.delta, mu=self.mu)
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What the deciding bound found, in the claim's own terms (``name`` is epsilon or mu)."""
+
+    label: str
+    name: str
+    proven: float
+    ceiling: float  # what perfect guesses would have proven
+    limit: float
+    n_guesses: int
+    n_correct: int
+    epsilon_low: float
+    max_detectable: float
+    power: float
+    needed: Callable[[], int]  # canaries that could test the claim (ValueError: none could)
+
+
+def _deciding(run: Any, claim: DPClaim, fdp: FDPAudit, confidence: float) -> _Reading:
+    if claim.mu is not None:
+        return _Reading(
+            "f-DP (Gaussian curve)", "mu", fdp.mu_low, fdp.max_mu, claim.mu, fdp.n_guesses, fdp.n_correct,
+            gdp_epsilon(fdp.mu_low, claim.delta), gdp_epsilon(fdp.max_mu, claim.delta),
+            detectable_epsilon(fdp.n_canaries, claim.curve(), confidence=confidence),
+            lambda: needed_canaries(claim.curve(), confidence=confidence),
+        )
+    audit = one_run_audit(run.scores, run.included, delta=claim.delta, confidence=confidence)
+    return _Reading(
+        "Steinke-Nasr-Jagielski", "epsilon", audit.epsilon_low, audit.max_detectable, claim.epsilon,
+        audit.n_guesses, audit.n_correct, audit.epsilon_low, audit.max_detectable,
+        snj_detectable_epsilon(audit.n_canaries, claim.epsilon, delta=claim.delta, confidence=confidence),
+        lambda: snj_needed_canaries(claim.epsilon, delta=claim.delta, confidence=confidence),
+    )
+
+
 def judge_dp_claim(run: Any, claim: DPClaim, *, confidence: float) -> DPAuditResult:
     """The verdict on ``claim`` from a canary run (``scores``, ``included`` and, when known, why the
     canaries left no trace, ``no_trace``); recording and raising are the caller's."""
     fdp = one_run_fdp_audit(run.scores, run.included, delta=claim.delta, confidence=confidence)
-    gdp_eps = gdp_epsilon(fdp.mu_low, claim.delta)
-    if claim.mu is not None:
-        proven, ceiling, limit, name = fdp.mu_low, fdp.max_mu, claim.mu, "mu"
-        n_guesses, n_correct, epsilon_low, max_detectable = fdp.n_guesses, fdp.n_correct, gdp_eps, gdp_epsilon(fdp.max_mu, claim.delta)
-        power = detectable_epsilon(fdp.n_canaries, claim.curve(), confidence=confidence)
-        reading = "f-DP (Gaussian curve)"
-    else:
-        audit = one_run_audit(run.scores, run.included, delta=claim.delta, confidence=confidence)
-        proven, ceiling, limit, name = audit.epsilon_low, audit.max_detectable, claim.epsilon, "epsilon"
-        n_guesses, n_correct, epsilon_low, max_detectable = audit.n_guesses, audit.n_correct, audit.epsilon_low, audit.max_detectable
-        power = snj_detectable_epsilon(audit.n_canaries, claim.epsilon, delta=claim.delta, confidence=confidence)
-        reading = "Steinke-Nasr-Jagielski"
+    d = _deciding(run, claim, fdp, confidence)
     m = fdp.n_canaries
-    if proven > limit:
+    if d.proven > d.limit:
         verdict = Verdict.FAIL
         reason = (
-            f"claim violated: the canaries prove {name} >= {proven:.3f} > {limit:g} at {confidence:.0%} "
-            f"({n_correct} of {n_guesses} guesses right)"
+            f"claim violated: the canaries prove {d.name} >= {d.proven:.3f} > {d.limit:g} at {confidence:.0%} "
+            f"({d.n_correct} of {d.n_guesses} guesses right)"
         )
-    elif ceiling <= limit:
+    elif d.ceiling <= d.limit:
         verdict = Verdict.INCONCLUSIVE
         try:
-            more = f"testing this claim needs >= {needed_canaries(claim.curve(), confidence=confidence):,} canaries"
+            more = f"testing this claim needs >= {d.needed():,} canaries"
         except ValueError:  # delta's term caps every one-run bound: no number of canaries reaches this claim
             more = f"no number of canaries lets a one-run audit test {claim.text()}"
         reason = (
-            f"cannot detect a violation: with {m} canaries even perfect guesses prove at most {name} >= "
-            f"{ceiling:.3f} <= {limit:g}; {more}"
+            f"cannot detect a violation: with {m} canaries even perfect guesses prove at most {d.name} >= "
+            f"{d.ceiling:.3f} <= {d.limit:g}; {more}"
         )
     elif getattr(run, "no_trace", None):
         verdict = Verdict.INCONCLUSIVE
         reason = (
-            f"{run.no_trace}; {name} >= {proven:.3f} proven is no evidence for the claim: check that the "
+            f"{run.no_trace}; {d.name} >= {d.proven:.3f} proven is no evidence for the claim: check that the "
             "training function trains on the data it is given"
         )
     else:
         verdict = Verdict.PASS
         power_text = (
-            "no power to refute it" if math.isinf(power) else
+            "no power to refute it" if math.isinf(d.power) else
             f"refutes the claim at least half the time only when the canaries leak like randomized response at "
-            f"epsilon >= {power:.2f}, and that with best-case canaries (real ones are less memorable)"
+            f"epsilon >= {d.power:.2f}, and that with best-case canaries (real ones are less memorable)"
         )
         reason = (
-            f"no violation found: {name} >= {proven:.3f} proven, <= {limit:g}. Its power: with {m} canaries this "
-            f"audit {power_text}; it finds false claims, it cannot prove a claim true"
+            f"no violation found: {d.name} >= {d.proven:.3f} proven, <= {d.limit:g}. Its power: with {m} canaries "
+            f"this audit {power_text}; it finds false claims, it cannot prove a claim true"
         )
     return DPAuditResult(
         verdict=verdict, reason=reason, variant=getattr(run, "description", "canaries"), epsilon_claim=claim.epsilon,
-        delta=claim.delta, mu_claim=claim.mu, reading=reading, confidence=confidence, epsilon_low=epsilon_low,
-        max_detectable=max_detectable, epsilon_detectable=power, n_canaries=m, n_guesses=n_guesses,
-        n_correct=n_correct, accountant_epsilon=getattr(run, "accountant_epsilon", None),
+        delta=claim.delta, mu_claim=claim.mu, reading=d.label, confidence=confidence, epsilon_low=d.epsilon_low,
+        max_detectable=d.max_detectable, epsilon_detectable=d.power, n_canaries=m, n_guesses=d.n_guesses,
+        n_correct=d.n_correct, accountant_epsilon=getattr(run, "accountant_epsilon", None),
         seed=getattr(run, "seed", None), seconds=getattr(run, "seconds", None), gdp_mu_low=fdp.mu_low,
-        gdp_epsilon_low=gdp_eps, data_id=getattr(run, "data_id", None),
+        gdp_epsilon_low=gdp_epsilon(fdp.mu_low, claim.delta), data_id=getattr(run, "data_id", None),
     )

@@ -23,19 +23,11 @@ from typing import NamedTuple
 import numpy as np
 from scipy import special, stats
 
-from .metrics import (
-    RocCounts,
-    auc_confidence_interval,
-    check_gate_args,
-    check_score_values,
-    clopper_pearson,
-    inverted_reason,
-    nonmembers_needed,
-    operating_index,
-    roc_area,
-    roc_counts,
-)
-from .results import GateResult, Verdict
+from ..results import GateResult, Verdict
+from .checks import check_gate_args, check_score_values
+from .gates import inverted_reason
+from .intervals import auc_confidence_interval, clopper_pearson, nonmembers_needed
+from .roc import RocCounts, operating_index, roc_area, roc_counts
 
 __all__ = ["MIN_EVENTS", "DesignEffects", "pooled_design_effects", "pooled_fail_p_value", "pooled_gate"]
 
@@ -307,7 +299,7 @@ def pooled_gate(
     max_tpr: float,
     confidence: float = 0.95,
 ) -> GateResult:
-    """:func:`pytest_privacy.metrics.gate` on the pooled trials of ``K`` target models of one recipe.
+    """:func:`pytest_privacy.stats.gates.gate` on the pooled trials of ``K`` target models of one recipe.
 
     ``scores`` and ``is_member`` are ``[K, N]``: row ``k`` is target model ``k``'s membership scores
     and memberships of the same ``N`` points. One threshold is applied to all of them (the recipe's

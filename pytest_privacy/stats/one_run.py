@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .metrics import check_confidence, check_delta
+from .checks import check_confidence, check_delta
 
 __all__ = [
     "OneRunAudit",

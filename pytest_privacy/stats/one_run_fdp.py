@@ -1,5 +1,5 @@
 """The f-DP reading of a one-run audit (Mahloujifar, Melis & Chaudhuri, "Auditing f-Differential
-Privacy in One Run", ICML 2025): the same canaries and guesses as :mod:`pytest_privacy.one_run`, tested
+Privacy in One Run", ICML 2025): the same canaries and guesses as :mod:`pytest_privacy.stats.one_run`, tested
 against a claimed trade-off curve instead of the (eps, delta) bound of Steinke, Nasr & Jagielski.
 
 Setting as in :mod:`~pytest_privacy.one_run`: ``m`` canaries, each in training with probability 1/2,
@@ -26,7 +26,7 @@ errs toward not rejecting.
 
 Rejecting a curve rejects every curve above it (a smaller epsilon at the same delta, a smaller mu), so
 the largest rejected epsilon (or mu) is a lower bound at the test's level. Several guess fractions
-share the level by Bonferroni, as in :func:`~pytest_privacy.one_run.one_run_audit`. Known-answer
+share the level by Bonferroni, as in :func:`~pytest_privacy.stats.one_run.one_run_audit`. Known-answer
 simulations (``tests/statistical/test_one_run_fdp.py``): randomized response and the Gaussian
 mechanism over 200 seeds, the bound above the truth at most at its error rate and tighter than the
 Steinke-Nasr-Jagielski bound on the same guesses.
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
-from .metrics import check_confidence, check_delta
+from .checks import check_confidence, check_delta
 from .one_run import (
     DEFAULT_GUESS_FRACTIONS,
     checked_canaries,
@@ -192,7 +192,7 @@ def one_run_fdp_audit(
     guess_fractions: Sequence[float] = DEFAULT_GUESS_FRACTIONS,
 ) -> FDPAudit:
     """Audit one training run's canaries against the (eps, delta) and the Gaussian curves, with the
-    guesses of :func:`~pytest_privacy.one_run.one_run_audit` (its fractions, ties and Bonferroni)."""
+    guesses of :func:`~pytest_privacy.stats.one_run.one_run_audit` (its fractions, ties and Bonferroni)."""
     scores_arr, included_arr = checked_canaries(scores, included)
     delta = check_delta(delta)
     fractions = checked_fractions(guess_fractions)
@@ -242,7 +242,7 @@ def detectable_epsilon(
     m: int, curve: InverseBlowup, *, confidence: float = 0.95,
     guess_fractions: Sequence[float] = DEFAULT_GUESS_FRACTIONS, power: float = 0.5,
 ) -> float:
-    """:func:`pytest_privacy.one_run.detectable_epsilon` for this reading: the smallest epsilon at which
+    """:func:`pytest_privacy.stats.one_run.detectable_epsilon` for this reading: the smallest epsilon at which
     each guess right with probability ``e^eps / (1 + e^eps)`` (the best case: randomized response on
     each canary) lets an audit of ``m`` canaries reject the claim's ``curve`` (:func:`claim_curve`) with
     probability ``power``; ``inf`` when none does."""

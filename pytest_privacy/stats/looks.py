@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .data import MembershipData
+    from ..data import MembershipData
 
 __all__ = ["AUTO_SCHEDULE", "AUTO_SPENDING", "FIXED_LOOK", "AdaptiveReferences", "look_confidence"]
 
