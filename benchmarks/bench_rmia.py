@@ -22,7 +22,7 @@ import time
 from _output import emit  # benchmarks/ is on sys.path when a script runs
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
-from pytest_privacy.assertions import attack_scores
+from pytest_privacy.attacks.runner import attack_scores
 from pytest_privacy.audit import PrivacyTrainer
 from pytest_privacy.data import MembershipData, References
 from pytest_privacy.engine.store import ModelStore

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Any
 
 import numpy as np
 
-__all__ = ["check_confidence", "check_delta", "check_epsilon_claim", "check_gate_args", "check_margin", "check_max_auc", "check_max_epsilon", "check_rate", "check_score_values", "check_scores", "is_number"]
+__all__ = ["check_number", "check_confidence", "check_delta", "check_epsilon_claim", "check_gate_args", "check_margin", "check_max_auc", "check_max_epsilon", "check_rate", "check_score_values", "check_scores", "is_number"]
 
 
 def check_score_values(s: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,15 +61,32 @@ def check_scores(scores: object, is_member: object) -> tuple[np.ndarray, np.ndar
 
 
 def is_number(value: object) -> bool:
-    # bool is an int to Python, but ``fpr=True`` is a mistake, not 1.0.
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    """A real number that is not a bool (``fpr=True`` is a mistake, not 1.0)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_number(name: str, value: object, interval: str, *, integer: bool = False, why: str = "") -> Any:
+    """``value`` when it is a number (an integer when ``integer``; never a bool) in ``interval``,
+    written as in mathematics (``"(0, 1)"``, ``"[0, 1)"``, ``"[1, inf)"``), as a float (an int); else a
+    ValueError naming ``name``, the interval and ``why`` (what the number means). Every parameter
+    check of the statistics is this one rule with its interval."""
+    low_bracket, rest = interval[0], interval[1:-1]
+    low_text, high_text = (part.strip() for part in rest.split(","))
+    low, high = float(low_text), float(high_text)
+    kind_ok = isinstance(value, numbers.Integral) if integer else True
+    ok = is_number(value) and kind_ok and not math.isnan(float(value))  # type: ignore[arg-type]
+    if ok:
+        x = float(value)  # type: ignore[arg-type]
+        ok = (x > low if low_bracket == "(" else x >= low) and (x < high if interval[-1] == ")" else x <= high)
+    if not ok:
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind} in {interval}{f' ({why})' if why else ''}, got {value!r}.")
+    return int(value) if integer else float(value)  # type: ignore[arg-type]
 
 
 def check_rate(name: str, value: object) -> float:
     """``value`` as a float strictly between 0 and 1, or a ValueError naming ``name``."""
-    if not (is_number(value) and 0.0 < float(value) < 1.0):  # type: ignore[arg-type]
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}.")
-    return float(value)  # type: ignore[arg-type]
+    return check_number(name, value, "(0, 1)")
 
 
 def check_confidence(confidence: object) -> float:
@@ -77,43 +96,30 @@ def check_confidence(confidence: object) -> float:
 
 def check_margin(margin: object) -> float:
     """A TPR difference tolerated by a comparison: a number in [0, 1), or a ValueError."""
-    if not (is_number(margin) and 0.0 <= float(margin) < 1.0):  # type: ignore[arg-type]
-        raise ValueError(f"margin must be a number in [0, 1), got {margin!r}.")
-    return float(margin)  # type: ignore[arg-type]
+    return check_number("margin", margin, "[0, 1)")
 
 
 def check_max_auc(max_auc: object) -> float:
     """An AUC limit: a number in [0.5, 1] (0.5 is chance), or a ValueError."""
-    if not (is_number(max_auc) and 0.5 <= float(max_auc) <= 1.0):  # type: ignore[arg-type]
-        raise ValueError(f"max_auc must be a number in [0.5, 1] (0.5 is chance), got {max_auc!r}.")
-    return float(max_auc)  # type: ignore[arg-type]
+    return check_number("max_auc", max_auc, "[0.5, 1]", why="0.5 is chance")
 
 
 def check_max_epsilon(max_epsilon: object) -> float:
     """An epsilon limit: a finite number >= 0 (an infinite limit is a gate that cannot fail), or a ValueError."""
-    if not (is_number(max_epsilon) and 0 <= float(max_epsilon) < math.inf):  # type: ignore[arg-type]
-        raise ValueError(f"max_epsilon must be a finite number >= 0, got {max_epsilon!r}.")
-    return float(max_epsilon)  # type: ignore[arg-type]
+    return check_number("max_epsilon", max_epsilon, "[0, inf)", why="an infinite limit is a gate that cannot fail")
 
 
 def check_epsilon_claim(epsilon: object) -> float:
     """The epsilon of a DP claim under audit: a finite number > 0 (an infinite epsilon claims
     nothing, so no audit can refute it), or a ValueError."""
-    if not (is_number(epsilon) and 0 < float(epsilon) < math.inf):  # type: ignore[arg-type]
-        raise ValueError(
-            f"epsilon must be a finite number > 0 (the epsilon of the claim under audit), got {epsilon!r}."
-        )
-    return float(epsilon)  # type: ignore[arg-type]
+    return check_number("epsilon", epsilon, "(0, inf)", why="the epsilon of the claim under audit; an infinite one claims nothing")
 
 
 def check_delta(delta: object) -> float:
     """The delta of an (epsilon, delta) guarantee: a number in [0, 1), or a ValueError."""
-    if not (is_number(delta) and 0.0 <= float(delta) < 1.0):  # type: ignore[arg-type]
-        raise ValueError(
-            f"delta must be a number in [0, 1) (the delta of the (epsilon, delta) guarantee under "
-            f"test; use 0 for pure DP), got {delta!r}."
-        )
-    return float(delta)  # type: ignore[arg-type]
+    return check_number(
+        "delta", delta, "[0, 1)", why="the delta of the (epsilon, delta) guarantee under test; use 0 for pure DP"
+    )
 
 
 def check_gate_args(fpr: object, max_tpr: object, confidence: object) -> tuple[float, float, float]:
@@ -123,11 +129,10 @@ def check_gate_args(fpr: object, max_tpr: object, confidence: object) -> tuple[f
     below it would call a model with no signal a proven leak.
     """
     fpr_f = check_rate("fpr", fpr)
-    if not (is_number(max_tpr) and 0.0 <= float(max_tpr) <= 1.0):  # type: ignore[arg-type]
-        raise ValueError(f"max_tpr must be a number in [0, 1], got {max_tpr!r}.")
-    if float(max_tpr) <= fpr_f:  # type: ignore[arg-type]
+    max_tpr = check_number("max_tpr", max_tpr, "[0, 1]")
+    if max_tpr <= fpr_f:
         raise ValueError(
             f"max_tpr={max_tpr!r} <= fpr={fpr!r}: random guessing already has TPR = FPR, so this limit "
             "would call a model with no signal a leak; set max_tpr above fpr (e.g. fpr=1e-3, max_tpr=0.01)."
         )
-    return fpr_f, float(max_tpr), check_confidence(confidence)  # type: ignore[arg-type]
+    return fpr_f, max_tpr, check_confidence(confidence)

@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
-from .checks import check_confidence, check_delta
+from .checks import check_confidence, check_delta, check_number
 
 __all__ = [
     "OneRunAudit",
@@ -71,25 +70,10 @@ _WINDOW_PAD = 50
 # --------------------------------------------------------------------------------------------- validation
 
 
-def _is_int(value: object) -> bool:
-    # bool is an int to Python, but ``r=True`` is a mistake, not 1.
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if not (_is_int(value) and int(value) >= minimum):  # type: ignore[call-overload]
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)  # type: ignore[call-overload]
-
-
 def _check_counts(m: object, r: object, v: object) -> tuple[int, int, int]:
-    m = _check_int("m (number of canaries)", m, 1)
-    r = _check_int("r (number of guesses)", r, 0)
-    v = _check_int("v (number of correct guesses)", v, 0)
+    m = check_number("m (number of canaries)", m, "[1, inf)", integer=True)
+    r = check_number("r (number of guesses)", r, "[0, inf)", integer=True)
+    v = check_number("v (number of correct guesses)", v, "[0, inf)", integer=True)
     if r > m:
         raise ValueError(f"cannot make r={r} guesses about m={m} canaries")
     if v > r:
@@ -98,21 +82,16 @@ def _check_counts(m: object, r: object, v: object) -> tuple[int, int, int]:
 
 
 def _check_epsilon(epsilon: object) -> float:
-    if not (_is_real(epsilon) and 0.0 <= float(epsilon) < math.inf):  # type: ignore[arg-type]
-        raise ValueError(f"epsilon must be a finite real number >= 0, got {epsilon!r}")
-    return float(epsilon)  # type: ignore[arg-type]
+    return check_number("epsilon", epsilon, "[0, inf)")
 
 
-def _check_fraction(fraction: object) -> float:
-    if not (_is_real(fraction) and 0.0 < float(fraction) <= 1.0):  # type: ignore[arg-type]
-        raise ValueError(f"guess fractions must be real numbers in (0, 1], got {fraction!r}")
-    return float(fraction)  # type: ignore[arg-type]
+def check_fraction(fraction: object) -> float:
+    """A guess fraction: the share of canaries guessed on, in (0, 1]."""
+    return check_number("guess fractions", fraction, "(0, 1]")
 
 
 def _check_tolerance(tol: object) -> float:
-    if not (_is_real(tol) and 0.0 < float(tol) < 1.0):  # type: ignore[arg-type]
-        raise ValueError(f"tol must be a real number in (0, 1), got {tol!r}")
-    return float(tol)  # type: ignore[arg-type]
+    return check_number("tol", tol, "(0, 1)")
 
 
 # ------------------------------------------------------------------------------------------------ p-value
@@ -319,7 +298,7 @@ def checked_canaries(
 
 def checked_fractions(guess_fractions: Sequence[float]) -> tuple[float, ...]:
     """The guess fractions, each in ``(0, 1]``, at least one: as a tuple, or a ValueError."""
-    fractions = tuple(_check_fraction(f) for f in guess_fractions)
+    fractions = tuple(check_fraction(f) for f in guess_fractions)
     if not fractions:
         raise ValueError("guess_fractions must not be empty")
     return fractions
@@ -367,7 +346,7 @@ def one_run_audit(
     confidence = check_confidence(confidence)
     tol = _check_tolerance(tol)
     fractions = checked_fractions(guess_fractions)
-    seed = _check_int("tie_break_seed", tie_break_seed, 0)
+    seed = check_number("tie_break_seed", tie_break_seed, "[0, inf)", integer=True)
 
     level = (1.0 - confidence) / len(fractions)
     best: tuple[float, int, int, float] | None = None
@@ -442,7 +421,7 @@ def detectable_epsilon(
     its ``v*``, so the probability is at least the largest single-fraction ``P[Binomial(r, q) >= v*]``
     (used here: the epsilon returned is never optimistic), found by bisection in epsilon.
     """
-    m = _check_int("m", m, 2)
+    m = check_number("m", m, "[2, inf)", integer=True)
     claim = _check_epsilon(claim)
     delta = check_delta(delta)
     level = (1.0 - check_confidence(confidence)) / len(checked_fractions(guess_fractions))
@@ -526,8 +505,8 @@ def needed_canaries(
     epsilon = _check_epsilon(epsilon)
     delta = check_delta(delta)
     level = 1.0 - check_confidence(confidence)
-    fraction = _check_fraction(guess_fraction)
-    max_canaries = _check_int("max_canaries", max_canaries, 2)
+    fraction = check_fraction(guess_fraction)
+    max_canaries = check_number("max_canaries", max_canaries, "[2, inf)", integer=True)
     tol = _check_tolerance(tol)
 
     def bound(k: int) -> float:

@@ -21,7 +21,7 @@ ALLOWED = {
     "metrics": {"stats"},  # the public front of the statistics (DESIGN.md's names)
     "attacks": SHARED | {"stats"},
     "config": {"attacks", "strict"},
-    "report": {"results", "stats", "config", "pytest_privacy"},
+    "report": {"results", "stats", "config", "data", "querying", "pytest_privacy"},
     "assertions": SHARED | {"attacks", "stats", "report"},
     "plugin": None,  # wires everything
     "__main__": None,

@@ -118,7 +118,7 @@ def test_a_training_function_audit_holds_out_rmia_population():
     import torch
     from torch import nn
 
-    from pytest_privacy.assertions import attack_scores
+    from pytest_privacy.attacks.runner import attack_scores
 
     def train(x, y, *, seed, device):
         torch.manual_seed(seed)
