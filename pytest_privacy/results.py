@@ -180,7 +180,7 @@ class DPAuditResult(BaseModel):
     FAIL: the lower bound exceeds the claimed epsilon (the claim is false, at ``confidence``).
     PASS: it does not (a PASS never proves the claim true: it is a lower bound); ``epsilon_detectable``
     says how much power it had: the smallest true epsilon at which this audit refutes the claim at
-    least half the time with best-case canaries (:func:`pytest_privacy.stats.one_run.detectable_epsilon`).
+    least half the time with best-case canaries (:func:`pytest_privacy.stats.one_run_power.detectable_epsilon`).
     ``max_detectable`` is what perfect guesses would prove. INCONCLUSIVE: ``max_detectable`` is at most
     the claim (``epsilon_detectable`` is infinite), or the canaries left no trace, so
     no outcome of this audit could have caught a false claim.

@@ -8,7 +8,8 @@
 - ``looks``: more references on demand (``n_references="auto"``), each look at its share of the error.
 - ``epsilon``: an epsilon lower bound from membership scores.
 - ``comparisons``: two score sets on the same points (release against release, model against baseline).
-- ``one_run``, ``one_run_fdp``, ``dp_claim``: one-run audits of a DP claim and the verdict on it.
+- ``one_run``, ``one_run_power``, ``one_run_fdp``, ``dp_claim``: one-run audits of a DP claim (the
+  (epsilon, delta) bound, what it can catch before it runs, the f-DP test) and the verdict on it.
 
 ``pytest_privacy.metrics`` re-exports the public names (the contract in DESIGN.md).
 """

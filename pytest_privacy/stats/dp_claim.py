@@ -27,8 +27,6 @@ from typing import Any
 
 from ..results import DPAuditResult, Verdict
 from .checks import check_delta, check_epsilon_claim
-from .one_run import detectable_epsilon as snj_detectable_epsilon
-from .one_run import needed_canaries as snj_needed_canaries
 from .one_run import one_run_audit
 from .one_run_fdp import (
     FDPAudit,
@@ -39,6 +37,8 @@ from .one_run_fdp import (
     needed_canaries,
     one_run_fdp_audit,
 )
+from .one_run_power import detectable_epsilon as snj_detectable_epsilon
+from .one_run_power import needed_canaries as snj_needed_canaries
 
 __all__ = ["DISPLAY_DELTA", "DPClaim", "judge_dp_claim"]
 

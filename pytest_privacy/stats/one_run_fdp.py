@@ -48,8 +48,8 @@ from .one_run import (
     checked_fractions,
     guess_counts,
     guesses_per_side,
-    power_at,
 )
+from .one_run_power import power_at
 
 __all__ = [
     "FDPAudit",
@@ -242,7 +242,7 @@ def detectable_epsilon(
     m: int, curve: InverseBlowup, *, confidence: float = 0.95,
     guess_fractions: Sequence[float] = DEFAULT_GUESS_FRACTIONS, power: float = 0.5,
 ) -> float:
-    """:func:`pytest_privacy.stats.one_run.detectable_epsilon` for this reading: the smallest epsilon at which
+    """:func:`pytest_privacy.stats.one_run_power.detectable_epsilon` for this reading: the smallest epsilon at which
     each guess right with probability ``e^eps / (1 + e^eps)`` (the best case: randomized response on
     each canary) lets an audit of ``m`` canaries reject the claim's ``curve`` (:func:`claim_curve`) with
     probability ``power``; ``inf`` when none does."""

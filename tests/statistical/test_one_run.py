@@ -11,10 +11,10 @@ from scipy import optimize, special, stats
 from pytest_privacy.stats.one_run import (
     OneRunAudit,
     epsilon_lower_bound,
-    needed_canaries,
     one_run_audit,
     p_value,
 )
+from pytest_privacy.stats.one_run_power import needed_canaries
 
 RUNS = 200
 M = 1000
@@ -284,7 +284,8 @@ def test_the_power_statement_is_met_in_the_canary_game_and_never_optimistic():
     at least half the time at that epsilon, and clearly less often well below it."""
     from scipy import stats
 
-    from pytest_privacy.stats.one_run import detectable_epsilon, one_run_audit
+    from pytest_privacy.stats.one_run import one_run_audit
+    from pytest_privacy.stats.one_run_power import detectable_epsilon
 
     m, claim, delta, seeds = 600, 1.0, 1e-5, 300
     eps_d = detectable_epsilon(m, claim, delta=delta)

@@ -87,7 +87,7 @@ LIGHT = [
     "pytest_privacy", "pytest_privacy.audit", "pytest_privacy.audit.dataset", "pytest_privacy.attacks",
     "pytest_privacy.attacks.label_only", "pytest_privacy.code_identity", "pytest_privacy.metrics",
     "pytest_privacy.stats", *(f"pytest_privacy.stats.{m}" for m in (
-        "checks", "roc", "intervals", "gates", "pooled", "looks", "epsilon", "comparisons", "one_run", "one_run_fdp",
+        "checks", "roc", "intervals", "gates", "pooled", "looks", "epsilon", "comparisons", "one_run", "one_run_power", "one_run_fdp",
         "dp_claim")), "pytest_privacy.data",
     "pytest_privacy.results", "pytest_privacy.report",
 ]
