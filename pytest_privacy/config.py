@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -10,7 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from .attacks import Selection
 from .strict import StrictSettings
 
-__all__ = ["PROFILES", "PrivacyConfig", "default_profile", "resolve_config"]
+__all__ = ["PROFILES", "CommandLineOption", "PrivacyConfig", "command_line_options", "default_profile", "resolve_config"]
 
 Inconclusive = Literal["fail", "warn", "skip", "xfail"]
 
@@ -27,38 +28,86 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-class PrivacyConfig(StrictSettings):
-    """Settings for one test's privacy audit (see ``pytest --help``, group "privacy")."""
+@dataclass(frozen=True)
+class CommandLineOption:
+    """A setting's ``--privacy-<name>`` option and ini key (a flag for a bool setting), as the plugin
+    registers it: generated from the setting's field, its description the help text."""
 
-    profile: Literal["smoke", "ci", "full", "adaptive"] = "ci"
-    n_references: int | Literal["auto"] = 16  # "auto": as many as the verdict needs
-    audit: Literal["model", "recipe"] = "model"  # "recipe": every model of the audit a target in turn, pooled
-    attacks: tuple[str, ...] | None = None  # None: every suite
-    device: str = "auto"  # auto, cpu, cuda or cuda:N (checked by _device)
-    seed: int = Field(0, ge=0)
-    inconclusive: Inconclusive = "fail"
-    confidence: float = Field(0.95, gt=0, lt=1)
-    report: str | None = None
-    plots: str | None = None
-    html: str | None = None  # a self-contained HTML report
-    markdown: str | None = None  # a Markdown summary (e.g. $GITHUB_STEP_SUMMARY)
-    storage: str = ".privacy"  # where stored runs live: a path or fsspec URL
-    autosave: bool = False  # store every session's report
-    snapshot_update: bool = False  # accept this session's most vulnerable records
-    save: str | None = None  # store this session's report under this name
-    compare: str | None = None  # compare with this stored run (a name, a number, or latest)
-    compare_data_changed: bool = False  # compare gates audited on other data all the same
-    compare_fail: str | None = None  # criteria that fail the session: tpr:+0.01,auc:+0.02,eps:+0.5,new-vulnerable:5
-    population: float = Field(0.0, ge=0, lt=0.5)  # share of the data held out as RMIA's population
-    canaries: int | None = Field(None, ge=2)  # canaries of a one-run DP audit; None: half the data, <= 1000
-    canary_kind: Literal["input", "mislabelled"] = "input"  # input-space canaries, or mislabelled data points
-    cache_dir: str | None = None  # None: under pytest's cache directory
-    no_cache: bool = False
-    max_memory: int | None = None  # bytes; None: 80% of free GPU memory, or a quarter of RAM
-    executor: Literal["local", "ray"] = "local"
-    ray_gpus_per_task: float = Field(0.0, ge=0)  # fractional packs several tasks per GPU
-    ray_cpus_per_task: float = Field(1.0, gt=0)
-    ray_max_retries: int = Field(3, ge=0)
+    name: str
+    field: str
+    help: str
+    flag: bool
+    env: str | None = None  # an environment variable that may give it (over the ini file, under the command line)
+
+
+def _setting(default: Any, help: str, *, option: str | None = None, env: str | None = None, cli: bool = True, **limits: Any) -> Any:
+    """A field of :class:`PrivacyConfig` with its help text and how the command line names it
+    (``option``: the name after ``--privacy-`` when it is not the field's; ``cli=False``: no option)."""
+    return Field(default, description=help, json_schema_extra={"option": option, "env": env, "cli": cli}, **limits)
+
+
+class PrivacyConfig(StrictSettings):
+    """Settings for one test's privacy audit (see ``pytest --help``, group "privacy"). Each field's
+    description is its ``--privacy-*`` option's help (:func:`command_line_options`)."""
+
+    profile: Literal["smoke", "ci", "full", "adaptive"] = _setting(
+        "ci", "budget profile: smoke|ci|full (default: ci; smoke = 4 references, ci = 16, full = 64)")
+    n_references: int | Literal["auto"] = _setting(
+        16, "number of reference models, or auto: 4, then 8, 16, 32, 64 only while a verdict is inconclusive "
+        "(default: from the profile)", option="references")
+    audit: Literal["model", "recipe"] = _setting(
+        "model", "what membership_data gates audit: model (the target) or recipe (every model of the audit the "
+        "target in turn, their trials pooled with cluster-aware bounds: decides at small FPR) (default: model)")
+    attacks: tuple[str, ...] | None = _setting(
+        None, "comma-separated suites or attacks to run, e.g. lira,label_only (default: all)")
+    device: str = _setting("auto", "device for training references: auto|cpu|cuda[:N] (default: auto)")
+    seed: int = _setting(0, "seed from which every random choice flows (default: 0)", ge=0)
+    inconclusive: Inconclusive = _setting(
+        "fail", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)")
+    confidence: float = _setting(0.95, "confidence of every gate's bounds", cli=False, gt=0, lt=1)
+    report: str | None = _setting(None, "write every privacy result as JSON to this path")
+    plots: str | None = _setting(
+        None, "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)")
+    html: str | None = _setting(
+        None, "write a self-contained HTML report (verdicts, ROC plots, vulnerable records) to this path")
+    markdown: str | None = _setting(
+        None, "write a Markdown table of the verdicts to this path (appended, e.g. $GITHUB_STEP_SUMMARY)")
+    storage: str = _setting(".privacy", "where stored runs live: a path or fsspec URL (default: .privacy)")
+    autosave: bool = _setting(False, "store every session's report under --privacy-storage")
+    snapshot_update: bool = _setting(
+        False, "accept this session's most vulnerable records (content hashes) as the snapshot new-vulnerable "
+        "criteria compare with")
+    save: str | None = _setting(None, "store this session's report under NAME (letters, digits, . _ -)")
+    # --privacy-compare takes an optional value (bare: the latest run): the plugin declares it itself
+    compare: str | None = _setting(None, "stored run to compare with", cli=False)
+    compare_data_changed: bool = _setting(
+        False, "the data changed on purpose since the stored run: compare gates audited on other data all the "
+        "same (without it they are 'not comparable' and fail the comparison)")
+    compare_fail: str | None = _setting(
+        None, "fail the session when, against --privacy-compare's run, a gate regressed significantly: tpr:+0.01, "
+        "auc:+0.02, eps:+0.5, new-vulnerable:5 (comma-separated); a worse verdict always fails")
+    population: float = _setting(
+        0.0, "share of privacy_dataset held out as the population of tests whose privacy_attack needs one (RMIA) "
+        "or whose privacy marker sets population (default: 0)", ge=0, lt=0.5)
+    canaries: int | None = _setting(
+        None, "canaries in a one-run DP audit (dp_canary_run) (default: 300 input-space canaries, at most half "
+        "of privacy_dataset; 1000 mislabelled ones)", ge=2)
+    canary_kind: Literal["input", "mislabelled"] = _setting(
+        "input", "input (new points out of the data's distribution, random labels: what a loop without noise "
+        "memorises) or mislabelled (data points relabelled) (default: input)")
+    cache_dir: str | None = _setting(
+        None, "where trained models are cached: a path or fsspec URL (default: under .pytest_cache)")
+    no_cache: bool = _setting(False, "train every model afresh and store nothing")
+    max_memory: int | None = _setting(
+        None, "memory budget for training, e.g. 2GiB (default: 80%% of free GPU memory, or 1/4 of RAM)")
+    executor: Literal["local", "ray"] = _setting(
+        "local", "where models train: local (in this process) or ray (the cluster at RAY_ADDRESS, else a local "
+        "Ray instance; needs pytest-privacy[ray]); env PYTEST_PRIVACY_EXECUTOR (default: local)",
+        env="PYTEST_PRIVACY_EXECUTOR")
+    ray_gpus_per_task: float = _setting(
+        0.0, "GPUs per Ray task, fractional packs several (e.g. 0.25) (default: 0)", ge=0)
+    ray_cpus_per_task: float = _setting(1.0, "CPUs per Ray task (default: 1)", gt=0)
+    ray_max_retries: int = _setting(3, "retries of a failed Ray task before the session fails (default: 3)", ge=0)
 
     @field_validator("no_cache", "autosave", "snapshot_update", "compare_data_changed", mode="before")
     @classmethod
@@ -135,6 +184,20 @@ def parse_size(text: str) -> int:
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(f"cannot read {text!r} as a size; write e.g. 512MB or 4GiB")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def command_line_options() -> list[CommandLineOption]:
+    """Every setting's ``--privacy-*`` option, in the fields' order: the name (the field's, dashed,
+    unless it names another), the help (the field's description), a flag for bool settings."""
+    out = []
+    for field, info in PrivacyConfig.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if not extra.get("cli", True):
+            continue
+        name = str(extra.get("option") or field.replace("_", "-"))
+        env = extra.get("env")
+        out.append(CommandLineOption(name, field, info.description or "", info.annotation is bool, str(env) if env else None))
+    return out
 
 
 def default_profile() -> str:

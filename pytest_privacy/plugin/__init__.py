@@ -18,7 +18,7 @@ import pytest
 
 from ..assertions import gate_defaults, set_inconclusive_default
 from ..attacks import ATTACKS, SUITES, suite_attacks
-from ..config import PrivacyConfig, resolve_config
+from ..config import PrivacyConfig, command_line_options, resolve_config
 from ..report import from_json, hookspec, recording, to_json, writers
 from ..report.session_report import build_report
 from ..report.summary import junit_properties
@@ -56,54 +56,12 @@ __all__ = [
     "target_model",
 ]
 
-# option name (without --privacy-), config field, help
-_OPTIONS: list[tuple[str, str, str]] = [
-    ("profile", "profile", "budget profile: smoke|ci|full (default: ci; smoke = 4 references, ci = 16, full = 64)"),
-    ("attacks", "attacks", "comma-separated suites or attacks to run, e.g. lira,label_only (default: all)"),
-    ("device", "device", "device for training references: auto|cpu|cuda[:N] (default: auto)"),
-    ("seed", "seed", "seed from which every random choice flows (default: 0)"),
-    ("references", "n_references", "number of reference models, or auto: 4, then 8, 16, 32, 64 only while a verdict is inconclusive (default: from the profile)"),
-    ("audit", "audit", "what membership_data gates audit: model (the target) or recipe (every model of the audit the "
-     "target in turn, their trials pooled with cluster-aware bounds: decides at small FPR) (default: model)"),
-    ("population", "population", "share of privacy_dataset held out as the population of tests whose privacy_attack needs one (RMIA) or whose privacy marker sets population (default: 0)"),
-    ("canaries", "canaries", "canaries in a one-run DP audit (dp_canary_run) (default: half of privacy_dataset, at most 1000)"),
-    ("canary-kind", "canary_kind", "input (new points out of the data's distribution, random labels: what a loop without noise "
-     "memorises) or mislabelled (data points relabelled) (default: input)"),
-    ("inconclusive", "inconclusive", "what an INCONCLUSIVE gate does: fail|warn|skip|xfail (default: fail)"),
-    ("report", "report", "write every privacy result as JSON to this path"),
-    ("plots", "plots", "write a log-log ROC plot per privacy assertion into this directory (needs matplotlib)"),
-    ("html", "html", "write a self-contained HTML report (verdicts, ROC plots, vulnerable records) to this path"),
-    ("markdown", "markdown", "write a Markdown table of the verdicts to this path (appended, e.g. $GITHUB_STEP_SUMMARY)"),
-    ("storage", "storage", "where stored runs live: a path or fsspec URL (default: .privacy)"),
-    ("save", "save", "store this session's report under NAME (letters, digits, . _ -)"),
-    ("compare-fail", "compare_fail", "fail the session when, against --privacy-compare's run, a gate regressed "
-     "significantly: tpr:+0.01, auc:+0.02, eps:+0.5, new-vulnerable:5 (comma-separated); a worse verdict always fails"),
-    ("cache-dir", "cache_dir", "where trained models are cached: a path or fsspec URL (default: under .pytest_cache)"),
-    ("max-memory", "max_memory", "memory budget for training, e.g. 2GiB (default: 80%% of free GPU memory, or 1/4 of RAM)"),
-    ("executor", "executor", "where models train: local (in this process) or ray (the cluster at RAY_ADDRESS, else a local "
-     "Ray instance; needs pytest-privacy[ray]); env PYTEST_PRIVACY_EXECUTOR (default: local)"),
-    ("ray-gpus-per-task", "ray_gpus_per_task", "GPUs per Ray task, fractional packs several (e.g. 0.25) (default: 0)"),
-    ("ray-cpus-per-task", "ray_cpus_per_task", "CPUs per Ray task (default: 1)"),
-    ("ray-max-retries", "ray_max_retries", "retries of a failed Ray task before the session fails (default: 3)"),
-]
-# Settings that an environment variable may give (over the ini file, under the command line).
-_ENV = {"executor": "PYTEST_PRIVACY_EXECUTOR"}
-_FLAGS: list[tuple[str, str, str]] = [
-    ("no-cache", "no_cache", "train every model afresh and store nothing"),
-    ("autosave", "autosave", "store every session's report under --privacy-storage"),
-    ("snapshot-update", "snapshot_update", "accept this session's most vulnerable records (content hashes) as the "
-     "snapshot new-vulnerable criteria compare with"),
-    ("compare-data-changed", "compare_data_changed", "the data changed on purpose since the stored run: compare "
-     "gates audited on other data all the same (without it they are 'not comparable' and fail the comparison)"),
-]
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("privacy", "membership-inference privacy gates (pytest-privacy)")
-    for name, _, help_text in _OPTIONS:
-        group.addoption(f"--privacy-{name}", dest=_dest(name), default=None, help=help_text)
-        parser.addini(_dest(name), help=help_text, default=None)
-    for name, _, help_text in _FLAGS:
-        group.addoption(f"--privacy-{name}", dest=_dest(name), action="store_true", default=None, help=help_text)
-        parser.addini(_dest(name), help=help_text, default=None)
+    for option in command_line_options():  # one per PrivacyConfig field, its description the help
+        action = {"action": "store_true"} if option.flag else {}
+        group.addoption(f"--privacy-{option.name}", dest=_dest(option.name), default=None, help=option.help, **action)
+        parser.addini(_dest(option.name), help=option.help, default=None)
     group.addoption(
         "--privacy-clear-cache", dest="privacy_clear_cache", action="store_true",
         help="delete every cached model before the run",
@@ -120,10 +78,10 @@ def _dest(name: str) -> str:
 
 
 def _layers(config: pytest.Config) -> tuple[dict[str, Any], dict[str, Any]]:
-    options = [*_OPTIONS, *_FLAGS, ("compare", "compare", "")]
-    ini = {field: config.getini(_dest(name)) or None for name, field, _ in options}
-    ini.update({field: os.environ[var] for field, var in _ENV.items() if os.environ.get(var)})
-    cli = {field: config.getoption(_dest(name)) for name, field, _ in options}
+    options = [(o.name, o.field) for o in command_line_options()] + [("compare", "compare")]
+    ini = {field: config.getini(_dest(name)) or None for name, field in options}
+    ini.update({o.field: os.environ[o.env] for o in command_line_options() if o.env and os.environ.get(o.env)})
+    cli = {field: config.getoption(_dest(name)) for name, field in options}
     return ini, cli
 
 
