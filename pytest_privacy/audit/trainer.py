@@ -20,7 +20,7 @@ from ..data import MembershipData, Population, References
 from ..engine.executors import Executor, LocalExecutor, Trained
 from ..engine.progress import Progress
 from ..engine.store import ModelStore, digest
-from .canaries import CanaryRun, CanarySet, no_trace
+from .canaries import CanaryRun, CanarySet, default_count, no_trace
 from .dataset import as_dataset, checked_dataset, dataset_identity
 from .job import ModelSource, TrainJob
 from .setup import AuditSetup
@@ -148,18 +148,20 @@ class PrivacyTrainer:
         return data
 
     def canary_run(
-        self, how: Any, dataset: Any, *, n_canaries: int = 1000, seed: int, device: str = "auto",
+        self, how: Any, dataset: Any, *, n_canaries: int | None = None, seed: int, device: str = "auto",
         kind: str = "input",
     ) -> CanaryRun:
         """Train ``how`` once with ``n_canaries`` canaries of ``kind`` (input-space canaries, or
         mislabelled data points), each included with probability 1/2 (:class:`CanarySet`), and score
-        every canary: the input of a one-run audit of a differential-privacy claim. Cached like every
-        model (its key covers the canaries)."""
+        every canary: the input of a one-run audit of a differential-privacy claim (``n_canaries=None``:
+        :func:`~pytest_privacy.audit.canaries.default_count`). Cached like every model (its key covers
+        the canaries)."""
         source = model_source(how)
         if source.validation_share > 0:
             raise ValueError("a one-run audit trains on all the data: a defense with a validation pool cannot join it.")
         x, y = as_dataset(dataset)
-        canaries = CanarySet.draw(x, y, n_canaries, seed, kind)
+        count = default_count(kind, len(y)) if n_canaries is None else n_canaries
+        canaries = CanarySet.draw(x, y, count, seed, kind)
         x_train, y_train, keep = canaries.training_set(x, y)
         x = x_train
         source.check(x, y_train, int(keep.sum()))
@@ -175,12 +177,13 @@ class PrivacyTrainer:
         if "logits" not in trained.entry:
             raise ValueError("the model answers only labels: a canary audit scores log-probabilities; return logits.")
         scores = canaries.scores(trained.entry["logits"][:, 0])
+        description = canaries.describe()
         recipe = getattr(source, "recipe", None)
         defense = getattr(recipe, "defense", None)
         return CanaryRun(
             scores, canaries.included, seed, time.perf_counter() - start, self.models_trained > trained_before,
             None if defense is None else defense.accountant_epsilon,
-            canaries.describe(), dataset_identity(*as_dataset(dataset)),
+            description, dataset_identity(*as_dataset(dataset)),
             no_trace(trained.entry["logits"][:, 0][: len(y)]),
         )
 

@@ -46,8 +46,16 @@ def test_input_canaries_are_new_rows_out_of_the_data_and_leave_the_data_untouche
     np.testing.assert_array_equal(x_train[:500], x)
     np.testing.assert_array_equal(y_train[:500], y)  # no data point relabelled
     assert keep[:500].all() and (keep[500:] == c.included).all() and (c.rows == np.arange(500, 800)).all()
-    # outside the data: every canary is at least 3 standard deviations from the mean in every feature
-    assert np.abs(c.inputs - x.mean(0)).min() > 2.9 * x.std()
+    # outside the data: far from its mean (each of the pattern's 3 coefficients at least 6 sd, so the
+    # distance is at least 6 sd per feature on average), and along the directions it varies least:
+    # the data's variance along each canary's direction is below its median principal variance
+    offsets = (c.inputs - x.mean(0)).astype(np.float64)
+    assert (np.linalg.norm(offsets, axis=1) >= 6 * x.std() * np.sqrt(6) * (1 - 1e-5)).all()
+    directions = offsets / np.linalg.norm(offsets, axis=1, keepdims=True)
+    variance_along = np.einsum("md,de,me->m", directions, np.cov(x.astype(np.float64), rowvar=False), directions)
+    assert variance_along.max() <= np.median(np.linalg.eigvalsh(np.cov(x.astype(np.float64), rowvar=False)))
+    wide = CanarySet.draw(rng.normal(size=(50, 5000)).astype(np.float32), y[:50], 10, seed=0)
+    assert wide.inputs.shape == (10, 5000)  # beyond the covariance's size: a sign pattern over every feature
     ids = rng.integers(0, 1000, size=(500, 6)) + 123_456_789
     c_ids = CanarySet.draw(ids, y, 50, seed=0)
     assert c_ids.inputs.dtype == ids.dtype and c_ids.inputs.min() >= ids.min() and c_ids.inputs.max() <= ids.max()
