@@ -41,7 +41,7 @@ _EXPORTS = {
     "train_ensemble": "engine.ensemble",
     "Ensemble": "engine.ensemble",
     "balanced_keep": "engine.seeds",
-    "make_queries": "augmentations",
+    "make_queries": "data.augmentations",
     "training_function": "audit.training_functions",
     "stacked_training": "audit.stacked_source",
     "StackedModels": "engine.own_loop",

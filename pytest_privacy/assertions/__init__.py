@@ -16,7 +16,7 @@ import numpy as np
 from ..attacks.registry import get_attack
 from ..attacks.runner import attack_scores
 from ..data import Baseline, MembershipData, as_membership_data
-from ..querying import label_oracle
+from ..data.querying import label_oracle
 from ..report import record_result
 from ..report.records import attack_record
 from ..results import (

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..querying import model_inputs
+from ..data.querying import model_inputs
 
 if TYPE_CHECKING:
     from ..data import References

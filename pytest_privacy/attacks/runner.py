@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..data import MembershipData, as_membership_data
-from ..querying import label_oracle, query_logits
+from ..data.querying import label_oracle, query_logits
 from .queries import LabelQuery
 from .registry import get_attack
 

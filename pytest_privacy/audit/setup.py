@@ -22,7 +22,7 @@ class AuditSetup:
     ``points`` are the indices of the data set's points that are audited: all of them, except the
     pools held out of every model (a defense's validation pool, which its models have seen, and
     RMIA's population). ``ensemble`` holds a recipe's models (the target last); None for a
-    training function, whose target is a :class:`~pytest_privacy.querying.CachedTarget`.
+    training function, whose target is a :class:`~pytest_privacy.data.querying.CachedTarget`.
     """
 
     target: Any

@@ -5,7 +5,7 @@
   :class:`~pytest_privacy.Ensemble`.
 - :class:`FunctionSource`: the user's ``train_fn(x, y, *, seed, device) -> model``, called once per
   model; only logits are stored (weights of arbitrary models are never pickled), and the target is
-  a :class:`~pytest_privacy.querying.CachedTarget` that retrains on demand.
+  a :class:`~pytest_privacy.data.querying.CachedTarget` that retrains on demand.
 
 Each source owns its cache key: everything that determines a model (its leading tag changes with
 the arithmetic, so old entries are never read as new ones).
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data.querying import CachedTarget, is_module
 from ..engine.executors import Entry, Trained
 from ..engine.recipe import TrainingRecipe
 from ..engine.seeds import function_seed, torch_seed
 from ..engine.store import digest
-from ..querying import CachedTarget, is_module
 from .job import Built, ModelSource, library_versions
 from .training_functions import declared, function_identity
 
@@ -94,7 +94,7 @@ class RecipeSource:
         if self.recipe.precision != "auto":  # fixed by on(): say what the models train in
             line += f", trained in {self.recipe.precision}"
         if callable(self.recipe.model):
-            from ..code_identity import code_identity
+            from ..engine.code_identity import code_identity
 
             line += f"; model factory {code_identity(self.recipe.model).describe()}"
         return line
@@ -172,13 +172,13 @@ class FunctionSource:
         return function_seed(seed)
 
     def covers(self) -> str:
-        from ..code_identity import code_identity
+        from ..engine.code_identity import code_identity
 
         return f"training function {code_identity(self.train_fn).describe()}{declared(self.train_fn)}"
 
     def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
+        from ..data.querying import query_answers
         from ..engine.ensemble import resolve_device
-        from ..querying import query_answers
 
         device = str(resolve_device(job.device))
         out = []
@@ -192,7 +192,7 @@ class FunctionSource:
     def build(
         self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
     ) -> Built:
-        from ..augmentations import make_queries
+        from ..data.augmentations import make_queries
 
         if len(entries) <= n_references:  # references only: they answer from their stored logits
             return Built(None)

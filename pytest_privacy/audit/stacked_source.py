@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data.querying import model_inputs
 from ..engine.executors import Entry, Trained
 from ..engine.recipe import callable_identity
 from ..engine.seeds import torch_seed
 from ..engine.store import digest
-from ..querying import model_inputs
 from .job import Built, library_versions
 from .training_functions import declared, function_identity
 
@@ -51,8 +51,8 @@ def stacked_training(
     ``model`` builds one model (called once per model, under that model's seed), ``batch_size`` is
     each model's minibatch, ``augmentations`` the views the loop trains on (LiRA's query set) and
     ``version`` a tag to bump when something outside the code changes. All are in the cache key."""
-    from ..augmentations import check_augmentations
-    from ..querying import is_module
+    from ..data.augmentations import check_augmentations
+    from ..data.querying import is_module
 
     if not callable(model) or is_module(model):  # a built model is callable too: each model needs its own
         raise TypeError(
@@ -127,7 +127,7 @@ class StackedFunctionSource:
         return torch_seed(seed)
 
     def covers(self) -> str:
-        from ..code_identity import code_identity
+        from ..engine.code_identity import code_identity
 
         return (
             f"stacked training loop {code_identity(self.train_fn).describe()}; model {code_identity(self.factory).describe()}; "
@@ -152,8 +152,8 @@ class StackedFunctionSource:
 
     def _train_group(self, job: TrainJob, group: list[int], count: int, device: Any) -> dict[int, Trained]:
         """The ``group`` models (each ``count`` steps an epoch) trained as one stack."""
+        from ..data.querying import query_logits
         from ..engine.own_loop import PerModelBatches, StackedModels
-        from ..querying import query_logits
 
         seeds = [job.seeds[i] for i in group]
         models = StackedModels(self.factory, seeds).to(device)

@@ -19,7 +19,7 @@ def training_function(
     changes where its code does not show it (a data file, an environment variable), and the
     ``augmentations`` it trains with (names as in ``TrainingRecipe.augmentations``), which become
     LiRA's query set so that queries match training. Both are part of the cache key."""
-    from ..augmentations import check_augmentations
+    from ..data.augmentations import check_augmentations
 
     augmentations = tuple(augmentations)
     check_augmentations(augmentations)

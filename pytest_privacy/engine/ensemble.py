@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..augmentations import make_queries
 from ..data import as_float32
+from ..data.augmentations import make_queries
 from .models import build_model, dry_run
 from .progress import Progress, progress_bar
 from .recipe import TrainingRecipe

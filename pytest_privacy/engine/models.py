@@ -103,7 +103,7 @@ def dry_run(module: nn.Module, example_shape: tuple[int, ...]) -> dict[str, Laye
     statistics, nor fail BatchNorm on one example), and report every leaf layer by name."""
     import torch
 
-    from ..querying import evaluating
+    from ..data.querying import evaluating
 
     seen: dict[str, LayerRun] = {}
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
-from ..augmentations import check_augmentations
+from ..data.augmentations import check_augmentations
 from ..strict import StrictSettings
 from .defenses import DefenseSettings, defense_settings
 
@@ -119,7 +119,7 @@ class TrainingRecipe(StrictSettings):
     @field_validator("model")
     @classmethod
     def _known_model(cls, value: Any) -> Any:
-        from ..querying import is_module
+        from ..data.querying import is_module
 
         if isinstance(value, str) and value not in MODELS:
             raise ValueError(f"unknown model {value!r}; use one of {MODELS} or a zero-arg factory")
@@ -160,9 +160,9 @@ class TrainingRecipe(StrictSettings):
 
 def callable_identity(fn: Callable[..., Any]) -> str:
     """``module.qualname#digest`` of a function or class and the user code it reaches (its classes,
-    helpers and literal constants, transitively: :func:`pytest_privacy.code_identity.code_identity`),
+    helpers and literal constants, transitively: :func:`pytest_privacy.engine.code_identity.code_identity`),
     so an edit anywhere in what builds the model changes the cache key."""
-    from ..code_identity import code_identity
+    from .code_identity import code_identity
 
     identity = code_identity(fn)
     return f"{identity.root}#{identity.digest}"

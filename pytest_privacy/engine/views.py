@@ -2,7 +2,7 @@
 one-pixel ``shift``, or a ``crop`` of the reflect-padded input) and horizontal ``flip`` from its
 model's generator; ``noise`` is drawn per step from each model's own torch generator (stream 5 of
 its seed), only for models that step. The query set LiRA uses holds the same kinds of views
-(:func:`pytest_privacy.augmentations.make_queries`)."""
+(:func:`pytest_privacy.data.augmentations.make_queries`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..augmentations import CROP_PAD, spatial_axes
+from ..data.augmentations import CROP_PAD, spatial_axes
 from .seeds import torch_generators
 
 if TYPE_CHECKING:

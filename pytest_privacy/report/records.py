@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..data import MembershipData
-from ..querying import model_inputs
+from ..data.querying import model_inputs
 from ..results import (
     AttackResult,
     GateResult,

@@ -11,10 +11,9 @@ import pytest_privacy
 ROOT = Path(pytest_privacy.__file__).parent
 
 # What each part of the package may import (besides itself). Shared modules sit beside the rooms.
-SHARED = {"strict", "results", "augmentations", "querying", "data", "code_identity"}
+SHARED = {"strict", "results", "data"}
 ALLOWED = {
-    "strict": set(), "results": set(), "augmentations": set(), "querying": {"augmentations"}, "code_identity": set(),
-    "data": {"augmentations", "querying"}, "datasets": set(),
+    "strict": set(), "results": set(), "data": set(), "datasets": set(),
     "engine": SHARED,
     "audit": SHARED | {"engine", "pytest_privacy"},  # (the package: its __version__ keys caches)
     "stats": {"results", "data"},  # numpy and scipy; the audit plan's data only for its type
@@ -85,7 +84,7 @@ def test_no_module_imports_a_private_name_from_another():
 # Modules a notebook imports without torch or pytest: the public front and the numpy-only core.
 LIGHT = [
     "pytest_privacy", "pytest_privacy.audit", "pytest_privacy.audit.dataset", "pytest_privacy.attacks",
-    "pytest_privacy.attacks.label_only", "pytest_privacy.code_identity", "pytest_privacy.metrics",
+    "pytest_privacy.attacks.label_only", "pytest_privacy.engine.code_identity", "pytest_privacy.metrics",
     "pytest_privacy.stats", *(f"pytest_privacy.stats.{m}" for m in (
         "checks", "roc", "intervals", "gates", "pooled", "looks", "epsilon", "comparisons", "one_run", "one_run_power", "one_run_fdp",
         "dp_claim")), "pytest_privacy.data",
@@ -135,3 +134,13 @@ def test_no_import_circle_inside_any_room():
 
     circles = sorted(m for m in edges if reaches(m, m))
     assert not circles, "modules on an import circle inside their room:\n" + "\n".join(circles)
+
+
+def test_the_package_root_holds_the_front_the_kernel_and_the_rooms_only():
+    """At the root: the public front, the shared kernel every room may use, and the rooms; a new
+    module goes into the room of its concept (ARCHITECTURE.md says which)."""
+    front = {"__init__", "__main__", "assertions", "config", "datasets", "metrics"}
+    kernel = {"data", "results", "strict"}
+    rooms = {"attacks", "audit", "engine", "plugin", "report", "stats"}
+    found = {p.stem for p in ROOT.glob("*.py")} | {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    assert found == front | kernel | rooms

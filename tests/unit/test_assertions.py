@@ -220,7 +220,7 @@ def test_querying_a_module_leaves_every_submodule_in_its_own_mode():
     from torch import nn
 
     from pytest_privacy.attacks.label_only import boundary_scores_whitebox
-    from pytest_privacy.querying import query_logits
+    from pytest_privacy.data.querying import query_logits
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))

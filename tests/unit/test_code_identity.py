@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_privacy.code_identity import (
+from pytest_privacy.engine.code_identity import (
     CodeIdentity,
     code_identity,
     is_user_module,
@@ -122,7 +122,7 @@ def test_library_code_is_never_covered(load):
     import torch.nn
 
     assert not is_user_module(torch.nn) and not is_user_module(np) and not is_user_module(functools)
-    assert not is_user_module(sys.modules["pytest_privacy.code_identity"])
+    assert not is_user_module(sys.modules["pytest_privacy.engine.code_identity"])
 
 
 def test_code_reached_through_another_user_module(load, tmp_path, monkeypatch):
@@ -178,7 +178,7 @@ def test_the_digest_is_the_same_in_a_fresh_process(load, tmp_path):
     here = code_identity(module.train)
     script = textwrap.dedent(f"""
         import importlib.util, sys
-        from pytest_privacy.code_identity import code_identity
+        from pytest_privacy.engine.code_identity import code_identity
         spec = importlib.util.spec_from_file_location("user_model_code", {module.__file__!r})
         module = importlib.util.module_from_spec(spec)
         sys.modules["user_model_code"] = module

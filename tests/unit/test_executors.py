@@ -12,6 +12,7 @@ from helpers import noise_labels
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.audit import PrivacyTrainer
+from pytest_privacy.data.querying import query_logits
 from pytest_privacy.engine.executors import (
     LocalExecutor,
     RayExecutor,
@@ -20,7 +21,6 @@ from pytest_privacy.engine.executors import (
 )
 from pytest_privacy.engine.seeds import model_seeds
 from pytest_privacy.engine.store import MARKER, ModelStore
-from pytest_privacy.querying import query_logits
 
 N_REFS = 4  # + the target: 5 models
 

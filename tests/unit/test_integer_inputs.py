@@ -13,8 +13,8 @@ from pytest_privacy import (
     TrainingRecipe,
     assert_auc_below,
 )
+from pytest_privacy.data.querying import query_logits
 from pytest_privacy.engine.store import ModelStore
-from pytest_privacy.querying import query_logits
 
 VOCAB, T, N = 50, 6, 240
 BIG = 123_456_789  # above 2**24: float32 holds 123456792

@@ -20,7 +20,7 @@ from pytest_privacy.attacks.label_only import (
     n_augmentations,
     noise_scores,
 )
-from pytest_privacy.augmentations import make_queries
+from pytest_privacy.data.augmentations import make_queries
 from pytest_privacy.stats.intervals import auc_confidence_interval
 from pytest_privacy.stats.roc import auc
 

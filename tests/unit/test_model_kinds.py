@@ -147,7 +147,7 @@ def _hf_style_fn(x, y, *, seed, device):
 
 
 def test_an_output_with_logits_is_read_as_logits_and_other_outputs_are_named(tmp_path):
-    from pytest_privacy.querying import query_logits
+    from pytest_privacy.data.querying import query_logits
 
     data = noise_labels(200, 6)
     setup = PrivacyTrainer(store=ModelStore(tmp_path)).audit(_hf_style_fn, data, n_references=2, seed=0)

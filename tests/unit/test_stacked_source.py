@@ -10,9 +10,9 @@ from torch.nn import functional as F
 
 from pytest_privacy import PerModelBatches, per_model_loss, stacked_training
 from pytest_privacy.audit import PrivacyTrainer
+from pytest_privacy.data.querying import query_logits
 from pytest_privacy.engine.own_loop import StackedModels, seeded_model
 from pytest_privacy.engine.store import ModelStore
-from pytest_privacy.querying import query_logits
 
 EPOCHS = 3
 

@@ -9,8 +9,8 @@ from helpers import noise_labels
 from pytest_privacy import training_function
 from pytest_privacy.audit import PrivacyTrainer
 from pytest_privacy.audit.training_functions import function_identity
+from pytest_privacy.data.querying import CachedTarget
 from pytest_privacy.engine.store import ModelStore
-from pytest_privacy.querying import CachedTarget
 
 
 @pytest.mark.slow
@@ -155,7 +155,7 @@ def test_seeds_fit_in_31_bits_and_estimators_are_audited_through_predict_proba()
 
 
 def test_an_estimator_with_only_a_decision_function_is_read_as_margins():
-    from pytest_privacy.querying import query_logits
+    from pytest_privacy.data.querying import query_logits
 
     class Margin:  # a binary linear model, as LinearSVC exposes it
         def decision_function(self, x):
@@ -182,7 +182,7 @@ def test_a_model_where_a_function_or_factory_belongs_names_the_fix():
     import torch
 
     from pytest_privacy import TrainingRecipe
-    from pytest_privacy.querying import query_logits
+    from pytest_privacy.data.querying import query_logits
 
     with pytest.raises(ValueError, match="nn.Module instance .*zero-argument factory"):
         TrainingRecipe(model=torch.nn.Linear(4, 2))
@@ -200,7 +200,7 @@ def test_target_model_is_the_same_kind_of_object_on_a_cold_and_a_warm_cache(pyte
         test_kind="""
         from torch import nn
         from pytest_privacy import attack_scores
-        from pytest_privacy.querying import CachedTarget
+        from pytest_privacy.data.querying import CachedTarget
 
         def test_kind(target_model, membership_data):
             assert isinstance(target_model, CachedTarget) and isinstance(target_model.model, nn.Module)

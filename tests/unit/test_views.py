@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pytest_privacy import TrainingRecipe, balanced_keep, make_queries
-from pytest_privacy.augmentations import reflect_shift, shift
+from pytest_privacy.data.augmentations import reflect_shift, shift
 from pytest_privacy.engine.ensemble import train_models
 from pytest_privacy.engine.seeds import model_seeds
 from pytest_privacy.engine.views import TrainViews

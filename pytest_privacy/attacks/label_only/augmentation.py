@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 from scipy import ndimage
 
-from ...augmentations import shift, spatial_axes
 from ...data import check_inputs
+from ...data.augmentations import shift, spatial_axes
 from ..queries import LabelQuery, Predict, QueryCounter, as_counter
 from ..registry import Attack, register_attack
 from .oracle import check_nonnegative_int, check_xy

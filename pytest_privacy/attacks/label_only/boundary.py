@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...querying import CachedTarget, is_module
+from ...data.querying import CachedTarget, is_module
 from ..queries import LabelQuery
 from ..registry import Attack, register_attack
 from .boundary_whitebox import boundary_scores_whitebox

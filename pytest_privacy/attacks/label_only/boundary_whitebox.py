@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...querying import evaluating
+from ...data.querying import evaluating
 from .oracle import check_nonnegative_int, check_xy, resolve_max_radius
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ class References:
     """Reference (shadow) models' logits on the audit queries, and which point each trained on.
 
     ``logits [M, N, A, C]``: model m on query a of audit point n (A = original + augmentations,
-    in the order of :func:`pytest_privacy.augmentations.make_queries`); ``keep [M, N]`` bool.
+    in the order of :func:`pytest_privacy.data.augmentations.make_queries`); ``keep [M, N]`` bool.
     The target is queried with the same ``augmentations``, as LiRA requires. ``predict``, when
     given, maps a batch ``[B, ...]`` to every reference's logits ``[M, B, C]``: attacks that must
     query the references on new inputs (the trained label-only attack) need it.
