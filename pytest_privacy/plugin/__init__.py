@@ -19,9 +19,7 @@ import pytest
 from ..assertions import gate_defaults, set_inconclusive_default
 from ..attacks import ATTACKS, SUITES, suite_attacks
 from ..config import PrivacyConfig, command_line_options, resolve_config
-from ..report import from_json, hookspec, recording, to_json, writers
-from ..report.session_report import build_report
-from ..report.summary import junit_properties
+from ..report import hookspec, recording, to_json, writers
 from .fixtures import (  # pytest finds fixtures among the plugin module's names
     dp_canary_run,
     membership_data,
@@ -37,7 +35,8 @@ from .fixtures import (  # pytest finds fixtures among the plugin module's names
     reference_models_for,
     target_model,
 )
-from .state import SESSION, STASH, TRAINER, Session, open_store, session_config
+from .session import RESULT_PROPERTY, SESSION, PrivacySession
+from .state import STASH, TRAINER, open_store, session_config
 
 # The fixtures, re-exported: pytest registers the fixtures it finds among a plugin module's names.
 __all__ = [
@@ -141,14 +140,14 @@ def pytest_configure(config: pytest.Config) -> None:
             import matplotlib  # noqa: F401
         except ImportError:
             raise pytest.UsageError("--privacy-plots needs matplotlib: pip install 'pytest-privacy[plot]'") from None
-    config.stash[SESSION] = Session()
+    config.stash[SESSION] = gathered = PrivacySession(config)
     if not base.no_cache and (base.cache_dir or config.getoption("privacy_clear_cache")):
         # An explicit store is checked now: a wrong path is a usage error before anything runs.
         store = open_store(config, base)
         if config.getoption("privacy_clear_cache") and not hasattr(config, "workerinput"):
             # Here, on the xdist controller before any worker starts, or in a plain run.
-            config.stash[SESSION].cleared = store.clear()
-    config.pluginmanager.register(_Collector(config), "pytest-privacy-collector")
+            gathered.cleared = store.clear()
+    config.pluginmanager.register(gathered, "pytest-privacy-session")
     if not hasattr(config, "workerinput"):  # reports are written where results are gathered
         config.pluginmanager.register(writers, "pytest-privacy-summary")
         for name, writer in writers.built_in_writers().items():
@@ -294,39 +293,6 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             item.user_properties.extend((RESULT_PROPERTY, to_json(r)) for r in results)
 
 
-RESULT_PROPERTY = "privacy_result"
-
-
-class _Collector:
-    """Gathers results from test reports: this process's, or every xdist worker's on the controller."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-
-    @pytest.hookimpl(tryfirst=True)  # before junitxml reads the properties (from the teardown report)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if hasattr(self.config, "workerinput"):
-            return
-        kept = []
-        for name, value in report.user_properties:
-            if name != RESULT_PROPERTY:
-                kept.append((name, value))
-                continue
-            try:
-                result = from_json(value)
-            except ValueError as exc:  # never an INTERNALERROR that ends the session: name the test
-                self.config.stash[SESSION].lines.append(
-                    f"pytest-privacy: the result of {report.nodeid} could not be read back and is left out: {exc}"
-                )
-                self.config.stash[SESSION].unreadable += 1
-                continue
-            if report.when == "call":  # every phase's report carries the properties: count them once
-                self.config.stash[SESSION].results.append(result)
-                self.config.hook.pytest_privacy_result(result=result, config=self.config)
-            kept += junit_properties(result)  # the whole result, ROC included, is in the JSON report
-        report.user_properties = kept
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     trainer = session.config.stash.get(TRAINER, None)
     if trainer is not None:
@@ -337,72 +303,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if hasattr(session.config, "workeroutput"):  # an xdist worker: report to the controller
             session.config.workeroutput["pytest_privacy"] = counts
         else:
-            _add_counts(session.config, counts)
-    if not hasattr(session.config, "workerinput"):
-        _write_reports(session)
+            session.config.stash[SESSION].add_counts(counts)
+    gathered = session.config.stash.get(SESSION, None)
+    if gathered is not None and not hasattr(session.config, "workerinput"):
+        gathered.write_reports(session)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     counts = getattr(node, "workeroutput", {}).get("pytest_privacy")
     if counts:
-        _add_counts(node.config, counts)
-
-
-def _add_counts(config: pytest.Config, counts: dict[str, Any]) -> None:
-    gathered = config.stash[SESSION]
-    gathered.trained += counts["trained"]
-    gathered.loaded += counts["loaded"]
-    gathered.seconds += counts["seconds"]
-    gathered.covers.update(counts["covers"])
-
-
-def _write_reports(session: pytest.Session) -> None:
-    """Call every ``pytest_privacy_write_reports`` implementation, each on its own: one that fails
-    is named in the summary and fails the run, and the others still write."""
-    config = session.config
-    gathered = config.stash.get(SESSION, None)
-    if gathered is None:
-        return
-    settings = session_config(config)
-    wanted = settings.compare is not None or any(w.wanted(settings) for w in writers.built_in_writers().values())
-    if not (gathered.results or gathered.trained or gathered.loaded or wanted or gathered.cleared is not None):
-        return
-    if gathered.cleared is not None:
-        root = open_store(config, settings).root
-        gathered.lines.append(f"cache cleared: {gathered.cleared} files the store wrote deleted from {root}")
-    if gathered.unreadable:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    report = build_report(
-        gathered.results, settings.model_dump(mode="json"), models_trained=gathered.trained,
-        models_loaded=gathered.loaded, seconds_training=gathered.seconds, cache_keys=sorted(gathered.covers),
-    )
-    try:
-        report = writers.with_comparison(report, settings)
-    except Exception as exc:  # the stored run was readable at configure time; say what broke since
-        gathered.lines.append(f"pytest-privacy: the comparison with stored run {settings.compare!r} failed: {exc}")
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    regressed = report.comparison is not None and report.comparison.failed and settings.compare_fail is not None
-    failed = session.exitstatus != pytest.ExitCode.OK or regressed
-    report = report.model_copy(update={"outcome": "failed" if failed else "passed"})
-    arguments = {"report": report, "settings": settings, "config": config, "write_line": gathered.lines.append}
-    for impl in reversed(config.hook.pytest_privacy_write_reports.get_hookimpls()):  # tryfirst ones first
-        try:
-            impl.function(*[arguments[name] for name in impl.argnames])
-        except hookspec.FailSession as exc:  # not a broken writer: a reason to fail the run
-            gathered.lines.append(f"pytest-privacy: {exc}")
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        except Exception as exc:
-            gathered.lines.append(f"pytest-privacy: the report writer {impl.plugin_name!r} failed: {exc!r}")
-            if session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        node.config.stash[SESSION].add_counts(counts)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     gathered = config.stash.get(SESSION, None)
-    if gathered is None or not gathered.lines:
-        return
-    terminalreporter.section("privacy")
-    for line in gathered.lines:
-        failed = line.startswith("pytest-privacy: the report writer")
-        terminalreporter.write_line(line, red=failed, bold=failed)
+    if gathered is not None:
+        gathered.summary(terminalreporter)

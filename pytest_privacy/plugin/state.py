@@ -1,9 +1,8 @@
-"""What the plugin's hooks and fixtures share: the session's stash keys, what a session gathered
-across xdist workers, the settings of a test, and the session's model store."""
+"""What the plugin's hooks and fixtures share: the session's stash keys, the settings of a test, and
+the session's model store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -12,28 +11,11 @@ from ..audit import PrivacyTrainer
 from ..config import PrivacyConfig, resolve_config
 from ..engine.store import ModelStore, NotAStoreError
 
-__all__ = ["SESSION", "STASH", "STORE", "TRAINER", "Session", "default_cache_dir", "open_store", "session_config"]
+__all__ = ["STASH", "STORE", "TRAINER", "default_cache_dir", "open_store", "session_config"]
 
 STASH = pytest.StashKey[dict[str, Any]]()
 TRAINER = pytest.StashKey[PrivacyTrainer]()
 STORE = pytest.StashKey[ModelStore]()
-
-
-@dataclass
-class Session:
-    """What a session gathered, across xdist workers: results, model counts, a cleared cache."""
-
-    results: list[Any] = field(default_factory=list)
-    trained: int = 0
-    loaded: int = 0
-    seconds: float = 0.0
-    covers: set[str] = field(default_factory=set)  # what the cache keys cover, per model source
-    cleared: int | None = None  # files --privacy-clear-cache deleted
-    lines: list[str] = field(default_factory=list)  # for the terminal summary, from the writers
-    unreadable: int = 0  # results that could not be read back (the session then fails)
-
-
-SESSION = pytest.StashKey[Session]()
 
 
 def open_store(config: pytest.Config, settings: PrivacyConfig) -> ModelStore:

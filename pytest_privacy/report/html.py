@@ -18,9 +18,6 @@ Every string from the run (test ids, reasons, settings, ...) is escaped with :fu
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import os
 import tempfile
 from pathlib import Path
@@ -33,7 +30,16 @@ from ..results import (
     DPAuditResult,
     SessionReport,
 )
-from .summary import decided_tpr, dp_claim_text, dp_power, dp_proven, verdict_label
+from .html_details import detail, has_roc, matplotlib_available
+from .html_text import (
+    attack_name,
+    badge,
+    badge_text,
+    escape,
+    gate_name,
+    test_name,
+)
+from .summary import decided_tpr, dp_claim_text, dp_power, dp_proven
 
 __all__ = ["render_html", "write_html"]
 
@@ -110,30 +116,30 @@ def write_html(report: SessionReport, path: str | os.PathLike[str]) -> None:
 def render_html(report: SessionReport, *, figures: bool = True) -> str:
     """The report page as a string (``figures=False`` leaves out the ROC figures, as a missing
     matplotlib does, and says so)."""
-    plotting = figures and _matplotlib_available()
+    plotting = figures and matplotlib_available()
     results = list(report.results)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>pytest-privacy report {_e(report.created)}</title>",
+        f"<title>pytest-privacy report {escape(report.created)}</title>",
         f"<style>{_CSS}</style></head><body>",
         _outcome(report),
         _header(report),
     ]
     if not results:
         note = report.note or _NO_RESULTS
-        parts.append(f'<p class="empty" id="empty-report">{_e(note)}</p>')
+        parts.append(f'<p class="empty" id="empty-report">{escape(note)}</p>')
     else:
-        if figures and not plotting and any(_has_roc(r) for r in results):
-            parts.append(f'<p class="notice" id="no-figures">{_e(_NO_MATPLOTLIB)}</p>')
+        if figures and not plotting and any(has_roc(r) for r in results):
+            parts.append(f'<p class="notice" id="no-figures">{escape(_NO_MATPLOTLIB)}</p>')
         elif not figures:
             parts.append('<p class="notice" id="no-figures">ROC figures were left out of this report.</p>')
         if report.note:
-            parts.append(f'<p class="notice" id="note">{_e(report.note)}</p>')
+            parts.append(f'<p class="notice" id="note">{escape(report.note)}</p>')
         parts += [_verdicts(results), _release_comparison(report), _attack_comparisons(results)]
         parts.append('<h2 id="details">Details</h2>')
-        parts += [_detail(i, r, plotting) for i, r in enumerate(results)]
+        parts += [detail(i, r, plotting) for i, r in enumerate(results)]
     parts.append(
         '<p class="muted">Written by pytest-privacy. A PASS bounds what the attacks here could show on '
         "this audit set; it is not a proof of privacy.</p></body></html>"
@@ -156,7 +162,7 @@ def _outcome(report: SessionReport) -> str:
     badge = "fail" if state == "failed" else "pass"
     return (
         f'<p id="outcome" class="outcome {state}"><span class="badge {badge}">SESSION {state.upper()}</span> '
-        f"{_e(why)}</p>"
+        f"{escape(why)}</p>"
     )
 
 
@@ -173,9 +179,9 @@ def _header(report: SessionReport) -> str:
         ("models", (f"{report.models_trained} trained in {report.seconds_training:.1f}s, "
                    f"{report.models_loaded} loaded from cache")),
     ]
-    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in context)
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in context)
     settings = "".join(
-        f'<tr data-setting="{_e(k)}"><th>{_e(k)}</th><td class="mono">{_e(_setting(v))}</td></tr>'
+        f'<tr data-setting="{escape(k)}"><th>{escape(k)}</th><td class="mono">{escape(_setting(v))}</td></tr>'
         for k, v in sorted(config.items()) if v is not None
     )
     command = _reproduce_command(config)
@@ -184,11 +190,11 @@ def _header(report: SessionReport) -> str:
         f'<dl class="context">{rows}</dl>',
     ]
     if command:
-        out.append(f'<p>Reproduce with (plus your test selection):</p><pre id="reproduce">{_e(command)}</pre>')
+        out.append(f'<p>Reproduce with (plus your test selection):</p><pre id="reproduce">{escape(command)}</pre>')
     if settings:
         out.append(f'<details id="settings"><summary>All settings</summary><table class="settings">{settings}</table></details>')
     if report.cache_keys:
-        keys = "".join(f"<li class='mono'>{_e(k)}</li>" for k in report.cache_keys)
+        keys = "".join(f"<li class='mono'>{escape(k)}</li>" for k in report.cache_keys)
         out.append(f'<details id="cache-keys"><summary>What the model cache keys cover</summary><ul>{keys}</ul></details>')
     out.append("</header>")
     return "\n".join(out)
@@ -213,7 +219,7 @@ def _reproduce_command(config: dict[str, Any]) -> str:
 def _verdicts(results: list[AnyResult]) -> str:
     """The verdict table: one ``tr.result`` per result, linked to its details."""
     counts = {v: sum(r.verdict.value == v for r in results) for v in ("pass", "fail", "inconclusive")}
-    summary = "".join(f'<span class="count-{v}">{_badge_text(v)}: {n}</span>' for v, n in counts.items())
+    summary = "".join(f'<span class="count-{v}">{badge_text(v)}: {n}</span>' for v, n in counts.items())
     head = "".join(f"<th>{h}</th>" for h in (
         "Verdict", "Test", "Attack (variant)", "Measured", "Limit", "AUC", "ε lower bound", "n", "Refs", "Time"))
     rows = []
@@ -223,12 +229,12 @@ def _verdicts(results: list[AnyResult]) -> str:
         eps = f"{r.epsilon_low:.3f}" if getattr(r, "epsilon_low", None) is not None else "–"
         rows.append(
             f'<tr class="result" id="row-{i}" data-verdict="{r.verdict.value}" data-kind="{r.kind}" '
-            f'data-test="{_e(_test(r))}" data-attack="{_e(r.attack)}">'
-            f"<td>{_badge(r)}</td>"
-            f'<td class="mono"><a href="#result-{i}">{_e(_test(r))}</a></td>'
-            f"<td>{_e(_attack(r))}</td><td>{_e(measured)}</td><td class='limit'>{_e(limit)}</td>"
-            f'<td class="num">{auc}</td><td class="num">{eps}</td><td class="num">{_e(n)}</td>'
-            f'<td class="num">{_e(refs)}</td><td class="num">{r.seconds or 0:.1f}s</td></tr>'
+            f'data-test="{escape(test_name(r))}" data-attack="{escape(r.attack)}">'
+            f"<td>{badge(r)}</td>"
+            f'<td class="mono"><a href="#result-{i}">{escape(test_name(r))}</a></td>'
+            f"<td>{escape(attack_name(r))}</td><td>{escape(measured)}</td><td class='limit'>{escape(limit)}</td>"
+            f'<td class="num">{auc}</td><td class="num">{eps}</td><td class="num">{escape(n)}</td>'
+            f'<td class="num">{escape(refs)}</td><td class="num">{r.seconds or 0:.1f}s</td></tr>'
         )
     return (
         f'<h2 id="verdicts">Verdicts</h2><p class="counts">{summary}</p>'
@@ -275,18 +281,18 @@ def _release_comparison(report: SessionReport) -> str:
     c = report.comparison
     if c is None:
         return ""
-    head = "".join(f"<th>{_e(h)}</th>" for h in comparison_header())
+    head = "".join(f"<th>{escape(h)}</th>" for h in comparison_header())
     body = "".join(
-        f'<tr class="change {g.status}" data-test="{_e(g.test_id)}">' + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>"
+        f'<tr class="change {g.status}" data-test="{escape(g.test_id)}">' + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
         for g, row in zip(c.changes, comparison_rows(c))
     )
     criteria = f"; fails on {c.criteria}" if c.criteria else "; no failure criteria (--privacy-compare-fail)"
     outcome = "<strong>failed</strong>" if c.failed else "no regression"
-    notes = "".join(f'<p class="notice">{_e(n)}</p>' for n in c.notes)
+    notes = "".join(f'<p class="notice">{escape(n)}</p>' for n in c.notes)
     return (
         f'<section id="release-comparison"><h2>Release to release</h2><p>Against stored run '
-        f"<code>{_e(c.against)}</code> ({_e(c.against_created)}, commit <code>{_e(c.against_commit or '-')}</code>)"
-        f"{_e(criteria)}, at {c.confidence:.0%}: {outcome}. Lower bounds marked <em>paired</em> compare the two "
+        f"<code>{escape(c.against)}</code> ({escape(c.against_created)}, commit <code>{escape(c.against_commit or '-')}</code>)"
+        f"{escape(criteria)}, at {c.confidence:.0%}: {outcome}. Lower bounds marked <em>paired</em> compare the two "
         "runs' scores on the same audit points.</p>"
         f'<table class="release-comparison"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}</section>'
     )
@@ -300,7 +306,7 @@ def _attack_comparisons(results: list[AnyResult]) -> str:
     highest AUC (the strongest attack on this model) in bold."""
     groups: dict[str, list[tuple[int, AnyResult]]] = {}
     for i, r in enumerate(results):
-        groups.setdefault(_test(r), []).append((i, r))
+        groups.setdefault(test_name(r), []).append((i, r))
     tables = []
     for test, members in groups.items():
         if len(members) < 2:
@@ -320,177 +326,15 @@ def _attack_comparisons(results: list[AnyResult]) -> str:
             eps = f"{r.epsilon_low:.3f}" if getattr(r, "epsilon_low", None) is not None else "–"
             rows.append(
                 f'<tr class="attack-row{" strongest" if strongest else ""}" data-verdict="{r.verdict.value}">'
-                f'<td><a href="#result-{i}">{_e(_attack(r))}</a></td><td>{_e(_gate(r))}</td><td>{_badge(r)}</td>'
-                f'<td class="num">{_e(tpr)}</td><td class="num">{_e(auc)}</td><td class="num">{eps}</td>'
+                f'<td><a href="#result-{i}">{escape(attack_name(r))}</a></td><td>{escape(gate_name(r))}</td><td>{badge(r)}</td>'
+                f'<td class="num">{escape(tpr)}</td><td class="num">{escape(auc)}</td><td class="num">{eps}</td>'
                 f'<td class="num">{r.seconds or 0:.1f}s</td></tr>'
             )
         tables.append(
-            f'<h3 class="mono">{_e(test)}</h3><table class="attack-comparison" data-test="{_e(test)}">'
+            f'<h3 class="mono">{escape(test)}</h3><table class="attack-comparison" data-test="{escape(test)}">'
             "<thead><tr><th>Attack (variant)</th><th>Gate</th><th>Verdict</th><th>TPR estimate</th>"
             f"<th>AUC [interval]</th><th>ε lower bound</th><th>Time</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         )
     if not tables:
         return ""
     return '<section id="attack-comparison"><h2>Attack comparison</h2>' + "".join(tables) + "</section>"
-
-
-# ----------------------------------------------------------------------------------- details
-
-
-def _detail(i: int, r: AnyResult, plotting: bool) -> str:
-    """One result in full: the gate's reason, its numbers, the ROC figure and the most vulnerable
-    records."""
-    out = [
-        f'<section class="detail {r.verdict.value}" id="result-{i}" data-test="{_e(_test(r))}" data-kind="{r.kind}">',
-        f'<h3>{_badge(r)} <span class="mono">{_e(_test(r))}</span> — {_e(_attack(r))}</h3>',
-        f'<pre class="reason">{_e(r.reason)}</pre>',
-        _numbers(r),
-    ]
-    if isinstance(r, AttackResult):
-        if plotting and _has_roc(r):
-            out.append(
-                f'<figure><img class="roc" id="roc-{i}" alt="{_e(f"ROC of {r.attack} on {_test(r)}")}" '
-                f'src="data:image/png;base64,{_roc_png(r)}"><figcaption>Log-log ROC with its '
-                f"{r.confidence:.0%} Clopper-Pearson band, the gate's limits and the point that decided "
-                "the verdict.</figcaption></figure>"
-            )
-        if r.most_vulnerable:
-            out.append(_vulnerable(i, r))
-    out.append("</section>")
-    return "\n".join(out)
-
-
-def _numbers(r: AnyResult) -> str:
-    """The result's evidence as a two-column table."""
-    rows: list[tuple[str, Any]]
-    if isinstance(r, DPAuditResult):
-        rows = [
-            ("claim", dp_claim_text(r, symbols="greek")), ("proven", dp_proven(r, symbols="greek")), ("bound", r.reading),
-            ("power", dp_power(r)), ("perfect guesses would prove ε", f"{r.max_detectable:.4f}"),
-            ("accountant ε", _opt(r.accountant_epsilon)),
-            ("Gaussian-DP μ lower bound", _opt(r.gdp_mu_low)), ("ε from μ", _opt(r.gdp_epsilon_low)),
-            ("canaries / guesses / correct", f"{r.n_canaries} / {r.n_guesses} / {r.n_correct}"),
-            ("confidence", f"{r.confidence:g}"),
-        ]
-    elif isinstance(r, ComparisonResult):
-        rows = [
-            ("baseline", r.baseline), ("TPR at FPR " + f"{r.fpr:g}", f"{r.tpr:.4f} (baseline {r.tpr_baseline:.4f})"),
-            ("difference", f"{r.tpr_diff:+.4f} [{r.diff_low:+.4f}, {r.diff_high:+.4f}], margin {r.margin:g}"),
-            ("p-value", f"{r.p_value:.4g}"), ("accuracy", f"{r.accuracy:.4f} (baseline {r.accuracy_baseline:.4f})"),
-            ("members / non-members", f"{r.n_members:,} / {r.n_nonmembers:,}"),
-            ("references", f"{r.n_references} (baseline {r.n_references_baseline})"), ("confidence", f"{r.confidence:g}"),
-        ]
-    else:
-        rows = [
-            ("gate", _gate(r)),
-            (f"TPR at FPR {r.fpr:g} (estimate)", f"{r.tpr_at_fpr:.4f}"),
-            ("deciding point", (f"TPR {r.tpr:.4f} [{r.tpr_low:.4f}, {r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f} "
-                               f"(≤ {r.fpr_high:.4f}), threshold {r.threshold:.4g}")),
-            ("AUC", f"{r.auc:.4f} [{r.auc_low:.4f}, {r.auc_high:.4f}]"),
-            ("ε lower bound (δ = 0)", _opt(r.epsilon_low)),
-            ("members / non-members", f"{r.n_members:,} / {r.n_nonmembers:,}"),
-            ("queries", f"{r.queries:,}" if r.queries else None), ("confidence", f"{r.confidence:g}"),
-            ("references", r.n_references),
-        ]
-    rows += [("seed", r.seed), ("profile", r.profile)]
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows if v is not None)
-    return f'<table class="numbers">{body}</table>'
-
-
-def _vulnerable(i: int, r: AttackResult) -> str:
-    """The records the attack ranks most likely members: where to look for duplicates, outliers
-    and mislabelled examples."""
-    keys = any(getattr(p, "key", None) for p in r.most_vulnerable)  # content hashes, when recorded
-    images = any(p.thumbnail for p in r.most_vulnerable)  # image records: shown, as the data owner sees them
-
-    def image(p: Any) -> str:
-        alt = f"record {p.index}, label {p.label}"
-        return f'<td><img class="record-image" alt="{_e(alt)}" src="{p.thumbnail}"></td>' if p.thumbnail else "<td>–</td>"
-
-    rows = "".join(
-        f'<tr class="record{" member" if p.member else ""}" data-index="{p.index}">'
-        + (image(p) if images else "")
-        + f'<td class="num">{p.index}</td><td class="num">{p.label}</td><td class="num">{p.score:.4g}</td>'
-        + (f'<td class="mono">{_e(getattr(p, "key", None) or "–")}</td>' if keys else "")
-        + f"<td>{'yes' if p.member else 'no'}</td></tr>"
-        for p in r.most_vulnerable
-    )
-    key_head = "<th>Key</th>" if keys else ""
-    image_head = "<th>Record</th>" if images else ""
-    return (
-        f'<h4>Most vulnerable records</h4><table class="vulnerable" id="vulnerable-{i}">'
-        f"<thead><tr>{image_head}<th>Index</th><th>Label</th><th>Score</th>{key_head}<th>Member</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
-    )
-
-
-# ----------------------------------------------------------------------------------- figures
-
-
-def _matplotlib_available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _has_roc(r: AnyResult) -> bool:
-    return isinstance(r, AttackResult) and bool(r.roc_fpr)
-
-
-def _roc_png(r: AttackResult) -> str:
-    """``r``'s log-log ROC figure (:func:`.plots.roc_figure`) as base64 PNG."""
-    from .plots import roc_figure
-
-    fig = roc_figure(r)  # (selects the Agg backend before pyplot is imported)
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", bbox_inches="tight")  # keeps the legend beside the axes
-    finally:
-        plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def _e(value: Any) -> str:
-    """``value`` as text, escaped for HTML content and quoted attributes."""
-    return html.escape(str(value), quote=True)
-
-
-def _opt(value: float | None) -> str | None:
-    return None if value is None else f"{value:.4f}"
-
-
-def _test(r: AnyResult) -> str:
-    return r.test_id or "-"
-
-
-def _attack(r: AnyResult) -> str:
-    if isinstance(r, ComparisonResult):
-        return f"{r.attack} ({r.variant}) vs {r.baseline}"
-    return f"{r.attack} ({r.variant})"
-
-
-def _gate(r: AnyResult) -> str:
-    if isinstance(r, DPAuditResult):
-        return "DP audit"
-    if isinstance(r, ComparisonResult):
-        return "comparison"
-    return {"tpr_at_fpr": "TPR at FPR", "auc": "AUC", "epsilon": "ε"}[r.gate]
-
-
-def _badge_text(verdict: str) -> str:
-    return verdict.upper()
-
-
-def _badge(r: AnyResult) -> str:
-    """The coloured verdict badge: PASS green, FAIL red, INCONCLUSIVE amber, "PASS (smoke)" for a
-    smoke-profile pass (it shows the suite runs, not that the model is private)."""
-    text = verdict_label(r)
-    smoke = " smoke" if text.endswith("(smoke)") else ""
-    return f'<span class="badge {r.verdict.value}{smoke}">{_e(text)}</span>'
