@@ -159,6 +159,16 @@ def _source(kind: str, how: Any) -> Any:
         raise TypeError(f"privacy_{'recipe' if kind == 'recipe' else 'train_fn'}: {exc}") from None
 
 
+_NO_DATA = object()  # a fixture that trains on data it is handed later (reference_models_for)
+
+
+def _opening(recipe: Any, train_fn: Any, dataset: Any = _NO_DATA) -> tuple[str, Any, Any]:
+    """What every training fixture opens with: which fixture says how to train (``"recipe"`` or
+    ``"function"``), its model source, and the checked data set (when the fixture trains on one)."""
+    kind, how = _how_to_train(recipe, train_fn)
+    return kind, _source(kind, how), None if dataset is _NO_DATA else _check_dataset(dataset)
+
+
 def _check_dataset(dataset: Any) -> Any:
     if dataset is _UNDEFINED:
         pytest.fail(
@@ -176,11 +186,9 @@ def privacy_audit(
 ) -> Any:
     """The trained target, references and audit data for this test's settings (memoised)."""
     c = privacy_config
-    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
-    privacy_dataset = _check_dataset(privacy_dataset)
+    _, source, dataset = _opening(privacy_recipe, privacy_train_fn, privacy_dataset)
     return privacy_trainer.audit(
-        _source(kind, how), privacy_dataset, n_references=_first_look(c), seed=c.seed, device=c.device,
-        population=_population(request, c),
+        source, dataset, n_references=_first_look(c), seed=c.seed, device=c.device, population=_population(request, c)
     )
 
 
@@ -223,14 +231,14 @@ def membership_data(
 
     if c.n_references != "auto":
         return data_of(privacy_audit)
-    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
-    dataset, population = _check_dataset(privacy_dataset), _population(request, c)
+    _, source, dataset = _opening(privacy_recipe, privacy_train_fn, privacy_dataset)
+    population = _population(request, c)
 
     def audit_with(m: int) -> Any:
         if m == AUTO_SCHEDULE[0]:
             return data_of(privacy_audit)
         return data_of(privacy_trainer.audit(
-            _source(kind, how), dataset, n_references=m, seed=c.seed, device=c.device, population=population
+            source, dataset, n_references=m, seed=c.seed, device=c.device, population=population
         ))
 
     return AdaptiveReferences(audit_with).at(AUTO_SCHEDULE[0])
@@ -245,14 +253,12 @@ def reference_models_for(
     trains (no target is trained), cached and counted like every audit's. ``is_member[n]``: whether
     the checkpoint trained on ``(x[n], y[n])``. Gate the checkpoint with the result as with
     ``membership_data``."""
-    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
     c = privacy_config
+    _, source, _ = _opening(privacy_recipe, privacy_train_fn)
 
     def references_for(x: Any, y: Any, is_member: Any) -> Any:
         def with_references(m: int) -> Any:
-            return privacy_trainer.references_for(
-                _source(kind, how), (x, y), is_member, n_references=m, seed=c.seed, device=c.device
-            )
+            return privacy_trainer.references_for(source, (x, y), is_member, n_references=m, seed=c.seed, device=c.device)
 
         if c.n_references == "auto":
             return AdaptiveReferences(with_references).at(AUTO_SCHEDULE[0])
@@ -271,10 +277,9 @@ def dp_canary_run(
     included with probability 1/2, and every canary scored: what ``assert_dp_claim_holds`` audits
     (one training run, cached like any model)."""
     c = privacy_config
-    kind, how = _how_to_train(privacy_recipe, privacy_train_fn)
-    dataset = _check_dataset(privacy_dataset)
+    _, source, dataset = _opening(privacy_recipe, privacy_train_fn, privacy_dataset)
     return privacy_trainer.canary_run(  # canaries=None: the kind's default count
-        _source(kind, how), dataset, n_canaries=c.canaries, seed=c.seed, device=c.device, kind=c.canary_kind
+        source, dataset, n_canaries=c.canaries, seed=c.seed, device=c.device, kind=c.canary_kind
     )
 
 
@@ -287,7 +292,7 @@ def mmd_baseline_model(
     defended references: the yardstick for ``assert_no_more_vulnerable_than``. Its validation pool
     (seen in training) is left out of every comparison."""
     c = privacy_config
-    kind, _ = _how_to_train(privacy_recipe, privacy_train_fn)
+    kind, _, dataset = _opening(privacy_recipe, privacy_train_fn, privacy_dataset)
     if kind != "recipe":  # said before anything trains
         pytest.fail(
             "mmd_baseline_model trains your recipe with the MMD+mixup defense, so it needs a "
@@ -296,10 +301,9 @@ def mmd_baseline_model(
             pytrace=False,
         )
     privacy_audit = request.getfixturevalue("privacy_audit")
-    privacy_dataset = _check_dataset(privacy_dataset)
     recipe = privacy_recipe.with_defense("mmd_mixup")
     setup = privacy_trainer.audit(
-        recipe, privacy_dataset, n_references=_fixed_count(c), seed=c.seed, device=c.device,
+        recipe, dataset, n_references=_fixed_count(c), seed=c.seed, device=c.device,
         population=_population(request, c),  # the target's split: paired point for point
     )
     settings = recipe.defense.describe()
