@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from .checks import check_confidence, check_margin, check_rate, check_scores
+from .roc import false_positives_allowed
 
 __all__ = ["PairedComparison", "SwapTest", "paired_tpr_comparison", "swap_test"]
 
@@ -58,7 +58,7 @@ def paired_tpr_comparison(
     pos = np.stack([s_a[m], s_b[m]])  # [2, n1]
     neg = np.stack([s_a[~m], s_b[~m]])  # [2, n0]
     n1, n0 = pos.shape[1], neg.shape[1]
-    k = int(math.floor(fpr * n0 + 1e-12))  # false positives allowed
+    k = false_positives_allowed(fpr, n0)
 
     def tprs(p: np.ndarray, q: np.ndarray) -> np.ndarray:
         """TPR of both score sets for members ``p [2, B, n1]`` and non-members ``q [2, B, n0]``."""
@@ -122,7 +122,7 @@ def swap_test(
     a, m = check_scores(scores, is_member)
     b, _ = check_scores(baseline_scores, m)
     n0 = int((~m).sum())
-    k = int(math.floor(fpr * n0 + 1e-12))  # false positives allowed, as tpr_at_fpr
+    k = false_positives_allowed(fpr, n0)  # the cut tpr_at_fpr makes
 
     def tpr(s: np.ndarray) -> np.ndarray:
         """TPR at fpr of each row of ``s [B, N]``."""

@@ -7,13 +7,14 @@ point is predicted member when ``score >= threshold``, thresholds decrease, the 
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
 from .checks import check_rate, check_scores
 
-__all__ = ["RocCounts", "auc", "operating_index", "roc_area", "roc_counts", "roc_curve", "tpr_at_fpr"]
+__all__ = ["false_positives_allowed", "RocCounts", "auc", "operating_index", "roc_area", "roc_counts", "roc_curve", "tpr_at_fpr"]
 
 
 class RocCounts(NamedTuple):
@@ -55,12 +56,25 @@ def roc_curve(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray
     return c.fps / c.n_nonmembers, c.tps / c.n_members, c.thresholds
 
 
+def false_positives_allowed(fpr: float, n_nonmembers: int) -> int:
+    """The most false positives an operating point at ``fpr`` may have among ``n_nonmembers``: the
+    largest ``k`` with ``k / n_nonmembers <= fpr`` as floating point compares it. The one cut every
+    caller makes (the empirical operating point, ``tpr_at_fpr``, the paired comparison, the swap test),
+    so that they agree at every FPR and size, ``0.57 * 100 = 56.99999999999999`` included."""
+    k = int(math.floor(fpr * n_nonmembers))
+    while (k + 1) / n_nonmembers <= fpr:
+        k += 1
+    while k > 0 and k / n_nonmembers > fpr:
+        k -= 1
+    return k
+
+
 def tpr_at_fpr(scores: object, is_member: object, fpr: float) -> float:
-    """Largest TPR over thresholds whose empirical FPR is ``<= fpr`` (0.0 when there is none)."""
+    """Largest TPR over thresholds with at most :func:`false_positives_allowed` false positives
+    (at most ``fpr`` of the non-members); 0.0 when there is none."""
     check_rate("fpr", fpr)
-    f, t, _ = roc_curve(scores, is_member)
-    ok = f <= fpr
-    return float(t[ok].max()) if ok.any() else 0.0
+    c = roc_counts(scores, is_member)
+    return float(c.tps[operating_index(c, fpr)] / c.n_members)
 
 
 def auc(scores: object, is_member: object) -> float:
@@ -71,7 +85,7 @@ def auc(scores: object, is_member: object) -> float:
 def operating_index(c: RocCounts, fpr: float) -> int:
     """The empirical operating point at ``fpr``: the index of the lowest threshold whose empirical
     FPR is at most ``fpr`` (index 0, the ``+inf`` threshold, always qualifies)."""
-    return int(np.flatnonzero(c.fps / c.n_nonmembers <= fpr)[-1])
+    return int(np.flatnonzero(c.fps <= false_positives_allowed(fpr, c.n_nonmembers))[-1])
 
 
 def roc_area(c: RocCounts) -> float:
