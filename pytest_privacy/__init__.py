@@ -17,6 +17,7 @@ _EXPORTS = {
     "assert_no_more_vulnerable_than": "assertions",
     "assert_epsilon_below": "assertions",
     "assert_dp_claim_holds": "assertions",
+    "measure_attack": "assertions",
     "DPAuditResult": "results",
     "SessionReport": "results",
     "Baseline": "data",

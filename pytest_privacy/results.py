@@ -18,6 +18,7 @@ class Verdict(str, Enum):
     PASS = "pass"
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
+    MEASURED = "measured"  # ``measure_attack``: numbers recorded with no limit, never a verdict
 
 
 class GateResult(BaseModel):
@@ -42,7 +43,7 @@ class GateResult(BaseModel):
 
     verdict: Verdict
     reason: str
-    gate: Literal["tpr_at_fpr", "auc", "epsilon"] = "tpr_at_fpr"
+    gate: Literal["tpr_at_fpr", "auc", "epsilon", "measure"] = "tpr_at_fpr"
     fpr: float
     max_tpr: float | None  # None for AUC and epsilon gates, whose TPR fields are the ROC at ``fpr``
     max_auc: float | None = None

@@ -34,7 +34,7 @@ from ..stats.checks import (
     check_rate,
 )
 from ..stats.comparisons import paired_tpr_comparison
-from ..stats.gates import auc_gate, epsilon_gate, gate
+from ..stats.gates import auc_gate, epsilon_gate, gate, measure
 from ..stats.pooled import pooled_gate
 from .policy import (
     DP_HINT,
@@ -64,6 +64,7 @@ __all__ = [
     "assert_no_more_vulnerable_than",
     "assert_tpr_at_fpr_below",
     "gate_defaults",
+    "measure_attack",
     "set_inconclusive_default",
 ]
 
@@ -135,6 +136,33 @@ def assert_tpr_at_fpr_below(
         undecided = next(r for r in results if r.verdict is Verdict.INCONCLUSIVE)
         enforce(undecided, policy, f"{what} (a family of {k}: every member must pass)")
     return results
+
+
+def measure_attack(
+    model: Any,
+    data: MembershipData,
+    *,
+    fpr: float = 1e-3,
+    attack: str | None = None,
+    confidence: float | None = None,
+    attack_options: Mapping[str, Any] | None = None,
+) -> AttackResult:
+    """Measure ``attack`` on ``model`` with no limit to hold it to: its TPR at the operating point at
+    ``fpr`` with the interval, its AUC and epsilon lower bound, recorded in the session's reports with
+    the verdict MEASURED, and never raising (a bad argument is still an error). For what a gate would
+    only record: a gate whose limit cannot be reached is a PASS that cannot fail.
+
+    ``attack=None`` runs the default for the audit's references; under ``n_references="auto"`` the
+    audit at the fixed look's references (nothing decides, so nothing is looked at again).
+    """
+    data = fixed_audit(as_membership_data(data))
+    requested_attack, attack = attack, attack_for(attack, data)
+    confidence = confidence_or_default(confidence)
+    check_rate("fpr", fpr)
+    started = time.perf_counter()
+    scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
+    g = measure(scores, data.is_member, fpr=fpr, confidence=confidence)
+    return record_result(as_requested(attack_record(g, attack, variant, data, queries, scores, started), requested_attack))
 
 
 def assert_auc_below(

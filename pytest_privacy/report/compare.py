@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 _MEASURES = ("tpr", "auc", "eps", "new-vulnerable")
-_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
+_RANK = {"pass": 0, "measured": 0, "inconclusive": 1, "fail": 2}  # a measurement has no verdict to worsen
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ def gate_identity(r: AnyResult) -> tuple[str, str, str]:
         definition = f"auc:max_auc={r.max_auc!r},audit={r.audit}"
     elif r.gate == "epsilon":
         definition = f"epsilon:max_epsilon={r.max_epsilon!r},audit={r.audit}"
+    elif r.gate == "measure":
+        definition = f"measure:fpr={r.fpr!r},audit={r.audit}"
     else:
         definition = f"tpr_at_fpr:fpr={r.fpr!r},max_tpr={r.max_tpr!r},audit={r.audit}"
     return (r.test_id or "-", attack, definition)

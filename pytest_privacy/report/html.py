@@ -74,7 +74,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge { display: inline-block; min-width: 6.5em; text-align: center; border-radius: 1em; padding: .1em .7em;
          color: #fff; font-weight: 700; font-size: 12px; letter-spacing: .03em; white-space: nowrap; }
 .badge.pass { background: var(--pass); } .badge.fail { background: var(--fail); }
-.badge.inconclusive { background: var(--inconclusive); }
+.badge.inconclusive { background: var(--inconclusive); } .badge.measured { background: var(--muted); }
 .outcome { font-size: 1.15em; padding: .5em .8em; border-radius: .4em; margin: 0 0 1em; }
 .outcome.failed { border: 2px solid var(--fail); } .outcome.passed { border: 2px solid var(--pass); }
 .badge.smoke { background: repeating-linear-gradient(45deg, var(--pass), var(--pass) 6px, #2c974b 6px, #2c974b 12px); }
@@ -85,7 +85,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .counts span { margin-right: 1em; }
 .detail { border: 1px solid var(--line); border-radius: 8px; padding: .2em 1em 1em; margin: 1.2em 0; }
 .detail.fail { border-left: 6px solid var(--fail); } .detail.pass { border-left: 6px solid var(--pass); }
-.detail.inconclusive { border-left: 6px solid var(--inconclusive); }
+.detail.inconclusive { border-left: 6px solid var(--inconclusive); } .detail.measured { border-left: 6px solid var(--muted); }
 img.roc { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figure { margin: .5em 0; } figcaption { color: var(--muted); font-size: 12px; }
 tr.strongest td { font-weight: 600; }
@@ -218,7 +218,8 @@ def _reproduce_command(config: dict[str, Any]) -> str:
 
 def _verdicts(results: list[AnyResult]) -> str:
     """The verdict table: one ``tr.result`` per result, linked to its details."""
-    counts = {v: sum(r.verdict.value == v for r in results) for v in ("pass", "fail", "inconclusive")}
+    counts = {v: sum(r.verdict.value == v for r in results) for v in ("pass", "fail", "inconclusive", "measured")}
+    counts = {v: n for v, n in counts.items() if n or v != "measured"}
     summary = "".join(f'<span class="count-{v}">{badge_text(v)}: {n}</span>' for v, n in counts.items())
     head = "".join(f"<th>{h}</th>" for h in (
         "Verdict", "Test", "Attack (variant)", "Measured", "Limit", "AUC", "ε lower bound", "n", "Refs", "Time"))
@@ -266,6 +267,8 @@ def _headline(r: AnyResult) -> tuple[str, str, str, str]:
         measured, limit = f"AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]", f"AUC ≤ {r.max_auc:g}"
     elif r.gate == "epsilon":
         measured, limit = f"ε ≥ {r.epsilon_low:.3f}", f"ε ≤ {r.max_epsilon:g}"
+    elif r.gate == "measure":
+        measured, limit = decided_tpr(r, le="≤", ge="≥"), "none (a measurement)"
     else:
         measured, limit = decided_tpr(r, le="≤", ge="≥"), f"TPR ≤ {r.max_tpr:g} at FPR {r.fpr:g}"
     return measured + queries, limit, f"{r.n_members}/{r.n_nonmembers}", str(r.n_references)

@@ -40,7 +40,7 @@ def gate_name(r: AnyResult) -> str:
         return "DP audit"
     if isinstance(r, ComparisonResult):
         return "comparison"
-    return {"tpr_at_fpr": "TPR at FPR", "auc": "AUC", "epsilon": "ε"}[r.gate]
+    return {"tpr_at_fpr": "TPR at FPR", "auc": "AUC", "epsilon": "ε", "measure": "measurement"}[r.gate]
 
 
 def badge_text(verdict: str) -> str:

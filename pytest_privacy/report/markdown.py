@@ -83,7 +83,7 @@ def _comparison(report: SessionReport) -> list[str]:
 def _context(report: SessionReport) -> str:
     counts = Counter(r.verdict for r in report.results)
     n = len(report.results)
-    verdicts = ", ".join(f"{counts[v]} {v.value}" for v in (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS) if counts[v])
+    verdicts = ", ".join(f"{counts[v]} {v.value}" for v in (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS, Verdict.MEASURED) if counts[v])
     parts = [f"{n} result{'s' if n != 1 else ''} ({verdicts})"]
     models = f"models: {report.models_trained} trained"
     if report.models_trained:
@@ -122,6 +122,8 @@ def _measurement(r: AnyResult) -> tuple[str, str, str]:
         return f"AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]", f"AUC ≤ {r.max_auc:g}", n
     if r.gate == "epsilon":
         return f"ε ≥ {r.epsilon_low:.3f}", f"ε ≤ {r.max_epsilon:g}", n
+    if r.gate == "measure":
+        return decided_tpr(r, le=" ≤ ", ge=" ≥ "), "none (a measurement)", n
     return decided_tpr(r, le=" ≤ ", ge=" ≥ "), f"TPR ≤ {r.max_tpr:g} at FPR {r.fpr:g}", n
 
 

@@ -8,6 +8,7 @@ from ..results import (
     ComparisonResult,
     DPAuditResult,
     SessionReport,
+    Verdict,
 )
 
 __all__ = ["certified", "decided_tpr", "dp_power", "format_summary", "junit_properties", "session_outcome", "verdict_label"]
@@ -20,9 +21,10 @@ def session_outcome(report: SessionReport) -> tuple[str, str] | None:
     under ``--privacy-inconclusive=fail``, a regression against a stored run, other failing tests."""
     if report.outcome is None:
         return None
-    counts = {v: sum(r.verdict.value == v for r in report.results) for v in ("fail", "inconclusive", "pass")}
+    counts = {v.value: sum(r.verdict is v for r in report.results) for v in Verdict}
+    measured = f", {counts['measured']} measured (no limit)" if counts["measured"] else ""
     if report.outcome == "passed":
-        return "passed", f"{len(report.results)} privacy result(s): {counts['pass']} pass" + (
+        return "passed", f"{len(report.results)} privacy result(s): {counts['pass']} pass{measured}" + (
             f", {counts['inconclusive']} inconclusive (not failing the run: --privacy-inconclusive="
             f"{report.config.get('inconclusive', 'fail')})" if counts["inconclusive"] else ""
         )
@@ -65,6 +67,8 @@ def format_summary(results: list[AnyResult]) -> list[str]:
             measured = f"AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}], limit AUC<={r.max_auc:g}"
         elif r.gate == "epsilon":
             measured = f"limit eps<={r.max_epsilon:g}, AUC {r.auc:.3f}"
+        elif r.gate == "measure":
+            measured = f"{decided_tpr(r)}, no limit, AUC {r.auc:.3f} [{r.auc_low:.3f}, {r.auc_high:.3f}]"
         else:
             measured = f"{decided_tpr(r)}, limit TPR<={r.max_tpr:g}@FPR{r.fpr:g}, AUC {r.auc:.3f}"
         eps = f", eps>={r.epsilon_low:.2f}" if r.epsilon_low is not None else ""
@@ -172,5 +176,6 @@ def _headline(result: AnyResult) -> list[tuple[str, str]]:
                 ("privacy_tpr_interval", f"{result.tpr_low:.4f},{result.tpr_high:.4f}"),
                 ("privacy_fpr_achieved", f"{result.fpr_achieved:.4f}"),
             ]
-        props.append(("privacy_limit", f"TPR<={result.max_tpr:g}@FPR{result.fpr:g}"))
+        if result.max_tpr is not None:  # a measurement has no limit
+            props.append(("privacy_limit", f"TPR<={result.max_tpr:g}@FPR{result.fpr:g}"))
     return props

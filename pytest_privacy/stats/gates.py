@@ -18,12 +18,13 @@ from .checks import (
     check_gate_args,
     check_max_auc,
     check_max_epsilon,
+    check_rate,
 )
 from .epsilon import epsilon_bound
 from .intervals import auc_confidence_interval, clopper_pearson, nonmembers_needed
 from .roc import RocCounts, operating_index, roc_area, roc_counts
 
-__all__ = ["INVERTED_AUC", "auc_gate", "epsilon_gate", "fail_p_value", "gate", "holm", "inverted_reason"]
+__all__ = ["INVERTED_AUC", "auc_gate", "epsilon_gate", "fail_p_value", "gate", "holm", "inverted_reason", "measure"]
 
 
 # An AUC whose 99% interval lies wholly below this is an input error, not privacy: inverted
@@ -339,3 +340,19 @@ def _audit_size(c: RocCounts, fpr: float, max_tpr: float, confidence: float) -> 
         f"if the ROC stays as it is, about {math.ceil(hi * (c.n_members + c.n_nonmembers)):,} audit points "
         f"({hi:.2f}x) would decide it ({now})"
     )
+
+
+def measure(scores: object, is_member: object, *, fpr: float, confidence: float = 0.95) -> GateResult:
+    """The numbers a TPR gate reports (the TPR at the empirical operating point at ``fpr`` with its
+    Clopper-Pearson interval, the AUC with its interval) and no verdict: ``Verdict.MEASURED``, what
+    ``measure_attack`` records where a gate with an unreachable limit would have recorded a PASS
+    that could never fail."""
+    check_rate("fpr", fpr)
+    check_confidence(confidence)
+    e = _Evidence.of(scores, is_member, fpr, confidence)
+    c = e.counts
+    reason = (
+        f"measured, no limit: TPR {c.tps[e.operating] / c.n_members:.4f} at FPR "
+        f"{c.fps[e.operating] / c.n_nonmembers:.4f} (the operating point at {fpr:g})"
+    ) + (f"; {e.inverted}" if e.inverted else "")
+    return e.result(Verdict.MEASURED, reason, at=e.operating, gate="measure")

@@ -7,12 +7,14 @@ import pytest
 
 from pytest_privacy import (
     MembershipData,
+    PrivacyLeakError,
     References,
     Verdict,
     assert_auc_below,
     assert_epsilon_below,
     assert_no_more_vulnerable_than,
     assert_tpr_at_fpr_below,
+    measure_attack,
 )
 from pytest_privacy.attacks.default import FEW_REFERENCES, default_attack
 from pytest_privacy.engine.seeds import balanced_keep
@@ -41,18 +43,18 @@ def test_the_default_follows_the_number_of_references(m, expected):
     data, model = _gaussian(m, 2.0)
     assert default_attack(data) == expected
     with recording():
-        r = assert_tpr_at_fpr_below(model, data, fpr=0.05, max_tpr=1.0)
-        named = assert_tpr_at_fpr_below(model, data, fpr=0.05, max_tpr=1.0, attack=expected)
+        r = measure_attack(model, data, fpr=0.05)
+        named = measure_attack(model, data, fpr=0.05, attack=expected)
     assert r.attack == expected and r.n_references == m
     assert (r.tpr, r.tpr_low, r.variant) == (named.tpr, named.tpr_low, named.variant)
 
 
 def test_a_named_attack_runs_as_named_with_few_references():
     data, model = _gaussian(FEW_REFERENCES, 2.0)
-    with recording():
-        assert assert_tpr_at_fpr_below(model, data, fpr=0.05, max_tpr=1.0, attack="lira").attack == "lira"
-        family = assert_tpr_at_fpr_below(model, data, fpr=[0.01, 0.05], max_tpr=1.0)
-    assert [r.attack for r in family] == ["rmia_ratio", "rmia_ratio"]
+    with recording() as family, pytest.raises(PrivacyLeakError):
+        assert measure_attack(model, data, fpr=0.05, attack="lira").attack == "lira"
+        assert_tpr_at_fpr_below(model, data, fpr=[0.01, 0.05], max_tpr=0.1)  # the shift of 2 leaks: FAIL
+    assert [r.attack for r in family[1:]] == ["rmia_ratio", "rmia_ratio"]
 
 
 def test_without_references_the_default_is_lira_and_says_it_needs_them():
@@ -60,7 +62,7 @@ def test_without_references_the_default_is_lira_and_says_it_needs_them():
     bare = MembershipData(data.x, data.y, data.is_member)
     assert default_attack(bare) == "lira"
     with recording(), pytest.raises(ValueError, match="needs reference models"):
-        assert_tpr_at_fpr_below(model, bare, fpr=0.05, max_tpr=1.0)
+        measure_attack(model, bare, fpr=0.05)
 
 
 def test_every_helper_uses_the_same_default():
@@ -98,3 +100,28 @@ def test_each_auto_look_picks_its_own_default():
     with recording() as stuck, pytest.warns(PrivacyInconclusiveWarning):
         assert_tpr_at_fpr_below(*adaptive(0.0), fpr=0.01, max_tpr=0.011, on_inconclusive="warn")
     assert stuck[0].n_references == 4 and "more references cannot decide" in stuck[0].variant
+
+
+def test_a_measurement_records_numbers_and_no_verdict():
+    """``measure_attack``: the TPR gate's numbers with verdict MEASURED, recorded, never raising (even on
+    a model that leaks); reports say it was held to no limit; stored runs name it as a measurement."""
+    from pytest_privacy.report.compare import gate_key
+    from pytest_privacy.report.markdown import format_markdown
+    from pytest_privacy.report.session_report import build_report
+    from pytest_privacy.report.summary import format_summary, session_outcome
+    from pytest_privacy.stats.roc import tpr_at_fpr
+
+    data, model = _gaussian(16, 2.0)  # a clear leak: a gate at max_tpr=0.1 would FAIL
+    with recording() as results:
+        r = measure_attack(model, data, fpr=0.05)
+    assert results == [r] and r.verdict is Verdict.MEASURED and r.gate == "measure" and r.max_tpr is None
+    scores = __import__("pytest_privacy").attack_scores(model, data, "lira").scores
+    assert r.tpr_at_fpr == pytest.approx(tpr_at_fpr(scores, data.is_member, 0.05))
+    assert r.tpr_low <= r.tpr <= r.tpr_high and r.tpr > 0.1
+    [line] = format_summary([r.model_copy(update={"test_id": "t"})])
+    assert line.startswith("MEASURED") and "no limit" in line
+    report = build_report([r], {}, models_trained=0, models_loaded=0, seconds_training=0.0, cache_keys=[])
+    assert "none (a measurement)" in format_markdown(report) and "measure:fpr=0.05" in gate_key(r)
+    assert "1 measured" in session_outcome(report.model_copy(update={"outcome": "passed"}))[1]
+    with pytest.raises(ValueError, match="fpr"):
+        measure_attack(model, data, fpr=0.0)
