@@ -23,7 +23,6 @@ from ..results import (
     AttackResult,
     ComparisonResult,
     DPAuditResult,
-    Verdict,
 )
 from ..stats.checks import (
     check_delta,
@@ -33,20 +32,20 @@ from ..stats.checks import (
     check_max_epsilon,
     check_rate,
 )
-from ..stats.comparisons import paired_tpr_comparison
+from ..stats.comparisons import baseline_verdict, paired_tpr_comparison
 from ..stats.gates import auc_gate, epsilon_gate, gate, measure
 from ..stats.pooled import pooled_gate
 from .policy import (
     DP_HINT,
-    HINT,
     OnInconclusive,
     PrivacyInconclusiveError,
     PrivacyInconclusiveWarning,
     PrivacyLeakError,
     confidence_or_default,
-    describe_attack,
     describe_dp,
     enforce,
+    enforce_baseline,
+    enforce_family,
     gate_defaults,
     policy_or_default,
     set_inconclusive_default,
@@ -123,19 +122,7 @@ def assert_tpr_at_fpr_below(
     ]
     if len(results) == 1:
         return enforce(results[0], policy, f"TPR at FPR {fprs[0]:g} must be <= {max_tpr:g}")
-    k = len(results)
-    failed = [r for r in results if r.verdict is Verdict.FAIL]
-    ran = ", ".join(dict.fromkeys(r.attack for r in results))
-    what = f"TPR must be <= {max_tpr:g} at FPR {', '.join(f'{f:g}' for f in fprs)} for {ran}"
-    if failed:
-        lines = "\n  ".join(describe_attack(r) for r in failed)
-        raise PrivacyLeakError(
-            f"privacy leak: {what} (a family of {k}, Holm-corrected)\n  {lines}\n  {failed[0].reason}\n  {HINT}"
-        )
-    if any(r.verdict is Verdict.INCONCLUSIVE for r in results):
-        undecided = next(r for r in results if r.verdict is Verdict.INCONCLUSIVE)
-        enforce(undecided, policy, f"{what} (a family of {k}: every member must pass)")
-    return results
+    return enforce_family(results, policy, max_tpr=max_tpr, fprs=fprs)
 
 
 def measure_attack(
@@ -289,11 +276,9 @@ def assert_no_more_vulnerable_than(
         ours.scores, theirs.scores, data.is_member, fpr=fpr, margin=margin, confidence=confidence, seed=seed
     )
     refs, base_refs = data.references, base_data.references
-    verdict = Verdict.FAIL if c.worse else Verdict.PASS
-    test = f"paired bootstrap, share of resamples with difference <= margin: {c.p_value:.3g}"
+    verdict, reason = baseline_verdict(c)
     r = ComparisonResult(
-        verdict=verdict,
-        reason=("more vulnerable than the baseline beyond noise" if c.worse else "not proven more vulnerable") + f" ({test})",
+        verdict=verdict, reason=reason,
         attack=attack, variant=ours.variant, fpr=float(fpr), margin=float(margin), confidence=float(confidence),
         tpr=c.tpr, tpr_baseline=c.tpr_baseline, tpr_diff=c.diff, diff_low=c.diff_low, diff_high=c.diff_high,
         p_value=c.p_value, accuracy=_accuracy(model, data), accuracy_baseline=_accuracy(base_model, base_data),
@@ -303,18 +288,7 @@ def assert_no_more_vulnerable_than(
         seed=None if refs is None else refs.seed, baseline=description, seconds=time.perf_counter() - started,
         default_attack=requested is None, data_id=data.data_id,
     )
-    r = record_result(r)
-    if r.verdict is Verdict.FAIL:
-        raise PrivacyLeakError(
-            f"more vulnerable than the baseline: {attack} ({r.variant}) at FPR {fpr:g}\n"
-            f"                 TPR      accuracy\n"
-            f"  this model     {r.tpr:.4f}   {r.accuracy:.3f}\n"
-            f"  baseline       {r.tpr_baseline:.4f}   {r.accuracy_baseline:.3f}   ({description})\n"
-            f"  difference {r.tpr_diff:+.4f} [{confidence:.0%} CI {r.diff_low:+.4f}, {r.diff_high:+.4f}] > margin "
-            f"{margin:g}; {test}\n"
-            f"  audit: {r.n_members:,} members, {r.n_nonmembers:,} non-members, seed {r.seed}\n  {HINT}"
-        )
-    return r
+    return enforce_baseline(record_result(r))
 
 
 def assert_dp_claim_holds(

@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 from ..report.summary import dp_power, dp_proven
 from ..results import (
     AttackResult,
+    ComparisonResult,
     DPAuditResult,
     Verdict,
 )
@@ -20,7 +21,7 @@ from ..stats.checks import (
 )
 from ..strict import unknown_name_error
 
-__all__ = ["DP_HINT", "HINT", "OnInconclusive", "PrivacyInconclusiveError", "PrivacyInconclusiveWarning", "PrivacyLeakError", "confidence_or_default", "describe_attack", "describe_dp", "enforce", "gate_defaults", "policy_or_default", "set_inconclusive_default"]
+__all__ = ["enforce_baseline", "enforce_family", "DP_HINT", "HINT", "OnInconclusive", "PrivacyInconclusiveError", "PrivacyInconclusiveWarning", "PrivacyLeakError", "confidence_or_default", "describe_attack", "describe_dp", "enforce", "gate_defaults", "policy_or_default", "set_inconclusive_default"]
 
 
 OnInconclusive = Literal["fail", "warn", "skip", "xfail"]
@@ -145,4 +146,38 @@ def describe_dp(r: DPAuditResult) -> str:
     return (
         f"one-run audit ({r.variant}, {r.reading} bound): {dp_proven(r)} at {r.confidence:.0%} "
         f"({dp_power(r)}){accountant}{gdp}, {r.n_canaries} canaries, seed {r.seed}"
+    )
+
+
+def enforce_family(results: list[AttackResult], policy: OnInconclusive, *, max_tpr: float, fprs: list[float]) -> list[AttackResult]:
+    """:func:`enforce` for a family of TPR gates (Holm over its members): a leak any member proved
+    raises with every failing member's numbers; else an undecided member is handled by ``policy``."""
+    k = len(results)
+    failed = [r for r in results if r.verdict is Verdict.FAIL]
+    ran = ", ".join(dict.fromkeys(r.attack for r in results))
+    what = f"TPR must be <= {max_tpr:g} at FPR {', '.join(f'{f:g}' for f in fprs)} for {ran}"
+    if failed:
+        lines = "\n  ".join(describe_attack(r) for r in failed)
+        raise PrivacyLeakError(
+            f"privacy leak: {what} (a family of {k}, Holm-corrected)\n  {lines}\n  {failed[0].reason}\n  {HINT}"
+        )
+    undecided = [r for r in results if r.verdict is Verdict.INCONCLUSIVE]
+    if undecided:
+        enforce(undecided[0], policy, f"{what} (a family of {k}: every member must pass)")
+    return results
+
+
+def enforce_baseline(r: ComparisonResult) -> ComparisonResult:
+    """A FAIL of a baseline comparison raises with both models' TPR and accuracy side by side (a
+    baseline that leaks less by being useless is no yardstick); else ``r``."""
+    if r.verdict is not Verdict.FAIL:
+        return r
+    raise PrivacyLeakError(
+        f"more vulnerable than the baseline: {r.attack} ({r.variant}) at FPR {r.fpr:g}\n"
+        f"                 TPR      accuracy\n"
+        f"  this model     {r.tpr:.4f}   {r.accuracy:.3f}\n"
+        f"  baseline       {r.tpr_baseline:.4f}   {r.accuracy_baseline:.3f}   ({r.baseline})\n"
+        f"  difference {r.tpr_diff:+.4f} [{r.confidence:.0%} CI {r.diff_low:+.4f}, {r.diff_high:+.4f}] > margin "
+        f"{r.margin:g}: {r.reason}\n"
+        f"  audit: {r.n_members:,} members, {r.n_nonmembers:,} non-members, seed {r.seed}\n  {HINT}"
     )

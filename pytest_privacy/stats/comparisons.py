@@ -7,10 +7,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..results import Verdict
 from .checks import check_confidence, check_margin, check_rate, check_scores
 from .roc import false_positives_allowed
 
-__all__ = ["PairedComparison", "SwapTest", "paired_tpr_comparison", "swap_test"]
+__all__ = ["baseline_verdict", "PairedComparison", "SwapTest", "paired_tpr_comparison", "swap_test"]
 
 
 class PairedComparison(NamedTuple):
@@ -146,3 +147,13 @@ def swap_test(
         tpr=float(point[0]), tpr_baseline=float(point[1]), diff=diff, diff_low=low, p_value=p_value,
         worse=bool(low > margin), n_points=int(a.size),
     )
+
+
+def baseline_verdict(c: PairedComparison) -> tuple[Verdict, str]:
+    """The verdict on "no more vulnerable than the baseline" from the paired comparison ``c``: FAIL
+    when the model is proven more vulnerable beyond the margin, else PASS (never proven safer: the
+    comparison only finds a model worse), with the test that decided in the reason."""
+    test = f"paired bootstrap, share of resamples with difference <= margin: {c.p_value:.3g}"
+    if c.worse:
+        return Verdict.FAIL, f"more vulnerable than the baseline beyond noise ({test})"
+    return Verdict.PASS, f"not proven more vulnerable ({test})"

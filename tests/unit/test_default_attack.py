@@ -125,3 +125,15 @@ def test_a_measurement_records_numbers_and_no_verdict():
     assert "1 measured" in session_outcome(report.model_copy(update={"outcome": "passed"}))[1]
     with pytest.raises(ValueError, match="fpr"):
         measure_attack(model, data, fpr=0.0)
+
+
+def test_a_model_more_vulnerable_than_its_baseline_fails_with_both_side_by_side():
+    data, leaky = _gaussian(16, 3.0)
+    _, quiet = _gaussian(16, 0.0)  # the same points, a model whose scores carry no membership
+    with recording() as results, pytest.raises(PrivacyLeakError) as failure:
+        assert_no_more_vulnerable_than(leaky, quiet, data, fpr=0.05, attack="lira")
+    [r] = results
+    assert r.verdict is Verdict.FAIL and r.diff_low > 0 and "paired bootstrap" in r.reason
+    message = str(failure.value)
+    assert "this model" in message and "baseline" in message and f"{r.tpr:.4f}" in message
+    assert f"{r.tpr_baseline:.4f}" in message and "> margin 0" in message
