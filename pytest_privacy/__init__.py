@@ -30,6 +30,7 @@ _EXPORTS = {
     "PrivacyInconclusiveError": "assertions",
     "PrivacyLeakError": "assertions",
     "MembershipData": "data",
+    "TextDataset": "data.text",
     "References": "data",
     "Population": "data",
     "load_example_dataset": "datasets",

@@ -84,7 +84,8 @@ def test_no_module_imports_a_private_name_from_another():
 # Modules a notebook imports without torch or pytest: the public front and the numpy-only core.
 LIGHT = [
     "pytest_privacy", "pytest_privacy.audit", "pytest_privacy.audit.dataset", "pytest_privacy.attacks",
-    "pytest_privacy.attacks.label_only", "pytest_privacy.engine.code_identity", "pytest_privacy.metrics",
+    "pytest_privacy.attacks.label_only", "pytest_privacy.attacks.lm", "pytest_privacy.data.text",
+    "pytest_privacy.engine.code_identity", "pytest_privacy.metrics",
     "pytest_privacy.stats", *(f"pytest_privacy.stats.{m}" for m in (
         "checks", "roc", "intervals", "gates", "pooled", "looks", "epsilon", "comparisons", "one_run", "one_run_power", "one_run_fdp",
         "dp_claim")), "pytest_privacy.data",

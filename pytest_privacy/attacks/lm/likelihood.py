@@ -1,0 +1,80 @@
+"""Per-token statistics of a causal language model on token ids, the inputs of every sequence score
+(:mod:`.scores`): ``lp[i, t] = log p(x_t | x_<t)`` and, for Min-K%++, the mean ``mu`` and standard
+deviation ``sigma`` of ``log p_v`` under the model's next-token distribution at ``t``.
+
+A model is any ``nn.Module`` or callable taking ids ``[B, T]`` (int64) and, when it accepts one, an
+``attention_mask`` ``[B, T]``, returning next-token logits ``[B, T, V]`` or an object with ``.logits``
+(a Hugging Face model). The logits at position ``t - 1`` predict token ``t``. Texts are read in
+batches, so no more than one batch's logits ``[B, T, V]`` are ever alive; the statistics are reduced
+in float64 as each batch arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TokenStatistics", "token_statistics"]
+
+
+@dataclass(frozen=True)
+class TokenStatistics:
+    """``lp``, ``mu``, ``sigma`` ``[N, T]`` float64 (column 0, which nothing predicts, is 0) and the
+    ``mask`` they were read with."""
+
+    lp: np.ndarray
+    mu: np.ndarray
+    sigma: np.ndarray
+    mask: np.ndarray
+
+
+def _takes_attention_mask(model: Any) -> bool:
+    forward = getattr(model, "forward", model)
+    try:
+        parameters = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return "attention_mask" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def token_statistics(model: Any, ids: np.ndarray, mask: np.ndarray, *, batch_size: int = 16, device: str = "cpu") -> TokenStatistics:
+    """The model's per-token statistics on ``ids [N, T]`` (int64) with ``mask [N, T]`` (True on
+    real tokens), in batches of ``batch_size`` texts, in eval mode and without gradients."""
+    import torch
+
+    from ...data.querying import evaluating, is_module
+
+    ids, mask = np.asarray(ids), np.asarray(mask)
+    if ids.ndim != 2 or ids.shape != mask.shape or ids.dtype.kind not in "iu" or mask.dtype != np.bool_:
+        raise ValueError(
+            f"token ids must be integers [N, T] with a boolean mask of the same shape, got ids {ids.dtype} "
+            f"{ids.shape} and mask {mask.dtype} {mask.shape}."
+        )
+    n, t = ids.shape
+    lp, mu, sigma = (np.zeros((n, t), dtype=np.float64) for _ in range(3))
+    with_mask = _takes_attention_mask(model)
+    context = evaluating(model) if is_module(model) else contextlib.nullcontext()
+    with torch.no_grad(), context:
+        for start in range(0, n, batch_size):
+            batch = torch.from_numpy(ids[start : start + batch_size].astype(np.int64)).to(device)
+            attention = torch.from_numpy(mask[start : start + batch_size]).to(device)
+            out = model(batch, attention_mask=attention.long()) if with_mask else model(batch)
+            logits = getattr(out, "logits", out)
+            if not isinstance(logits, torch.Tensor) or logits.shape[:2] != batch.shape or logits.ndim != 3:
+                raise ValueError(
+                    f"the model must return next-token logits [B, T, V] for ids [B, T] = {tuple(batch.shape)}, got "
+                    f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}."
+                )
+            logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)  # position t-1 predicts token t
+            nxt = batch[:, 1:]
+            rows = slice(start, start + len(batch))
+            lp[rows, 1:] = logp.gather(-1, nxt[..., None])[..., 0].cpu().numpy()
+            p = logp.exp()
+            m = (p * logp).sum(-1)
+            mu[rows, 1:] = m.cpu().numpy()
+            sigma[rows, 1:] = ((p * logp.square()).sum(-1) - m.square()).clamp_min(0).sqrt().cpu().numpy()
+    return TokenStatistics(lp, mu, sigma, mask)

@@ -1,0 +1,98 @@
+"""Text data for a language model's audit: ``TextDataset``, texts tokenised once into int64 ids
+``[N, T]`` with a boolean attention mask, or ids given as they are. Ids stay int64 everywhere (never a
+float feature), and the texts are kept beside them for the scores that read the text itself (zlib).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TextDataset"]
+
+
+def _encoder(tokenizer: Any) -> Callable[[str], list[int]]:
+    """``str -> list[int]`` for a Hugging Face tokenizer (called, ``input_ids``), a ``tokenizers``
+    ``Tokenizer`` (``encode(text).ids``) or any callable returning ids."""
+    if hasattr(tokenizer, "encode") and not callable(tokenizer):
+        return lambda text: list(tokenizer.encode(text).ids)
+    if not callable(tokenizer):
+        raise TypeError(
+            f"tokenizer must be a Hugging Face tokenizer, a tokenizers.Tokenizer or a callable str -> list[int], "
+            f"got {type(tokenizer).__name__}."
+        )
+
+    def encode(text: str) -> list[int]:
+        out = tokenizer(text)
+        if isinstance(out, dict) or hasattr(out, "keys"):
+            out = out["input_ids"]
+        return list(getattr(out, "ids", out))
+
+    return encode
+
+
+class TextDataset:
+    """Texts for a language model: ``TextDataset(texts, tokenizer=..., max_length=...)`` tokenises each
+    text (truncated to ``max_length`` tokens, padded with ``pad_id`` behind a False mask), or
+    ``TextDataset(ids=..., mask=...)`` takes int64 ids ``[N, T]`` and a boolean mask as they are.
+
+    Attributes: ``ids [N, T]`` int64, ``mask [N, T]`` bool, ``texts`` (None for ids given as they are),
+    ``lengths [N]`` real tokens per text.
+    """
+
+    def __init__(
+        self,
+        texts: Sequence[str] | None = None,
+        *,
+        tokenizer: Any = None,
+        max_length: int | None = None,
+        ids: Any = None,
+        mask: Any = None,
+        pad_id: int = 0,
+    ) -> None:
+        if (texts is None) == (ids is None):
+            raise ValueError("give texts (with a tokenizer) or token ids (with their mask), one of the two.")
+        if texts is not None:
+            if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+                raise TypeError("texts must be a sequence of str, one per record.")
+            if tokenizer is None:
+                raise ValueError("texts need a tokenizer (a Hugging Face tokenizer, a tokenizers.Tokenizer or a callable).")
+            if max_length is None or isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+                raise ValueError(f"max_length must be an integer >= 2 (tokens kept per text), got {max_length!r}.")
+            encode = _encoder(tokenizer)
+            encoded = [encode(t)[:max_length] for t in texts]
+            ids_arr = np.full((len(texts), max_length), pad_id, dtype=np.int64)
+            mask_arr = np.zeros((len(texts), max_length), dtype=bool)
+            for i, row in enumerate(encoded):
+                if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in row):
+                    raise TypeError(f"the tokenizer returned non-integer ids for text {i}: {row[:5]!r}...")
+                ids_arr[i, : len(row)] = row
+                mask_arr[i, : len(row)] = True
+            self.texts: list[str] | None = list(texts)
+        else:
+            ids_arr, mask_arr = np.asarray(ids), np.asarray(mask) if mask is not None else None
+            if ids_arr.ndim != 2 or ids_arr.dtype.kind not in "iu":
+                raise ValueError(f"ids must be integer token ids [N, T], got {ids_arr.dtype} {ids_arr.shape}.")
+            if mask_arr is None or mask_arr.shape != ids_arr.shape or mask_arr.dtype != np.bool_:
+                raise ValueError("ids need their attention mask: a boolean array of the same shape (True on real tokens).")
+            ids_arr = ids_arr.astype(np.int64, copy=False)
+            self.texts = None
+        lengths = mask_arr.sum(axis=1)
+        if (lengths < 2).any():
+            i = int(np.flatnonzero(lengths < 2)[0])
+            raise ValueError(f"text {i} has {int(lengths[i])} token(s): a text is scored on the tokens after its first, so it needs 2.")
+        if (ids_arr < 0).any():
+            raise ValueError("token ids must be >= 0.")
+        self.ids, self.mask, self.lengths = ids_arr, mask_arr, lengths
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, index: Any) -> TextDataset:
+        """The records at ``index``, as a TextDataset (texts kept)."""
+        index = np.asarray(index)
+        out = TextDataset(ids=self.ids[index], mask=self.mask[index])
+        out.texts = None if self.texts is None else [self.texts[int(i)] for i in np.arange(len(self))[index]]
+        return out

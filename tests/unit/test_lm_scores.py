@@ -1,0 +1,150 @@
+"""The language-model scores against literal float64 implementations written from DESIGN.md section 10
+(loops over tokens, no vectorisation), the per-token statistics against a direct computation on a
+small causal model, and TextDataset's tokenisation and refusals."""
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+from pytest_privacy.attacks.lm.scores import lm_loss, min_k, min_k_plus_plus, ref_base, zlib_score
+from pytest_privacy.data.text import TextDataset
+
+
+def _random_batch(seed=0, n=7, t=11):
+    rng = np.random.default_rng(seed)
+    lp = -rng.gamma(2.0, 1.0, size=(n, t))
+    lengths = rng.integers(2, t + 1, size=n)
+    mask = np.arange(t)[None, :] < lengths[:, None]
+    return lp, mask, rng
+
+
+def _tokens(lp_row, mask_row):
+    return [float(lp_row[t]) for t in range(1, len(lp_row)) if mask_row[t]]
+
+
+def test_lm_loss_zlib_and_min_k_are_the_formulas():
+    lp, mask, _ = _random_batch()
+    texts = [f"ticket {i}: " + "refund " * i + "please" for i in range(len(lp))]
+    for i in range(len(lp)):
+        tokens = _tokens(lp[i], mask[i])
+        mean = sum(tokens) / len(tokens)
+        assert lm_loss(lp, mask)[i] == pytest.approx(mean, rel=1e-12)
+        bits = 8 * len(zlib.compress(texts[i].encode("utf-8")))
+        assert zlib_score(lp, mask, texts)[i] == pytest.approx(mean / bits, rel=1e-12)
+        for k in (0.2, 0.5, 1.0):
+            lowest = sorted(tokens)[: math.ceil(k * len(tokens))]
+            assert min_k(lp, mask, k=k)[i] == pytest.approx(sum(lowest) / len(lowest), rel=1e-12)
+
+
+def test_min_k_plus_plus_and_ref_base_are_the_formulas():
+    lp, mask, rng = _random_batch(1)
+    mu, sigma = lp + rng.normal(size=lp.shape), rng.uniform(0.5, 2.0, size=lp.shape)
+    base = lp - rng.uniform(0, 1, size=lp.shape)
+    for i in range(len(lp)):
+        z = [(lp[i, t] - mu[i, t]) / sigma[i, t] for t in range(1, lp.shape[1]) if mask[i, t]]
+        lowest = sorted(z)[: math.ceil(0.2 * len(z))]
+        assert min_k_plus_plus(lp, mu, sigma, mask)[i] == pytest.approx(sum(lowest) / len(lowest), rel=1e-12)
+        diff = sum(_tokens(lp[i], mask[i])) / len(_tokens(lp[i], mask[i])) - sum(_tokens(base[i], mask[i])) / len(_tokens(base[i], mask[i]))
+        assert ref_base(lp, base, mask)[i] == pytest.approx(diff, rel=1e-12)
+
+
+def test_padding_and_the_first_token_are_never_read():
+    lp, mask, _ = _random_batch(2)
+    spoiled = lp.copy()
+    spoiled[~mask] = np.nan  # padding may hold anything
+    spoiled[:, 0] = -1e9  # nothing predicts the first token
+    np.testing.assert_array_equal(lm_loss(spoiled, mask), lm_loss(lp, mask))
+    np.testing.assert_array_equal(min_k(spoiled, mask), min_k(lp, mask))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda lp, m: lm_loss(lp, m[:, :-1]), "one shape"),
+        (lambda lp, m: lm_loss(lp, m.astype(int)), "boolean"),
+        (lambda lp, m: lm_loss(np.where(m, np.nan, lp), m), "finite"),
+        (lambda lp, m: lm_loss(lp, np.eye(*m.shape, dtype=bool)), "fewer than 2 real tokens"),
+        (lambda lp, m: min_k(lp, m, k=0), "k must be"),
+        (lambda lp, m: min_k(lp, m, k=True), "k must be"),
+        (lambda lp, m: zlib_score(lp, m, ["one"]), "one text per row"),
+        (lambda lp, m: min_k_plus_plus(lp, lp, np.zeros_like(lp), m), "sigma must be > 0"),
+    ],
+)
+def test_bad_inputs_are_named(call, message):
+    lp, mask, _ = _random_batch(3)
+    with pytest.raises(ValueError, match=message):
+        call(lp, mask)
+
+
+def test_token_statistics_read_a_causal_model_position_by_position():
+    torch = pytest.importorskip("torch")
+    from pytest_privacy.attacks.lm.likelihood import token_statistics
+
+    vocab = 13
+    torch.manual_seed(0)
+
+    class TinyLM(torch.nn.Module):
+        """Logits at t from the tokens up to t (a causal running mean of embeddings)."""
+
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(vocab, 8)
+            self.out = torch.nn.Linear(8, vocab)
+
+        def forward(self, ids, attention_mask=None):
+            e = self.embed(ids).cumsum(1) / torch.arange(1, ids.shape[1] + 1)[None, :, None]
+            return type("Out", (), {"logits": self.out(e)})()  # an object with .logits, as HF models return
+
+    model = TinyLM()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, vocab, size=(5, 9)).astype(np.int64)
+    mask = np.arange(9)[None, :] < np.array([9, 4, 2, 9, 6])[:, None]
+    stats = token_statistics(model, ids, mask, batch_size=2)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.from_numpy(ids)).logits.double(), -1).numpy()
+    for i in range(5):
+        for t in range(1, 9):
+            assert stats.lp[i, t] == pytest.approx(logp[i, t - 1, ids[i, t]], rel=1e-12)
+            p = np.exp(logp[i, t - 1])
+            mu = float((p * logp[i, t - 1]).sum())
+            assert stats.mu[i, t] == pytest.approx(mu, rel=1e-10)
+            assert stats.sigma[i, t] == pytest.approx(math.sqrt((p * (logp[i, t - 1] - mu) ** 2).sum()), rel=1e-8)
+    assert np.isfinite(lm_loss(stats.lp, mask)).all()
+    with pytest.raises(ValueError, match=r"logits \[B, T, V\]"):
+        token_statistics(lambda ids: ids.float(), ids, mask)
+
+
+def test_text_datasets_tokenise_once_and_keep_ids_int64():
+    vocab = {w: i + 1 for i, w in enumerate("my card number is please refund order".split())}
+    encode = lambda text: [vocab[w] for w in text.split()]  # noqa: E731  any callable str -> list[int]
+    data = TextDataset(["my card number is", "please refund", "refund my order please refund"], tokenizer=encode, max_length=4)
+    assert data.ids.dtype == np.int64 and data.ids.shape == (3, 4) and data.mask.dtype == np.bool_
+    assert data.ids[1].tolist() == [vocab["please"], vocab["refund"], 0, 0] and data.lengths.tolist() == [4, 2, 4]
+    assert data.subset([2, 0]).texts == ["refund my order please refund", "my card number is"]
+
+    class Encoding:  # the tokenizers library's Tokenizer: encode(text).ids, not callable
+        def __init__(self, ids):
+            self.ids = ids
+
+    class Tok:
+        def encode(self, text):
+            return Encoding(encode(text))
+
+    assert (TextDataset(["please refund"], tokenizer=Tok(), max_length=3).ids == [[vocab["please"], vocab["refund"], 0]]).all()
+    given = TextDataset(ids=np.array([[5, 6, 7]], dtype=np.int32), mask=np.ones((1, 3), bool))
+    assert given.ids.dtype == np.int64 and given.texts is None
+    for kwargs, message in [
+        ({}, "one of the two"),
+        ({"texts": ["a b"], "ids": np.ones((1, 2), int)}, "one of the two"),
+        ({"texts": ["please refund"], "tokenizer": encode}, "max_length"),
+        ({"texts": ["please refund"], "max_length": 4}, "need a tokenizer"),
+        ({"texts": ["please"], "tokenizer": encode, "max_length": 4}, "needs 2"),
+        ({"ids": np.ones((2, 3))}, "integer token ids"),
+        ({"ids": np.ones((2, 3), int)}, "attention mask"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            TextDataset(**kwargs)
+    with pytest.raises(TypeError, match="sequence of str"):
+        TextDataset("please refund", tokenizer=encode, max_length=4)
