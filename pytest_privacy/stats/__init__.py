@@ -7,6 +7,7 @@
 - ``pooled``: the gate over a recipe's models pooled, with cluster-aware bounds (``audit="recipe"``).
 - ``looks``: more references on demand (``n_references="auto"``), each look at its share of the error.
 - ``epsilon``: an epsilon lower bound from membership scores.
+- ``exposure``: a canary's exposure in bits (Carlini et al. 2019), with exact bounds, and its verdict.
 - ``comparisons``: two score sets on the same points (release against release, model against baseline).
 - ``one_run``, ``one_run_power``, ``one_run_fdp``, ``dp_claim``: one-run audits of a DP claim (the
   (epsilon, delta) bound, what it can catch before it runs, the f-DP test) and the verdict on it.

@@ -88,7 +88,7 @@ LIGHT = [
     "pytest_privacy.engine.code_identity", "pytest_privacy.metrics",
     "pytest_privacy.stats", *(f"pytest_privacy.stats.{m}" for m in (
         "checks", "roc", "intervals", "gates", "pooled", "looks", "epsilon", "comparisons", "one_run", "one_run_power", "one_run_fdp",
-        "dp_claim")), "pytest_privacy.data",
+        "dp_claim", "exposure")), "pytest_privacy.data",
     "pytest_privacy.results", "pytest_privacy.report",
 ]
 

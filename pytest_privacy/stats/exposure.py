@@ -1,0 +1,103 @@
+"""Canary exposure (Carlini et al., "The Secret Sharer", 2019) with exact bounds, and its verdict.
+
+A canary is a format with a random secret ``s`` from a space ``R``; the model's log-likelihood of the
+canary text with each candidate secret ranks them. ``exposure = log2 |R| - log2 rank(s)``:
+``log2 |R|`` bits when the model ranks the true secret first, about 1 bit when it has learnt nothing.
+
+- **Enumerated** (every candidate scored, ``|R| <= 10^6``): ``rank`` is the number of candidates
+  scoring at least the secret's (ties against the secret, so the exposure is never overstated), and
+  the exposure is exact.
+- **Sampled** (``n`` candidates drawn uniformly from ``R``): ``exposure = -log2 Pr_r[ll(r) >= ll(s)]``.
+  The count ``c`` of sampled candidates at or above the secret is Binomial(n, p) with that ``p``, so
+  the Clopper-Pearson interval on ``p`` gives exact bounds on the exposure,
+  ``[-log2 p_high, -log2 p_low]``; the point estimate extrapolates past ``1/n`` with a skew-normal
+  fitted to the sampled log-likelihoods, as the paper does, and is said to be an estimate.
+
+The verdict on "exposure <= max_exposure": FAIL when the lower bound exceeds it, PASS when the upper
+bound is at most it, otherwise INCONCLUSIVE with the number of samples that could decide.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from ..results import Verdict
+from .checks import check_confidence, check_number
+from .intervals import clopper_pearson
+
+__all__ = ["Exposure", "exposure", "exposure_verdict"]
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A canary's exposure in bits: ``estimate`` within ``[low, high]`` at ``confidence`` (equal when
+    every candidate was scored), ``above`` candidates of ``n_candidates`` scoring at least the secret."""
+
+    estimate: float
+    low: float
+    high: float
+    above: int
+    n_candidates: int
+    space_size: int
+    enumerated: bool
+    confidence: float
+    method: str
+
+
+def exposure(
+    secret_ll: float, candidate_ll: np.ndarray, *, space_size: int, enumerated: bool, confidence: float = 0.95
+) -> Exposure:
+    """The exposure of a secret whose canary has log-likelihood ``secret_ll`` among candidates with
+    ``candidate_ll``: all of ``R`` but the secret (``enumerated``), or a uniform sample from ``R``."""
+    ll = np.asarray(candidate_ll, dtype=np.float64)
+    space_size = check_number("space_size", space_size, "[2, inf)", integer=True)
+    check_confidence(confidence)
+    if ll.ndim != 1 or ll.size == 0 or not np.isfinite(ll).all() or not math.isfinite(secret_ll):
+        raise ValueError("candidate log-likelihoods must be a non-empty 1-D array of finite numbers, and the secret's finite.")
+    above = int((ll >= secret_ll).sum())
+    if enumerated:
+        if ll.size != space_size - 1:
+            raise ValueError(
+                f"an enumerated exposure scores every other candidate of the space: {space_size - 1} expected, got {ll.size}."
+            )
+        bits = math.log2(space_size) - math.log2(above + 1)  # rank = 1 + candidates at or above the secret
+        return Exposure(bits, bits, bits, above, int(ll.size), space_size, True, confidence, "exact rank among every candidate")
+    n = int(ll.size)
+    p_low, p_high = clopper_pearson(above, n, confidence)
+    low = -math.log2(float(p_high))
+    high = math.log2(space_size) if p_low <= 0 else min(math.log2(space_size), -math.log2(float(p_low)))
+    shape, loc, scale = stats.skewnorm.fit(ll)
+    tail = float(stats.skewnorm.sf(secret_ll, shape, loc, scale))
+    estimate = min(math.log2(space_size), -math.log2(tail)) if tail > 0 else math.log2(space_size)
+    return Exposure(
+        estimate, low, max(high, low), above, n, space_size, False, confidence,
+        f"{n:,} sampled candidates: exact bounds from their count, the estimate from a fitted skew-normal",
+    )
+
+
+def exposure_verdict(e: Exposure, *, max_exposure: float) -> tuple[Verdict, str]:
+    """FAIL when the exposure's lower bound exceeds ``max_exposure`` bits, PASS when its upper bound is
+    at most it, else INCONCLUSIVE, saying how many sampled candidates could decide."""
+    max_exposure = check_number("max_exposure", max_exposure, "[0, inf)", why="bits")
+    if e.low > max_exposure:
+        return Verdict.FAIL, f"the secret is exposed: >= {e.low:.2f} bits > {max_exposure:g} ({e.method})"
+    if e.high <= max_exposure:
+        return Verdict.PASS, f"exposure <= {e.high:.2f} bits, within {max_exposure:g} ({e.method})"
+    # c at or above the secret among n: the upper bound on p falls below 2^-max only when n grows
+    needed = _samples_to_certify(max_exposure, e.confidence)
+    return Verdict.INCONCLUSIVE, (
+        f"exposure in [{e.low:.2f}, {e.high:.2f}] bits straddles {max_exposure:g}; with no candidate at or above "
+        f"the secret, {needed:,} sampled candidates would prove it above {max_exposure:g} bits ({e.method})"
+    )
+
+
+def _samples_to_certify(bits: float, confidence: float) -> int:
+    """Fewest samples whose Clopper-Pearson upper bound on ``p`` with none at or above the secret
+    is below ``2^-bits``: ``1 - (alpha/2)^(1/n) < 2^-bits``."""
+    alpha = (1.0 - confidence) / 2.0
+    target = 2.0 ** -bits
+    return max(1, math.ceil(math.log(alpha) / math.log1p(-target)))
