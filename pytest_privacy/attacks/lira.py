@@ -211,8 +211,24 @@ def lira_scores(
     if reference_logits is None:
         raise ValueError(f"LiRA {variant} needs reference_logits; use variant='global' without them.")
     refs = as_reference_logits(reference_logits, target)
-    n_refs = refs.shape[0]
     phi_r = logit_scale(refs, y[:, None])  # [M, N, A]
+    return lira_from_statistics(phi_t, phi_r, keep, variant=variant, variance=variance, prior_df=prior_df)
+
+
+def lira_from_statistics(
+    phi_t: np.ndarray,
+    phi_r: np.ndarray,
+    keep: np.ndarray | None,
+    *,
+    variant: Literal["online", "offline"] = "online",
+    variance: Literal["per_example", "fixed", "shrunk"] = "per_example",
+    prior_df: float | None = None,
+) -> np.ndarray:
+    """LiRA's Gaussian test on any per-point statistic: the target's ``phi_t [N, A]`` against the
+    references' ``phi_r [M, N, A]`` (IN/OUT by ``keep [M, N]``), as :func:`lira_scores` describes. The
+    statistic is the caller's: the logit-scaled confidence of a classifier, or a text's mean token
+    log-likelihood under a language model (a mean of many terms, near-Gaussian across models)."""
+    n_refs, n_points = phi_r.shape[0], phi_r.shape[1]
     if keep is None and variant == "online":
         raise ValueError("LiRA online needs keep [M, N] saying which reference trained on which point.")
     keep_b = as_keep(keep, n_refs, n_points)

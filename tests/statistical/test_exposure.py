@@ -10,7 +10,11 @@ import pytest
 from scipy import stats
 
 from pytest_privacy.results import Verdict
-from pytest_privacy.stats.exposure import _samples_to_certify, exposure, exposure_verdict
+from pytest_privacy.stats.exposure import (
+    _samples_to_certify,
+    exposure,
+    exposure_verdict,
+)
 from pytest_privacy.stats.intervals import clopper_pearson
 
 SEEDS = 200

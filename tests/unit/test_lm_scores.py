@@ -8,7 +8,13 @@ import zlib
 import numpy as np
 import pytest
 
-from pytest_privacy.attacks.lm.scores import lm_loss, min_k, min_k_plus_plus, ref_base, zlib_score
+from pytest_privacy.attacks.lm.scores import (
+    lm_loss,
+    min_k,
+    min_k_plus_plus,
+    ref_base,
+    zlib_score,
+)
 from pytest_privacy.data.text import TextDataset
 
 
@@ -148,3 +154,25 @@ def test_text_datasets_tokenise_once_and_keep_ids_int64():
             TextDataset(**kwargs)
     with pytest.raises(TypeError, match="sequence of str"):
         TextDataset("please refund", tokenizer=encode, max_length=4)
+
+
+def test_lm_lira_is_the_gaussian_test_on_each_texts_mean_log_likelihood():
+    from scipy import stats
+
+    from pytest_privacy.attacks.lm.scores import lm_lira
+    from pytest_privacy.engine.seeds import balanced_keep
+
+    lp, mask, rng = _random_batch(4, n=6, t=9)
+    m = 8
+    keep = balanced_keep(m, len(lp), 0)
+    refs = lp[None] + rng.normal(scale=0.3, size=(m, *lp.shape)) + 0.5 * keep[:, :, None]
+    scores = lm_lira(lp, refs, keep, mask)
+    for i in range(len(lp)):
+        phi = lambda row: sum(_tokens(row, mask[i])) / len(_tokens(row, mask[i]))  # noqa: E731
+        ins = [phi(refs[j, i]) for j in range(m) if keep[j, i]]
+        outs = [phi(refs[j, i]) for j in range(m) if not keep[j, i]]
+        target = phi(lp[i])
+        expected = stats.norm.logpdf(target, np.median(ins), np.std(ins)) - stats.norm.logpdf(target, np.median(outs), np.std(outs))
+        assert scores[i] == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ValueError, match=r"\[M, N, T\]"):
+        lm_lira(lp, refs[:, :3], keep, mask)

@@ -14,6 +14,8 @@ tokens at ``t >= 1`` (the first token has no context to be predicted from); ``n_
   distribution at ``t``; the mean of the ``ceil(k n)`` smallest ``z_t``.
 - :func:`ref_base`: ``mean_t lp_t`` under the target less the same under the base model the
   fine-tune started from.
+- :func:`lm_lira`: LiRA on the per-text statistic ``mean_t lp_t``, IN/OUT Gaussians over the
+  reference fine-tunes (:func:`pytest_privacy.attacks.lira.lira_from_statistics`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from ...stats.checks import check_number
 
-__all__ = ["lm_loss", "min_k", "min_k_plus_plus", "ref_base", "scored_tokens", "zlib_bits", "zlib_score"]
+__all__ = ["lm_lira", "lm_loss", "min_k", "min_k_plus_plus", "ref_base", "scored_tokens", "zlib_bits", "zlib_score"]
 
 
 def scored_tokens(lp: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -110,3 +112,21 @@ def ref_base(lp: np.ndarray, base_lp: np.ndarray, mask: np.ndarray) -> np.ndarra
     """``mean_t lp_t`` under the target less under the base model it was fine-tuned from: what the
     fine-tune added, not what the text already had going for it."""
     return lm_loss(lp, mask) - lm_loss(base_lp, mask)
+
+
+def lm_lira(
+    lp: np.ndarray, reference_lp: np.ndarray, keep: np.ndarray | None, mask: np.ndarray, *, variant: str = "online",
+    variance: str = "per_example",
+) -> np.ndarray:
+    """LiRA for a language model: each text's ``mean_t lp_t`` under the target (``lp [N, T]``) against
+    the same under the reference fine-tunes (``reference_lp [M, N, T]``, IN/OUT by ``keep [M, N]``)."""
+    from ..lira import lira_from_statistics
+
+    reference_lp = np.asarray(reference_lp)
+    if reference_lp.ndim != 3 or reference_lp.shape[1:] != np.asarray(lp).shape:
+        raise ValueError(
+            f"reference log-likelihoods must be [M, N, T] for texts [N, T] = {np.asarray(lp).shape}, got {reference_lp.shape}."
+        )
+    phi_t = lm_loss(lp, mask)[:, None]
+    phi_r = np.stack([lm_loss(r, mask) for r in reference_lp])[..., None]
+    return lira_from_statistics(phi_t, phi_r, keep, variant=variant, variance=variance)  # type: ignore[arg-type]
