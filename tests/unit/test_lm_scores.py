@@ -176,3 +176,53 @@ def test_lm_lira_is_the_gaussian_test_on_each_texts_mean_log_likelihood():
         assert scores[i] == pytest.approx(expected, rel=1e-10)
     with pytest.raises(ValueError, match=r"\[M, N, T\]"):
         lm_lira(lp, refs[:, :3], keep, mask)
+
+
+def _memorising_lm(torch, texts_ids, vocab):
+    """A causal 'model' that has memorised ``texts_ids``: at each position it puts its mass on the token
+    that followed the same (previous, current) pair in a memorised text, else spreads it evenly."""
+    table = {}
+    for row in texts_ids:
+        for a, b, c in zip(row, row[1:], row[2:]):
+            table[(int(a), int(b))] = int(c)
+
+    def model(ids):
+        logits = torch.zeros(*ids.shape, vocab)
+        for i in range(ids.shape[0]):
+            for t in range(1, ids.shape[1]):
+                nxt = table.get((int(ids[i, t - 1]), int(ids[i, t])))
+                if nxt is not None:
+                    logits[i, t, nxt] = 10.0
+        return logits
+
+    return model
+
+
+def test_greedy_continuations_reproduce_what_the_model_memorised_and_nothing_else():
+    torch = pytest.importorskip("torch")
+    from pytest_privacy.attacks.lm.extraction import continuations, extracted
+
+    rng = np.random.default_rng(0)
+    vocab = 50
+    ids = rng.integers(1, vocab, size=(8, 12)).astype(np.int64)
+    mask = np.ones_like(ids, dtype=bool)
+    members = ids[:4]
+    model = _memorising_lm(torch, members, vocab)
+    gen = continuations(model, ids, mask, prefix=4, suffix=8, batch_size=3)
+    assert gen.shape == (8, 8) and gen.dtype == np.int64
+    # greedy by hand for one record: the argmax at the last position, appended, eight times
+    row = list(ids[5, :4])
+    for _ in range(8):
+        row.append(int(model(torch.tensor([row]))[0, -1].argmax()))
+    assert gen[5].tolist() == row[4:]
+    flags = extracted(gen, ids, mask, prefix=4)
+    assert flags[:4].all() and not flags[4:].any()  # members' suffixes come back, non-members' do not
+    # a PII span of a non-member is extracted only if reproduced; a member's span is
+    spans = [[(6, 9)]] * 8
+    assert (extracted(gen, ids, mask, prefix=4, pii_spans=spans) == flags).all()
+    again = continuations(model, ids, mask, prefix=4, suffix=8, sample=True, seed=3, batch_size=8)
+    assert np.array_equal(again, continuations(model, ids, mask, prefix=4, suffix=8, sample=True, seed=3, batch_size=2))
+    with pytest.raises(ValueError, match="fewer than prefix"):
+        continuations(model, ids, np.arange(12)[None, :].repeat(8, 0) < 3, prefix=4, suffix=2)
+    with pytest.raises(ValueError, match="prefix and suffix"):
+        continuations(model, ids, mask, prefix=0, suffix=2)

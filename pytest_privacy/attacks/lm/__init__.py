@@ -1,5 +1,6 @@
-"""Membership scores for language models: per-token statistics of a causal LM (:mod:`.likelihood`)
-and the sequence scores read from them (:mod:`.scores`), as DESIGN.md section 10 defines them."""
+"""Language models: per-token statistics of a causal LM (:mod:`.likelihood`), the sequence membership
+scores read from them (:mod:`.scores`) and extraction by continuing records' prefixes
+(:mod:`.extraction`), as DESIGN.md section 10 defines them."""
 
 from .scores import lm_lira, lm_loss, min_k, min_k_plus_plus, ref_base, zlib_score
 
