@@ -27,6 +27,7 @@ _EXPORTS = {
     "register_suite": "attacks.registry",
     "Attack": "attacks.registry",
     "PrivacyInconclusiveWarning": "assertions",
+    "GaussianFitWarning": "assertions",
     "PrivacyInconclusiveError": "assertions",
     "PrivacyLeakError": "assertions",
     "MembershipData": "data",

@@ -106,6 +106,18 @@ class PointScores(BaseModel):
         return scores, np.unpackbits(bits, count=scores.size).astype(bool)
 
 
+class GaussianFit(BaseModel):
+    """LiRA's Gaussian-fit check of one audit (:func:`pytest_privacy.stats.gaussian_fit.gaussian_fit`):
+    its p-value over ``n_points`` points, whether it rejected the Gaussian model, and the audit points
+    that violate it most (the first ``worst_significant`` of them significant after Holm)."""
+
+    p_value: float
+    rejected: bool
+    n_points: int
+    worst: list[int] = []
+    worst_significant: int = 0
+
+
 class AttackResult(GateResult):
     """A gate's result together with the attack that produced the scores.
 
@@ -137,6 +149,7 @@ class AttackResult(GateResult):
     # (``audit="recipe"``); the member/non-member counts are then trials, not points.
     audit: Literal["model", "recipe"] = "model"
     n_models: int = 1
+    gaussian_fit: GaussianFit | None = None  # LiRA attacks: does the Gaussian model of its references fit?
 
 
 class ComparisonResult(BaseModel):

@@ -18,7 +18,6 @@ from ..attacks.runner import attack_scores
 from ..data import Baseline, MembershipData, as_membership_data
 from ..data.querying import label_oracle
 from ..report import record_result
-from ..report.records import attack_record
 from ..results import (
     AttackResult,
     ComparisonResult,
@@ -37,6 +36,7 @@ from ..stats.gates import auc_gate, epsilon_gate, gate, measure
 from ..stats.pooled import pooled_gate
 from .policy import (
     DP_HINT,
+    GaussianFitWarning,
     OnInconclusive,
     PrivacyInconclusiveError,
     PrivacyInconclusiveWarning,
@@ -50,9 +50,18 @@ from .policy import (
     policy_or_default,
     set_inconclusive_default,
 )
-from .running import adaptively, as_requested, attack_for, family, fixed_audit, trials
+from .running import (
+    adaptively,
+    as_requested,
+    attack_for,
+    family,
+    fixed_audit,
+    recorded,
+    trials,
+)
 
 __all__ = [
+    "GaussianFitWarning",
     "OnInconclusive",
     "PrivacyInconclusiveError",
     "PrivacyInconclusiveWarning",
@@ -115,7 +124,7 @@ def assert_tpr_at_fpr_below(
         started = time.perf_counter()
         scores, member, variant, queries = trials(model, d, names[0], attack_options)
         g = (pooled_gate if scores.ndim == 2 else gate)(scores, member, fpr=fprs[0], max_tpr=max_tpr, confidence=level)
-        return [attack_record(g, names[0], variant, d, queries, scores, started, is_member=member)]
+        return [recorded(g, names[0], variant, d, queries, scores, started, is_member=member)]
 
     results = [
         record_result(as_requested(r, attack)) for r in adaptively(judge, data, confidence, same_attack=attack is not None)
@@ -149,7 +158,7 @@ def measure_attack(
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = measure(scores, data.is_member, fpr=fpr, confidence=confidence)
-    return record_result(as_requested(attack_record(g, attack, variant, data, queries, scores, started), requested_attack))
+    return record_result(as_requested(recorded(g, attack, variant, data, queries, scores, started), requested_attack))
 
 
 def assert_auc_below(
@@ -180,7 +189,7 @@ def assert_auc_below(
         name = attack_for(attack, d)
         scores, variant, queries = attack_scores(model, d, name, attack_options=attack_options)
         g = auc_gate(scores, d.is_member, max_auc=max_auc, confidence=level)
-        return [attack_record(g, name, variant, d, queries, scores, started)]
+        return [recorded(g, name, variant, d, queries, scores, started)]
 
     r = record_result(as_requested(adaptively(judge, data, confidence)[0], attack))
     return enforce(r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{r.auc_low:.4f}, {r.auc_high:.4f}])")
@@ -213,7 +222,7 @@ def assert_epsilon_below(
     started = time.perf_counter()
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = epsilon_gate(scores, data.is_member, max_epsilon=max_epsilon, delta=delta, confidence=confidence)
-    r = record_result(as_requested(attack_record(g, attack, variant, data, queries, scores, started), requested))
+    r = record_result(as_requested(recorded(g, attack, variant, data, queries, scores, started), requested))
     return enforce(r, policy_or_default(None), f"epsilon must be <= {max_epsilon:g}")
 
 

@@ -21,7 +21,7 @@ from ..stats.checks import (
 )
 from ..strict import unknown_name_error
 
-__all__ = ["enforce_baseline", "enforce_family", "DP_HINT", "HINT", "OnInconclusive", "PrivacyInconclusiveError", "PrivacyInconclusiveWarning", "PrivacyLeakError", "confidence_or_default", "describe_attack", "describe_dp", "enforce", "gate_defaults", "policy_or_default", "set_inconclusive_default"]
+__all__ = ["GaussianFitWarning", "enforce_baseline", "enforce_family", "DP_HINT", "HINT", "OnInconclusive", "PrivacyInconclusiveError", "PrivacyInconclusiveWarning", "PrivacyLeakError", "confidence_or_default", "describe_attack", "describe_dp", "enforce", "gate_defaults", "policy_or_default", "set_inconclusive_default"]
 
 
 OnInconclusive = Literal["fail", "warn", "skip", "xfail"]
@@ -50,6 +50,11 @@ class PrivacyLeakError(AssertionError):
 
 class PrivacyInconclusiveError(AssertionError):
     """A gate could not decide and inconclusive results are set to ``fail`` (the default)."""
+
+
+class GaussianFitWarning(UserWarning):
+    """LiRA's Gaussian model of the reference scores does not fit an audit: its readings at low FPR
+    may be off (the result's ``gaussian_fit`` holds the check)."""
 
 
 class PrivacyInconclusiveWarning(UserWarning):

@@ -4,6 +4,7 @@ references (``n_references="auto"``, stopping when no later look can decide) and
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,14 +17,16 @@ from ..data import MembershipData
 from ..report.records import attack_record
 from ..results import (
     AttackResult,
+    GateResult,
     Verdict,
 )
 from ..stats.gates import fail_p_value, gate, holm
 from ..stats.intervals import clopper_pearson, nonmembers_needed
 from ..stats.looks import look_confidence
 from ..stats.pooled import pooled_fail_p_value, pooled_gate
+from .policy import GaussianFitWarning
 
-__all__ = ["adaptively", "as_requested", "attack_for", "decided", "family", "fixed_audit", "trials", "undecidable"]
+__all__ = ["recorded", "adaptively", "as_requested", "attack_for", "decided", "family", "fixed_audit", "trials", "undecidable"]
 
 
 def as_requested(r: AttackResult, attack: Any) -> AttackResult:
@@ -159,5 +162,32 @@ def family(
         level = alpha / (k - order.index(i)) if rejected[i] else alpha / k
         g = (pooled_gate if scores.ndim == 2 else gate)(scores, member, fpr=f, max_tpr=max_tpr, confidence=1.0 - level)
         described = f"{variant}; family of {k}, Holm"
-        results.append(attack_record(g, attack, described, data, queries, scores, started, is_member=member))
+        results.append(recorded(g, attack, described, data, queries, scores, started, is_member=member))
     return results
+
+
+def recorded(
+    g: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None, scores: np.ndarray,
+    started: float, *, is_member: np.ndarray | None = None,
+) -> AttackResult:
+    """The gate's result record (:func:`~pytest_privacy.report.records.attack_record`) with the
+    attack's own check of its model of the scores when it has one (LiRA: does the Gaussian model of
+    its references fit?), warning with the points that violate it most when it does not."""
+    r = attack_record(g, attack, variant, data, queries, scores, started, is_member=is_member)
+    spec = get_attack(attack)
+    if spec.diagnose is None or data.references is None:
+        return r
+    fit = spec.diagnose(data.references, data.y, g.confidence)
+    if fit is None:
+        return r
+    if fit.rejected:
+        warnings.warn(
+            GaussianFitWarning(
+                f"{attack}: the Gaussian model of the reference scores does not fit this audit (p = {fit.p_value:.2g} "
+                f"over {fit.n_points} points; the points that violate it most: {fit.worst}), so its readings at low "
+                "FPR may be off: train more references, use a per-example or shrunk variance (lira_shrunk), or an "
+                "attack that assumes no shape (rmia)"
+            ),
+            stacklevel=3,
+        )
+    return r.model_copy(update={"gaussian_fit": fit})

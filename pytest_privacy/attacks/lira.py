@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from scipy import special, stats
 
+from ..results import GaussianFit
+from ..stats.gaussian_fit import gaussian_fit
 from ._arrays import as_keep, as_labels, as_reference_logits
 from ._arrays import as_nac as _as_nac
 from .registry import Attack, ScoreFn, register_attack
@@ -282,41 +284,55 @@ def _lira(variant: str, variance: str | None) -> ScoreFn:
     return score
 
 
+def gaussian_fit_of(refs: References, labels: np.ndarray, confidence: float) -> GaussianFit | None:
+    """LiRA's Gaussian-fit check on these references' logit-scaled confidences
+    (:func:`pytest_privacy.stats.gaussian_fit.gaussian_fit`), as a result field; None when some point
+    has fewer than 3 references IN or OUT."""
+    y = as_labels(labels, refs.logits.shape[1], refs.logits.shape[-1])
+    check = gaussian_fit(logit_scale(refs.logits, y[:, None]), refs.keep, confidence=confidence)
+    if check is None:
+        return None
+    return GaussianFit(
+        p_value=check.p_value, rejected=check.rejected, n_points=check.n_points, worst=list(check.worst),
+        worst_significant=check.worst_significant,
+    )
+
+
 def _global(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop: Any = None) -> tuple[np.ndarray, str]:
     return lira_scores(logits, None, labels, variant="global"), "global"
 
 
-register_attack(Attack("lira", "lira", True, "LiRA online; fixed variance below 64 references", _lira("online", None)))
+register_attack(Attack("lira", "lira", True, "LiRA online; fixed variance below 64 references", _lira("online", None), diagnose=gaussian_fit_of))
 register_attack(
     Attack(
         "lira_offline", "lira", True, "LiRA offline (OUT references only); fixed variance below 64 references",
-        _lira("offline", None),
+        _lira("offline", None), diagnose=gaussian_fit_of,
     )
 )
-register_attack(Attack("lira_online_fixed", "lira", True, "LiRA online, one shared variance", _lira("online", "fixed")))
+register_attack(Attack("lira_online_fixed", "lira", True, "LiRA online, one shared variance", _lira("online", "fixed"), diagnose=gaussian_fit_of))
 register_attack(
     Attack(
-        "lira_online_per_example", "lira", True, "LiRA online, per-example variances", _lira("online", "per_example")
+        "lira_online_per_example", "lira", True, "LiRA online, per-example variances", _lira("online", "per_example"), diagnose=gaussian_fit_of,
     )
 )
-register_attack(Attack("lira_offline_fixed", "lira", True, "LiRA offline, one shared variance", _lira("offline", "fixed")))
+register_attack(Attack("lira_offline_fixed", "lira", True, "LiRA offline, one shared variance", _lira("offline", "fixed"), diagnose=gaussian_fit_of))
 register_attack(
     Attack(
-        "lira_offline_per_example", "lira", True, "LiRA offline, per-example variances", _lira("offline", "per_example")
+        "lira_offline_per_example", "lira", True, "LiRA offline, per-example variances", _lira("offline", "per_example"), diagnose=gaussian_fit_of,
     )
 )
 register_attack(
     Attack(
         "lira_shrunk", "lira", True,
         "LiRA online, per-example variances shrunk towards the pooled variance (BaVarIA-style empirical Bayes)",
-        _lira("online", "shrunk"),
+        _lira("online", "shrunk"), diagnose=gaussian_fit_of,
     )
 )
 register_attack(
     Attack(
         "lira_offline_shrunk", "lira", True,
         "LiRA offline, per-example variances shrunk towards the pooled variance (BaVarIA-style empirical Bayes)",
-        _lira("offline", "shrunk"),
+        _lira("offline", "shrunk"), diagnose=gaussian_fit_of,
     )
 )
 register_attack(Attack("lira_global", "baseline", False, "LiRA's global threshold on the logit-scaled confidence", _global))

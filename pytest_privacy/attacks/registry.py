@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,8 @@ class Attack:
     score: ScoreFn | None = None
     score_labels: LabelScoreFn | None = None
     needs_population: bool = False
+    # (references, labels, confidence) -> a check of the attack's own model of the scores, or None
+    diagnose: Callable[..., Any] | None = None
 
     @property
     def label_only(self) -> bool:

@@ -14,7 +14,7 @@ from ..results import (
     DPAuditResult,
 )
 from .html_text import attack_name, badge, escape, gate_name, optional, test_name
-from .summary import dp_claim_text, dp_power, dp_proven
+from .summary import dp_claim_text, dp_power, dp_proven, gaussian_fit_text
 
 __all__ = ["detail", "has_roc", "matplotlib_available"]
 
@@ -73,6 +73,7 @@ def _numbers(r: AnyResult) -> str:
             ("members / non-members", f"{r.n_members:,} / {r.n_nonmembers:,}"),
             ("queries", f"{r.queries:,}" if r.queries else None), ("confidence", f"{r.confidence:g}"),
             ("references", r.n_references),
+            ("Gaussian model of the references", gaussian_fit_text(r)),
         ]
     rows += [("seed", r.seed), ("profile", r.profile)]
     body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows if v is not None)

@@ -75,11 +75,23 @@ def format_summary(results: list[AnyResult]) -> list[str]:
         queries = f", {r.queries:,} queries" if r.queries else ""
         if r.audit == "recipe":  # the counts are pooled trials of every model, not points
             queries += f", audit: recipe of {r.n_models} models"
+        fit = f", Gaussian fit: {gaussian_fit_text(r)}" if r.gaussian_fit is not None else ""
         lines.append(
             f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): {measured}{eps}, "
-            f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}{queries}, {tail}"
+            f"n={r.n_members}/{r.n_nonmembers}, refs={r.n_references}{queries}{fit}, {tail}"
         )
     return lines
+
+
+def gaussian_fit_text(r: AttackResult) -> str | None:
+    """LiRA's Gaussian-fit check as reports write it: ``p=0.41, fits`` or ``p=0.0003, does not fit
+    (worst points 17, 4, 230)``; None for attacks without the check."""
+    fit = r.gaussian_fit
+    if fit is None:
+        return None
+    if not fit.rejected:
+        return f"p={fit.p_value:.2g}, fits"
+    return f"p={fit.p_value:.2g}, does not fit (worst points {', '.join(map(str, fit.worst))})"
 
 
 _SYMBOLS = {"plain": ("eps", "mu", "delta", "<=", ">="), "greek": ("ε", "μ", "δ", " ≤ ", " ≥ ")}

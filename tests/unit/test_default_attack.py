@@ -137,3 +137,28 @@ def test_a_model_more_vulnerable_than_its_baseline_fails_with_both_side_by_side(
     message = str(failure.value)
     assert "this model" in message and "baseline" in message and f"{r.tpr:.4f}" in message
     assert f"{r.tpr_baseline:.4f}" in message and "> margin 0" in message
+
+
+def test_every_lira_result_says_whether_its_gaussian_model_fits_and_warns_when_not():
+    """LiRA's results carry the Gaussian-fit check of their references (summary, JSON, HTML); a
+    heavy-tailed audit warns with the points that violate the model most."""
+    from pytest_privacy import GaussianFitWarning
+    from pytest_privacy.report.summary import format_summary
+
+    data, model = _gaussian(16, 1.0)
+    with recording():
+        r = measure_attack(model, data, fpr=0.05, attack="lira")
+    assert r.gaussian_fit is not None and not r.gaussian_fit.rejected and r.gaussian_fit.n_points == N
+    assert "Gaussian fit: p=" in format_summary([r])[0]
+    with recording():
+        assert measure_attack(model, data, fpr=0.05, attack="loss").gaussian_fit is None  # no model to check
+
+    rng = np.random.default_rng(5)
+    keep = balanced_keep(16, N, 0)
+    heavy = rng.normal(size=N)[None] + keep + rng.standard_t(1.5, size=(16, N))
+    refs = References(np.stack([np.zeros_like(heavy), heavy], -1), keep, seed=0)
+    tailed = MembershipData(data.x, data.y, data.is_member, refs)
+    with recording(), pytest.warns(GaussianFitWarning, match="does not fit this audit"):
+        r = measure_attack(model, tailed, fpr=0.05, attack="lira")
+    assert r.gaussian_fit.rejected and len(r.gaussian_fit.worst) == 5
+    assert "does not fit (worst points" in format_summary([r])[0]
