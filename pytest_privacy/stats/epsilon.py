@@ -36,23 +36,7 @@ def epsilon_lower_bound(
     auditing (Steinke et al. 2023) instead. It bounds the epsilon of the whole algorithm from below,
     at the given ``delta``; it never certifies privacy.
 
-    **Why the bounds hold jointly over the thresholds.** Unlike :func:`gate`'s fixed-FPR claim, the
-    threshold maximising a ratio depends on both counts, so every bound must hold at once:
-
-    1. Per count ``k``: let ``G(t)`` be the true FPR at ``t`` and ``U_k`` the upper bound for ``k``
-       false positives. Every ``t`` with ``fp(t) <= k`` and ``G(t) > U_k`` lies at or below the fixed
-       threshold ``t_k = sup{t: G(t) > U_k}``, where ``G(t_k) >= U_k`` (G is left-continuous) and
-       ``fp(t_k) <= fp(t) <= k``; so all bounds that use ``k`` fail together only on the single event
-       ``Binomial(n_nonmembers, G(t_k)) <= k``, of probability ``<= P(Binomial(n, U_k) <= k) = beta``.
-       The TPR lower bound at each true-positive count ``j`` is the mirror image (with the fixed
-       threshold's tail ``P(score > s)`` where ``P(score >= s)`` jumps there).
-    2. Bonferroni over the data-independent set of counts that can fail (``k = 0..n_nonmembers-1``,
-       ``j = 1..n_members``): each one-sided bound uses ``beta = (1 - confidence) / (2 n)`` for its
-       sample size ``n``, so all bounds hold at once with probability ``>= confidence``, and then
-       every term, hence their maximum, is at most the true epsilon.
-
-    The price is a wider interval than a single threshold's: at 0 false positives ``FPR_high`` is
-    about ``ln(2 n / (1 - confidence)) / n`` instead of ``ln(2 / (1 - confidence)) / n``.
+    The argument (why the error rate holds): ``docs/statistics.md``, "The epsilon lower bound".
     """
     check_delta(delta)
     check_confidence(confidence)

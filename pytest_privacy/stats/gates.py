@@ -55,15 +55,7 @@ def gate(
     - **INCONCLUSIVE** otherwise, with the reason, and also whenever the AUC's 99% interval lies
       below 0.45 (inverted scores or swapped labels are an input error, never evidence of privacy).
 
-    Why scanning every threshold needs no multiplicity correction: let ``t*`` be the threshold at
-    which the true FPR crosses ``fpr``. Thresholds are ordered, so every certifying threshold
-    ``t_k`` (k false positives) is wrong about its FPR only if the largest certifying one is, which
-    is a single event ``Binomial(n_nonmembers, fpr) <= k_max`` of probability ``<= a/2``; and every
-    threshold at or above ``t*`` has at most the true positives of ``t*``, so all TPR lower bounds
-    are wrong only if the one at ``t*`` is, again probability ``<= a/2``. Hence a model exactly at
-    the limit is FAILed with probability at most ``1 - confidence`` (and PASS symmetrically: if
-    ``t_j`` truly has FPR above ``fpr``, every member found at ``t*`` scores above ``t_j``), however
-    many thresholds are scanned. FAIL and PASS cannot both hold.
+    The argument (why the error rate holds): ``docs/statistics.md``, "The TPR-at-FPR gate".
 
     For PASS the reported TPR fields describe the members scoring above ``threshold``
     and the FPR fields the threshold itself.

@@ -310,38 +310,7 @@ def pooled_gate(
     finite threshold reaches ``fpr``, or when the pooled AUC is clearly below 0.5. Only the bounds
     differ.
 
-    **The bound.** At every threshold, the pooled FPR (and TPR) is a mean of dependent trials: two-way
-    clustered by model and by point. Its variance is estimated with the two-way cluster-robust
-    estimator of Cameron, Gelbach & Miller (2011), ``V = V_model + V_point - V_cell``, with the
-    small-sample factors ``G / (G - 1)`` and, for the mere ``K`` model clusters, the squared ratio of
-    the t (``K - 1`` degrees of freedom) and normal 97.5% quantiles (1.17 at 17 models). The design
-    effect ``deff = max(1, V / V_binomial)`` turns the trials into ``n / deff`` effective ones, and the
-    bound is Clopper-Pearson on ``k / deff`` effective events (non-integer counts through the beta
-    quantiles, as :func:`~pytest_privacy.metrics.clopper_pearson` computes them). Why this, and not a
-    bootstrap: it is exact for independent trials (``deff = 1``), exact for clusters of identical
-    trials (``k / c`` events out of ``n / c``), keeps Clopper-Pearson's sensible behaviour at zero
-    events, and costs two sorts. At the rare ends (fewer than ``MIN_EVENTS`` = 20 events or
-    non-events) a design effect comes from a handful of clusters and reads low exactly when the
-    clusters that would show the dependence were not drawn, so there it is at least the design effect
-    of the nearest threshold with 20.
-
-    **Multiplicity.** ``metrics.gate`` needs no correction for scanning thresholds because its bounds
-    are monotone in the counts; a design effect that varies by threshold breaks that, so the decision
-    uses monotone envelopes, each never less conservative than the threshold's own bound: the FPR
-    upper bound at a threshold is the largest over it and every higher threshold, the TPR lower bound
-    the smallest over it and every lower threshold (and mirrored for PASS). Then every wrong FAIL
-    again needs the bound at a single fixed threshold to be wrong (the true crossing ``t*`` for the
-    TPR; the lowest threshold whose true FPR exceeds ``fpr``, for the FPR), as in ``metrics.gate``:
-    at most ``1 - confidence`` at the limit, provided the bound covers at one fixed threshold. That
-    pointwise coverage is an approximation (an estimated variance), checked by simulation on a
-    two-level oracle in ``tests/statistical/test_pooled_gate.py``: wrong FAILs and PASSes at the limit
-    stay well below ``1 - confidence`` where the naive iid bound exceeds it.
-
-    **What it certifies.** The models and points are a sample: the bound covers the recipe's pooled
-    rates over fresh model draws and fresh points from the same population, not only these 17 x N.
-    Scores must treat models alike (leave-one-out LiRA, each model the target against the others).
-    The reported bounds are the envelopes the decision used; ``auc_low``/``auc_high`` count one trial
-    per point (the worst case for dependence), as the inverted-scores check should.
+    The argument (why the error rate holds): ``docs/statistics.md``, "The pooled gate of a recipe audit".
     """
     fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, confidence)
     e = _Pooled.of(scores, is_member, fpr, confidence)
