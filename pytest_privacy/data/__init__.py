@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "Baseline", "MembershipData", "Population", "RecipeTrials", "References", "as_float32", "as_membership_data",
+    "AuditPlan", "Baseline", "MembershipData", "Population", "RecipeTrials", "References", "as_float32", "as_membership_data",
     "check_exact_in_float32", "check_inputs", "check_labels", "row_ids",
 ]
 
@@ -110,6 +110,18 @@ class RecipeTrials:
         )
 
 
+@dataclass(frozen=True)
+class AuditPlan:
+    """How an audit is judged, beside its data and as immutable as it: ``looks`` (an
+    :class:`~pytest_privacy.stats.looks.AdaptiveReferences`: more references on demand, for
+    ``n_references="auto"``; None: the references at hand) and ``trials`` (a :class:`RecipeTrials`:
+    every model of the recipe the target in turn, for ``audit="recipe"``; None: the one target).
+    Data derived from an audit (``subset``, ``shuffled_membership``) keeps its plan."""
+
+    looks: Any = None
+    trials: RecipeTrials | None = None
+
+
 class MembershipData:
     """Audit points ``x``, labels ``y``, membership flags, and optionally reference models.
 
@@ -119,7 +131,7 @@ class MembershipData:
     makes any attack look better or worse than it is.
     """
 
-    def __init__(self, x: Any, y: Any, is_member: Any, references: Any = None) -> None:
+    def __init__(self, x: Any, y: Any, is_member: Any, references: Any = None, *, plan: AuditPlan | None = None) -> None:
         self.x = check_inputs(x)
         n = self.x.shape[0]
         self.y = check_labels(y, n)
@@ -143,10 +155,30 @@ class MembershipData:
                 f"{references.logits.shape[-1]} classes."
             )
         self.references: References | None = references
-        # More references on demand (n_references="auto"): set by AdaptiveReferences, else None.
-        self.adaptive: Any = None
-        # Every model as the target in turn (audit="recipe"): set by with_recipe_trials, else None.
-        self.recipe: RecipeTrials | None = None
+        self._plan = plan if plan is not None else AuditPlan()
+
+    @property
+    def plan(self) -> AuditPlan:
+        """How this audit is judged (:class:`AuditPlan`); read-only: :meth:`with_plan` derives a new one."""
+        return self._plan
+
+    @property
+    def adaptive(self) -> Any:
+        """The plan's looks at more references (``n_references="auto"``), or None."""
+        return self._plan.looks
+
+    @property
+    def recipe(self) -> RecipeTrials | None:
+        """The plan's recipe trials (``audit="recipe"``), or None."""
+        return self._plan.trials
+
+    def with_plan(self, **changes: Any) -> MembershipData:
+        """The same data judged by this plan with ``changes`` (``looks=``, ``trials=``)."""
+        import copy
+
+        out = copy.copy(self)
+        out._plan = replace(self._plan, **changes)
+        return out
 
     def with_recipe_trials(self, model: Any) -> MembershipData:
         """The same audit as a recipe audit: ``model`` (the target, whose members ``is_member`` says)
@@ -162,12 +194,10 @@ class MembershipData:
         if refs.population is not None:
             pop_target = query_logits(model, refs.population.x, refs.augmentations)[None]
             population = np.concatenate([pop_target, refs.population.logits])
-        out = MembershipData(self.x, self.y, self.is_member, refs)
-        out.data_id = self.data_id
-        out.recipe = RecipeTrials(
+        trials = RecipeTrials(
             np.concatenate([target, refs.logits]), np.concatenate([self.is_member[None], refs.keep]), population
         )
-        return out
+        return self.with_plan(trials=trials)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -244,11 +274,9 @@ class MembershipData:
             refs = References(
                 refs.logits[:, idx], refs.keep[:, idx], refs.augmentations, refs.seed, refs.predict, refs.population
             )
-        out = MembershipData(self.x[idx], self.y[idx], self.is_member[idx], refs)
-        if self.recipe is not None:
-            t = self.recipe
-            out.recipe = RecipeTrials(t.logits[:, idx], t.keep[:, idx], t.population_logits)
-        return out
+        t = self.recipe
+        trials = None if t is None else RecipeTrials(t.logits[:, idx], t.keep[:, idx], t.population_logits)
+        return MembershipData(self.x[idx], self.y[idx], self.is_member[idx], refs, plan=AuditPlan(trials=trials))
 
     def _shuffled(self, seed: int) -> MembershipData:
         rng = np.random.default_rng(seed)
@@ -259,8 +287,8 @@ class MembershipData:
             t, refs = self.recipe, self.references
             assert refs is not None
             refs = References(refs.logits, refs.keep[:, perm], refs.augmentations, refs.seed, refs.predict, refs.population)
-            out = MembershipData(self.x, self.y, self.is_member[perm], refs)
-            out.recipe = RecipeTrials(t.logits, t.keep[:, perm], t.population_logits)
+            trials = RecipeTrials(t.logits, t.keep[:, perm], t.population_logits)
+            out = MembershipData(self.x, self.y, self.is_member[perm], refs, plan=AuditPlan(trials=trials))
         out.data_id = self.data_id
         return out
 

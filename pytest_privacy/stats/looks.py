@@ -61,9 +61,7 @@ class AdaptiveReferences:
     def at(self, m: int) -> MembershipData:
         """The audit with ``m`` references (trained now if never asked for)."""
         if m not in self._built:
-            data = self._build(m)
-            data.adaptive = self
-            self._built[m] = data
+            self._built[m] = self._build(m).with_plan(looks=self)
         return self._built[m]
 
     def looks(self) -> list[tuple[int, float, Callable[[], MembershipData]]]:

@@ -85,3 +85,28 @@ def test_auto_stops_when_more_references_cannot_refine_a_coarse_score():
         assert_tpr_at_fpr_below(model, AdaptiveReferences(with_population).at(4), fpr=1e-3, max_tpr=0.5,
                                 on_inconclusive="warn")
     assert len(built) > 1
+
+
+def test_the_plan_is_immutable_and_travels_beside_the_data():
+    """The plan cannot be changed in place (nothing can drop it by assignment); with_plan derives new
+    data judged another way and leaves the original as it was."""
+    import dataclasses
+
+    import pytest
+
+    from pytest_privacy.data import AuditPlan
+
+    data = _audit(4)
+    assert data.plan == AuditPlan() and data.adaptive is None and data.recipe is None
+    with pytest.raises(AttributeError):
+        data.adaptive = AdaptiveReferences(_audit)
+    with pytest.raises(AttributeError):
+        data.recipe = None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data.plan.looks = None
+    looks = AdaptiveReferences(_audit)
+    planned = data.with_plan(looks=looks)
+    assert planned.adaptive is looks and data.adaptive is None  # the original unchanged
+    assert planned.x is data.x and planned.references is data.references
+    first = looks.at(4)
+    assert first.adaptive is looks and first.shuffled_membership(0).adaptive is not None
