@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import string
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = ["Dataset", "load_example_dataset"]
 
-EXAMPLE_DATASETS = ("digits", "mnist1d", "shapes32", "synthetic")
+EXAMPLE_DATASETS = ("digits", "mnist1d", "shapes32", "synthetic", "tickets")
 
 SHAPES32_CLASSES = ("disc", "square", "triangle", "ring", "cross", "frame", "bar", "stripes", "checker", "dots")
 
@@ -21,8 +22,8 @@ class Dataset(NamedTuple):
     y: np.ndarray
 
 
-def load_example_dataset(name: str, *, n: int | None = None, seed: int = 0) -> Dataset:
-    """Load an example classification data set.
+def load_example_dataset(name: str, *, n: int | None = None, seed: int = 0) -> Any:
+    """Load an example data set: a classification one (``x, y``), or ``"tickets"`` (a TextDataset).
 
     - ``"digits"``: scikit-learn's 1,797 handwritten 8x8 digits, ``x [N, 8, 8]`` in [0, 1]
       (``n`` takes a seeded random subset).
@@ -38,7 +39,17 @@ def load_example_dataset(name: str, *, n: int | None = None, seed: int = 0) -> D
       intensities ``v`` near [0, 1], so each channel has mean ~0 and std ~1 (an image does not
       depend on the others). Made with numpy alone, deterministic in ``(n, seed)``.
     - ``"synthetic"``: ``n`` (default 1000) points of a 4-class Gaussian mixture in 20 dimensions.
+    - ``"tickets"``: ``n`` (default 2000) generated customer-support tickets, each with a person's name,
+      phone number and e-mail address marked as PII, as a
+      :class:`~pytest_privacy.data.text.TextDataset` with a word-level tokenizer trained on them
+      (``dataset.tokenizer``) and the PII as token spans (``dataset.pii_spans``); 64 tokens at most.
+      Deterministic in ``(n, seed)``.
     """
+    if name == "tickets":
+        n = 2000 if n is None else n
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+            raise ValueError(f"n must be an integer of at least 2 for 'tickets', got {n!r}.")
+        return _tickets(int(n), int(seed))
     if name == "digits":
         x, y = _digits()
     elif name == "mnist1d":
@@ -219,3 +230,53 @@ def _shapes32(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         img += rng.standard_normal(img.shape, dtype=f32) * f32(_S32_NOISE)
         x[sl] = (img - f32(_S32_MEAN)) / f32(_S32_STD)
     return x, y
+
+
+_FIRST = ("Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Greta", "Hiro", "Ines", "Jonas", "Kaya", "Liam", "Mira",
+          "Noor", "Oskar", "Priya", "Quinn", "Rosa", "Sami", "Tara", "Ugo", "Vera", "Wen", "Yusuf", "Zoe")
+_LAST = ("Abara", "Berg", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ivanova", "Jensen", "Kim",
+         "Lopez", "Moreau", "Nakamura", "Okafor", "Petrov", "Quispe", "Rossi", "Silva", "Tanaka", "Usman", "Varga")
+_ISSUES = ("my order {order} has not arrived", "I was charged twice for order {order}",
+           "the parcel for order {order} came damaged", "I want to return order {order}",
+           "the invoice for order {order} shows the wrong address", "my account is locked since yesterday")
+_TEMPLATES = (
+    "Hi, this is {name}. {issue}. Please call me at {phone} or write to {email}.",
+    "Hello support, {issue}. My name is {name}, phone {phone}, e-mail {email}. Thanks!",
+    "{name} here: {issue}. You can reach me on {phone} ({email}).",
+)
+
+
+def _tickets(n: int, seed: int) -> Any:
+    """``n`` support tickets with a name, a phone number and an e-mail address each, marked as PII."""
+    from .data.text import TextDataset, WordTokenizer
+
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0x7469,)))
+    texts, char_spans = [], []
+    for _ in range(n):
+        first, last = _FIRST[rng.integers(len(_FIRST))], _LAST[rng.integers(len(_LAST))]
+        fields = {
+            "name": f"{first} {last}",
+            "phone": f"{rng.integers(100, 1000)} {rng.integers(100, 1000)} {rng.integers(1000, 10000)}",
+            "email": f"{first.lower()}.{last.lower()}{rng.integers(10, 100)}@example.com",
+            "issue": _ISSUES[rng.integers(len(_ISSUES))].format(order=rng.integers(10000, 100000)),
+        }
+        template = _TEMPLATES[rng.integers(len(_TEMPLATES))]
+        text, spans = "", []
+        for literal, field, _, _ in string.Formatter().parse(template):
+            text += literal
+            if field:
+                value = fields[field]
+                if field in ("name", "phone", "email"):
+                    spans.append((len(text), len(text) + len(value)))
+                text += value[0].upper() + value[1:] if field == "issue" and text.endswith(". ") else value
+        texts.append(text)
+        char_spans.append(spans)
+    tokenizer = WordTokenizer(texts)
+    token_spans = []
+    for text, spans in zip(texts, char_spans):
+        offsets = tokenizer.offsets(text)
+        token_spans.append([
+            (next(i for i, (s, _) in enumerate(offsets) if s >= start), 1 + max(i for i, (_, e) in enumerate(offsets) if e <= end))
+            for start, end in spans
+        ])
+    return TextDataset(texts, tokenizer=tokenizer, max_length=64, pii_spans=token_spans)

@@ -5,12 +5,40 @@ float feature), and the texts are kept beside them for the scores that read the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TextDataset"]
+__all__ = ["TextDataset", "WordTokenizer"]
+
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+class WordTokenizer:
+    """A word-level tokenizer trained on a corpus: words and punctuation marks, each its own token,
+    ``<pad>`` = 0 and ``<unk>`` = 1. Callable ``str -> list[int]``; :meth:`offsets` gives each token's
+    character span (so character spans, e.g. of PII, map to token spans exactly)."""
+
+    def __init__(self, corpus: Iterable[str]) -> None:
+        words = sorted({w for text in corpus for w in _WORD.findall(text)})
+        self.vocabulary = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(words)}}
+        self.words = list(self.vocabulary)
+
+    def __call__(self, text: str) -> list[int]:
+        return [self.vocabulary.get(w, 1) for w in _WORD.findall(text)]
+
+    def offsets(self, text: str) -> list[tuple[int, int]]:
+        """Each token's ``(start, end)`` character span in ``text``."""
+        return [m.span() for m in _WORD.finditer(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The tokens of ``ids`` joined by spaces (padding left out)."""
+        return " ".join(self.words[int(i)] for i in ids if int(i) != 0)
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
 
 
 def _encoder(tokenizer: Any) -> Callable[[str], list[int]]:
@@ -51,6 +79,7 @@ class TextDataset:
         ids: Any = None,
         mask: Any = None,
         pad_id: int = 0,
+        pii_spans: Sequence[Sequence[tuple[int, int]]] | None = None,
     ) -> None:
         if (texts is None) == (ids is None):
             raise ValueError("give texts (with a tokenizer) or token ids (with their mask), one of the two.")
@@ -86,6 +115,26 @@ class TextDataset:
         if (ids_arr < 0).any():
             raise ValueError("token ids must be >= 0.")
         self.ids, self.mask, self.lengths = ids_arr, mask_arr, lengths
+        self.tokenizer = tokenizer
+        self.pii_spans = None if pii_spans is None else self._checked_spans(pii_spans)
+
+    def _checked_spans(self, spans: Sequence[Sequence[tuple[int, int]]]) -> list[list[tuple[int, int]]]:
+        """PII as token spans ``[start, end)`` per record, each within the record's real tokens."""
+        if len(spans) != len(self.ids):
+            raise ValueError(f"pii_spans needs one list of token spans per record: {len(spans)} for {len(self.ids)}.")
+        out = []
+        for i, record in enumerate(spans):
+            checked = []
+            for start, end in record:
+                if not (isinstance(start, (int, np.integer)) and isinstance(end, (int, np.integer))
+                        and 0 <= start < end <= self.lengths[i]):
+                    raise ValueError(
+                        f"record {i}: a PII span must be token indices 0 <= start < end <= {int(self.lengths[i])}, "
+                        f"got ({start!r}, {end!r})."
+                    )
+                checked.append((int(start), int(end)))
+            out.append(checked)
+        return out
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -93,6 +142,9 @@ class TextDataset:
     def subset(self, index: Any) -> TextDataset:
         """The records at ``index``, as a TextDataset (texts kept)."""
         index = np.asarray(index)
-        out = TextDataset(ids=self.ids[index], mask=self.mask[index])
-        out.texts = None if self.texts is None else [self.texts[int(i)] for i in np.arange(len(self))[index]]
+        rows = np.arange(len(self))[index]
+        spans = None if self.pii_spans is None else [self.pii_spans[int(i)] for i in rows]
+        out = TextDataset(ids=self.ids[index], mask=self.mask[index], pii_spans=spans)
+        out.texts = None if self.texts is None else [self.texts[int(i)] for i in rows]
+        out.tokenizer = self.tokenizer
         return out

@@ -226,3 +226,25 @@ def test_greedy_continuations_reproduce_what_the_model_memorised_and_nothing_els
         continuations(model, ids, np.arange(12)[None, :].repeat(8, 0) < 3, prefix=4, suffix=2)
     with pytest.raises(ValueError, match="prefix and suffix"):
         continuations(model, ids, mask, prefix=0, suffix=2)
+
+
+def test_the_tickets_example_marks_its_pii_as_token_spans():
+    from pytest_privacy import load_example_dataset
+
+    data = load_example_dataset("tickets", n=50, seed=3)
+    again = load_example_dataset("tickets", n=50, seed=3)
+    assert data.texts == again.texts and np.array_equal(data.ids, again.ids)  # deterministic in (n, seed)
+    assert data.texts != load_example_dataset("tickets", n=50, seed=4).texts
+    assert data.ids.dtype == np.int64 and data.ids.shape == (50, 64) and len(data.pii_spans) == 50
+    for i in range(50):
+        assert len(data.pii_spans[i]) == 3  # a name, a phone number, an e-mail address
+        for start, end in data.pii_spans[i]:
+            piece = data.tokenizer.decode(data.ids[i, start:end])
+            assert piece.replace(" ", "") in data.texts[i].replace(" ", "")
+        assert "@example.com" in data.texts[i]
+    sub = data.subset([3, 1])
+    assert sub.pii_spans == [data.pii_spans[3], data.pii_spans[1]] and sub.texts == [data.texts[3], data.texts[1]]
+    with pytest.raises(ValueError, match="n must be an integer"):
+        load_example_dataset("tickets", n=1)
+    with pytest.raises(ValueError, match="PII span"):
+        TextDataset(ids=data.ids[:1], mask=data.mask[:1], pii_spans=[[(0, 99)]])
