@@ -184,9 +184,10 @@ def recorded(
         warnings.warn(
             GaussianFitWarning(
                 f"{attack}: the Gaussian model of the reference scores does not fit this audit (p = {fit.p_value:.2g} "
-                f"over {fit.n_points} points; the points that violate it most: {fit.worst}), so its readings at low "
-                "FPR may be off: train more references, use a per-example or shrunk variance (lira_shrunk), or an "
-                "attack that assumes no shape (rmia)"
+                f"over {fit.n_points} points; the points that violate it most: {fit.worst}). The verdict's bounds hold "
+                "for any scores, but LiRA may rank members less well than it could, so a PASS is weaker evidence: "
+                "train more references, use a shrunk variance (lira_shrunk), or add an attack that assumes no "
+                "shape (rmia_ratio)"
             ),
             stacklevel=3,
         )
