@@ -90,10 +90,12 @@ def gate_defaults(*, inconclusive: OnInconclusive, confidence: float) -> Iterato
 
 
 def confidence_or_default(confidence: float | None) -> float:
+    """``confidence`` checked, or the test's (the session's) confidence when it is None."""
     return _defaults.get().confidence if confidence is None else check_confidence(confidence)
 
 
 def policy_or_default(on_inconclusive: OnInconclusive | None) -> OnInconclusive:
+    """``on_inconclusive`` checked, or the test's (the session's) policy when it is None."""
     if on_inconclusive is None:
         return _defaults.get().inconclusive
     _check_policy(on_inconclusive)
@@ -101,6 +103,7 @@ def policy_or_default(on_inconclusive: OnInconclusive | None) -> OnInconclusive:
 
 
 def describe_attack(r: AttackResult) -> str:
+    """An attack gate's numbers as its failure message shows them: attack, TPR with its interval, limit, audit."""
     return (
         f"{r.attack} ({r.variant}) TPR {r.tpr:.4f} [{r.confidence:.0%} CI {r.tpr_low:.4f}, "
         f"{r.tpr_high:.4f}] at FPR {r.fpr_achieved:.4f} (<= {r.fpr_high:.4f}); limit: {_limit(r)}\n"
@@ -118,6 +121,8 @@ def _limit(r: AttackResult) -> str:
 
 
 def enforce(r: Any, policy: OnInconclusive, what: str, *, describe: Any = None, hint: str = HINT) -> Any:
+    """Act on ``r``'s verdict: raise ``PrivacyLeakError`` for a FAIL, apply ``policy`` to an INCONCLUSIVE
+    (raise, warn, skip or xfail), return ``r`` otherwise; ``what`` says what had to hold."""
     described = (describe or describe_attack)(r)
     if r.verdict is Verdict.FAIL:
         raise PrivacyLeakError(f"privacy leak: {what}\n  {described}\n  {r.reason}\n  {hint}")
@@ -143,6 +148,7 @@ DP_HINT = (
 
 
 def describe_dp(r: DPAuditResult) -> str:
+    """A DP audit's numbers as its failure message shows them: the bound, its reading, power, canaries."""
     accountant = f", the accountant's target epsilon {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
     gdp = (
         f"; read as Gaussian DP: mu >= {r.gdp_mu_low:.3f}, epsilon >= {r.gdp_epsilon_low:.3f} at delta {r.delta:g}"
