@@ -116,6 +116,7 @@ class GaussianFit(BaseModel):
     n_points: int
     worst: list[int] = []
     worst_significant: int = 0
+    n_degenerate: int = 0  # points left out: references that agree exactly, no spread to check
 
 
 class AttackResult(GateResult):

@@ -294,7 +294,7 @@ def gaussian_fit_of(refs: References, labels: np.ndarray, confidence: float) -> 
         return None
     return GaussianFit(
         p_value=check.p_value, rejected=check.rejected, n_points=check.n_points, worst=list(check.worst),
-        worst_significant=check.worst_significant,
+        worst_significant=check.worst_significant, n_degenerate=check.n_degenerate,
     )
 
 

@@ -89,9 +89,10 @@ def gaussian_fit_text(r: AttackResult) -> str | None:
     fit = r.gaussian_fit
     if fit is None:
         return None
+    left_out = f", {fit.n_degenerate} point(s) without spread left out" if fit.n_degenerate else ""
     if not fit.rejected:
-        return f"p={fit.p_value:.2g}, fits"
-    return f"p={fit.p_value:.2g}, does not fit (worst points {', '.join(map(str, fit.worst))})"
+        return f"p={fit.p_value:.2g}, fits{left_out}"
+    return f"p={fit.p_value:.2g}, does not fit (worst points {', '.join(map(str, fit.worst))}){left_out}"
 
 
 _SYMBOLS = {"plain": ("eps", "mu", "delta", "<=", ">="), "greek": ("ε", "μ", "δ", " ≤ ", " ≥ ")}

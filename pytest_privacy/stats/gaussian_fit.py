@@ -44,6 +44,7 @@ class GaussianFitCheck:
     n_points: int
     worst: tuple[int, ...]
     worst_significant: int
+    n_degenerate: int = 0  # points left out: a set whose other values are all equal (no spread to standardise by)
 
 
 def _held_out_uniforms(phi: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -57,14 +58,16 @@ def _held_out_uniforms(phi: np.ndarray, members: np.ndarray) -> np.ndarray:
     rest_mean = np.nanmean(values, axis=0)
     rest_sd = np.nanstd(values, axis=0, ddof=1)
     held = phi[first, np.arange(n)]
-    t = (held - rest_mean) / (rest_sd * np.sqrt(1.0 + 1.0 / (counts - 1)))
-    return stats.t.cdf(t, df=counts - 2)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no spread: NaN, left out by the caller
+        t = (held - rest_mean) / (rest_sd * np.sqrt(1.0 + 1.0 / (counts - 1)))
+    return np.where(rest_sd > 0, stats.t.cdf(t, df=counts - 2), np.nan)
 
 
 def gaussian_fit(phi: np.ndarray, keep: np.ndarray, *, confidence: float = 0.95) -> GaussianFitCheck | None:
     """Check the Gaussian model of the references' per-point statistic ``phi [M, N]`` (or ``[M, N, A]``,
     averaged over queries) split IN/OUT by ``keep [M, N]``; None when some point has fewer than
-    ``MIN_PER_SET`` references in a set (nothing to check it with)."""
+    ``MIN_PER_SET`` references in a set (nothing to check it with), or fewer than 2 points have spread
+    in both sets. Points whose references agree exactly (saturated scores) are left out and counted."""
     check_confidence(confidence)
     phi = np.asarray(phi, dtype=np.float64)
     if phi.ndim == 3:
@@ -75,6 +78,10 @@ def gaussian_fit(phi: np.ndarray, keep: np.ndarray, *, confidence: float = 0.95)
     if min(keep.sum(axis=0).min(), (~keep).sum(axis=0).min()) < MIN_PER_SET:
         return None
     u = np.stack([_held_out_uniforms(phi, keep), _held_out_uniforms(phi, ~keep)])  # [2, N]
+    checked = np.flatnonzero(np.isfinite(u).all(axis=0))
+    if checked.size < 2:
+        return None
+    u = u[:, checked]
     pooled = u.ravel()
     p_shape = stats.kstest(pooled, "uniform").pvalue
     in_tails = int(((pooled < _TAIL / 2) | (pooled > 1 - _TAIL / 2)).sum())
@@ -86,5 +93,6 @@ def gaussian_fit(phi: np.ndarray, keep: np.ndarray, *, confidence: float = 0.95)
     alpha = 1.0 - confidence
     significant = int(np.argmax(holm >= alpha)) if (holm >= alpha).any() else len(order)
     return GaussianFitCheck(
-        float(p_value), bool(p_value < alpha), int(phi.shape[1]), tuple(int(i) for i in order[:_NAMED]), significant
+        float(p_value), bool(p_value < alpha), int(checked.size), tuple(int(checked[i]) for i in order[:_NAMED]),
+        significant, int(phi.shape[1] - checked.size),
     )

@@ -40,3 +40,13 @@ def test_the_worst_point_is_named_and_too_few_references_check_nothing():
     check = gaussian_fit(phi, keep)
     assert check.worst[0] == 7 and check.worst_significant >= 1
     assert gaussian_fit(*_scores(rng, 4, 100, rng.standard_normal)) is None  # 2 per set: nothing to hold out
+
+
+def test_points_whose_references_agree_exactly_are_left_out_and_counted():
+    rng = np.random.default_rng(5)
+    phi, keep = _scores(rng, 16, 200, rng.standard_normal)
+    phi[:, [3, 9]] = 2.5  # saturated: every reference gives the same score
+    check = gaussian_fit(phi, keep)
+    assert check.n_degenerate == 2 and check.n_points == 198 and not ({3, 9} & set(check.worst))
+    assert 0 <= check.p_value <= 1 and 0 <= check.worst_significant <= 198
+    assert gaussian_fit(np.ones_like(phi), keep) is None  # nothing with spread to check
