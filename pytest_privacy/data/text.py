@@ -86,6 +86,8 @@ class TextDataset:
         if texts is not None:
             if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
                 raise TypeError("texts must be a sequence of str, one per record.")
+            if len(texts) == 0:
+                raise ValueError("texts is empty: an audit needs records.")
             if tokenizer is None:
                 raise ValueError("texts need a tokenizer (a Hugging Face tokenizer, a tokenizers.Tokenizer or a callable).")
             if max_length is None or isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:

@@ -70,13 +70,18 @@ def exposure(
     p_low, p_high = clopper_pearson(above, n, confidence)
     low = -math.log2(float(p_high))
     high = math.log2(space_size) if p_low <= 0 else min(math.log2(space_size), -math.log2(float(p_low)))
-    shape, loc, scale = stats.skewnorm.fit(ll)
-    tail = float(stats.skewnorm.sf(secret_ll, shape, loc, scale))
-    estimate = min(math.log2(space_size), -math.log2(tail)) if tail > 0 else math.log2(space_size)
-    return Exposure(
-        estimate, low, max(high, low), above, n, space_size, False, confidence,
-        f"{n:,} sampled candidates: exact bounds from their count, the estimate from a fitted skew-normal",
-    )
+    method = f"{n:,} sampled candidates: exact bounds from their count, the estimate from a fitted skew-normal"
+    try:
+        if np.ptp(ll) == 0:  # no spread to fit a distribution to
+            raise RuntimeError("the sampled log-likelihoods are all equal")
+        shape, loc, scale = stats.skewnorm.fit(ll)
+        tail = float(stats.skewnorm.sf(secret_ll, shape, loc, scale))
+        estimate = min(math.log2(space_size), -math.log2(tail)) if tail > 0 else math.log2(space_size)
+    except RuntimeError as exc:  # scipy's FitError is one: say so, and estimate from the count instead
+        estimate = -math.log2((above + 0.5) / (n + 1))
+        method = f"{n:,} sampled candidates: exact bounds from their count, the estimate from the count too (no tail fit: {exc})"
+    estimate = min(max(estimate, low), max(high, low))  # an estimate outside its own exact bounds is not kept
+    return Exposure(estimate, low, max(high, low), above, n, space_size, False, confidence, method)
 
 
 def exposure_verdict(e: Exposure, *, max_exposure: float) -> tuple[Verdict, str]:

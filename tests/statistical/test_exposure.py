@@ -69,3 +69,10 @@ def test_the_samples_needed_are_the_fewest_that_certify():
     for bits, conf in [(4.0, 0.95), (10.0, 0.95), (20.0, 0.99)]:
         n = _samples_to_certify(bits, conf)
         assert clopper_pearson(0, n, conf)[1] < 2.0**-bits <= clopper_pearson(0, n - 1, conf)[1]
+
+
+def test_candidates_without_spread_give_bounds_and_say_the_estimate_is_the_counts():
+    e = exposure(1.0, np.zeros(100), space_size=10**6, enumerated=False)
+    assert e.low <= e.estimate <= e.high and "no tail fit" in e.method and e.above == 0
+    with pytest.raises(ValueError, match="finite"):
+        exposure(float("nan"), np.zeros(10), space_size=100, enumerated=False)

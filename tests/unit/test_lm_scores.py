@@ -147,6 +147,7 @@ def test_text_datasets_tokenise_once_and_keep_ids_int64():
         ({"texts": ["please refund"], "tokenizer": encode}, "max_length"),
         ({"texts": ["please refund"], "max_length": 4}, "need a tokenizer"),
         ({"texts": ["please"], "tokenizer": encode, "max_length": 4}, "needs 2"),
+        ({"texts": [], "tokenizer": encode, "max_length": 4}, "empty"),
         ({"ids": np.ones((2, 3))}, "integer token ids"),
         ({"ids": np.ones((2, 3), int)}, "attention mask"),
     ]:
@@ -276,3 +277,5 @@ def test_lm_scores_by_name_find_a_memorised_text_and_refuse_what_they_cannot_run
         lm_scores(model, data, "ref_base")
     with pytest.raises(ValueError, match="texts themselves"):
         lm_scores(model, TextDataset(ids=data.ids, mask=data.mask), "zlib")
+    with pytest.raises(TypeError, match="TextDataset"):
+        lm_scores(model, (data.ids, data.mask), "lm_loss")

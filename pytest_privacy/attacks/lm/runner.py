@@ -25,6 +25,10 @@ def lm_scores(
 ) -> np.ndarray:
     """Scores ``[N]`` (higher = more likely a member) of ``attack`` against ``model`` on the texts of
     ``data`` (a TextDataset). ``zlib`` needs the texts themselves; ``ref_base`` the ``base`` model."""
+    from ...data.text import TextDataset
+
+    if not isinstance(data, TextDataset):
+        raise TypeError(f"data must be a pytest_privacy.TextDataset (token ids and their mask), got {type(data).__name__}.")
     if attack not in LM_ATTACKS:
         raise ValueError(f"LM attack: {unknown_name_error('attack', str(attack), list(LM_ATTACKS))}")
     if attack == "ref_base" and base is None:
