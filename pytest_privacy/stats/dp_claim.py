@@ -67,6 +67,11 @@ class DPClaim:
                 raise ValueError(f"mu must be a finite number > 0 (the mu of the Gaussian-DP claim), got {mu!r}.")
             mu_value = float(mu)
             shown = DISPLAY_DELTA if delta is None else check_delta(delta)
+            if shown == 0.0:
+                raise ValueError(
+                    "a Gaussian-DP mechanism has no finite epsilon at delta 0: give delta > 0 to show its epsilon "
+                    "at (or leave delta out: 1e-5)."
+                )
             return cls(gdp_epsilon(mu_value, shown), shown, mu_value)
         if epsilon is None:
             raise ValueError("say what is claimed: epsilon= and delta= for (epsilon, delta)-DP, or mu= for Gaussian DP.")

@@ -98,9 +98,12 @@ def gdp_delta(mu: float, epsilon: float) -> float:
 
 
 def gdp_epsilon(mu: float, delta: float) -> float:
-    """The epsilon of a mu-GDP mechanism at ``delta`` (0 when it is below delta everywhere)."""
+    """The epsilon of a mu-GDP mechanism at ``delta`` (0 when it is below delta everywhere; infinite
+    at ``delta = 0``, where no finite epsilon holds)."""
     if mu <= 0 or gdp_delta(mu, 0.0) <= delta:
         return 0.0
+    if delta <= 0:
+        return math.inf
     hi = 1.0
     while gdp_delta(mu, hi) > delta:
         hi *= 2

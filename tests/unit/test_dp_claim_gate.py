@@ -151,6 +151,7 @@ def test_a_gaussian_dp_claim_is_decided_by_the_f_dp_reading(tmp_path):
         ({"mu": True}, "mu must be"),
         ({"mu": 0}, "mu must be"),
         ({"mu": 0.5, "delta": 1.5}, "delta must be"),
+        ({"mu": 0.5, "delta": 0.0}, "no finite epsilon at delta 0"),
     ],
 )
 def test_a_claim_that_says_nothing_or_two_things_is_an_error(kwargs, message):
