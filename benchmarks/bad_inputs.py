@@ -36,11 +36,15 @@ from pytest_privacy import (  # noqa: E402
     assert_no_more_vulnerable_than,
     assert_tpr_at_fpr_below,
     attack_scores,
+    measure_attack,
 )
+from pytest_privacy.attacks.lm.runner import lm_scores  # noqa: E402
 from pytest_privacy.audit import PrivacyTrainer  # noqa: E402
+from pytest_privacy.data.text import TextDataset  # noqa: E402
 from pytest_privacy.engine.store import ModelStore  # noqa: E402
 from pytest_privacy.metrics import gate  # noqa: E402
 from pytest_privacy.report.storage import RunStorage  # noqa: E402
+from pytest_privacy.stats.exposure import exposure  # noqa: E402
 
 FIX = re.compile(
     r"did you mean|use |pass |return |set |choose|must be|must have|must return|expected|needs? |"
@@ -192,6 +196,19 @@ CASES: list[tuple[str, str, Callable[[], object]]] = [
     ("TrainingRecipe factory", "F.dropout in the forward", lambda: audit((X, Y), model=_functional_dropout)()),
     ("RunStorage.save", "name '42' (reads as a run number)", lambda: _storage().save(_empty_report(), "42")),
     ("RunStorage.load", "a signed run edited by hand", lambda: _edited_signed_run()),
+    ("assert_dp_claim_holds", "epsilon and mu both", lambda: assert_dp_claim_holds(_CanaryRun(), epsilon=1.0, delta=1e-5, mu=0.5)),
+    ("assert_dp_claim_holds", "no claim at all", lambda: assert_dp_claim_holds(_CanaryRun())),
+    ("assert_dp_claim_holds", "mu=inf", lambda: assert_dp_claim_holds(_CanaryRun(), mu=float("inf"))),
+    ("assert_dp_claim_holds", "mu at delta 0", lambda: assert_dp_claim_holds(_CanaryRun(), mu=0.5, delta=0.0)),
+    ("measure_attack", "fpr=0", helper(measure_attack, DATA, fpr=0.0)),
+    ("measure_attack", "attack 'lirra'", helper(measure_attack, DATA, fpr=0.01, attack="lirra")),
+    ("TextDataset", "texts without a tokenizer", lambda: TextDataset(["a b c"], max_length=4)),
+    ("TextDataset", "ids without their mask", lambda: TextDataset(ids=np.ones((2, 3), int))),
+    ("TextDataset", "no texts", lambda: TextDataset([], tokenizer=lambda t: [1, 2], max_length=4)),
+    ("lm_scores", "attack 'mink'", lambda: lm_scores(Tripwire(), TextDataset(ids=np.ones((2, 3), int), mask=np.ones((2, 3), bool)), "mink")),
+    ("lm_scores", "a tuple for data", lambda: lm_scores(Tripwire(), (np.ones((2, 3), int),), "lm_loss")),
+    ("stats.exposure", "NaN secret", lambda: exposure(float("nan"), np.zeros(5), space_size=100, enumerated=False)),
+    ("stats.exposure", "space_size=1", lambda: exposure(0.0, np.zeros(5), space_size=1, enumerated=False)),
 ]
 
 PLUGIN_TESTS = "def test_gate(membership_data):\n    pass\n"

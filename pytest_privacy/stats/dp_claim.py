@@ -60,8 +60,8 @@ class DPClaim:
         if mu is not None:
             if epsilon is not None:
                 raise ValueError(
-                    "claim either epsilon= and delta= ((epsilon, delta)-DP) or mu= (Gaussian DP), not both: "
-                    "a mu-GDP mechanism's epsilon follows from mu at any delta."
+                    "a claim is (epsilon, delta)-DP or Gaussian DP, not both: pass epsilon= and delta=, or mu= alone "
+                    "(a mu-GDP mechanism's epsilon follows from mu at any delta)."
                 )
             if not (isinstance(mu, numbers.Real) and not isinstance(mu, bool) and 0 < float(mu) < math.inf):
                 raise ValueError(f"mu must be a finite number > 0 (the mu of the Gaussian-DP claim), got {mu!r}.")
@@ -74,7 +74,7 @@ class DPClaim:
                 )
             return cls(gdp_epsilon(mu_value, shown), shown, mu_value)
         if epsilon is None:
-            raise ValueError("say what is claimed: epsilon= and delta= for (epsilon, delta)-DP, or mu= for Gaussian DP.")
+            raise ValueError("no claim given: pass epsilon= and delta= for (epsilon, delta)-DP, or mu= for Gaussian DP.")
         if delta is None:
             raise ValueError("an (epsilon, delta) claim needs its delta (delta=0 for pure DP).")
         return cls(check_epsilon_claim(epsilon), check_delta(delta))

@@ -144,7 +144,7 @@ def test_a_gaussian_dp_claim_is_decided_by_the_f_dp_reading(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "say what is claimed"),
+        ({}, "no claim given"),
         ({"epsilon": 1.0}, "needs its delta"),
         ({"epsilon": 1.0, "delta": 1e-5, "mu": 0.5}, "not both"),
         ({"mu": float("inf")}, "mu must be"),
