@@ -18,6 +18,7 @@ from ..report.records import attack_record
 from ..results import (
     AttackResult,
     GateResult,
+    GaussianFit,
     Verdict,
 )
 from ..stats.gates import fail_p_value, gate, holm
@@ -26,7 +27,7 @@ from ..stats.looks import look_confidence
 from ..stats.pooled import pooled_fail_p_value, pooled_gate
 from .policy import GaussianFitWarning
 
-__all__ = ["recorded", "adaptively", "as_requested", "attack_for", "decided", "family", "fixed_audit", "trials", "undecidable"]
+__all__ = ["diagnosis", "recorded", "adaptively", "as_requested", "attack_for", "decided", "family", "fixed_audit", "trials", "undecidable"]
 
 
 def as_requested(r: AttackResult, attack: Any) -> AttackResult:
@@ -154,6 +155,7 @@ def family(
             p = p_value(scores, member, fpr=f, max_tpr=max_tpr)
             members.append((attack, f, scores, member, variant, queries, started, p))
     rejected = holm([m[-1] for m in members], alpha)
+    fits = {attack: diagnosis(attack, data, confidence) for attack in dict.fromkeys(attacks)}  # once per attack
     order = sorted(range(k), key=lambda i: members[i][-1])
     results = []
     for i, (attack, f, scores, member, variant, queries, started, _) in enumerate(members):
@@ -162,25 +164,19 @@ def family(
         level = alpha / (k - order.index(i)) if rejected[i] else alpha / k
         g = (pooled_gate if scores.ndim == 2 else gate)(scores, member, fpr=f, max_tpr=max_tpr, confidence=1.0 - level)
         described = f"{variant}; family of {k}, Holm"
-        results.append(recorded(g, attack, described, data, queries, scores, started, is_member=member))
+        results.append(recorded(g, attack, described, data, queries, scores, started, is_member=member, fit=fits[attack]))
     return results
 
 
-def recorded(
-    g: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None, scores: np.ndarray,
-    started: float, *, is_member: np.ndarray | None = None,
-) -> AttackResult:
-    """The gate's result record (:func:`~pytest_privacy.report.records.attack_record`) with the
-    attack's own check of its model of the scores when it has one (LiRA: does the Gaussian model of
-    its references fit?), warning with the points that violate it most when it does not."""
-    r = attack_record(g, attack, variant, data, queries, scores, started, is_member=is_member)
+def diagnosis(attack: str, data: MembershipData, confidence: float) -> GaussianFit | None:
+    """The attack's own check of its model of the scores, when it has one (LiRA: does the Gaussian
+    model of its references fit?), warning with the points that violate it most when it does not.
+    It reads the references only, so one check serves every gate of the attack on this audit."""
     spec = get_attack(attack)
     if spec.diagnose is None or data.references is None:
-        return r
-    fit = spec.diagnose(data.references, data.y, g.confidence)
-    if fit is None:
-        return r
-    if fit.rejected:
+        return None
+    fit = spec.diagnose(data.references, data.y, confidence)
+    if fit is not None and fit.rejected:
         warnings.warn(
             GaussianFitWarning(
                 f"{attack}: the Gaussian model of the reference scores does not fit this audit (p = {fit.p_value:.2g} "
@@ -189,6 +185,22 @@ def recorded(
                 "train more references, use a shrunk variance (lira_shrunk), or add an attack that assumes no "
                 "shape (rmia_ratio)"
             ),
-            stacklevel=3,
+            stacklevel=4,
         )
-    return r.model_copy(update={"gaussian_fit": fit})
+    return fit
+
+
+_CHECK = object()  # recorded(): run the attack's check here
+
+
+def recorded(
+    g: GateResult, attack: str, variant: str, data: MembershipData, queries: int | None, scores: np.ndarray,
+    started: float, *, is_member: np.ndarray | None = None, fit: Any = _CHECK,
+) -> AttackResult:
+    """The gate's result record (:func:`~pytest_privacy.report.records.attack_record`) with the
+    attack's check of its model of the scores (:func:`diagnosis`, at the gate's confidence, unless
+    the caller ran it once for several gates and passes its ``fit``)."""
+    r = attack_record(g, attack, variant, data, queries, scores, started, is_member=is_member)
+    if fit is _CHECK:
+        fit = diagnosis(attack, data, g.confidence)
+    return r if fit is None else r.model_copy(update={"gaussian_fit": fit})

@@ -162,3 +162,14 @@ def test_every_lira_result_says_whether_its_gaussian_model_fits_and_warns_when_n
         r = measure_attack(model, tailed, fpr=0.05, attack="lira")
     assert r.gaussian_fit.rejected and len(r.gaussian_fit.worst) == 5
     assert "does not fit (worst points" in format_summary([r])[0]
+    # a family checks once per attack: one warning, the same check on every member
+    import warnings as _warnings
+
+    with recording(), _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        try:
+            assert_tpr_at_fpr_below(model, tailed, attack="lira", fpr=[0.05, 0.1], max_tpr=0.9, on_inconclusive="warn")
+        except PrivacyLeakError:
+            pass
+    fit_warnings = [w for w in caught if issubclass(w.category, GaussianFitWarning)]
+    assert len(fit_warnings) == 1
