@@ -20,13 +20,12 @@ power: the smallest randomized-response epsilon at which it refutes the claim ha
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..results import DPAuditResult, Verdict
-from .checks import check_delta, check_epsilon_claim
+from .checks import check_delta, check_epsilon_claim, check_number
 from .one_run import one_run_audit
 from .one_run_fdp import (
     FDPAudit,
@@ -63,9 +62,7 @@ class DPClaim:
                     "a claim is (epsilon, delta)-DP or Gaussian DP, not both: pass epsilon= and delta=, or mu= alone "
                     "(a mu-GDP mechanism's epsilon follows from mu at any delta)."
                 )
-            if not (isinstance(mu, numbers.Real) and not isinstance(mu, bool) and 0 < float(mu) < math.inf):
-                raise ValueError(f"mu must be a finite number > 0 (the mu of the Gaussian-DP claim), got {mu!r}.")
-            mu_value = float(mu)
+            mu_value = check_number("mu", mu, "(0, inf)", why="the mu of the Gaussian-DP claim")
             shown = DISPLAY_DELTA if delta is None else check_delta(delta)
             if shown == 0.0:
                 raise ValueError(
