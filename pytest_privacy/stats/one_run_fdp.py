@@ -49,7 +49,7 @@ from .one_run import (
     guess_counts,
     guesses_per_side,
 )
-from .one_run_power import power_at
+from .one_run_power import fewest_refuting, power_at
 
 __all__ = [
     "FDPAudit",
@@ -231,13 +231,9 @@ def _thresholds(m: int, curve: InverseBlowup, level: float, fractions: Sequence[
     out = []
     for fraction in fractions:
         k = 2 * guesses_per_side(m, fraction)
-        if not rejects(m, k, k, curve, level):
-            continue
-        lo, hi = 0, k  # rejects(hi), not rejects(lo): more right guesses only strengthen the evidence
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if rejects(m, k, mid, curve, level) else (mid, hi)
-        out.append((k, hi))
+        c = fewest_refuting(k, lambda c, k=k: rejects(m, k, c, curve, level))
+        if c is not None:
+            out.append((k, c))
     return out
 
 

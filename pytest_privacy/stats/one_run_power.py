@@ -5,7 +5,7 @@ canaries that let it refute a claim at all."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from scipy import special
 
@@ -21,7 +21,7 @@ from .one_run import (
     lower_bound,
 )
 
-__all__ = ["detectable_epsilon", "needed_canaries", "power_at"]
+__all__ = ["detectable_epsilon", "fewest_refuting", "needed_canaries", "power_at"]
 
 
 def detectable_epsilon(
@@ -57,14 +57,23 @@ def detectable_epsilon(
     thresholds = []
     for fraction in checked_fractions(guess_fractions):
         r = 2 * guesses_per_side(m, fraction)
-        if lower_bound(m, r, r, delta, level, tol) <= claim:
-            continue  # even r correct guesses of this fraction cannot refute the claim
-        lo, hi = 0, r  # the smallest v whose bound exceeds the claim: bound(hi) > claim >= bound(lo) or lo = 0
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if lower_bound(m, r, mid, delta, level, tol) > claim else (mid, hi)
-        thresholds.append((r, hi))
+        v = fewest_refuting(r, lambda v, r=r: lower_bound(m, r, v, delta, level, tol) > claim)
+        if v is not None:  # (None: even r correct guesses of this fraction cannot refute the claim)
+            thresholds.append((r, v))
     return power_at(thresholds, claim, power)
+
+
+def fewest_refuting(r: int, refutes: Callable[[int], bool]) -> int | None:
+    """The fewest correct guesses of ``r`` that refute a claim (``refutes(v)``: more correct guesses
+    only strengthen the evidence, so bisection finds it), or None when even ``r`` do not. Every one-run
+    reading states its power through this."""
+    if not refutes(r):
+        return None
+    lo, hi = 0, r  # refutes(hi), not refutes(lo) (v = 0 refutes nothing)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if refutes(mid) else (mid, hi)
+    return hi
 
 
 def power_at(thresholds: Sequence[tuple[int, int]], claim: float, power: float) -> float:
