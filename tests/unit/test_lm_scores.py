@@ -107,7 +107,9 @@ def test_token_statistics_read_a_causal_model_position_by_position():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, vocab, size=(5, 9)).astype(np.int64)
     mask = np.arange(9)[None, :] < np.array([9, 4, 2, 9, 6])[:, None]
-    stats = token_statistics(model, ids, mask, batch_size=2)
+    stats = token_statistics(model, ids, mask, spread=True, batch_size=2)
+    plain = token_statistics(model, ids, mask, batch_size=3)
+    assert plain.mu is None and plain.sigma is None and np.array_equal(plain.lp, stats.lp)
     with torch.no_grad():
         logp = torch.log_softmax(model(torch.from_numpy(ids)).logits.double(), -1).numpy()
     for i in range(5):

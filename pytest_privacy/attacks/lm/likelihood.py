@@ -23,12 +23,12 @@ __all__ = ["TokenStatistics", "token_statistics"]
 
 @dataclass(frozen=True)
 class TokenStatistics:
-    """``lp``, ``mu``, ``sigma`` ``[N, T]`` float64 (column 0, which nothing predicts, is 0) and the
-    ``mask`` they were read with."""
+    """``lp``, and when asked ``mu``, ``sigma``, ``[N, T]`` float64 (column 0, which nothing predicts,
+    is 0), and the ``mask`` they were read with."""
 
     lp: np.ndarray
-    mu: np.ndarray
-    sigma: np.ndarray
+    mu: np.ndarray | None
+    sigma: np.ndarray | None
     mask: np.ndarray
 
 
@@ -41,9 +41,13 @@ def _takes_attention_mask(model: Any) -> bool:
     return "attention_mask" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
-def token_statistics(model: Any, ids: np.ndarray, mask: np.ndarray, *, batch_size: int = 16, device: str = "cpu") -> TokenStatistics:
+def token_statistics(
+    model: Any, ids: np.ndarray, mask: np.ndarray, *, spread: bool = False, batch_size: int = 16, device: str = "cpu"
+) -> TokenStatistics:
     """The model's per-token statistics on ``ids [N, T]`` (int64) with ``mask [N, T]`` (True on
-    real tokens), in batches of ``batch_size`` texts, in eval mode and without gradients."""
+    real tokens), in batches of ``batch_size`` texts, in eval mode and without gradients;
+    ``spread=True`` also reads ``mu`` and ``sigma`` (two more passes over each batch's vocabulary,
+    which only Min-K%++ needs)."""
     import torch
 
     from ...data.querying import evaluating, is_module
@@ -55,7 +59,8 @@ def token_statistics(model: Any, ids: np.ndarray, mask: np.ndarray, *, batch_siz
             f"{ids.shape} and mask {mask.dtype} {mask.shape}."
         )
     n, t = ids.shape
-    lp, mu, sigma = (np.zeros((n, t), dtype=np.float64) for _ in range(3))
+    lp = np.zeros((n, t), dtype=np.float64)
+    mu, sigma = (np.zeros((n, t), dtype=np.float64), np.zeros((n, t), dtype=np.float64)) if spread else (None, None)
     with_mask = _takes_attention_mask(model)
     context = evaluating(model) if is_module(model) else contextlib.nullcontext()
     with torch.no_grad(), context:
@@ -73,6 +78,8 @@ def token_statistics(model: Any, ids: np.ndarray, mask: np.ndarray, *, batch_siz
             nxt = batch[:, 1:]
             rows = slice(start, start + len(batch))
             lp[rows, 1:] = logp.gather(-1, nxt[..., None])[..., 0].cpu().numpy()
+            if mu is None or sigma is None:
+                continue
             p = logp.exp()
             m = (p * logp).sum(-1)
             mu[rows, 1:] = m.cpu().numpy()

@@ -36,7 +36,7 @@ def lm_scores(
     if attack == "zlib" and getattr(data, "texts", None) is None:
         raise ValueError("zlib reads the texts themselves: build the TextDataset from texts, not ids.")
     ids, mask = data.ids, data.mask
-    stats = token_statistics(model, ids, mask, batch_size=batch_size, device=device)
+    stats = token_statistics(model, ids, mask, spread=attack == "min_k_plus_plus", batch_size=batch_size, device=device)
     if attack == "lm_loss":
         return lm_loss(stats.lp, mask)
     if attack == "zlib":
@@ -44,6 +44,7 @@ def lm_scores(
     if attack == "min_k":
         return min_k(stats.lp, mask, k=k)
     if attack == "min_k_plus_plus":
+        assert stats.mu is not None and stats.sigma is not None
         return min_k_plus_plus(stats.lp, stats.mu, stats.sigma, mask, k=k)
     base_stats = token_statistics(base, ids, mask, batch_size=batch_size, device=device)
     return ref_base(stats.lp, base_stats.lp, mask)
