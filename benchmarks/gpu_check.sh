@@ -176,9 +176,9 @@ banner "3. tests -> $OUT/gpu_tests.txt"
 PYTEST=("$PY" -m pytest -p no:cacheprovider -p no:benchmark -o "addopts=-p pytester" -v -rfEs --durations=10)
 {
     # The whole engine file on CUDA (device="auto" picks it), slow tests included, incl. test_cuda_matches_cpu.
-    run "tests" 150 "${PYTEST[@]}" tests/unit/test_training.py tests/unit/test_stacked_conv.py
+    run "tests" 150 "${PYTEST[@]}" tests/engine/test_training.py tests/engine/test_stacked_conv.py
     # Device handling elsewhere: GPU shares, --privacy-device validation.
-    run "tests" 60 "${PYTEST[@]}" -k "cuda or gpu or device" tests/unit/test_executors.py tests/plugin/test_plugin.py
+    run "tests" 60 "${PYTEST[@]}" -k "cuda or gpu or device" tests/engine/test_executors.py tests/plugin/test_plugin.py
 } >"$OUT/gpu_tests.txt" 2>&1
 grep -E "^(FAILED|ERROR) |^SKIPPED|passed|failed|error|no tests ran|FAILED: " "$OUT/gpu_tests.txt" | tail -40 || true
 

@@ -5,7 +5,7 @@ handed a :class:`~pytest_privacy.engine.own_loop.StackedModels` (the audit's mod
 stacked ``[M, ...]``, model ``m`` initialised as ``model()`` alone under its seed) and a
 :class:`~pytest_privacy.engine.own_loop.PerModelBatches` (each model its own minibatches of its own
 half), trains them in place, and the result equals training each model alone with the same loop
-(``tests/unit/test_own_loop.py``; the contract, what must be per model, is in that module)::
+(``tests/engine/test_own_loop.py``; the contract, what must be per model, is in that module)::
 
     @stacked_training(model=lambda: nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)))
     def train(models, batches, *, device):

@@ -7,7 +7,7 @@ device (a quarter of the trainer's memory budget) are copied there once (``resid
 only its rows, sorted and deduplicated so that a memory map reads each page once, and moves them to
 the device. The epoch's rows of every model (``M`` x half the data) are gathered at once only when
 they fit an eighth of the budget, else step by step. Every mode hands the models the same values, so
-a model is the same whichever mode trained it (``tests/unit/test_streaming.py``).
+a model is the same whichever mode trained it (``tests/engine/test_streaming.py``).
 """
 
 from __future__ import annotations

@@ -55,10 +55,10 @@ def test_the_checkpoint_leaks(reference_models_for, privacy_dataset):
 """
 
 AUDIT_TEST = """
-from pytest_privacy import assert_auc_below
+from pytest_privacy import measure_attack
 
 def test_audit(target_model, membership_data):
-    assert_auc_below(target_model, membership_data, max_auc=1.0)
+    measure_attack(target_model, membership_data)
 """
 
 
@@ -85,7 +85,7 @@ def test_editing_the_model_class_a_function_uses_retrains(pytester):
 
 POPULATION_TESTS = """
 import pytest
-from pytest_privacy import assert_auc_below
+from pytest_privacy import measure_attack
 from pytest_privacy.attacks import ATTACKS
 
 def test_unrelated_gate(target_model, membership_data):
@@ -96,12 +96,12 @@ def test_each_attack(target_model, membership_data, privacy_attack):
     # rmia and rmia_online hold 20% out; rmia_ratio, in the same suite, needs no population
     assert len(membership_data) == (480 if ATTACKS[privacy_attack].needs_population else 600)
     assert privacy_attack != "rmia_ratio" or len(membership_data) == 600
-    assert_auc_below(target_model, membership_data, max_auc=1.0, attack=privacy_attack)
+    measure_attack(target_model, membership_data, attack=privacy_attack)
 
 @pytest.mark.privacy(population=0.2)
 def test_names_rmia_itself(target_model, membership_data):
     assert len(membership_data) == 480
-    assert_auc_below(target_model, membership_data, max_auc=1.0, attack="rmia")
+    measure_attack(target_model, membership_data, attack="rmia")
 """
 
 

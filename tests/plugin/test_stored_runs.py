@@ -5,10 +5,10 @@ scenario: tests/integration/test_scenarios.py)."""
 import pytest
 
 GATE = """
-from pytest_privacy import assert_auc_below
+from pytest_privacy import measure_attack
 
 def test_release(target_model, membership_data):
-    assert_auc_below(target_model, membership_data, max_auc=1.0)  # records the AUC; never fails
+    measure_attack(target_model, membership_data)
 """
 
 

@@ -11,7 +11,7 @@ from pytest_privacy import (
     MembershipData,
     PrivacyTrainer,
     TrainingRecipe,
-    assert_auc_below,
+    measure_attack,
 )
 from pytest_privacy.data.querying import query_logits
 from pytest_privacy.engine.store import ModelStore
@@ -62,8 +62,8 @@ def test_a_token_id_classifier_is_trained_queried_and_cached_on_exact_ids(tmp_pa
     setup = trainer.audit(_train_bag(offset), data, n_references=2, seed=0)
     md = setup.membership_data()
     assert md.x.dtype == np.int64 and md.x.min() >= offset  # never rounded through float32
-    r = assert_auc_below(setup.target, md, max_auc=1.0, attack="loss")
-    assert 0.0 <= r.auc <= 1.0
+    r = measure_attack(setup.target, md, attack="loss")
+    assert r.auc_low > 0.5  # it learned its members from the exact ids (AUC 0.66 at seed 0)
     again = PrivacyTrainer(store=ModelStore(tmp_path))
     again.audit(_train_bag(offset), data, n_references=2, seed=0)
     assert again.models_trained == 0 and again.models_loaded == 3
