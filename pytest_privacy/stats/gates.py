@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import special
 
 from ..results import GateResult, Verdict
 from .checks import (
@@ -22,6 +21,7 @@ from .checks import (
 )
 from .epsilon import epsilon_bound
 from .intervals import auc_confidence_interval, clopper_pearson, nonmembers_needed
+from .levels import Rate, decide, fail_levels
 from .roc import RocCounts, operating_index, roc_area, roc_counts
 
 __all__ = ["INVERTED_AUC", "auc_gate", "epsilon_gate", "fail_p_value", "gate", "holm", "inverted_reason", "measure"]
@@ -63,9 +63,9 @@ def gate(
     fpr, max_tpr, confidence = check_gate_args(fpr, max_tpr, confidence)
     e = _Evidence.of(scores, is_member, fpr, confidence)
     c, fpr_low, fpr_high, tpr_low, tpr_high = e.counts, e.fpr_low, e.fpr_high, e.tpr_low, e.tpr_high
-    fail_at = np.flatnonzero((fpr_high <= fpr) & (tpr_low > max_tpr))
-    # PASS witness j >= 1: t_j's FPR is surely above fpr; members above t_j are those at t_{j-1}.
-    pass_at = 1 + np.flatnonzero((fpr_low[1:] > fpr) & (tpr_high[:-1] <= max_tpr))
+    # The pooled gate's rule at design effect 1. PASS witness j >= 1: t_j's FPR is surely above fpr;
+    # the members above t_j are those at t_{j-1}.
+    fail_at, pass_at = decide(*e.rates, fpr, max_tpr, 1.0 - confidence)
     pct = f"{confidence:.0%}"
     if fail_at.size:
         verdict, at = Verdict.FAIL, int(fail_at[np.argmax(tpr_low[fail_at])])
@@ -105,7 +105,8 @@ def fail_p_value(scores: object, is_member: object, *, fpr: float, max_tpr: floa
     p-value for "TPR <= max_tpr at FPR <= fpr", since the gate's FAIL errs at most ``1 - confidence``
     at the limit. What a family of gates needs for a Holm correction.
 
-    Closed form, threshold by threshold: the two-sided Clopper-Pearson upper FPR bound is ``<= fpr``
+    Closed form, threshold by threshold (:func:`pytest_privacy.stats.levels.fail_levels` at design
+    effect 1, the levels :func:`gate` decides by): the two-sided Clopper-Pearson upper FPR bound is ``<= fpr``
     exactly when ``alpha >= 2 * (1 - I_fpr(k + 1, n - k))`` and the lower TPR bound is above
     ``max_tpr`` exactly when ``alpha > 2 * I_max_tpr(t, m - t + 1)`` (``I`` the regularised
     incomplete beta, ``k``/``t`` the false/true positives above the threshold); the gate FAILs at
@@ -116,14 +117,7 @@ def fail_p_value(scores: object, is_member: object, *, fpr: float, max_tpr: floa
     e = _Evidence.of(scores, is_member, fpr, 0.95)
     if e.inverted:
         return 1.0
-    c = e.counts
-    n, m = c.n_nonmembers, c.n_members
-    fps, tps = c.fps.astype(np.float64), c.tps.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a_fpr = np.where(fps < n, 2.0 * (1.0 - special.betainc(fps + 1, np.maximum(n - fps, 1e-300), fpr)), np.inf)
-        a_tpr = np.where(tps > 0, 2.0 * special.betainc(np.maximum(tps, 1e-300), m - tps + 1, max_tpr), np.inf)
-    needed = np.maximum(a_fpr, a_tpr * (1 + 1e-12))  # the TPR side is strict: just above its boundary
-    return float(min(1.0, np.min(needed)))
+    return float(min(1.0, np.min(fail_levels(*e.rates, fpr, max_tpr))))
 
 
 def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
@@ -217,6 +211,12 @@ class _Evidence(NamedTuple):
     def inverted(self) -> str | None:
         """Why the scores cannot be judged, when their AUC is clearly below 0.5."""
         return inverted_reason(self.area, self.auc99)
+
+    @property
+    def rates(self) -> tuple[Rate, Rate]:
+        """The false- and true-positive rates as independent trials (design effect 1)."""
+        c = self.counts
+        return Rate.independent(c.fps, c.n_nonmembers), Rate.independent(c.tps, c.n_members)
 
     def result(self, verdict: Verdict, reason: str, *, at: int, members_above: bool = False, **fields: Any) -> GateResult:
         """The GateResult at threshold index ``at`` (TPR fields one threshold higher with

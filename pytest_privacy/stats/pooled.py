@@ -21,12 +21,13 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from ..results import GateResult, Verdict
 from .checks import check_gate_args, check_score_values
 from .gates import inverted_reason
 from .intervals import auc_confidence_interval, clopper_pearson, nonmembers_needed
+from .levels import Rate, decide, fail_levels
 from .roc import RocCounts, operating_index, roc_area, roc_counts
 
 __all__ = ["MIN_EVENTS", "DesignEffects", "pooled_design_effects", "pooled_fail_p_value", "pooled_gate"]
@@ -43,20 +44,6 @@ class DesignEffects(NamedTuple):
     counts: RocCounts
     fpr: np.ndarray
     tpr: np.ndarray
-
-
-class _Side(NamedTuple):
-    """One rate's evidence: events at each threshold, trials, design effect at each threshold."""
-
-    k: np.ndarray
-    n: int
-    deff: np.ndarray
-
-    def bounds(self, index: np.ndarray | slice, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-        """Clopper-Pearson on the effective counts ``k / deff`` out of ``n / deff`` at ``index``."""
-        d = self.deff[index]
-        low, high = clopper_pearson(self.k[index] / d, self.n / d, confidence)
-        return np.atleast_1d(low), np.atleast_1d(high)
 
 
 def _check_pooled(scores: object, is_member: object) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +100,7 @@ def _cluster_sum(cluster: np.ndarray, n_clusters: int, y: np.ndarray, p: np.ndar
     return squares - 2 * p * cross + p * p * float((n_c**2).sum())
 
 
-def _design_effects(s: np.ndarray, m: np.ndarray, c: RocCounts) -> tuple[_Side, _Side]:
+def _design_effects(s: np.ndarray, m: np.ndarray, c: RocCounts) -> tuple[Rate, Rate]:
     n_models, n_points = s.shape
     flat_s, flat_m = s.ravel(), m.ravel()
     order = np.argsort(-flat_s, kind="mergesort")  # roc_counts' order: the same cells at every threshold
@@ -136,7 +123,7 @@ def _design_effects(s: np.ndarray, m: np.ndarray, c: RocCounts) -> tuple[_Side, 
             first, last = enough[0], enough[-1]
             d[:first] = np.maximum(d[:first], d[first])
             d[last + 1 :] = np.maximum(d[last + 1 :], d[last])
-        sides.append(_Side(counts, total, d))
+        sides.append(Rate(counts, total, d))
     return sides[0], sides[1]
 
 
@@ -149,57 +136,10 @@ def pooled_design_effects(scores: object, is_member: object) -> DesignEffects:
     return DesignEffects(c, fp.deff, tp.deff)
 
 
-# ------------------------------------------------------------------ levels: 1 - confidence per threshold
-
-
-def _upper_level(x: float, side: _Side) -> np.ndarray:
-    """Per threshold, the smallest ``alpha`` at which the two-sided bound's upper end is ``<= x``:
-    ``Beta.ppf(1 - alpha/2, k + 1, n - k) <= x`` iff ``alpha >= 2 (1 - I_x(k + 1, n - k))``."""
-    k, n = side.k / side.deff, side.n / side.deff
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # 1 - I_x(a, b) = I_{1-x}(b, a): scipy's betaincc is 20x slower on these arrays.
-        a = 2.0 * special.betainc(np.maximum(n - k, 1e-300), k + 1, 1.0 - x)
-    return np.where(side.k < side.n, a, 0.0 if x >= 1.0 else np.inf)
-
-
-def _lower_level(x: float, side: _Side) -> np.ndarray:
-    """Per threshold, the smallest ``alpha`` above which the lower end is ``> x``:
-    ``Beta.ppf(alpha/2, k, n - k + 1) > x`` iff ``alpha > 2 I_x(k, n - k + 1)``."""
-    k, n = side.k / side.deff, side.n / side.deff
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a = 2.0 * special.betainc(np.maximum(k, 1e-300), n - k + 1, x)
-    return np.where(side.k > 0, a, np.inf)
-
-
-def _prefix_max(a: np.ndarray) -> np.ndarray:
-    """At each threshold, the worst over it and every higher threshold."""
-    return np.maximum.accumulate(a)
-
-
-def _suffix_max(a: np.ndarray) -> np.ndarray:
-    """At each threshold, the worst over it and every lower threshold."""
-    return np.maximum.accumulate(a[::-1])[::-1]
-
-
-def _fail_levels(fp: _Side, tp: _Side, fpr: float, max_tpr: float) -> np.ndarray:
-    """Per threshold, the smallest ``alpha`` at which it proves a leak: ``fpr_high <= fpr`` here and at
-    every higher threshold, ``tpr_low > max_tpr`` here and at every lower one (the envelopes)."""
-    a_fpr = _prefix_max(_upper_level(fpr, fp))
-    a_tpr = _suffix_max(_lower_level(max_tpr, tp))
-    return np.maximum(a_fpr, a_tpr * (1 + 1e-12))  # the TPR side is strict: just above its boundary
-
-
-def _pass_levels(fp: _Side, tp: _Side, fpr: float, max_tpr: float) -> tuple[np.ndarray, np.ndarray]:
-    """For witness ``j >= 1`` (index ``j - 1`` of the arrays): alpha must exceed the first and reach the
-    second for ``fpr_low > fpr`` at ``t_j`` and every lower threshold and ``tpr_high <= max_tpr`` for
-    the members above ``t_j`` (at ``t_{j-1}``) and at every higher threshold."""
-    return _suffix_max(_lower_level(fpr, fp))[1:], _prefix_max(_upper_level(max_tpr, tp))[:-1]
-
-
 # ------------------------------------------------------------------ envelopes of the bounds, for the report
 
 
-def _lowest_lower(side: _Side, start: int, confidence: float, chunk: int = 256) -> float:
+def _lowest_lower(side: Rate, start: int, confidence: float, chunk: int = 256) -> float:
     """``min`` of the lower bound over threshold ``start`` and every lower one, without computing all:
     the lower end rises with ``k`` and falls with ``deff``, so a chunk's first count at its largest
     design effect bounds the whole chunk from below, and chunks that cannot beat the best are skipped."""
@@ -216,12 +156,12 @@ def _lowest_lower(side: _Side, start: int, confidence: float, chunk: int = 256) 
     return best
 
 
-def _highest_upper(side: _Side, stop: int, confidence: float) -> float:
+def _highest_upper(side: Rate, stop: int, confidence: float) -> float:
     """``max`` of the upper bound over threshold ``stop`` and every higher one."""
     return float(side.bounds(slice(0, stop + 1), confidence)[1].max())
 
 
-def _lowest_lowers(side: _Side, index: np.ndarray, confidence: float) -> np.ndarray:
+def _lowest_lowers(side: Rate, index: np.ndarray, confidence: float) -> np.ndarray:
     """:func:`_lowest_lower` at each of the increasing ``index``: exact over their span, pruned below."""
     lo, hi = int(index[0]), int(index[-1])
     span = side.bounds(slice(lo, hi + 1), confidence)[0]
@@ -235,8 +175,8 @@ class _Pooled(NamedTuple):
     """The pooled evidence: counts, design effects, operating point and AUC."""
 
     counts: RocCounts
-    fp: _Side
-    tp: _Side
+    fp: Rate
+    tp: Rate
     n_models: int
     n_points: int
     fpr: float
@@ -316,9 +256,7 @@ def pooled_gate(
     e = _Pooled.of(scores, is_member, fpr, confidence)
     c, fp, tp, alpha = e.counts, e.fp, e.tp, 1.0 - confidence
     pct = f"{confidence:.0%}"
-    fail_at = np.flatnonzero(_fail_levels(fp, tp, fpr, max_tpr) <= alpha)
-    a_fpr_low, a_tpr_high = _pass_levels(fp, tp, fpr, max_tpr)
-    pass_at = 1 + np.flatnonzero((a_fpr_low < alpha) & (a_tpr_high <= alpha))
+    fail_at, pass_at = decide(fp, tp, fpr, max_tpr, alpha)
     if e.inverted:
         verdict, at, reason = Verdict.INCONCLUSIVE, e.operating, e.inverted
     elif fail_at.size:
@@ -383,4 +321,4 @@ def pooled_fail_p_value(scores: object, is_member: object, *, fpr: float, max_tp
     e = _Pooled.of(scores, is_member, fpr, 0.95)
     if e.inverted:
         return 1.0
-    return float(min(1.0, np.min(_fail_levels(e.fp, e.tp, fpr, max_tpr))))
+    return float(min(1.0, np.min(fail_levels(e.fp, e.tp, fpr, max_tpr))))
