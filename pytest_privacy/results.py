@@ -229,10 +229,62 @@ class DPAuditResult(BaseModel):
     data_id: str | None = None  # the data set the canaries were added to (see AttackResult.data_id)
 
 
+class ExposureRow(BaseModel):
+    """The exposure of the canaries planted ``repetitions`` times each: the largest among them (the
+    gate's measure), with its bounds, and how many of them the fine-tune trained on."""
+
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="constants")
+
+    repetitions: int
+    canaries: int  # canaries of this repetition count the fine-tune trained on
+    exposure: float  # the largest estimate among them, in bits
+    low: float  # its lower bound at the result's confidence
+    high: float  # its upper bound
+    space_bits: float  # log2 |R|: the most a canary can be exposed
+
+
+class LMAuditResult(BaseModel):
+    """A language model's extraction or canary-exposure gate.
+
+    ``gate="extraction"``: ``extracted`` of ``n_members`` member texts had a marked PII span (or their
+    whole suffix) reproduced by greedy continuation of the text before it, against
+    ``extracted_nonmembers`` of ``n_nonmembers`` non-member texts (what any model of the language
+    completes); ``p_value`` is Fisher's exact one-sided test that members are completed more often.
+    FAIL: more than ``max_extracted`` members extracted and the excess over non-members proven at
+    ``confidence``; PASS: at most ``max_extracted`` (an exact count for greedy decoding); else
+    INCONCLUSIVE. ``gate="exposure"``: the planted canaries' exposure in bits per repetition count
+    (``exposures``); FAIL when a lower bound exceeds ``max_exposure``, PASS when every upper bound is at
+    most it, else INCONCLUSIVE.
+    """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    kind: Literal["lm_audit"] = "lm_audit"
+    verdict: Verdict
+    reason: str
+    gate: Literal["extraction", "exposure"]
+    attack: str
+    variant: str
+    confidence: float
+    extracted: int | None = None
+    n_members: int | None = None
+    extracted_nonmembers: int | None = None
+    n_nonmembers: int | None = None
+    max_extracted: int | None = None
+    p_value: float | None = None
+    exposures: list[ExposureRow] = []
+    max_exposure: float | None = None
+    seed: int | None = None
+    seconds: float | None = None
+    test_id: str | None = None
+    profile: str | None = None
+    data_id: str | None = None
+
+
 SCHEMA_VERSION = 1
 
 
-AnyResult = AttackResult | ComparisonResult | DPAuditResult  # what a gate records
+AnyResult = AttackResult | ComparisonResult | DPAuditResult | LMAuditResult  # what a gate records
 Result = Annotated[AnyResult, Field(discriminator="kind")]
 
 
@@ -254,7 +306,7 @@ class GateChange(BaseModel):
     attack: str
     gate: str
     decided_by: str | None = None
-    measure: Literal["tpr", "auc", "eps"] | None = None
+    measure: Literal["tpr", "auc", "eps", "extracted", "exposure"] | None = None
     old: float | None = None
     new: float | None = None
     delta: float | None = None

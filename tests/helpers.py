@@ -101,3 +101,62 @@ def damage_entry(store, key: str, damage: str) -> None:
     else:
         raise ValueError(f"unknown damage {damage!r}")
     store.fs.pipe_file(path, bytes(blob))
+
+
+# A tiny causal language model in plain torch (an embedding, a GRU, a head tied to nothing) and a
+# fine-tuning loop a team might write: AdamW on the masked next-token loss. Written as source so that
+# pytester conftests run the same code the in-process tests import.
+TINY_LM_SOURCE = '''
+import numpy as np
+import torch
+from torch import nn
+
+
+class TinyLM(nn.Module):
+    def __init__(self, vocab, width=32):
+        super().__init__()
+        self.embed, self.rnn, self.head = nn.Embedding(vocab, width), nn.GRU(width, 2 * width, batch_first=True), nn.Linear(2 * width, vocab)
+
+    def forward(self, ids):
+        return self.head(self.rnn(self.embed(ids))[0])
+
+
+def finetune_tiny(data, *, seed, device, epochs=30, vocab=None):
+    torch.manual_seed(seed)
+    model = TinyLM(vocab or len(data.tokenizer)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    ids, mask = torch.from_numpy(data.ids).to(device), torch.from_numpy(data.mask).to(device)
+    order = np.random.default_rng(seed)
+    for _ in range(epochs):
+        for b in np.array_split(order.permutation(len(ids)), max(1, len(ids) // 32)):
+            logits = model(ids[b])[:, :-1]
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[b][:, 1:].reshape(-1), reduction="none")
+            loss = (loss * mask[b][:, 1:].reshape(-1)).sum() / mask[b][:, 1:].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+'''
+
+exec(TINY_LM_SOURCE)  # TinyLM, finetune_tiny
+
+LM_CONFTEST = TINY_LM_SOURCE + '''
+import pytest
+from pytest_privacy import load_example_dataset
+
+
+@pytest.fixture(scope="session")
+def privacy_dataset():
+    return load_example_dataset("tickets", n=300)
+
+
+@pytest.fixture(scope="session")
+def privacy_train_fn():
+    def finetune(data, *, seed, device):
+        return finetune_tiny(data, seed=seed, device=device, epochs=EPOCHS, vocab=VOCAB)
+    return finetune
+
+
+VOCAB = len(load_example_dataset("tickets", n=300).tokenizer)
+EPOCHS = 30
+'''

@@ -28,6 +28,7 @@ from .policy import (
     confidence_or_default,
     enforce,
     enforce_family,
+    hint_for,
     policy_or_default,
 )
 from .running import (
@@ -96,8 +97,8 @@ def assert_tpr_at_fpr_below(
         record_result(as_requested(r, attack)) for r in adaptively(judge, data, confidence, same_attack=attack is not None)
     ]
     if len(results) == 1:
-        return enforce(results[0], policy, f"TPR at FPR {fprs[0]:g} must be <= {max_tpr:g}")
-    return enforce_family(results, policy, max_tpr=max_tpr, fprs=fprs)
+        return enforce(results[0], policy, f"TPR at FPR {fprs[0]:g} must be <= {max_tpr:g}", hint=hint_for(data))
+    return enforce_family(results, policy, max_tpr=max_tpr, fprs=fprs, hint=hint_for(data))
 
 
 def measure_attack(
@@ -158,7 +159,9 @@ def assert_auc_below(
         return [recorded(g, name, variant, d, queries, scores, started)]
 
     r = record_result(as_requested(adaptively(judge, data, confidence)[0], attack))
-    return enforce(r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{r.auc_low:.4f}, {r.auc_high:.4f}])")
+    return enforce(
+        r, policy, f"AUC must be <= {max_auc:g} (got {r.auc:.4f} [{r.auc_low:.4f}, {r.auc_high:.4f}])", hint=hint_for(data)
+    )
 
 
 def assert_epsilon_below(
@@ -189,4 +192,4 @@ def assert_epsilon_below(
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)
     g = epsilon_gate(scores, data.is_member, max_epsilon=max_epsilon, delta=delta, confidence=confidence)
     r = record_result(as_requested(recorded(g, attack, variant, data, queries, scores, started), requested))
-    return enforce(r, policy_or_default(None), f"epsilon must be <= {max_epsilon:g}")
+    return enforce(r, policy_or_default(None), f"epsilon must be <= {max_epsilon:g}", hint=hint_for(data))

@@ -42,6 +42,11 @@ HINT = (
     "more data, or train with the MMD+mixup defense; then look at the most vulnerable points for "
     "duplicates and mislabels."
 )
+LM_HINT = (
+    "what to try: fewer epochs or a lower learning rate, LoRA instead of a full fine-tune, deduplicate the "
+    "training texts (repeated texts are memorised first), scrub or mask the PII before fine-tuning, or "
+    "fine-tune with DP-SGD; then look at the most vulnerable texts."
+)
 
 
 class PrivacyLeakError(AssertionError):
@@ -139,6 +144,11 @@ def enforce(r: Any, policy: OnInconclusive, what: str, *, describe: Any = None, 
     return r
 
 
+def hint_for(data: Any) -> str:
+    """What to try after a leak, for the kind of model ``data`` audits (a language model's texts, or a classifier's points)."""
+    return LM_HINT if getattr(data, "text", None) is not None else HINT
+
+
 DP_HINT = (
     "what commonly breaks a DP claim: the optimizer never made private (no noise, no clipping), noise "
     "scaled to the wrong batch size or multiplier, clipping disabled or applied to the batch instead of "
@@ -160,7 +170,9 @@ def describe_dp(r: DPAuditResult) -> str:
     )
 
 
-def enforce_family(results: list[AttackResult], policy: OnInconclusive, *, max_tpr: float, fprs: list[float]) -> list[AttackResult]:
+def enforce_family(
+    results: list[AttackResult], policy: OnInconclusive, *, max_tpr: float, fprs: list[float], hint: str = HINT
+) -> list[AttackResult]:
     """:func:`enforce` for a family of TPR gates (Holm over its members): a leak any member proved
     raises with every failing member's numbers; else an undecided member is handled by ``policy``."""
     k = len(results)
@@ -170,7 +182,7 @@ def enforce_family(results: list[AttackResult], policy: OnInconclusive, *, max_t
     if failed:
         lines = "\n  ".join(describe_attack(r) for r in failed)
         raise PrivacyLeakError(
-            f"privacy leak: {what} (a family of {k}, Holm-corrected)\n  {lines}\n  {failed[0].reason}\n  {HINT}"
+            f"privacy leak: {what} (a family of {k}, Holm-corrected)\n  {lines}\n  {failed[0].reason}\n  {hint}"
         )
     undecided = [r for r in results if r.verdict is Verdict.INCONCLUSIVE]
     if undecided:

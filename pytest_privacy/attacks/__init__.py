@@ -4,7 +4,9 @@ Two kinds of attack, scores always ``[N]`` with higher = more likely member:
 
 - score attacks (``Attack.score``) read the target's logits on the audit queries ``[N, A, C]`` with
   the labels ``[N]`` and the references (or None);
-- label-only attacks (``Attack.score_labels``) may only ask a counted labels oracle (a ``LabelQuery``).
+- label-only attacks (``Attack.score_labels``) may only ask a counted labels oracle (a ``LabelQuery``);
+- language-model attacks (``Attack.score_text``) read a causal LM's per-token statistics of texts
+  (a ``TextQuery``, :mod:`.lm`).
 
 Each returns ``(scores, variant)``; ``variant`` says which flavour ran. The registry
 (``register_attack``, suites, selection) is :mod:`.registry`; :mod:`.runner` runs an attack against a
@@ -40,3 +42,4 @@ register_suite("mmd_baseline", "comparisons against the MMD+mixup-defended basel
 
 # Importing the attack files registers their attacks, in this order (the privacy_attack fixture's).
 from . import lira, rmia, baselines, label_only  # noqa: F401  isort: skip
+from .lm import registered  # noqa: F401,E402  isort: skip

@@ -17,18 +17,28 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..data import MembershipData
 
-__all__ = ["FEW_REFERENCES", "FEW_REFERENCES_ATTACK", "MANY_REFERENCES_ATTACK", "default_attack"]
+__all__ = [
+    "FEW_REFERENCES", "FEW_REFERENCES_ATTACK", "MANY_REFERENCES_ATTACK", "TEXT_ATTACK", "TEXT_ATTACK_WITHOUT_REFERENCES",
+    "default_attack",
+]
 
 FEW_REFERENCES = 4  # up to this many references the default is FEW_REFERENCES_ATTACK
 FEW_REFERENCES_ATTACK = "rmia_ratio"
 MANY_REFERENCES_ATTACK = "lira"
+# A language model's texts: LiRA on each text's mean log-likelihood over the reference fine-tunes, and
+# without references Min-K%++ (the strongest reference-free score in Zhang et al. 2025's comparisons).
+TEXT_ATTACK = "lm_lira"
+TEXT_ATTACK_WITHOUT_REFERENCES = "min_k_plus_plus"
 
 
 def default_attack(data: MembershipData) -> str:
     """The attack a helper runs on ``data`` when the test names none: ``rmia_ratio`` (RMIA online's
     ratio) with at most :data:`FEW_REFERENCES` references, ``lira`` with more (or with none, whose
-    error then says that LiRA needs references)."""
+    error then says that LiRA needs references); on a language model's texts :data:`TEXT_ATTACK`, or
+    :data:`TEXT_ATTACK_WITHOUT_REFERENCES` without references."""
     refs = data.references
+    if getattr(data, "text", None) is not None:  # a language model's texts
+        return TEXT_ATTACK if refs is not None else TEXT_ATTACK_WITHOUT_REFERENCES
     if refs is not None and refs.logits.shape[0] <= FEW_REFERENCES:
         return FEW_REFERENCES_ATTACK
     return MANY_REFERENCES_ATTACK

@@ -47,6 +47,8 @@ class Attack:
     description: str
     score: ScoreFn | None = None
     score_labels: LabelScoreFn | None = None
+    # (a TextQuery: the target and the audited texts of a language model) -> (scores, variant)
+    score_text: Callable[[Any], tuple[np.ndarray, str]] | None = None
     needs_population: bool = False
     # (references, labels, confidence) -> a check of the attack's own model of the scores, or None
     diagnose: Callable[..., Any] | None = None
@@ -55,6 +57,11 @@ class Attack:
     def label_only(self) -> bool:
         """Whether the attack needs only predicted labels."""
         return self.score_labels is not None
+
+    @property
+    def text(self) -> bool:
+        """Whether the attack audits a language model (its data a TextDataset's texts)."""
+        return self.score_text is not None
 
 
 # suite name -> what its marker means (``pytest --markers``)
@@ -77,8 +84,11 @@ def register_attack(attack: Attack, *, replace: bool = False) -> Attack:
     the ``privacy_attack`` fixture and selected by its suite's marker and ``--privacy-attacks``."""
     if not isinstance(attack, Attack):
         raise TypeError(f"register_attack takes a pytest_privacy.attacks.Attack, got {type(attack).__name__}.")
-    if (attack.score is None) == (attack.score_labels is None):
-        raise ValueError(f"attack {attack.name!r} needs exactly one of score= (logits) or score_labels= (labels).")
+    if sum(f is not None for f in (attack.score, attack.score_labels, attack.score_text)) != 1:
+        raise ValueError(
+            f"attack {attack.name!r} needs exactly one of score= (logits), score_labels= (labels) or score_text= "
+            "(a language model's texts)."
+        )
     if attack.suite not in SUITES:
         raise ValueError(
             f"attack {attack.name!r} names suite {attack.suite!r}, which is not registered; "

@@ -10,8 +10,9 @@ import numpy as np
 
 from ..data import MembershipData, as_membership_data
 from ..data.querying import label_oracle, query_logits
+from ..data.text_membership import TextMembershipData
 from .queries import LabelQuery
-from .registry import get_attack
+from .registry import ATTACKS, get_attack
 
 __all__ = ["AttackScores", "attack_scores", "recipe_scores"]
 
@@ -36,6 +37,8 @@ def attack_scores(
     """
     data = as_membership_data(data)
     spec = get_attack(attack)
+    if spec.text or isinstance(data, TextMembershipData):
+        return _text_scores(model, data, attack, attack_options)
     refs = data.references
     if spec.needs_references and refs is None:
         raise ValueError(
@@ -78,6 +81,31 @@ def attack_scores(
         raise ValueError(f"label {int(data.y.max())} is out of range for a model with {logits.shape[-1]} classes.")
     scores, variant = spec.score(logits, data.y, refs, pop_logits)
     return AttackScores(scores, variant, None)
+
+
+def _text_scores(model: Any, data: MembershipData, attack: str, attack_options: Mapping[str, Any] | None) -> AttackScores:
+    """A language-model attack on a language model's texts; either on the other kind of data is an error."""
+    from .lm.query import TextQuery
+
+    spec = get_attack(attack)
+    if not isinstance(data, TextMembershipData):
+        raise ValueError(
+            f"attack {attack!r} audits a language model: its data must be texts (a TextDataset as privacy_dataset, "
+            "or TextMembershipData); this audit's are classifier inputs."
+        )
+    if not spec.text:
+        lm = ", ".join(name for name, a in ATTACKS.items() if a.text)
+        raise ValueError(f"attack {attack!r} audits classifiers; on a language model's texts use one of: {lm}.")
+    if attack_options:
+        raise ValueError(f"attack {attack!r} takes no attack_options (got {sorted(attack_options)}).")
+    if spec.needs_references and data.references is None:
+        raise ValueError(
+            f"attack {attack!r} needs reference fine-tunes: use the membership_data fixture (n_references >= 1), "
+            "or a reference-free attack (min_k_plus_plus, zlib, lm_loss)."
+        )
+    assert spec.score_text is not None
+    scores, variant = spec.score_text(TextQuery(model, data))
+    return AttackScores(np.asarray(scores, dtype=np.float64), variant, None)
 
 
 def recipe_scores(data: MembershipData, attack: str = "lira") -> tuple[np.ndarray, np.ndarray, str]:

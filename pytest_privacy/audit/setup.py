@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..data import MembershipData, References
+from ..data.text import TextDataset
+from ..data.text_membership import TextMembershipData, TextReferences
 
 if TYPE_CHECKING:
     from ..engine.ensemble import Ensemble
@@ -28,13 +30,14 @@ class AuditSetup:
     target: Any
     x: np.ndarray
     y: np.ndarray
-    references: References | None  # None for a model that answers only labels
+    references: References | TextReferences | None  # None for a model that answers only labels
     seed: int
     train_seconds: float
     points: np.ndarray
     target_keep: np.ndarray  # the target's row of the split
     ensemble: Ensemble | None = None
     data_id: str | None = None  # the data set's digest (what the cache keys cover)
+    text: TextDataset | None = None  # a language model's texts (x is then their ids and mask, [N, 2, T])
 
     @property
     def is_member(self) -> np.ndarray:
@@ -42,8 +45,12 @@ class AuditSetup:
         return self.target_keep[self.points]
 
     def membership_data(self) -> MembershipData:
-        """Audit points, the target's membership, and the references' logits."""
-        data = MembershipData(self.x[self.points], self.y[self.points], self.is_member, self.references)
+        """Audit points, the target's membership, and the references' logits (for texts: a
+        :class:`~pytest_privacy.data.text_membership.TextMembershipData` with the references' log-likelihoods)."""
+        if self.text is not None:
+            data: MembershipData = TextMembershipData(self.text.subset(self.points), self.is_member, self.references)
+        else:
+            data = MembershipData(self.x[self.points], self.y[self.points], self.is_member, self.references)
         if self.data_id is not None:
             data.data_id = self.data_id  # the same whichever points this seed's split audits
         return data

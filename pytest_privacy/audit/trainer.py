@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..data import MembershipData, Population, References
+from ..data.text import TextDataset
+from ..data.text_membership import TextReferences
 from ..engine.executors import Executor, LocalExecutor, Trained
 from ..engine.progress import Progress
 from ..engine.store import ModelStore, digest
@@ -26,6 +28,7 @@ from .job import ModelSource, TrainJob
 from .setup import AuditSetup
 from .sources import model_source
 from .split import Split
+from .text_source import text_arrays, text_source
 
 __all__ = ["PrivacyTrainer"]
 
@@ -60,7 +63,12 @@ class PrivacyTrainer:
         every model's training and of the audit, as RMIA's population (``References.population``).
         """
         source = model_source(how)
-        x, y = as_dataset(dataset)
+        text = None
+        if isinstance(dataset, TextDataset):  # a language model's fine-tunes: the same split, keys and store
+            text, x, y = text_arrays(dataset)
+            source = text_source(source, text, population=population)
+        else:
+            x, y = as_dataset(dataset)
         device_type = self.executor.device_type(device)
         source = source.on(device_type)  # what the keys promise, wherever it trains
         split = Split.make(len(x), n_references, seed, validation=source.validation_share, population=population)
@@ -97,12 +105,15 @@ class PrivacyTrainer:
             retrain=retrain_target,
         )
         points = split.points
-        references = None
-        if "logits" in trained[-1].entry:
+        references: Any = None
+        if text is not None and n_references:
+            lp = np.stack([r.entry["lm_lp"][points] for r in trained[:n_references]]).astype(np.float64)
+            references = TextReferences(lp, split.keep[:n_references][:, points], seed)
+        elif text is None and "logits" in trained[-1].entry:
             references = _references(trained[:n_references], split, x, y, source, seed, built.predict)
         setup = AuditSetup(
             built.target, x, y, references, seed, elapsed, points, split.keep[-1], ensemble=built.ensemble,
-            data_id=data_id,
+            data_id=data_id, text=text,
         )
         self._memo[set_key] = setup
         return setup

@@ -26,6 +26,7 @@ from .fixtures import (  # pytest finds fixtures among the plugin module's names
     mmd_baseline_model,
     privacy_attack,
     privacy_audit,
+    privacy_base_model,
     privacy_config,
     privacy_dataset,
     privacy_recipe,
@@ -45,6 +46,7 @@ __all__ = [
     "mmd_baseline_model",
     "privacy_attack",
     "privacy_audit",
+    "privacy_base_model",
     "privacy_config",
     "privacy_dataset",
     "privacy_recipe",
@@ -276,6 +278,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(
             "privacy_attack",
             [pytest.param(name, marks=getattr(pytest.mark, a.suite)(name), id=name) for name, a in ATTACKS.items()],
+            indirect=True,  # through the fixture, which skips an attack for the other kind of model
         )
 
 

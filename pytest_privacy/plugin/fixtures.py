@@ -18,6 +18,7 @@ from ..attacks import ATTACKS
 from ..audit import PrivacyTrainer, model_source
 from ..config import PrivacyConfig
 from ..data import Baseline
+from ..data.text import TextDataset
 from ..engine.executors import make_executor
 from ..engine.progress import Lines, Progress
 from ..engine.recipe import TrainingRecipe
@@ -217,9 +218,10 @@ def target_model(privacy_audit: Any) -> Any:
 @pytest.fixture
 def membership_data(
     request: pytest.FixtureRequest, privacy_audit: Any, privacy_trainer: PrivacyTrainer, privacy_recipe: Any,
-    privacy_train_fn: Any, privacy_dataset: Any, privacy_config: PrivacyConfig,
+    privacy_train_fn: Any, privacy_dataset: Any, privacy_config: PrivacyConfig, privacy_base_model: Any,
 ) -> Any:
-    """``MembershipData`` for ``target_model``: all audit points, its members, the references. Under
+    """``MembershipData`` for ``target_model``: all audit points, its members, the references (for a
+    ``TextDataset``: a ``TextMembershipData`` of the audited texts, with ``privacy_base_model``). Under
     ``n_references="auto"`` it holds the first look (4 references) and trains more only when a
     gate asks for them (``pytest_privacy.stats.looks``); under ``audit="recipe"`` the TPR gates pool
     every model of the audit as the target in turn (``pytest_privacy.stats.pooled``)."""
@@ -227,6 +229,8 @@ def membership_data(
 
     def data_of(setup: Any) -> Any:
         data = setup.membership_data()
+        if setup.text is not None:  # a language model: ref_base reads the base model beside the texts
+            data.base = privacy_base_model
         return data.with_recipe_trials(setup.target) if c.audit == "recipe" else data
 
     if c.n_references != "auto":
@@ -315,6 +319,22 @@ def mmd_baseline_model(
 
 @pytest.fixture
 def privacy_attack(request: pytest.FixtureRequest) -> str:
-    """Parametrised over the selected attacks (``--privacy-attacks``); use as ``attack=privacy_attack``."""
-    return request.param
+    """Parametrised over the selected attacks (``--privacy-attacks``); use as ``attack=privacy_attack``.
+    An attack for the other kind of model than ``privacy_dataset`` holds (a language model's attack on
+    classifier data, or the reverse) is skipped, saying so."""
+    attack = request.param
+    text = isinstance(request.getfixturevalue("privacy_dataset"), TextDataset)
+    if ATTACKS[attack].text != text:
+        pytest.skip(
+            f"{attack} audits {'language models' if ATTACKS[attack].text else 'classifiers'}; privacy_dataset holds "
+            f"{'texts' if text else 'classifier data'}"
+        )
+    return attack
+
+
+@pytest.fixture(scope="session")
+def privacy_base_model() -> Any:
+    """Override me (language models): return the pretrained model your fine-tunes start from, for the
+    attacks that compare with it (``ref_base``). None: no base model."""
+    return None
 

@@ -23,6 +23,7 @@ from ..results import (
     ComparisonResult,
     DPAuditResult,
     GateChange,
+    LMAuditResult,
     ReleaseComparison,
     SessionReport,
 )
@@ -71,7 +72,10 @@ def gate_identity(r: AnyResult) -> tuple[str, str, str]:
     its measure, FPR, limit and audit kind (a family's members differ in attack or FPR), a DP
     claim's epsilon and delta, a baseline comparison's FPR and margin."""
     attack = "default" if getattr(r, "default_attack", False) else r.attack
-    if isinstance(r, DPAuditResult):
+    if isinstance(r, LMAuditResult):
+        limit = r.max_extracted if r.gate == "extraction" else r.max_exposure
+        definition = f"{r.gate}:limit={limit!r}"
+    elif isinstance(r, DPAuditResult):
         definition = (
             f"dp_claim:mu={r.mu_claim!r}" if r.mu_claim is not None else f"dp_claim:eps={r.epsilon_claim!r},delta={r.delta!r}"
         )
@@ -96,6 +100,10 @@ def gate_key(r: AnyResult) -> str:
 
 def _measure(r: AnyResult) -> tuple[str, float, float | None]:
     """The measure a result is judged by, its value, and its standard error (None: a bound only)."""
+    if isinstance(r, LMAuditResult):  # exact counts and exposures: judged by their verdict and value
+        if r.gate == "extraction":
+            return "extracted", float(r.extracted or 0), None
+        return "exposure", max((e.exposure for e in r.exposures), default=0.0), None
     if isinstance(r, DPAuditResult):
         return "eps", r.epsilon_low, None
     z = stats.norm.ppf(0.5 + r.confidence / 2)

@@ -28,6 +28,7 @@ from ..results import (
     AttackResult,
     ComparisonResult,
     DPAuditResult,
+    LMAuditResult,
     SessionReport,
 )
 from .html_details import detail, has_roc, matplotlib_available
@@ -39,7 +40,7 @@ from .html_text import (
     gate_name,
     test_name,
 )
-from .summary import decided_tpr, dp_claim_text, dp_power, dp_proven
+from .summary import decided_tpr, dp_claim_text, dp_power, dp_proven, lm_measurement
 
 __all__ = ["render_html", "write_html"]
 
@@ -246,6 +247,8 @@ def _verdicts(results: list[AnyResult]) -> str:
 def _headline(r: AnyResult) -> tuple[str, str, str, str]:
     """What was measured, the limit it was held to, the sample sizes and the references: the
     numbers of the terminal summary line (:func:`.summary.format_summary`), in columns."""
+    if isinstance(r, LMAuditResult):
+        return (*lm_measurement(r, symbols="greek"), "–")
     if isinstance(r, DPAuditResult):
         accountant = f", accountant ε {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
         return (

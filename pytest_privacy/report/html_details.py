@@ -12,6 +12,7 @@ from ..results import (
     AttackResult,
     ComparisonResult,
     DPAuditResult,
+    LMAuditResult,
 )
 from .html_text import attack_name, badge, escape, gate_name, optional, test_name
 from .summary import dp_claim_text, dp_power, dp_proven, gaussian_fit_text
@@ -45,7 +46,20 @@ def detail(i: int, r: AnyResult, plotting: bool) -> str:
 def _numbers(r: AnyResult) -> str:
     """The result's evidence as a two-column table."""
     rows: list[tuple[str, Any]]
-    if isinstance(r, DPAuditResult):
+    if isinstance(r, LMAuditResult) and r.gate == "extraction":
+        rows = [
+            ("member texts extracted", f"{r.extracted} of {r.n_members}"),
+            ("non-member texts extracted", f"{r.extracted_nonmembers} of {r.n_nonmembers}"),
+            ("Fisher's exact p (members more often)", f"{r.p_value:.3g}"), ("limit", f"≤ {r.max_extracted} member texts"),
+            ("confidence", f"{r.confidence:g}"),
+        ]
+    elif isinstance(r, LMAuditResult):
+        rows = [
+            (f"canaries repeated {e.repetitions}x ({e.canaries} trained on)",
+             f"{e.exposure:.2f} bits" + ("" if e.low == e.high else f" [{e.low:.2f}, {e.high:.2f}]") + f" of {e.space_bits:.1f}")
+            for e in r.exposures
+        ] + [("limit", f"≤ {r.max_exposure:g} bits"), ("confidence", f"{r.confidence:g}")]
+    elif isinstance(r, DPAuditResult):
         rows = [
             ("claim", dp_claim_text(r, symbols="greek")), ("proven", dp_proven(r, symbols="greek")), ("bound", r.reading),
             ("power", dp_power(r)), ("perfect guesses would prove ε", f"{r.max_detectable:.4f}"),

@@ -10,6 +10,7 @@ from ..results import (
     AnyResult,
     ComparisonResult,
     DPAuditResult,
+    LMAuditResult,
 )
 from .summary import verdict_label
 
@@ -36,6 +37,8 @@ def attack_name(r: AnyResult) -> str:
 
 
 def gate_name(r: AnyResult) -> str:
+    if isinstance(r, LMAuditResult):
+        return {"extraction": "PII extraction", "exposure": "canary exposure"}[r.gate]
     if isinstance(r, DPAuditResult):
         return "DP audit"
     if isinstance(r, ComparisonResult):

@@ -14,6 +14,7 @@ from ..results import (
     AnyResult,
     ComparisonResult,
     DPAuditResult,
+    LMAuditResult,
     SessionReport,
     Verdict,
 )
@@ -22,6 +23,7 @@ from .summary import (
     dp_claim_text,
     dp_power,
     dp_proven,
+    lm_measurement,
     session_outcome,
     verdict_label,
 )
@@ -102,6 +104,8 @@ def _cells(r: AnyResult) -> list[str]:
 
 def _measurement(r: AnyResult) -> tuple[str, str, str]:
     """The headline measurement, the limit it was held to, and the sample size."""
+    if isinstance(r, LMAuditResult):
+        return lm_measurement(r, symbols="greek")
     if isinstance(r, DPAuditResult):
         return (
             f"{dp_proven(r, symbols='greek')} ({dp_power(r)})",

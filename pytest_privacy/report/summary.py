@@ -7,6 +7,7 @@ from ..results import (
     AttackResult,
     ComparisonResult,
     DPAuditResult,
+    LMAuditResult,
     SessionReport,
     Verdict,
 )
@@ -47,6 +48,10 @@ def format_summary(results: list[AnyResult]) -> list[str]:
     lines = []
     for r in results:
         tail = f"seed={r.seed}, {r.seconds or 0:.1f}s"
+        if isinstance(r, LMAuditResult):
+            measured, limit, n = lm_measurement(r)
+            lines.append(f"{verdict_label(r):12} {r.test_id or '-'}  {r.attack} ({r.variant}): {measured}, limit {limit}, n={n}, {tail}")
+            continue
         if isinstance(r, DPAuditResult):
             accountant = f", accountant {r.accountant_epsilon:g}" if r.accountant_epsilon else ""
             lines.append(
@@ -125,6 +130,29 @@ def dp_power(r: DPAuditResult) -> str:
     return f"catches the claim only if eps >= {r.epsilon_detectable:.2f}, at best"
 
 
+def lm_measurement(r: LMAuditResult, *, symbols: str = "plain") -> tuple[str, str, str]:
+    """A language model's extraction or exposure gate: what was measured, the limit, and the sample:
+    ``3/150 member texts extracted (0/150 non-member), p=0.12`` or per repetition count
+    ``1x 2.3 bits, 4x 9.1 bits [..]`` (``symbols="greek"``: ≤ for <=)."""
+    le = _SYMBOLS[symbols][3].strip()
+    if r.gate == "extraction":
+        return (
+            f"{r.extracted}/{r.n_members} member texts extracted ({r.extracted_nonmembers}/{r.n_nonmembers} non-member), "
+            f"p={r.p_value:.2g}",
+            f"extracted{le}{r.max_extracted}",
+            f"{r.n_members}/{r.n_nonmembers}",
+        )
+    rows = ", ".join(
+        f"{e.repetitions}x {e.exposure:.1f} bits" + ("" if e.low == e.high else f" [{e.low:.1f}, {e.high:.1f}]")
+        for e in r.exposures
+    )
+    space = max((e.space_bits for e in r.exposures), default=0.0)
+    return (
+        f"exposure {rows} (of {space:.1f} possible)", f"exposure{le}{r.max_exposure:g} bits",
+        f"{sum(e.canaries for e in r.exposures)} canaries",
+    )
+
+
 def verdict_label(r: AnyResult) -> str:
     """``PASS``, ``FAIL``, ``INCONCLUSIVE``, or ``PASS (smoke)`` for a smoke-profile pass."""
     # A smoke run has 4 references: its PASS says the suite runs, not that the model is private.
@@ -169,7 +197,10 @@ def junit_properties(result: AnyResult) -> list[tuple[str, str]]:
 
 def _headline(result: AnyResult) -> list[tuple[str, str]]:
     props = [("privacy_verdict", result.verdict.value), ("privacy_attack", result.attack)]
-    if isinstance(result, DPAuditResult):
+    if isinstance(result, LMAuditResult):
+        measured, limit, _ = lm_measurement(result)
+        props += [("privacy_measured", measured), ("privacy_limit", limit)]
+    elif isinstance(result, DPAuditResult):
         props += [("privacy_epsilon_low", f"{result.epsilon_low:.4f}"), ("privacy_epsilon_claim", f"{result.epsilon_claim:g}")]
         if result.mu_claim is not None and result.gdp_mu_low is not None:
             props += [("privacy_mu_low", f"{result.gdp_mu_low:.4f}"), ("privacy_mu_claim", f"{result.mu_claim:g}")]

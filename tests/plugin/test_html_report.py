@@ -21,7 +21,7 @@ from pytest_privacy.report import recording
 from pytest_privacy.report.compare import compare_reports, parse_criteria
 from pytest_privacy.report.html import render_html, write_html
 from pytest_privacy.report.session_report import build_report
-from pytest_privacy.results import DPAuditResult, SessionReport, Verdict
+from pytest_privacy.results import DPAuditResult, ExposureRow, LMAuditResult, SessionReport, Verdict
 
 EVIL = "tests/test_x.py::test_gate[<script>alert(1)</script>]"  # a parametrised id a user could write
 CLASSES = 4
@@ -87,6 +87,19 @@ def session_report() -> SessionReport:
         verdict=Verdict.PASS, reason="no violation of the claim <found>", variant="dp_sgd", epsilon_claim=8.0,
         delta=1e-5, confidence=0.95, epsilon_low=0.4, max_detectable=3.1, n_canaries=1000, n_guesses=200,
         n_correct=130, seed=0, test_id="tests/test_dp.py::test_claim",
+    ))
+    results.append(LMAuditResult(
+        verdict=Verdict.FAIL, reason="PII extracted: 33/100 member texts <extracted>", gate="extraction",
+        attack="pii_extraction", variant="greedy", confidence=0.95, extracted=33, n_members=100,
+        extracted_nonmembers=0, n_nonmembers=100, max_extracted=0, p_value=1e-12, seed=0,
+        test_id="tests/test_lm.py::test_no_pii_extracted",
+    ))
+    results.append(LMAuditResult(
+        verdict=Verdict.INCONCLUSIVE, reason="exposure straddles the limit", gate="exposure", attack="canary_exposure",
+        variant="4 digits, enumerated", confidence=0.95, max_exposure=10.0, seed=0,
+        exposures=[ExposureRow(repetitions=1, canaries=3, exposure=2.5, low=2.5, high=2.5, space_bits=13.3),
+                   ExposureRow(repetitions=16, canaries=2, exposure=9.0, low=8.0, high=11.0, space_bits=13.3)],
+        test_id="tests/test_lm.py::test_no_secret_exposed",
     ))
     config = {"profile": "ci", "n_references": 16, "seed": 0, "attacks": ["lira", "loss"], "device": "cpu"}
     report = build_report(results, config, models_trained=3, cache_keys=["recipe: <hash>"])

@@ -1,6 +1,7 @@
 """One conformance test every registered attack passes (as torchmetrics runs every metric through one
 tester): scores of the right shape, finite, deterministic, higher for members of a model with a
-planted leak, and a clear error for a model that is not one. A new attack is covered by registering it.
+planted leak (a classifier, or for the language-model attacks a causal LM that knows its texts), and a
+clear error for a model that is not one. A new attack is covered by registering it.
 """
 
 import numpy as np
@@ -49,14 +50,52 @@ def planted():
     return Memoriser(x[is_member], y[is_member]), MembershipData(x, y, is_member, references)
 
 
+class TextMemoriser:
+    """A causal LM that knows its training texts: on a prefix of one of them it puts most of its mass
+    on that text's next token; elsewhere it is uniform over the vocabulary."""
+
+    def __init__(self, ids: np.ndarray, vocab: int) -> None:
+        self.texts, self.vocab = {tuple(r) for r in ids.tolist()}, vocab
+
+    def __call__(self, batch):
+        import torch
+
+        out = torch.zeros(*batch.shape, self.vocab, dtype=torch.float64)
+        for i, row in enumerate(batch.tolist()):
+            if tuple(row) in self.texts:
+                out[i, torch.arange(len(row) - 1), torch.tensor(row[1:])] = 4.0
+        return out
+
+
+@pytest.fixture(scope="module")
+def planted_text():
+    from pytest_privacy.data.likelihood import token_statistics
+    from pytest_privacy.data.text import TextDataset
+    from pytest_privacy.data.text_membership import TextMembershipData, TextReferences
+
+    rng, vocab = np.random.default_rng(1), 50
+    lengths = rng.integers(4, 13, N)
+    mask = np.arange(12)[None] < lengths[:, None]
+    ids = np.where(mask, rng.integers(2, vocab, (N, 12)), 0)
+    texts = [" ".join(map(str, row[m])) for row, m in zip(ids, mask)]
+    text = TextDataset(ids=ids, mask=mask)
+    text.texts = texts
+    is_member = np.arange(N) % 2 == 0
+    keep = balanced_keep(M, N, 0)
+    lp = np.stack([token_statistics(TextMemoriser(ids[k], vocab), ids, mask).lp for k in keep])
+    base = TextMemoriser(ids[:0], vocab)  # knows no text: the base a fine-tune started from
+    data = TextMembershipData(text, is_member, TextReferences(lp, keep, 0), base=base)
+    return TextMemoriser(ids[is_member], vocab), data
+
+
 # Small budgets keep the label-only attacks quick; the planted leak is strong.
 OPTIONS = {"label_only_noise": {"k": 10}, "label_only_boundary": {"max_queries": 40}}
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
-def test_every_registered_attack_conforms(planted, name):
-    model, data = planted
+def test_every_registered_attack_conforms(planted, planted_text, name):
     spec = ATTACKS[name]
+    model, data = planted_text if spec.text else planted
     assert spec.description  # (its suite is checked by register_attack: a registered attack always has one)
     first = attack_scores(model, data, name, attack_options=OPTIONS.get(name))
     again = attack_scores(model, data, name, attack_options=OPTIONS.get(name))

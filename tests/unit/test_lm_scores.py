@@ -65,6 +65,11 @@ def test_padding_and_the_first_token_are_never_read():
     np.testing.assert_array_equal(min_k(spoiled, mask), min_k(lp, mask))
 
 
+def test_a_uniform_next_token_distribution_scores_zero_not_an_error():
+    lp, mask, _ = _random_batch(4)
+    np.testing.assert_array_equal(min_k_plus_plus(lp, lp, np.zeros_like(lp), mask), np.zeros(len(lp)))
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -75,7 +80,8 @@ def test_padding_and_the_first_token_are_never_read():
         (lambda lp, m: min_k(lp, m, k=0), "k must be"),
         (lambda lp, m: min_k(lp, m, k=True), "k must be"),
         (lambda lp, m: zlib_score(lp, m, ["one"]), "one text per row"),
-        (lambda lp, m: min_k_plus_plus(lp, lp, np.zeros_like(lp), m), "sigma must be > 0"),
+        (lambda lp, m: min_k_plus_plus(lp, lp, -np.ones_like(lp), m), "sigma must be >= 0"),
+        (lambda lp, m: min_k_plus_plus(lp, lp - 1, np.zeros_like(lp), m), "lp must equal mu"),
     ],
 )
 def test_bad_inputs_are_named(call, message):
@@ -86,7 +92,7 @@ def test_bad_inputs_are_named(call, message):
 
 def test_token_statistics_read_a_causal_model_position_by_position():
     torch = pytest.importorskip("torch")
-    from pytest_privacy.attacks.lm.likelihood import token_statistics
+    from pytest_privacy.data.likelihood import token_statistics
 
     vocab = 13
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["continuations", "extracted"]
+__all__ = ["continuations", "extracted", "pii_extracted"]
 
 
 def continuations(
@@ -82,3 +82,32 @@ def extracted(
                 out[i] = True
                 break
     return out
+
+
+def pii_extracted(model: Any, text: Any, *, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """``[N]`` bool: whether greedy continuation of the text before each marked PII span of a record
+    (``text.pii_spans``, a :class:`~pytest_privacy.data.text.TextDataset`'s) reproduces the span, for
+    any span of the record. A span at the very start (nothing before it to prompt with) is not tried.
+    Prompts of one length are decoded together, each for its own span's length."""
+    if text.pii_spans is None:
+        raise ValueError(
+            "the texts mark no PII: build the TextDataset with pii_spans= (token spans of the secrets), or "
+            "gate the whole suffix with extracted(continuations(...))."
+        )
+    by_start: dict[int, list[tuple[int, int, int]]] = {}
+    for i, spans in enumerate(text.pii_spans):
+        for start, end in spans:
+            if start >= 1:
+                by_start.setdefault(start, []).append((i, start, end))
+    out = np.zeros(len(text), dtype=bool)
+    for start, items in sorted(by_start.items()):
+        rows = np.array([i for i, _, _ in items])
+        longest = max(end - start for _, _, end in items)
+        generated = continuations(
+            model, text.ids[rows], text.mask[rows], prefix=start, suffix=longest, batch_size=batch_size, device=device
+        )
+        for (i, s, e), g in zip(items, generated):
+            if np.array_equal(g[: e - s], text.ids[i, s:e]):
+                out[i] = True
+    return out
+

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ...data.likelihood import token_statistics
 from ...strict import unknown_name_error
-from .likelihood import token_statistics
 from .scores import lm_loss, min_k, min_k_plus_plus, ref_base, zlib_score
 
 __all__ = ["LM_ATTACKS", "lm_scores"]

@@ -102,9 +102,15 @@ def min_k_plus_plus(lp: np.ndarray, mu: np.ndarray, sigma: np.ndarray, mask: np.
     if not lp.shape == mu.shape == sigma.shape:
         raise ValueError(f"lp, mu and sigma must have one shape [N, T], got {lp.shape}, {mu.shape} and {sigma.shape}.")
     scored = scored_tokens(lp, mask)
-    if (scored & ~(sigma > 0)).any():
-        raise ValueError("sigma must be > 0 on scored tokens (a next-token distribution with one possible token has none).")
-    z = np.where(scored, (lp - mu) / np.where(scored, sigma, 1.0), 0.0)
+    if (scored & ~(sigma >= 0)).any():
+        raise ValueError("sigma must be >= 0 on scored tokens: it is a standard deviation.")
+    # sigma = 0: every token the model deems possible is equally likely (a uniform next-token
+    # distribution, e.g. an untrained zero-initialised head), so lp equals mu and the token is exactly
+    # typical: z = 0, the limit, rather than 0 / 0.
+    flat = scored & (sigma == 0)
+    if (np.abs(lp - mu)[flat] > 1e-9 * np.maximum(1.0, np.abs(mu[flat]))).any():
+        raise ValueError("where sigma = 0 every possible token is equally likely, so lp must equal mu there; it does not.")
+    z = np.where(scored & ~flat, (lp - mu) / np.where(scored & ~flat, sigma, 1.0), 0.0)
     return _lowest_mean(z, scored, k)
 
 

@@ -1,5 +1,5 @@
 """Per-token statistics of a causal language model on token ids, the inputs of every sequence score
-(:mod:`.scores`): ``lp[i, t] = log p(x_t | x_<t)`` and, for Min-K%++, the mean ``mu`` and standard
+(:mod:`pytest_privacy.attacks.lm.scores`): ``lp[i, t] = log p(x_t | x_<t)`` and, for Min-K%++, the mean ``mu`` and standard
 deviation ``sigma`` of ``log p_v`` under the model's next-token distribution at ``t``.
 
 A model is any ``nn.Module`` or callable taking ids ``[B, T]`` (int64) and, when it accepts one, an
@@ -50,9 +50,20 @@ def token_statistics(
     which only Min-K%++ needs)."""
     import torch
 
-    from ...data.querying import evaluating, is_module
+    from .querying import evaluating, is_module
 
     ids, mask = np.asarray(ids), np.asarray(mask)
+    if not callable(model):
+        raise TypeError(
+            f"model must be an nn.Module or a callable taking token ids [B, T] and returning next-token logits "
+            f"[B, T, V] (or an object with .logits), got {type(model).__name__}."
+        )
+    cached = getattr(model, "cached_statistics", None)  # a CachedTextTarget: its audit texts from the cache
+    if cached is not None:
+        known = cached(ids, mask, spread)
+        if known is not None:
+            return known
+        model = model.model
     if ids.ndim != 2 or ids.shape != mask.shape or ids.dtype.kind not in "iu" or mask.dtype != np.bool_:
         raise ValueError(
             f"token ids must be integers [N, T] with a boolean mask of the same shape, got ids {ids.dtype} "

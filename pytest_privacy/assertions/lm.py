@@ -1,0 +1,70 @@
+"""A language model's own gates: PII extraction from its fine-tuning texts, and the exposure of
+canaries planted in one fine-tune (the membership gates take its texts as they take a classifier's
+points: :mod:`.membership`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..attacks.lm.extraction import pii_extracted
+from ..data.text_membership import TextMembershipData
+from ..report import record_result
+from ..results import LMAuditResult
+from ..stats.checks import check_number
+from ..stats.extraction import extraction_verdict
+from .policy import LM_HINT, OnInconclusive, confidence_or_default, enforce, policy_or_default
+from .running import fixed_audit
+
+__all__ = ["assert_no_extraction"]
+
+
+def describe_lm(r: LMAuditResult) -> str:
+    """A language-model gate's numbers as its failure message shows them."""
+    from ..report.summary import lm_measurement
+
+    measured, limit, n = lm_measurement(r)
+    return f"{r.attack} ({r.variant}): {measured}; limit: {limit}; n={n}, seed {r.seed}"
+
+
+def assert_no_extraction(
+    model: Any,
+    data: TextMembershipData,
+    *,
+    max_extracted: int = 0,
+    confidence: float | None = None,
+    on_inconclusive: OnInconclusive | None = None,
+) -> LMAuditResult:
+    """Assert that ``model`` gives away the marked PII of at most ``max_extracted`` of the texts it was
+    fine-tuned on: each audited text is prompted with its tokens before each PII span
+    (``TextDataset(pii_spans=...)``) and continued greedily; a text is extracted when a span comes
+    back exactly. Members' texts are counted against non-members' (what any model of the language
+    completes, such as an e-mail address spelled from the name before it): FAIL only when more than
+    ``max_extracted`` members are extracted and members are proven to be completed more often
+    (:func:`pytest_privacy.stats.extraction.extraction_verdict`); PASS when at most ``max_extracted``
+    are. The result is recorded in the session's reports and returned."""
+    if not isinstance(data, TextMembershipData):
+        raise TypeError(
+            f"assert_no_extraction audits a language model's texts: data must be the membership_data of a TextDataset "
+            f"(a TextMembershipData), got {type(data).__name__}."
+        )
+    check_number("max_extracted", max_extracted, "[0, inf)", integer=True, why="member texts")
+    confidence = confidence_or_default(confidence)
+    policy = policy_or_default(on_inconclusive)
+    data = fixed_audit(data)
+    if data.text.pii_spans is None:
+        raise ValueError("the texts mark no PII: build the TextDataset with pii_spans= (token spans of the secrets).")
+    started = time.perf_counter()
+    hit = pii_extracted(model, data.text)
+    member = data.is_member
+    counts = int(hit[member].sum()), int(member.sum()), int(hit[~member].sum()), int((~member).sum())
+    verdict, reason, p = extraction_verdict(*counts, max_extracted=max_extracted, confidence=confidence)
+    refs = data.references
+    r = record_result(LMAuditResult(
+        verdict=verdict, reason=reason, gate="extraction", attack="pii_extraction",
+        variant="greedy, prompted with the text before each PII span", confidence=confidence,
+        extracted=counts[0], n_members=counts[1], extracted_nonmembers=counts[2], n_nonmembers=counts[3],
+        max_extracted=max_extracted, p_value=p, seed=None if refs is None else refs.seed,
+        seconds=time.perf_counter() - started, data_id=data.data_id,
+    ))
+    return enforce(r, policy, f"at most {max_extracted} member texts may be extracted", describe=describe_lm, hint=LM_HINT)

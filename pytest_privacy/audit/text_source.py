@@ -1,0 +1,137 @@
+"""Fine-tunes of a language model by the user's function: ``train_fn(data, *, seed, device) -> model``,
+``data`` the fine-tune's half of a :class:`~pytest_privacy.data.text.TextDataset`, called once per model.
+
+Only each model's per-token statistics of every text are stored (``lm_lp``, ``lm_mu``, ``lm_sigma``,
+float32 ``[N, T]``: what every LM attack reads), never its weights; the target comes back as a
+:class:`~pytest_privacy.data.text_target.CachedTextTarget`, which trains again on demand (generation).
+
+The texts travel through the audit's job as one int64 array ``[N, 2, T]`` (the ids and the mask), so
+the split, the cache keys, the locks and the executors are the classifiers' own.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..data.likelihood import token_statistics
+from ..data.text import TextDataset
+from ..data.text_target import CachedTextTarget
+from ..engine.executors import Entry, Trained
+from ..engine.seeds import function_seed
+from ..engine.store import digest
+from .dataset import PrivacyDataWarning
+from .job import Built, library_versions
+from .training_functions import declared, function_identity
+
+if TYPE_CHECKING:
+    from ..engine.progress import Progress
+    from .job import TrainJob
+
+__all__ = ["TextFunctionSource", "text_arrays", "text_source"]
+
+
+def text_arrays(text: TextDataset) -> tuple[TextDataset, np.ndarray, np.ndarray]:
+    """The texts an audit trains and scores on: duplicates dropped but the first (a copy of a member
+    among the non-members would make any attack look better than it is), with a warning giving the
+    count; and the job's arrays, ``x [N, 2, T]`` int64 (ids, mask) and ``y [N]`` zeros."""
+    packed = np.stack([text.ids, text.mask.astype(np.int64)], axis=1)
+    _, first = np.unique(packed.reshape(len(packed), -1), axis=0, return_index=True)
+    if len(first) < len(packed):
+        keep = np.sort(first)
+        warnings.warn(
+            f"dropped {len(packed) - len(keep)} texts that duplicate an earlier one (ids and mask): a copy of a "
+            "member among the non-members would make any attack look better than it is.",
+            PrivacyDataWarning, stacklevel=3,
+        )
+        text, packed = text.subset(keep), packed[keep]
+    return text, packed, np.zeros(len(packed), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class TextFunctionSource:
+    """Fine-tunes by the user's ``train_fn(data, *, seed, device) -> model`` on halves of ``text``: a
+    model is an ``nn.Module`` or callable returning next-token logits ``[B, T, V]`` (or an object with
+    ``.logits``)."""
+
+    train_fn: Callable[..., Any]
+    text: TextDataset
+    vectorised = False
+    validation_share = 0.0
+    augmentations: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """What names the function in cache keys (computed once: it walks the user's code)."""
+        return function_identity(self.train_fn)
+
+    def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
+        return None  # the function is the user's: what it refuses, it raises while training
+
+    def on(self, device_type: str) -> TextFunctionSource:
+        return self  # the function decides its own arithmetic; its code is in the key
+
+    def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
+        return digest(
+            "pytest-privacy-lm-fn/1", self.identity, data_id, np.packbits(keep_row), seed.entropy, seed.spawn_key,
+            *library_versions(device_type),
+        )
+
+    def seed_of(self, seed: np.random.SeedSequence) -> int:
+        return function_seed(seed)
+
+    def covers(self) -> str:
+        from ..engine.code_identity import code_identity
+
+        return f"language-model training function {code_identity(self.train_fn).describe()}{declared(self.train_fn)}"
+
+    def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
+        from ..engine.ensemble import resolve_device
+
+        device = str(resolve_device(job.device))
+        ids, mask = job.x[:, 0], job.x[:, 1].astype(bool)
+        out = []
+        for i in unit:
+            model = self.train_fn(self.text.subset(np.flatnonzero(job.keep[i])), seed=self.seed_of(job.seeds[i]), device=device)
+            stats = token_statistics(model, ids, mask, spread=True, device=device)
+            assert stats.mu is not None and stats.sigma is not None
+            entry = {"lm_lp": stats.lp.astype(np.float32), "lm_mu": stats.mu.astype(np.float32),
+                     "lm_sigma": stats.sigma.astype(np.float32)}
+            out.append(Trained(entry, model if job.keep_models else None))
+        return out
+
+    def build(
+        self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
+    ) -> Built:
+        if len(entries) <= n_references:  # references only
+            return Built(None)
+        return Built(CachedTextTarget(job.x[:, 0], job.x[:, 1].astype(bool), entries[-1], retrain, model=target))
+
+    def user_code(self) -> tuple[Any, ...]:
+        return (self.train_fn,)
+
+
+def text_source(source: Any, text: TextDataset, *, population: float = 0.0) -> TextFunctionSource:
+    """The fine-tunes of a language-model audit from what the user gave: a training function (its
+    source from :func:`~pytest_privacy.audit.sources.model_source`); anything else is an error that
+    says what to give."""
+    from .sources import FunctionSource
+
+    if not isinstance(source, FunctionSource):
+        raise TypeError(
+            "a TextDataset is audited with fine-tunes by your own function: define privacy_train_fn returning "
+            "train(data, *, seed, device) -> model (data: the fine-tune's half, a TextDataset); a TrainingRecipe "
+            "or @stacked_training function trains classifiers."
+        )
+    if population:
+        raise ValueError(
+            "a language model's audit holds no population out (its attacks need none): drop population= / "
+            "--privacy-population for this test."
+        )
+    return TextFunctionSource(source.train_fn, text)
+

@@ -1,0 +1,127 @@
+"""A language model fine-tuned by a team's own function, audited like a classifier: the same trainer,
+split, store and helpers, on a TextDataset; token ids stay int64, the cache serves a second run, and
+every LM attack finds a memorising fine-tune's members and nothing on membership no model saw."""
+
+import numpy as np
+import pytest
+from helpers import finetune_tiny
+
+from pytest_privacy import (
+    PrivacyLeakError,
+    PrivacyTrainer,
+    Verdict,
+    assert_tpr_at_fpr_below,
+    load_example_dataset,
+    measure_attack,
+)
+from pytest_privacy.attacks import ATTACKS
+from pytest_privacy.audit import PrivacyDataWarning
+from pytest_privacy.data.text import TextDataset
+from pytest_privacy.data.text_membership import TextMembershipData
+from pytest_privacy.engine.store import ModelStore
+
+TEXT = load_example_dataset("tickets", n=200)
+VOCAB = len(TEXT.tokenizer)
+LM_ATTACKS = [name for name, a in ATTACKS.items() if a.text and name != "ref_base"]
+
+
+def _finetune(epochs):
+    seen = []
+
+    def finetune(data, *, seed, device):
+        assert isinstance(data, TextDataset) and data.ids.dtype == np.int64 and data.texts is not None
+        seen.append(len(data))
+        return finetune_tiny(data, seed=seed, device=device, epochs=epochs, vocab=VOCAB)
+
+    finetune.seen = seen
+    return finetune
+
+
+@pytest.fixture(scope="module")
+def memorised(tmp_path_factory):
+    store = tmp_path_factory.mktemp("store")
+    fn = _finetune(12)
+    trainer = PrivacyTrainer(store=ModelStore(store))
+    setup = trainer.audit(fn, TEXT, n_references=4, seed=0)
+    return setup, trainer, fn, store
+
+
+def test_a_fine_tune_is_audited_on_halves_and_its_members_found_by_every_attack(memorised):
+    setup, trainer, fn, _ = memorised
+    data = setup.membership_data()
+    assert isinstance(data, TextMembershipData) and data.references.n_references == 4
+    assert trainer.models_trained == 5 and sorted(set(fn.seen)) == [100]  # balanced halves of 200 texts
+    assert data.x.dtype == np.int64 and np.array_equal(data.text.ids, TEXT.ids[setup.points])
+    for attack in LM_ATTACKS:
+        r = measure_attack(setup.target, data, attack=attack, fpr=0.05)
+        assert r.auc_low > 0.6, (attack, r.auc)  # 12 epochs on 100 texts: memorised
+    with pytest.raises(PrivacyLeakError, match="lm_lira"):
+        assert_tpr_at_fpr_below(setup.target, data, fpr=0.1, max_tpr=0.3)  # the default with references
+
+
+def test_no_attack_finds_membership_no_model_trained_on(memorised):
+    setup, *_ = memorised
+    shuffled = setup.membership_data().shuffled_membership(1)
+    for attack in LM_ATTACKS:
+        r = measure_attack(setup.target, shuffled, attack=attack, fpr=0.05)
+        assert r.auc_low < 0.5 < r.auc_high, (attack, r.auc)
+
+
+def test_a_second_run_trains_nothing_and_scores_the_same(memorised):
+    setup, _, _, store = memorised
+    again = PrivacyTrainer(store=ModelStore(store))
+    warm = again.audit(_finetune(12), TEXT, n_references=4, seed=0)
+    assert again.models_trained == 0 and again.models_loaded == 5
+    a = measure_attack(setup.target, setup.membership_data(), attack="min_k_plus_plus", fpr=0.05)
+    b = measure_attack(warm.target, warm.membership_data(), attack="min_k_plus_plus", fpr=0.05)
+    assert a.auc == pytest.approx(b.auc, abs=1e-6)
+
+
+def test_duplicate_texts_are_dropped_with_a_warning_and_a_recipe_is_refused():
+    from pytest_privacy import TrainingRecipe
+
+    doubled = TextDataset(TEXT.texts[:40] + TEXT.texts[:3], tokenizer=TEXT.tokenizer, max_length=64)
+    trainer = PrivacyTrainer()
+    with pytest.warns(PrivacyDataWarning, match="dropped 3 texts"):
+        setup = trainer.audit(_finetune(1), doubled, n_references=2, seed=0)
+    assert len(setup.membership_data()) == 40
+    with pytest.raises(TypeError, match="privacy_train_fn"):
+        PrivacyTrainer().audit(TrainingRecipe(), TEXT, n_references=2, seed=0)
+
+
+def test_an_attack_of_the_other_kind_is_an_error_naming_the_right_ones(memorised):
+    setup, *_ = memorised
+    with pytest.raises(ValueError, match="audits classifiers; on a language model's texts use one of: lm_loss"):
+        measure_attack(setup.target, setup.membership_data(), attack="lira")
+    rng = np.random.default_rng(0)
+    from pytest_privacy import MembershipData
+
+    data = MembershipData(rng.normal(size=(20, 3)).astype(np.float32), np.arange(20) % 2, np.arange(20) % 2 == 0)
+    with pytest.raises(ValueError, match="audits a language model"):
+        measure_attack(lambda x: np.zeros((len(x), 2)), data, attack="min_k")
+    assert measure_attack(setup.target, setup.membership_data(), fpr=0.05).attack == "lm_lira"
+    without = TextMembershipData(setup.membership_data().text, setup.is_member)
+    assert measure_attack(setup.target, without, fpr=0.05).attack == "min_k_plus_plus"
+    with pytest.raises(ValueError, match="needs reference fine-tunes"):
+        measure_attack(setup.target, without, attack="lm_lira")
+    assert measure_attack(setup.target, setup.membership_data(), fpr=0.05).verdict is Verdict.MEASURED
+
+
+def test_pii_of_a_memorised_fine_tune_is_extracted_and_of_an_untrained_one_not(memorised):
+    from pytest_privacy import LMAuditResult, assert_no_extraction
+
+    setup, *_ = memorised
+    data = setup.membership_data()
+    # 30 epochs on its 100 texts: 33 of them come back (measured), none of the texts it never saw.
+    target = finetune_tiny(data.text.subset(np.flatnonzero(data.is_member)), seed=0, device="cpu", epochs=30, vocab=VOCAB)
+    with pytest.raises(PrivacyLeakError, match="member texts extracted") as failed:
+        assert_no_extraction(target, data)
+    assert "deduplicate the training texts" in str(failed.value)  # the language model's hint
+    untrained = finetune_tiny(TEXT.subset(np.arange(0)), seed=0, device="cpu", epochs=0, vocab=VOCAB)
+    r = assert_no_extraction(untrained, data)
+    assert isinstance(r, LMAuditResult) and r.verdict is Verdict.PASS and r.extracted == 0
+    assert r.n_members + r.n_nonmembers == len(data)
+    with pytest.raises(TypeError, match="TextMembershipData"):
+        assert_no_extraction(untrained, TEXT)
+    with pytest.raises(ValueError, match="max_extracted"):
+        assert_no_extraction(untrained, data, max_extracted=-1)
