@@ -13,7 +13,13 @@ from ..report import record_result
 from ..results import LMAuditResult
 from ..stats.checks import check_number
 from ..stats.extraction import extraction_verdict
-from .policy import LM_HINT, OnInconclusive, confidence_or_default, enforce, policy_or_default
+from .policy import (
+    LM_HINT,
+    OnInconclusive,
+    confidence_or_default,
+    enforce,
+    policy_or_default,
+)
 from .running import fixed_audit
 
 __all__ = ["assert_no_extraction"]

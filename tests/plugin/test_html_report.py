@@ -21,7 +21,13 @@ from pytest_privacy.report import recording
 from pytest_privacy.report.compare import compare_reports, parse_criteria
 from pytest_privacy.report.html import render_html, write_html
 from pytest_privacy.report.session_report import build_report
-from pytest_privacy.results import DPAuditResult, ExposureRow, LMAuditResult, SessionReport, Verdict
+from pytest_privacy.results import (
+    DPAuditResult,
+    ExposureRow,
+    LMAuditResult,
+    SessionReport,
+    Verdict,
+)
 
 EVIL = "tests/test_x.py::test_gate[<script>alert(1)</script>]"  # a parametrised id a user could write
 CLASSES = 4
