@@ -19,6 +19,7 @@ _EXPORTS = {
     "assert_dp_claim_holds": "assertions",
     "measure_attack": "assertions",
     "assert_no_extraction": "assertions",
+    "assert_canary_exposure_below": "assertions",
     "DPAuditResult": "results",
     "SessionReport": "results",
     "Baseline": "data",

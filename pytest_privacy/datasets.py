@@ -42,7 +42,8 @@ def load_example_dataset(name: str, *, n: int | None = None, seed: int = 0) -> A
     - ``"tickets"``: ``n`` (default 2000) generated customer-support tickets, each with a person's name,
       phone number and e-mail address marked as PII, as a
       :class:`~pytest_privacy.data.text.TextDataset` with a word-level tokenizer trained on them
-      (``dataset.tokenizer``) and the PII as token spans (``dataset.pii_spans``); 64 tokens at most.
+      (``dataset.tokenizer``, which also knows the default canary format and the ten digits) and the
+      PII as token spans (``dataset.pii_spans``); 64 tokens at most.
       Deterministic in ``(n, seed)``.
     """
     if name == "tickets":
@@ -248,7 +249,7 @@ _TEMPLATES = (
 
 def _tickets(n: int, seed: int) -> Any:
     """``n`` support tickets with a name, a phone number and an e-mail address each, marked as PII."""
-    from .data.text import TextDataset, WordTokenizer
+    from .data.text import DEFAULT_CANARY_FORMAT, TextDataset, WordTokenizer
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0x7469,)))
     texts, char_spans = [], []
@@ -271,7 +272,8 @@ def _tickets(n: int, seed: int) -> Any:
                 text += value[0].upper() + value[1:] if field == "issue" and text.endswith(". ") else value
         texts.append(text)
         char_spans.append(spans)
-    tokenizer = WordTokenizer(texts)
+    # The tokenizer also knows the default canary format and the ten digits (lm_canary_run's secrets).
+    tokenizer = WordTokenizer([*texts, DEFAULT_CANARY_FORMAT, " ".join("0123456789")])
     token_spans = []
     for text, spans in zip(texts, char_spans):
         offsets = tokenizer.offsets(text)

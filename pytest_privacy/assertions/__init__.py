@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .baseline import assert_no_more_vulnerable_than
 from .dp_claim import assert_dp_claim_holds
-from .lm import assert_no_extraction
+from .lm import assert_canary_exposure_below, assert_no_extraction
 from .membership import (
     assert_auc_below,
     assert_epsilon_below,
@@ -35,6 +35,7 @@ __all__ = [
     "PrivacyInconclusiveWarning",
     "PrivacyLeakError",
     "assert_auc_below",
+    "assert_canary_exposure_below",
     "assert_dp_claim_holds",
     "assert_epsilon_below",
     "assert_no_extraction",

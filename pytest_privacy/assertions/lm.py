@@ -4,14 +4,18 @@ points: :mod:`.membership`)."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
+
+import numpy as np
 
 from ..attacks.lm.extraction import pii_extracted
 from ..data.text_membership import TextMembershipData
 from ..report import record_result
-from ..results import LMAuditResult
+from ..results import ExposureRow, LMAuditResult
 from ..stats.checks import check_number
+from ..stats.exposure import exposure, planted_exposure_verdict
 from ..stats.extraction import extraction_verdict
 from .policy import (
     LM_HINT,
@@ -22,7 +26,7 @@ from .policy import (
 )
 from .running import fixed_audit
 
-__all__ = ["assert_no_extraction"]
+__all__ = ["assert_canary_exposure_below", "assert_no_extraction"]
 
 
 def describe_lm(r: LMAuditResult) -> str:
@@ -74,3 +78,49 @@ def assert_no_extraction(
         seconds=time.perf_counter() - started, data_id=data.data_id,
     ))
     return enforce(r, policy, f"at most {max_extracted} member texts may be extracted", describe=describe_lm, hint=LM_HINT)
+
+
+def assert_canary_exposure_below(
+    run: Any,
+    *,
+    max_exposure: float,
+    confidence: float | None = None,
+    on_inconclusive: OnInconclusive | None = None,
+) -> LMAuditResult:
+    """Assert that no canary the fine-tune trained on is exposed beyond ``max_exposure`` bits
+    ("The Secret Sharer": ``log2 |R| - log2 rank`` of the canary's secret among every secret of the
+    format, ranked by the model's log-likelihood; ties count against the secret). ``run`` is an LM
+    canary run (the ``lm_canary_run`` fixture). The exposure of each repetition count's most exposed
+    planted canary is reported; FAIL only when an exposure above the limit cannot be chance
+    (:func:`pytest_privacy.stats.exposure.planted_exposure_verdict`), PASS when none is above it."""
+    if not (hasattr(run, "candidate_ll") and hasattr(run, "canaries")):
+        raise TypeError(
+            f"assert_canary_exposure_below judges an LM canary run (the lm_canary_run fixture, or "
+            f"PrivacyTrainer.lm_canary_run), got {type(run).__name__}."
+        )
+    check_number("max_exposure", max_exposure, "[0, inf)", why="bits")
+    confidence = confidence_or_default(confidence)
+    policy = policy_or_default(on_inconclusive)
+    c, ll = run.canaries, np.asarray(run.candidate_ll)
+    exposures = [exposure(float(ll[s]), np.delete(ll, s), space_size=c.space_size, enumerated=True) for s in c.secret_index]
+    planted = [e for e, inc in zip(exposures, c.included) if inc]
+    verdict, reason, _ = planted_exposure_verdict(planted, max_exposure=max_exposure, confidence=confidence)
+    rows = []
+    for r in sorted(set(c.repetitions.tolist())):
+        mine = [e for e, inc, rep in zip(exposures, c.included, c.repetitions) if inc and rep == r]
+        if mine:
+            top = max(mine, key=lambda e: e.estimate)
+            rows.append(ExposureRow(
+                repetitions=r, canaries=len(mine), exposure=top.estimate, low=top.low, high=top.high,
+                space_bits=math.log2(c.space_size),
+            ))
+    never = [e.estimate for e, inc in zip(exposures, c.included) if not inc]
+    if never:  # what chance gives a secret the model never saw: the yardstick
+        reason += f"; the {len(never)} canaries never planted reach {max(never):.2f} bits at most (chance)"
+    r = record_result(LMAuditResult(
+        verdict=verdict, reason=reason, gate="exposure", attack="canary_exposure",
+        variant=f"{c.secrets.shape[1]} digits after '{c.format}', every secret ranked", confidence=confidence,
+        exposures=rows, max_exposure=float(max_exposure), seed=run.seed, seconds=run.seconds, data_id=run.data_id,
+    ))
+    return enforce(r, policy, f"no planted canary may be exposed beyond {max_exposure:g} bits", describe=describe_lm, hint=LM_HINT)
+

@@ -36,11 +36,13 @@ if TYPE_CHECKING:
 __all__ = ["TextFunctionSource", "text_arrays", "text_source"]
 
 
-def text_arrays(text: TextDataset) -> tuple[TextDataset, np.ndarray, np.ndarray]:
+def text_arrays(text: TextDataset, *, drop_duplicates: bool = True) -> tuple[TextDataset, np.ndarray, np.ndarray]:
     """The texts an audit trains and scores on: duplicates dropped but the first (a copy of a member
     among the non-members would make any attack look better than it is), with a warning giving the
     count; and the job's arrays, ``x [N, 2, T]`` int64 (ids, mask) and ``y [N]`` zeros."""
     packed = np.stack([text.ids, text.mask.astype(np.int64)], axis=1)
+    if not drop_duplicates:
+        return text, packed, np.zeros(len(packed), dtype=np.int64)
     _, first = np.unique(packed.reshape(len(packed), -1), axis=0, return_index=True)
     if len(first) < len(packed):
         keep = np.sort(first)

@@ -25,6 +25,14 @@ from ..engine.store import ModelStore, digest
 from .canaries import CanaryRun, CanarySet, default_count, no_trace
 from .dataset import as_dataset, checked_dataset, dataset_identity
 from .job import ModelSource, TrainJob
+from .lm_canaries import (
+    DEFAULT_LENGTH,
+    DEFAULT_PER_COUNT,
+    DEFAULT_REPETITIONS,
+    LMCanaryRun,
+    LMCanarySet,
+    lm_canary_texts,
+)
 from .setup import AuditSetup
 from .sources import model_source
 from .split import Split
@@ -196,6 +204,35 @@ class PrivacyTrainer:
             None if defense is None else defense.accountant_epsilon,
             description, dataset_identity(*as_dataset(dataset)),
             no_trace(trained.entry["logits"][:, 0][: len(y)]),
+        )
+
+    def lm_canary_run(
+        self, how: Any, text: TextDataset, *, seed: int, device: str = "auto",
+        repetitions: tuple[int, ...] = DEFAULT_REPETITIONS, per_count: int = DEFAULT_PER_COUNT,
+        length: int = DEFAULT_LENGTH,
+    ) -> LMCanaryRun:
+        """Fine-tune ``how`` (a training function) once on ``text`` with canaries planted
+        (:class:`~pytest_privacy.audit.lm_canaries.LMCanarySet`: ``per_count`` per repetition count, each
+        planted with probability 1/2) and rank every canary's secret among the whole space: what
+        ``assert_canary_exposure_below`` judges. Cached like every model (its key covers the canaries)."""
+        if not isinstance(text, TextDataset):
+            raise TypeError(f"an LM canary run fine-tunes on a TextDataset, got {type(text).__name__}.")
+        canaries = LMCanarySet.draw(text, seed=seed, repetitions=repetitions, per_count=per_count, length=length)
+        source = text_source(model_source(how), text)  # (the same checks as an audit's)
+        source = lm_canary_texts(source.train_fn, text, canaries)
+        _, x, y = text_arrays(source.text, drop_duplicates=False)  # a canary's copies are the point
+        device_type = self.executor.device_type(device)
+        model_seed = np.random.SeedSequence(seed, spawn_key=(0x6C6D, 1))
+        data_id = digest(x)
+        self._describe_keys(source, data_id, x)
+        keep = np.ones(len(x), dtype=bool)
+        keys = [source.key(data_id, keep, model_seed, device_type)]
+        job = TrainJob(source, x, y, keep[None], (model_seed,), device, self.max_memory)
+        start, trained_before = time.perf_counter(), self.models_trained
+        [trained] = self._train(job, keys, [0], reuse=True, target=None, what="fine-tuning with canaries")
+        return LMCanaryRun(
+            canaries, trained.entry["candidate_ll"], seed, time.perf_counter() - start,
+            self.models_trained > trained_before, dataset_identity(*text_arrays(text)[1:]),
         )
 
     def _describe_keys(self, source: ModelSource, data_id: str, x: np.ndarray) -> None:

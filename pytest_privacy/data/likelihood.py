@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TokenStatistics", "token_statistics"]
+__all__ = ["TokenStatistics", "candidate_log_likelihoods", "token_statistics"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,37 @@ def token_statistics(
             mu[rows, 1:] = m.cpu().numpy()
             sigma[rows, 1:] = ((p * logp.square()).sum(-1) - m.square()).clamp_min(0).sqrt().cpu().numpy()
     return TokenStatistics(lp, mu, sigma, mask)
+
+
+def candidate_log_likelihoods(
+    model: Any, prefix: np.ndarray, alphabet: np.ndarray, length: int, *, batch_size: int = 2048, device: str = "cpu"
+) -> np.ndarray:
+    """``[A^length]`` float64: ``log p(s | prefix)`` of every secret ``s`` of ``length`` tokens from
+    ``alphabet`` (``A`` token ids), in lexicographic order (secret ``i``'s tokens are the base-``A``
+    digits of ``i``, most significant first). Secrets sharing a start share its forward passes: depth
+    ``d`` reads the next-token distribution after each of the ``A^d`` partial secrets once, so the
+    whole space costs ``(A^length - 1) / (A - 1)`` sequences, not ``A^length``."""
+    import torch
+
+    from .querying import evaluating, is_module
+
+    prefix, alphabet = np.asarray(prefix, dtype=np.int64), np.asarray(alphabet, dtype=np.int64)
+    totals = np.zeros(1)
+    partial = np.zeros((1, 0), dtype=np.int64)  # alphabet indices of the secrets' starts
+    with_mask = _takes_attention_mask(model)
+    context = evaluating(model) if is_module(model) else contextlib.nullcontext()
+    with torch.no_grad(), context:
+        for _ in range(length):
+            rows = np.concatenate([np.broadcast_to(prefix, (len(partial), len(prefix))), alphabet[partial]], axis=1)
+            step = np.empty((len(rows), len(alphabet)))
+            for start in range(0, len(rows), batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(rows[start : start + batch_size])).to(device)
+                out = model(batch, attention_mask=torch.ones_like(batch)) if with_mask else model(batch)
+                logits = getattr(out, "logits", out)[:, -1].double()
+                step[start : start + len(batch)] = torch.log_softmax(logits, dim=-1)[:, torch.from_numpy(alphabet)].cpu().numpy()
+            totals = (totals[:, None] + step).reshape(-1)
+            partial = np.concatenate(
+                [np.repeat(partial, len(alphabet), axis=0), np.tile(np.arange(len(alphabet)), len(partial))[:, None]], axis=1
+            )
+    return totals
+

@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TextDataset", "WordTokenizer"]
+__all__ = ["DEFAULT_CANARY_FORMAT", "TextDataset", "WordTokenizer"]
+
+#: The words before an LM canary's secret digits (``lm_canary_run``), as in "The Secret Sharer".
+DEFAULT_CANARY_FORMAT = "my account number is"
 
 _WORD = re.compile(r"\w+|[^\w\s]")
 
@@ -140,6 +143,16 @@ class TextDataset:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def encode(self, text: str) -> list[int]:
+        """``text``'s token ids under this data set's tokenizer (an error for ids given without one)."""
+        if self.tokenizer is None:
+            raise ValueError("these texts came as token ids without a tokenizer: nothing can encode new text.")
+        ids = _encoder(self.tokenizer)(text)
+        if isinstance(self.tokenizer, WordTokenizer) and 1 in ids:
+            unknown = [w for w, i in zip(_WORD.findall(text), ids) if i == 1]
+            raise ValueError(f"the tokenizer does not know {unknown}: train it on a corpus that has them.")
+        return ids
 
     def subset(self, index: Any) -> TextDataset:
         """The records at ``index``, as a TextDataset (texts kept)."""

@@ -22,6 +22,7 @@ from ..config import PrivacyConfig, command_line_options, resolve_config
 from ..report import hookspec, recording, to_json, writers
 from .fixtures import (  # pytest finds fixtures among the plugin module's names
     dp_canary_run,
+    lm_canary_run,
     membership_data,
     mmd_baseline_model,
     privacy_attack,
@@ -42,6 +43,7 @@ from .state import STASH, TRAINER, open_store, session_config
 # The fixtures, re-exported: pytest registers the fixtures it finds among a plugin module's names.
 __all__ = [
     "dp_canary_run",
+    "lm_canary_run",
     "membership_data",
     "mmd_baseline_model",
     "privacy_attack",

@@ -1,6 +1,6 @@
 """The plugin's fixtures: the user's placeholders (``privacy_recipe``, ``privacy_train_fn``,
 ``privacy_dataset``), the session's trainer, and what a test audits (``target_model``,
-``membership_data``, ``reference_models_for``, ``dp_canary_run``, ``mmd_baseline_model``,
+``membership_data``, ``reference_models_for``, ``dp_canary_run``, ``lm_canary_run``, ``mmd_baseline_model``,
 ``privacy_attack``). Each resolves how the model is trained and on what, then asks the trainer."""
 
 from __future__ import annotations
@@ -285,6 +285,26 @@ def dp_canary_run(
     return privacy_trainer.canary_run(  # canaries=None: the kind's default count
         source, dataset, n_canaries=c.canaries, seed=c.seed, device=c.device, kind=c.canary_kind
     )
+
+
+@pytest.fixture
+def lm_canary_run(
+    privacy_trainer: PrivacyTrainer, privacy_recipe: Any, privacy_train_fn: Any, privacy_dataset: Any,
+    privacy_config: PrivacyConfig,
+) -> Any:
+    """``privacy_train_fn`` fine-tuned once on ``privacy_dataset`` (a ``TextDataset``) with canaries
+    planted ("my account number is 7 4 1 9", 8 per repetition count 1, 4 and 16, each planted with
+    probability 1/2), every canary's secret ranked among all 10^4: what ``assert_canary_exposure_below``
+    judges (one fine-tune, cached like any model)."""
+    c = privacy_config
+    _, source, dataset = _opening(privacy_recipe, privacy_train_fn, privacy_dataset)
+    if not isinstance(dataset, TextDataset):
+        pytest.fail(
+            "lm_canary_run fine-tunes a language model: privacy_dataset must return a pytest_privacy.TextDataset "
+            "(for a classifier's DP claim use dp_canary_run).",
+            pytrace=False,
+        )
+    return privacy_trainer.lm_canary_run(source, dataset, seed=c.seed, device=c.device)
 
 
 @pytest.fixture

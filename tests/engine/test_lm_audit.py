@@ -125,3 +125,28 @@ def test_pii_of_a_memorised_fine_tune_is_extracted_and_of_an_untrained_one_not(m
         assert_no_extraction(untrained, TEXT)
     with pytest.raises(ValueError, match="max_extracted"):
         assert_no_extraction(untrained, data, max_extracted=-1)
+
+
+def test_planted_canaries_are_exposed_by_a_fine_tune_and_not_by_one_that_learnt_nothing(tmp_path):
+    from pytest_privacy import LMAuditResult, assert_canary_exposure_below
+
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+    learnt_nothing = trainer.lm_canary_run(_finetune(0), TEXT, seed=0)
+    r = assert_canary_exposure_below(learnt_nothing, max_exposure=10.0)
+    assert isinstance(r, LMAuditResult) and r.verdict is Verdict.PASS
+    assert [row.repetitions for row in r.exposures] == [1, 4, 16]
+    assert sum(row.canaries for row in r.exposures) == int(learnt_nothing.canaries.included.sum())
+    fine_tune = _finetune(10)
+    run = trainer.lm_canary_run(fine_tune, TEXT, seed=0)
+    assert fine_tune.seen == [len(TEXT) + int((run.canaries.included * run.canaries.repetitions).sum())]
+    with pytest.raises(PrivacyLeakError, match="a secret is exposed"):
+        assert_canary_exposure_below(run, max_exposure=10.0)
+    again = PrivacyTrainer(store=ModelStore(tmp_path))
+    assert not again.lm_canary_run(_finetune(10), TEXT, seed=0).trained and again.models_trained == 0
+    with pytest.raises(ValueError, match="length=7"):
+        trainer.lm_canary_run(fine_tune, TEXT, seed=0, length=7)
+    with pytest.raises(TypeError, match="lm_canary_run fixture"):
+        assert_canary_exposure_below(TEXT, max_exposure=10.0)
+    no_digits = TextDataset(["no digits here at all"] * 2 + ["nor here"], tokenizer=TEXT.tokenizer.__class__(["no digits here at all nor"]), max_length=8)
+    with pytest.raises(ValueError, match="does not know"):
+        trainer.lm_canary_run(fine_tune, no_digits, seed=0)

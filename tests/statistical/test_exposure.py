@@ -76,3 +76,26 @@ def test_candidates_without_spread_give_bounds_and_say_the_estimate_is_the_count
     assert e.low <= e.estimate <= e.high and "no tail fit" in e.method and e.above == 0
     with pytest.raises(ValueError, match="finite"):
         exposure(float("nan"), np.zeros(10), space_size=100, enumerated=False)
+
+
+def test_planted_canaries_of_a_model_that_never_saw_them_fail_at_most_at_the_error_rate():
+    """Known answer: a model independent of the secrets ranks each uniformly among the space. Whatever
+    the limit, a FAIL (some planted canary's exposure above it, beyond chance over the k canaries) comes
+    at most 5% of the time; a canary ranked first among 10^4 of 11 is a FAIL at 10 bits."""
+    from scipy import stats as st
+
+    from pytest_privacy.results import Verdict
+    from pytest_privacy.stats.exposure import exposure, planted_exposure_verdict
+
+    rng = np.random.default_rng(7)
+    space, k, runs = 10_000, 11, 3000
+    for limit in (3.0, 6.0, 10.0):
+        fails = 0
+        for _ in range(runs):
+            ranks = rng.integers(1, space + 1, k)
+            exps = [exposure(-float(r), -np.r_[np.arange(1, r), np.arange(r + 1, space + 1)].astype(float),
+                             space_size=space, enumerated=True) for r in ranks]
+            fails += planted_exposure_verdict(exps, max_exposure=limit, confidence=0.95)[0] is Verdict.FAIL
+        assert fails <= st.binom.ppf(0.999, runs, 0.05), (limit, fails)
+    first = exposure(0.0, -np.arange(1, space, dtype=float), space_size=space, enumerated=True)
+    assert planted_exposure_verdict([first] * k, max_exposure=10.0, confidence=0.95)[0] is Verdict.FAIL
