@@ -150,3 +150,18 @@ def test_planted_canaries_are_exposed_by_a_fine_tune_and_not_by_one_that_learnt_
     no_digits = TextDataset(["no digits here at all"] * 2 + ["nor here"], tokenizer=TEXT.tokenizer.__class__(["no digits here at all nor"]), max_length=8)
     with pytest.raises(ValueError, match="does not know"):
         trainer.lm_canary_run(fine_tune, no_digits, seed=0)
+
+
+def test_families_and_more_references_work_on_texts(memorised, tmp_path):
+    from pytest_privacy.stats.looks import AUTO_SCHEDULE, AdaptiveReferences
+
+    setup, *_ = memorised
+    with pytest.raises(PrivacyLeakError, match=r"(?s)a family of 2, Holm-corrected.*lm_lira.*min_k"):
+        assert_tpr_at_fpr_below(setup.target, setup.membership_data(), attack=["lm_lira", "min_k"], fpr=0.1, max_tpr=0.3)
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+    fn = _finetune(12)
+    looks = AdaptiveReferences(lambda m: trainer.audit(fn, TEXT, n_references=m, seed=0).membership_data())
+    data = looks.at(AUTO_SCHEDULE[0])
+    with pytest.raises(PrivacyLeakError):
+        assert_tpr_at_fpr_below(setup.target, data, fpr=0.1, max_tpr=0.3, attack="lm_lira")
+    assert trainer.models_trained == AUTO_SCHEDULE[0] + 1  # decided at the first look: no more fine-tunes
