@@ -10,7 +10,7 @@ from torch import nn
 from pytest_privacy import load_example_dataset
 
 
-EPOCHS = 10
+EPOCHS = 6
 
 
 class TinyLM(nn.Module):
@@ -30,7 +30,7 @@ def scrub(data):
 
 @pytest.fixture(scope="session")
 def privacy_dataset():
-    return load_example_dataset("tickets", n=200)
+    return load_example_dataset("tickets", n=400)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.privacy(n_references=4)  # 4 reference fine-tunes: a qu
 
 
 def test_finetune_does_not_leak_membership(target_model, membership_data):
-    assert_tpr_at_fpr_below(target_model, membership_data, fpr=0.1, max_tpr=0.35)
+    assert_tpr_at_fpr_below(target_model, membership_data, fpr=0.1, max_tpr=0.3)  # 200 non-members certify about 0.22 here
 
 
 def test_no_pii_extracted(target_model, membership_data):

@@ -28,7 +28,7 @@ def test_a_fine_tuned_lm_is_gated_through_the_fixtures(pytester):
     # ref_base needs privacy_base_model, which this conftest does not define: an error naming it.
     first.assert_outcomes(failed=2, passed=len(lm) - 1, skipped=len(ATTACKS) - len(lm))
     first.stdout.fnmatch_lines([
-        "*lm_lira (online, per-example variance) TPR*", "*leak proven*", "*fewer epochs*deduplicate*",
+        "*min_k (k=0.2) TPR*", "*leak proven*", "*fewer epochs*deduplicate*",
         "*define a privacy_base_model*", "*FAILED*test_finetune_leaks*", "*FAILED*test_each_attack?ref_base?*",
         "*SKIPPED*lira audits classifiers; privacy_dataset holds texts*",
     ])
@@ -59,7 +59,7 @@ def test_the_three_lm_gates_as_a_team_writes_them(pytester, epochs, outcome):
     result = pytester.runpytest_subprocess("--privacy-references=4", "--privacy-markdown=report.md")
     result.assert_outcomes(**{outcome: 3})
     markdown = (pytester.path / "report.md").read_text()
-    assert "canary_exposure" in markdown and "pii_extraction" in markdown and "lm_lira" in markdown
+    assert "canary_exposure" in markdown and "pii_extraction" in markdown and "min_k" in markdown
     if outcome == "failed":
         result.stdout.fnmatch_lines(["*leak proven*", "*a secret is exposed*", "*PII extracted*"])
 
