@@ -147,7 +147,7 @@ from pytest_privacy import load_example_dataset
 
 @pytest.fixture(scope="session")
 def privacy_dataset():
-    return load_example_dataset("tickets", n=300)
+    return load_example_dataset("tickets", n=200)
 
 
 @pytest.fixture(scope="session")
@@ -157,6 +157,6 @@ def privacy_train_fn():
     return finetune
 
 
-VOCAB = len(load_example_dataset("tickets", n=300).tokenizer)
+VOCAB = len(load_example_dataset("tickets", n=200).tokenizer)
 EPOCHS = 30
 '''

@@ -41,5 +41,5 @@ register_suite("label_only", "label-only attacks (the model exposes only labels)
 register_suite("mmd_baseline", "comparisons against the MMD+mixup-defended baseline")
 
 # Importing the attack files registers their attacks, in this order (the privacy_attack fixture's).
-from . import lira, rmia, baselines, label_only  # noqa: F401  isort: skip
+from . import lira, rmia, baselines, qmia, label_only  # noqa: F401  isort: skip
 from .lm import registered  # noqa: F401,E402  isort: skip

@@ -50,6 +50,8 @@ class Attack:
     # (a TextQuery: the target and the audited texts of a language model) -> (scores, variant)
     score_text: Callable[[Any], tuple[np.ndarray, str]] | None = None
     needs_population: bool = False
+    # score= also takes ``inputs=`` (the audit points' inputs): an attack that models the points themselves (QMIA)
+    needs_inputs: bool = False
     # (references, labels, confidence) -> a check of the attack's own model of the scores, or None
     diagnose: Callable[..., Any] | None = None
 

@@ -79,7 +79,8 @@ def attack_scores(
         )
     if int(data.y.max()) >= logits.shape[-1]:
         raise ValueError(f"label {int(data.y.max())} is out of range for a model with {logits.shape[-1]} classes.")
-    scores, variant = spec.score(logits, data.y, refs, pop_logits)
+    extra = {"inputs": data.x} if spec.needs_inputs else {}
+    scores, variant = spec.score(logits, data.y, refs, pop_logits, **extra)
     return AttackScores(scores, variant, None)
 
 
@@ -124,6 +125,7 @@ def recipe_scores(data: MembershipData, attack: str = "lira") -> tuple[np.ndarra
         pop = None if trials.population_logits is None else trials.population_logits[k]
         if spec.needs_population and pop is None:
             raise ValueError(f"attack {attack!r} needs population points: see attack_scores.")
-        scores, variant = spec.score(trials.logits[k], data.y, trials.references_without(k, refs), pop)
+        extra = {"inputs": data.x} if spec.needs_inputs else {}
+        scores, variant = spec.score(trials.logits[k], data.y, trials.references_without(k, refs), pop, **extra)
         rows.append(np.asarray(scores, dtype=np.float64))
     return np.stack(rows), trials.keep.copy(), variant

@@ -75,7 +75,7 @@ def test_a_lora_fine_tune_of_a_pretrained_gpt2_is_audited_and_cached(hub, tmp_pa
 
     text, folder = hub
     trainer = PrivacyTrainer(store=ModelStore(tmp_path))
-    setup = trainer.audit(_lora(folder, 40), text, n_references=4, seed=0)
+    setup = trainer.audit(_lora(folder, 25), text, n_references=4, seed=0)
     data = setup.membership_data()
     live = setup.target.model  # the peft model itself: read with its attention mask, through .logits
     assert isinstance(live, peft.PeftModel)
@@ -84,17 +84,17 @@ def test_a_lora_fine_tune_of_a_pretrained_gpt2_is_audited_and_cached(hub, tmp_pa
     data.base = transformers.GPT2LMHeadModel.from_pretrained(folder)
     scores = {a: measure_attack(setup.target, data, attack=a, fpr=0.1) for a in ("lm_loss", "ref_base", "lm_lira")}
     assert scores["ref_base"].auc != scores["lm_loss"].auc  # the base model was read
-    # A LoRA fine-tune of this tiny GPT-2 leaks little (measured: lm_lira AUC 0.58, ref_base 0.61 at
-    # 4 references): the honest verdict at FPR 0.1 is no FAIL.
+    # A LoRA fine-tune of this tiny GPT-2 leaks little (measured at 40 epochs: lm_lira AUC 0.58, ref_base
+    # 0.61 at 4 references): the honest verdict at FPR 0.1 is no FAIL.
     assert all(r.auc < 0.75 for r in scores.values())
     again = PrivacyTrainer(store=ModelStore(tmp_path))
-    again.audit(_lora(folder, 40), text, n_references=4, seed=0)
+    again.audit(_lora(folder, 25), text, n_references=4, seed=0)
     assert again.models_trained == 0 and again.models_loaded == 5
 
 
 def test_canaries_in_a_hugging_face_fine_tune(hub):
     text, folder = hub
-    run = PrivacyTrainer().lm_canary_run(_lora(folder, 40), text, seed=0)
+    run = PrivacyTrainer().lm_canary_run(_lora(folder, 25), text, seed=0)
     r = assert_canary_exposure_below(run, max_exposure=13.3, on_inconclusive="warn")  # the space's 13.29 bits: never above
     assert [row.repetitions for row in r.exposures] == [1, 4, 16]
     assert r.exposures[-1].exposure > r.exposures[0].exposure  # 16 copies are exposed more than one

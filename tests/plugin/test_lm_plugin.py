@@ -52,7 +52,7 @@ def test_no_pii_extracted(target_model, membership_data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("epochs, outcome", [(0, "passed"), (20, "failed")], ids=["learnt nothing", "memorised"])
+@pytest.mark.parametrize("epochs, outcome", [(0, "passed"), (25, "failed")], ids=["learnt nothing", "memorised"])
 def test_the_three_lm_gates_as_a_team_writes_them(pytester, epochs, outcome):
     pytester.makeconftest(LM_CONFTEST.replace("EPOCHS = 30", f"EPOCHS = {epochs}"))
     pytester.makepyfile(test_release=CONTRACT)
