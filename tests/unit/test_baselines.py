@@ -46,7 +46,7 @@ def test_registry_and_suites():
     lira = ["lira", "lira_offline", "lira_online_fixed", "lira_online_per_example", "lira_offline_fixed", "lira_offline_per_example",
             "lira_shrunk", "lira_offline_shrunk"]
     assert expand_attacks("lira,loss") == [*lira, "loss"]
-    assert set(expand_attacks(["baseline"])) == {"lira_global", "loss", "confidence", "entropy", "modified_entropy"}
+    assert set(expand_attacks(["baseline"])) == {"lira_global", "loss", "confidence", "entropy", "modified_entropy", "qmia"}
     # Suites are read from each attack's own suite: nothing registered is left out of one.
     assert sorted(a for s in SUITES for a in suite_attacks(s)) == sorted(ATTACKS)
     with pytest.raises(ValueError, match="Did you mean 'lira_offline'"):
