@@ -76,11 +76,14 @@ def fit_score_distribution(
     for part in (half, ~half):  # cross-fitted residuals
         residual[part] = s[part] - a[part] @ _ridge(a[~part], s[~part])
     beta_mu = _ridge(a, s)
-    beta_sigma = _ridge(a, np.log(np.abs(residual) + 1e-12) - _LOG_ABS_NORMAL)
+    # No point's spread below a thousandth of the population's: a saturated model fits some scores
+    # exactly, and log 0 (or a sigma of 0) would turn its standardised score into inf.
+    floor = 1e-3 * (float(np.std(s)) or 1.0)
+    beta_sigma = _ridge(a, np.log(np.maximum(np.abs(residual), floor)) - _LOG_ABS_NORMAL)
 
     def predict(xq: np.ndarray, yq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         aq = _design(xq, yq, classes, mean, scale, w)
-        return aq @ beta_mu, np.exp(aq @ beta_sigma)
+        return aq @ beta_mu, np.maximum(np.exp(np.minimum(aq @ beta_sigma, 700.0)), floor)
 
     return predict
 

@@ -63,3 +63,14 @@ def test_with_membership_that_does_not_matter_the_gate_fails_at_most_at_its_erro
         member = rng.permutation(400) < 200
         fails += gate(s, member, fpr=0.05, max_tpr=0.1).verdict is Verdict.FAIL
     assert fails <= stats.binom.ppf(0.999, runs, 0.05)
+
+
+def test_scores_stay_finite_where_the_population_is_fit_almost_exactly_and_queries_lie_far_out():
+    # A saturated model's scores the label alone predicts (residuals near 0), queried far outside the
+    # population: the spread regression extrapolates to exp(-1000); without a floor, sigma was 0 and
+    # the scores inf (found on the digits target of benchmarks/bench_qmia.py).
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(200, 4)), np.arange(200) % 2
+    predict = fit_score_distribution(x, y, 10.0 * y, 2, seed=0)
+    mu, sigma = predict(1000 * x, y)
+    assert np.all(sigma > 0) and np.isfinite(qmia_scores(10.0 * y, mu, sigma)).all()
