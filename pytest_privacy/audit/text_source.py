@@ -11,7 +11,6 @@ the split, the cache keys, the locks and the executors are the classifiers' own.
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +22,11 @@ from ..data.likelihood import token_statistics
 from ..data.text import TextDataset
 from ..data.text_target import CachedTextTarget
 from ..engine.executors import Entry, Trained
-from ..engine.seeds import function_seed
 from ..engine.store import digest
 from .dataset import PrivacyDataWarning
 from .job import Built, library_versions
-from .training_functions import declared, function_identity
+from .sources import FunctionSource
+from .training_functions import declared
 
 if TYPE_CHECKING:
     from ..engine.progress import Progress
@@ -56,36 +55,19 @@ def text_arrays(text: TextDataset, *, drop_duplicates: bool = True) -> tuple[Tex
 
 
 @dataclass(frozen=True)
-class TextFunctionSource:
+class TextFunctionSource(FunctionSource):
     """Fine-tunes by the user's ``train_fn(data, *, seed, device) -> model`` on halves of ``text``: a
     model is an ``nn.Module`` or callable returning next-token logits ``[B, T, V]`` (or an object with
-    ``.logits``)."""
+    ``.logits``). Named, seeded and checked as every training function is (:class:`FunctionSource`);
+    what it stores and builds is a language model's."""
 
-    train_fn: Callable[..., Any]
     text: TextDataset
-    vectorised = False
-    validation_share = 0.0
-    augmentations: tuple[str, ...] = ()
-
-    @functools.cached_property
-    def identity(self) -> str:
-        """What names the function in cache keys (computed once: it walks the user's code)."""
-        return function_identity(self.train_fn)
-
-    def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
-        return None  # the function is the user's: what it refuses, it raises while training
-
-    def on(self, device_type: str) -> TextFunctionSource:
-        return self  # the function decides its own arithmetic; its code is in the key
 
     def key(self, data_id: str, keep_row: np.ndarray, seed: np.random.SeedSequence, device_type: str) -> str:
         return digest(
             "pytest-privacy-lm-fn/1", self.identity, data_id, np.packbits(keep_row), seed.entropy, seed.spawn_key,
             *library_versions(device_type),
         )
-
-    def seed_of(self, seed: np.random.SeedSequence) -> int:
-        return function_seed(seed)
 
     def covers(self) -> str:
         from ..engine.code_identity import code_identity
@@ -114,16 +96,12 @@ class TextFunctionSource:
             return Built(None)
         return Built(CachedTextTarget(job.x[:, 0], job.x[:, 1].astype(bool), entries[-1], retrain, model=target))
 
-    def user_code(self) -> tuple[Any, ...]:
-        return (self.train_fn,)
 
 
 def text_source(source: Any, text: TextDataset, *, population: float = 0.0) -> TextFunctionSource:
     """The fine-tunes of a language-model audit from what the user gave: a training function (its
     source from :func:`~pytest_privacy.audit.sources.model_source`); anything else is an error that
     says what to give."""
-    from .sources import FunctionSource
-
     if not isinstance(source, FunctionSource):
         raise TypeError(
             "a TextDataset is audited with fine-tunes by your own function: define privacy_train_fn returning "
