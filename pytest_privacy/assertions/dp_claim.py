@@ -29,7 +29,10 @@ def assert_dp_claim_holds(
     on_inconclusive: OnInconclusive | None = None,
 ) -> DPAuditResult:
     """Audit a differential-privacy claim with one training run's canaries (``run``: a
-    :class:`~pytest_privacy.audit.canaries.CanaryRun`, e.g. the ``dp_canary_run`` fixture): an
+    :class:`~pytest_privacy.audit.canaries.CanaryRun`, e.g. the ``dp_canary_run`` fixture, or a language
+    model's :class:`~pytest_privacy.audit.lm_canaries.LMCanaryRun`, each canary scored by its secret's
+    log-likelihood; a one-run audit needs hundreds of canaries: ``PrivacyTrainer.lm_canary_run(...,
+    repetitions=(1,), per_count=500)``): an
     ``(epsilon, delta)`` claim, by the one-run bound of Steinke, Nasr & Jagielski (2023), or a
     Gaussian-DP claim ``mu=`` (``delta`` then only says where its epsilon is shown, 1e-5 unless given),
     by the f-DP one-run test of Mahloujifar, Melis & Chaudhuri (2025) against its Gaussian curve
@@ -44,8 +47,8 @@ def assert_dp_claim_holds(
     claim = DPClaim.of(epsilon=epsilon, delta=delta, mu=mu)
     if not (hasattr(run, "scores") and hasattr(run, "included")):
         raise TypeError(
-            f"assert_dp_claim_holds audits a canary run (the dp_canary_run fixture, or "
-            f"PrivacyTrainer.canary_run), got {type(run).__name__}."
+            f"assert_dp_claim_holds audits a canary run (the dp_canary_run or lm_canary_run fixture, or "
+            f"PrivacyTrainer.canary_run / lm_canary_run), got {type(run).__name__}."
         )
     policy = policy_or_default(on_inconclusive)
     r = record_result(judge_dp_claim(run, claim, confidence=confidence_or_default(confidence)))

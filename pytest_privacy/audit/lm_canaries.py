@@ -149,6 +149,31 @@ class LMCanaryRun:
     seconds: float
     trained: bool
     data_id: str
+    accountant_epsilon: float | None = None  # (no recipe: a DP claim is the team's own)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Each canary's secret's log-likelihood after the format: higher, more likely planted (the
+        one-run DP audit's score; every canary shares the format, so the scores are comparable)."""
+        return np.asarray(self.candidate_ll)[self.canaries.secret_index]
+
+    @property
+    def included(self) -> np.ndarray:
+        """Which canaries the fine-tune trained on."""
+        return self.canaries.included
+
+    @property
+    def description(self) -> str:
+        return self.canaries.describe()
+
+    @property
+    def no_trace(self) -> str | None:
+        """Why the canaries cannot have left a trace: a model that gives every secret the same
+        likelihood (constant, or never updated from a uniform start)."""
+        ll = np.asarray(self.candidate_ll)
+        if np.ptp(ll) <= 1e-9 * max(1.0, float(np.abs(ll).max(initial=0.0))):
+            return "the canaries left no trace: the model gives every secret the same likelihood"
+        return None
 
 
 def lm_canary_texts(how: Callable[..., Any], text: TextDataset, canaries: LMCanarySet) -> TextCanarySource:

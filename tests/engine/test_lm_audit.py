@@ -165,3 +165,20 @@ def test_families_and_more_references_work_on_texts(memorised, tmp_path):
     with pytest.raises(PrivacyLeakError):
         assert_tpr_at_fpr_below(setup.target, data, fpr=0.1, max_tpr=0.3, attack="lm_lira")
     assert trainer.models_trained == AUTO_SCHEDULE[0] + 1  # decided at the first look: no more fine-tunes
+
+
+def test_a_dp_claim_is_audited_on_a_language_models_canaries():
+    from pytest_privacy import assert_dp_claim_holds
+    from pytest_privacy.results import Verdict as V
+
+    trainer = PrivacyTrainer()
+    few = trainer.lm_canary_run(_finetune(10), TEXT, seed=0)  # 24 canaries: too few to test eps = 2
+    from pytest_privacy import PrivacyInconclusiveWarning
+
+    with pytest.warns(PrivacyInconclusiveWarning, match="needs >= "):
+        r = assert_dp_claim_holds(few, epsilon=2.0, delta=1e-5, on_inconclusive="warn")
+    assert r.verdict is V.INCONCLUSIVE and "canaries" in r.reason and r.n_canaries == 24
+    # No DP at all, 30 epochs: 300 canaries planted once each prove eps >= 1.78 (measured).
+    many = trainer.lm_canary_run(_finetune(30), TEXT, seed=0, repetitions=(1,), per_count=300)
+    with pytest.raises(PrivacyLeakError, match="claim violated"):
+        assert_dp_claim_holds(many, epsilon=1.0, delta=1e-5)
