@@ -235,7 +235,11 @@ class CachedTarget:
     def model(self) -> Any:
         """The trained target (trained on first use)."""
         if self._model is None:
-            self._model = self._train()
+            import torch
+
+            # Asked from inside an attack's no_grad block (a white-box search): training needs gradients.
+            with torch.enable_grad():
+                self._model = self._train()
         return self._model
 
     def __call__(self, xb: Any) -> Any:

@@ -34,7 +34,11 @@ class CachedTextTarget:
     def model(self) -> Any:
         """The trained target (trained on first use)."""
         if self._model is None:
-            self._model = self._train()
+            import torch
+
+            # Asked from inside an attack's no_grad block (generation): training needs gradients.
+            with torch.enable_grad():
+                self._model = self._train()
         return self._model
 
     def cached_statistics(self, ids: np.ndarray, mask: np.ndarray, spread: bool) -> TokenStatistics | None:

@@ -75,6 +75,11 @@ def test_a_second_run_trains_nothing_and_scores_the_same(memorised):
     a = measure_attack(setup.target, setup.membership_data(), attack="min_k_plus_plus", fpr=0.05)
     b = measure_attack(warm.target, warm.membership_data(), attack="min_k_plus_plus", fpr=0.05)
     assert a.auc == pytest.approx(b.auc, abs=1e-6)
+    # Extraction needs the live target: a warm run trains it once more (from inside generation's no_grad).
+    from pytest_privacy.attacks.lm.extraction import pii_extracted
+
+    assert pii_extracted(warm.target, warm.membership_data().text).shape == (len(TEXT),)
+    assert again.models_trained == 1
 
 
 def test_duplicate_texts_are_dropped_with_a_warning_and_a_recipe_is_refused():
