@@ -89,7 +89,8 @@ class LMCanarySet:
         return self.secrets @ (len(self.alphabet) ** np.arange(self.secrets.shape[1])[::-1])
 
     def training_text(self, text: TextDataset) -> TextDataset:
-        """``text`` with each planted canary appended as many times as its repetition count."""
+        """``text`` with each planted canary appended as many times as its repetition count (its secret
+        marked as a PII span when the texts mark theirs)."""
         rows = [k for k in np.flatnonzero(self.included) for _ in range(int(self.repetitions[k]))]
         t = text.ids.shape[1]
         tokens = np.concatenate([np.broadcast_to(self.prefix, (len(self.secrets), len(self.prefix))), self.alphabet[self.secrets]], 1)
@@ -97,7 +98,10 @@ class LMCanarySet:
         ids[:, : tokens.shape[1]] = tokens[rows]
         mask = np.zeros((len(rows), t), dtype=bool)
         mask[:, : tokens.shape[1]] = True
-        out = TextDataset(ids=np.concatenate([text.ids, ids]), mask=np.concatenate([text.mask, mask]))
+        # A canary's secret is PII like any other: marked, so a scrubber that reads the spans sees it too.
+        secret = (len(self.prefix), len(self.prefix) + self.secrets.shape[1])
+        spans = None if text.pii_spans is None else [*text.pii_spans, *([secret] for _ in rows)]
+        out = TextDataset(ids=np.concatenate([text.ids, ids]), mask=np.concatenate([text.mask, mask]), pii_spans=spans)
         if text.texts is not None:
             out.texts = [*text.texts, *(f"{self.format} {' '.join(map(str, self.secrets[k]))}" for k in rows)]
         out.tokenizer = text.tokenizer

@@ -141,6 +141,8 @@ def test_planted_canaries_are_exposed_by_a_fine_tune_and_not_by_one_that_learnt_
     assert isinstance(r, LMAuditResult) and r.verdict is Verdict.PASS
     assert [row.repetitions for row in r.exposures] == [1, 4, 16]
     assert sum(row.canaries for row in r.exposures) == int(learnt_nothing.canaries.included.sum())
+    planted = learnt_nothing.canaries.training_text(TEXT)
+    assert len(planted.pii_spans) == len(planted) and planted.pii_spans[-1] == [(4, 8)]  # the secret, marked
     fine_tune = _finetune(10)
     run = trainer.lm_canary_run(fine_tune, TEXT, seed=0)
     assert fine_tune.seen == [len(TEXT) + int((run.canaries.included * run.canaries.repetitions).sum())]
