@@ -209,7 +209,29 @@ def label_oracle(model: Any) -> Any:
     return model
 
 
-class CachedTarget:
+class RetrainedOnDemand:
+    """A cached target's live model: the one trained in this session, or, when its answers came from the
+    cache, the same function, seed and split trained again on first use (once, and counted by the
+    ``train`` callback's trainer)."""
+
+    def __init__(self, train: Callable[[], Any], model: Any = None) -> None:
+        self._train = train
+        self._model: Any = model
+
+    @property
+    def model(self) -> Any:
+        """The trained target (trained on first use)."""
+        if self._model is None:
+            import torch
+
+            # Asked from inside an attack's no_grad block (a white-box search, generation): training
+            # needs gradients.
+            with torch.enable_grad():
+                self._model = self._train()
+        return self._model
+
+
+class CachedTarget(RetrainedOnDemand):
     """The target of a ``privacy_train_fn`` audit (the ``target_model`` fixture), the same on a cold
     and a warm cache.
 
@@ -228,19 +250,7 @@ class CachedTarget:
         self._dtype = x.dtype
         self._rows = {row.tobytes(): i for i, row in enumerate(x.reshape(len(x), -1))}
         self._answers = answers
-        self._train = train
-        self._model: Any = model
-
-    @property
-    def model(self) -> Any:
-        """The trained target (trained on first use)."""
-        if self._model is None:
-            import torch
-
-            # Asked from inside an attack's no_grad block (a white-box search): training needs gradients.
-            with torch.enable_grad():
-                self._model = self._train()
-        return self._model
+        super().__init__(train, model)
 
     def __call__(self, xb: Any) -> Any:
         xb = model_inputs(xb)

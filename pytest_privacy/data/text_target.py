@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from .likelihood import TokenStatistics
+from .querying import RetrainedOnDemand
 
 __all__ = ["CachedTextTarget"]
 
 
-class CachedTextTarget:
+class CachedTextTarget(RetrainedOnDemand):
     """A fine-tuned model's statistics on the audit texts (``lp``, ``mu``, ``sigma``, each ``[R, T]``,
     rows ``ids``/``mask``), and the model itself (``.model``: the one trained in this session, or the
     same function, seed and split trained again on first use, counted)."""
@@ -27,25 +28,14 @@ class CachedTextTarget:
     ) -> None:
         self._rows = {_row_key(i, m): r for r, (i, m) in enumerate(zip(ids, mask))}
         self._lp, self._mu, self._sigma = statistics["lm_lp"], statistics["lm_mu"], statistics["lm_sigma"]
-        self._train = train
-        self._model: Any = model
-
-    @property
-    def model(self) -> Any:
-        """The trained target (trained on first use)."""
-        if self._model is None:
-            import torch
-
-            # Asked from inside an attack's no_grad block (generation): training needs gradients.
-            with torch.enable_grad():
-                self._model = self._train()
-        return self._model
+        super().__init__(train, model)
 
     def cached_statistics(self, ids: np.ndarray, mask: np.ndarray, spread: bool) -> TokenStatistics | None:
         """The statistics of texts it was audited on, from the cache; None when a text is new."""
         rows = [self._rows.get(_row_key(i, m)) for i, m in zip(ids, mask)]
         if any(r is None for r in rows):
             return None
+
         def as64(a: np.ndarray) -> np.ndarray:
             return a[rows].astype(np.float64)
 
