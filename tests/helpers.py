@@ -160,3 +160,25 @@ def privacy_train_fn():
 VOCAB = len(load_example_dataset("tickets", n=200).tokenizer)
 EPOCHS = 30
 '''
+
+
+def linear_problem(n, dim, n_classes, seed):
+    """A linear classifier's weights, points, labels (five misclassified), each point's exact distance to
+    another class's region (0 when misclassified) and which points it classifies right."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(n_classes, dim))
+    b = rng.normal(size=n_classes)
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    z = x.astype(np.float64) @ w.T + b
+    pred = z.argmax(1)
+    y = pred.copy()
+    y[:5] = (y[:5] + 1) % n_classes  # five misclassified points
+    # Distance from x to the region of another class: min over j != y of the distance to the
+    # hyperplane z_y = z_j (the region of y is an intersection of half-spaces).
+    rows = np.arange(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = (z[rows, y][:, None] - z) / np.linalg.norm(w[y][:, None, :] - w[None], axis=2)
+    d[rows, y] = np.inf
+    true = np.where(pred == y, d.min(axis=1), 0.0)
+    return w, b, x, y, true, pred == y
+

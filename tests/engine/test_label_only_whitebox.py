@@ -4,34 +4,16 @@ every submodule as it found it."""
 
 import numpy as np
 import pytest
+from helpers import linear_problem
 
 from pytest_privacy.attacks.label_only import boundary_scores_whitebox
-
-
-def _linear_problem(n, dim, n_classes, seed):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=(n_classes, dim))
-    b = rng.normal(size=n_classes)
-    x = rng.normal(size=(n, dim)).astype(np.float32)
-    z = x.astype(np.float64) @ w.T + b
-    pred = z.argmax(1)
-    y = pred.copy()
-    y[:5] = (y[:5] + 1) % n_classes  # five misclassified points
-    # Distance from x to the region of another class: min over j != y of the distance to the
-    # hyperplane z_y = z_j (the region of y is an intersection of half-spaces).
-    rows = np.arange(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = (z[rows, y][:, None] - z) / np.linalg.norm(w[y][:, None, :] - w[None], axis=2)
-    d[rows, y] = np.inf
-    true = np.where(pred == y, d.min(axis=1), 0.0)
-    return w, b, x, y, true, pred == y
 
 
 @pytest.mark.parametrize("n_classes", [2, 5])
 def test_whitebox_distance_matches_the_analytic_linear_distance(n_classes):
     import torch
 
-    w, b, x, y, true, correct = _linear_problem(60, 8, n_classes, seed=n_classes)
+    w, b, x, y, true, correct = linear_problem(60, 8, n_classes, seed=n_classes)
     model = torch.nn.Linear(8, n_classes).double()  # float64: the flip point is exact to ~1e-15
     with torch.no_grad():
         model.weight.copy_(torch.from_numpy(w))

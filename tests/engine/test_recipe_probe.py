@@ -1,5 +1,5 @@
-"""A recipe factory the vectorised trainer cannot run is named before anything trains, with the
-cause and the fix, not with a raw torch or vmap message after training started."""
+"""The other side of the factory checks (tests/unit/test_recipe_factory_checks.py): a factory with
+dropout layers and batch norm passes the probe and trains, the default dtype left as it was."""
 
 import numpy as np
 import torch

@@ -5,6 +5,7 @@ synthetic augmentation bits with a known Bayes-optimal ROC."""
 
 import numpy as np
 import pytest
+from helpers import linear_problem
 from scipy import ndimage, stats
 
 from pytest_privacy.attacks.label_only import (
@@ -225,23 +226,6 @@ def test_noise_scores_follow_the_gaussian_tail_of_a_linear_boundary():
 # ---------------------------------------------------------------------------------------------
 
 
-def _linear_problem(n, dim, n_classes, seed):
-    rng = np.random.default_rng(seed)
-    w = rng.normal(size=(n_classes, dim))
-    b = rng.normal(size=n_classes)
-    x = rng.normal(size=(n, dim)).astype(np.float32)
-    z = x.astype(np.float64) @ w.T + b
-    pred = z.argmax(1)
-    y = pred.copy()
-    y[:5] = (y[:5] + 1) % n_classes  # five misclassified points
-    # Distance from x to the region of another class: min over j != y of the distance to the
-    # hyperplane z_y = z_j (the region of y is an intersection of half-spaces).
-    rows = np.arange(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = (z[rows, y][:, None] - z) / np.linalg.norm(w[y][:, None, :] - w[None], axis=2)
-    d[rows, y] = np.inf
-    true = np.where(pred == y, d.min(axis=1), 0.0)
-    return w, b, x, y, true, pred == y
 
 
 
@@ -263,7 +247,7 @@ def test_blackbox_distance_on_a_two_class_linear_boundary():
     # residual tangential offset of its boundary point, which shrinks geometrically; with 1000
     # queries in 8 dimensions it is ~1% at the median, so we require 90% of points within 10%
     # (HopSkipJump is randomised and only converges asymptotically) and the median within 2%.
-    w, b, x, y, true, correct = _linear_problem(40, 8, 2, seed=0)
+    w, b, x, y, true, correct = linear_problem(40, 8, 2, seed=0)
     x = x.reshape(40, 2, 4)  # image-shaped inputs: the attack flattens and restores the layout
     counter = QueryCounter(_linear_oracle(w, b, (2, 4)))
     s = boundary_scores_blackbox(counter, x, y, max_queries=1000, seed=0)
@@ -289,7 +273,7 @@ def test_blackbox_distance_on_a_multiclass_linear_model():
     # Several classes give the boundary local minima (HopSkipJump is a local search, and the
     # region of a class is a polytope whose nearest face the search need not find), so the bound
     # holds on every point but only three quarters are required within 10% (median within 2%).
-    w, b, x, y, true, correct = _linear_problem(40, 8, 4, seed=1)
+    w, b, x, y, true, correct = linear_problem(40, 8, 4, seed=1)
     s = boundary_scores_blackbox(_linear_oracle(w, b, (8,)), x, y, max_queries=1000, seed=0)
     np.testing.assert_array_equal(s[~correct], 0.0)
     rel = s[correct] / true[correct] - 1
@@ -298,7 +282,7 @@ def test_blackbox_distance_on_a_multiclass_linear_model():
 
 
 def test_blackbox_respects_small_budgets_and_starts_from_noise():
-    w, b, x, y, true, correct = _linear_problem(30, 8, 2, seed=2)
+    w, b, x, y, true, correct = linear_problem(30, 8, 2, seed=2)
     predict = _linear_oracle(w, b, (8,))
     counter = QueryCounter(predict)
     s = boundary_scores_blackbox(counter, x, y, max_queries=40)
