@@ -13,7 +13,7 @@ import numpy as np
 from ..attacks.lm.extraction import pii_extracted
 from ..data.text_membership import TextMembershipData
 from ..report import record_result
-from ..results import ExposureRow, LMAuditResult
+from ..results import ExposureRow, LMAuditResult, Verdict
 from ..stats.checks import check_number
 from ..stats.exposure import exposure, planted_exposure_verdict
 from ..stats.extraction import extraction_verdict
@@ -105,6 +105,13 @@ def assert_canary_exposure_below(
     exposures = [exposure(float(ll[s]), np.delete(ll, s), space_size=c.space_size, enumerated=True) for s in c.secret_index]
     planted = [e for e, inc in zip(exposures, c.included) if inc]
     verdict, reason, _ = planted_exposure_verdict(planted, max_exposure=max_exposure, confidence=confidence)
+    if run.no_trace and verdict is Verdict.PASS:
+        # Every secret equally likely: nothing was memorised, or nothing was learnt at all (a loop that
+        # ignored its data). A PASS would vouch for a fine-tune that may never have happened.
+        verdict, reason = Verdict.INCONCLUSIVE, (
+            f"{run.no_trace}: a model that learnt nothing exposes nothing, so this says nothing of the fine-tune; "
+            "check that the training function trains on the data it is given"
+        )
     rows = []
     for r in sorted(set(c.repetitions.tolist())):
         mine = [e for e, inc, rep in zip(exposures, c.included, c.repetitions) if inc and rep == r]

@@ -50,7 +50,7 @@ def token_statistics(
     which only Min-K%++ needs)."""
     import torch
 
-    from .querying import evaluating, is_module
+    from .querying import ask, evaluating, is_module
 
     ids, mask = np.asarray(ids), np.asarray(mask)
     if not callable(model):
@@ -78,7 +78,7 @@ def token_statistics(
         for start in range(0, n, batch_size):
             batch = torch.from_numpy(ids[start : start + batch_size].astype(np.int64)).to(device)
             attention = torch.from_numpy(mask[start : start + batch_size]).to(device)
-            out = model(batch, attention_mask=attention.long()) if with_mask else model(batch)
+            out = ask(model, batch, attention_mask=attention.long()) if with_mask else ask(model, batch)
             logits = getattr(out, "logits", out)
             if not isinstance(logits, torch.Tensor) or logits.shape[:2] != batch.shape or logits.ndim != 3:
                 raise ValueError(
@@ -108,7 +108,7 @@ def candidate_log_likelihoods(
     whole space costs ``(A^length - 1) / (A - 1)`` sequences, not ``A^length``."""
     import torch
 
-    from .querying import evaluating, is_module
+    from .querying import ask, evaluating, is_module
 
     prefix, alphabet = np.asarray(prefix, dtype=np.int64), np.asarray(alphabet, dtype=np.int64)
     totals = np.zeros(1)
@@ -121,7 +121,7 @@ def candidate_log_likelihoods(
             step = np.empty((len(rows), len(alphabet)))
             for start in range(0, len(rows), batch_size):
                 batch = torch.from_numpy(np.ascontiguousarray(rows[start : start + batch_size])).to(device)
-                out = model(batch, attention_mask=torch.ones_like(batch)) if with_mask else model(batch)
+                out = ask(model, batch, attention_mask=torch.ones_like(batch)) if with_mask else ask(model, batch)
                 logits = getattr(out, "logits", out)[:, -1].double()
                 step[start : start + len(batch)] = torch.log_softmax(logits, dim=-1)[:, torch.from_numpy(alphabet)].cpu().numpy()
             totals = (totals[:, None] + step).reshape(-1)

@@ -43,11 +43,14 @@ class QueryFailed(RuntimeError):
     the inputs' shape and dtype, and what it raised."""
 
 
-def _call(model: Any, xb: Any) -> Any:
-    """``model(xb)``, a failure in the model's own code reported as a query failure (what it was
-    asked), not as a training failure or a traceback from inside it."""
+def ask(model: Any, xb: Any, **kwargs: Any) -> Any:
+    """``model(xb, **kwargs)``, a failure in the model's own code reported as a query failure (what it
+    was asked), not as a training failure or a traceback from inside it (an index out of an embedding's
+    range, a shape the model does not take)."""
     try:
-        return model(xb)
+        return model(xb, **kwargs)
+    except QueryFailed:
+        raise
     except Exception as exc:
         dtype = str(getattr(xb, "dtype", type(xb).__name__)).removeprefix("torch.")
         raise QueryFailed(
@@ -96,14 +99,14 @@ def _predict_module(model: Any, x: np.ndarray) -> np.ndarray:
     with evaluating(model), torch.no_grad():
         for start in range(0, len(x), _BATCH):
             xb = torch.from_numpy(x[start : start + _BATCH]).to(device)
-            out.append(_check_output(_call(model, xb)).detach().float().cpu().numpy())
+            out.append(_check_output(ask(model, xb)).detach().float().cpu().numpy())
     return np.concatenate(out)
 
 
 def _predict_callable(model: Any, x: np.ndarray) -> np.ndarray:
     out = []
     for start in range(0, len(x), _BATCH):
-        res = _check_output(_call(model, x[start : start + _BATCH]))
+        res = _check_output(ask(model, x[start : start + _BATCH]))
         if hasattr(res, "detach"):
             res = res.detach().cpu().numpy()
         out.append(np.asarray(res))

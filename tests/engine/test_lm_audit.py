@@ -189,3 +189,24 @@ def test_a_dp_claim_is_audited_on_a_language_models_canaries():
     many = trainer.lm_canary_run(_finetune(30), TEXT, seed=0, repetitions=(1,), per_count=300)
     with pytest.raises(PrivacyLeakError, match="claim violated"):
         assert_dp_claim_holds(many, epsilon=1.0, delta=1e-5)
+
+
+def test_a_loop_that_ignores_its_data_is_no_pass_and_ids_a_model_cannot_read_are_a_clear_error(tmp_path):
+    import torch
+
+    from pytest_privacy import PrivacyInconclusiveWarning, assert_canary_exposure_below
+    from pytest_privacy.data.querying import QueryFailed
+
+    class Constant(torch.nn.Module):
+        def forward(self, ids):
+            return torch.zeros(*ids.shape, VOCAB)
+
+    run = PrivacyTrainer().lm_canary_run(lambda data, *, seed, device: Constant(), TEXT, seed=0)
+    with pytest.warns(PrivacyInconclusiveWarning, match="left no trace"):
+        r = assert_canary_exposure_below(run, max_exposure=10.0, on_inconclusive="warn")
+    assert r.verdict is Verdict.INCONCLUSIVE
+    small = finetune_tiny(TEXT.subset(np.arange(0)), seed=0, device="cpu", epochs=0, vocab=10)  # ids go to VOCAB
+    data = TextMembershipData(TEXT, np.arange(len(TEXT)) % 2 == 0)
+    with pytest.raises(QueryFailed, match=r"querying the model \(TinyLM\) failed on inputs of shape \[16, 64\].*IndexError"):
+        measure_attack(small, data, attack="min_k")
+

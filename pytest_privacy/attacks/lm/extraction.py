@@ -26,7 +26,7 @@ def continuations(
     real tokens."""
     import torch
 
-    from ...data.querying import evaluating, is_module
+    from ...data.querying import ask, evaluating, is_module
 
     ids, mask = np.asarray(ids), np.asarray(mask)
     if not (isinstance(prefix, int) and isinstance(suffix, int) and prefix >= 1 and suffix >= 1):
@@ -46,7 +46,7 @@ def continuations(
             current = torch.from_numpy(ids[start : start + batch_size, :prefix].astype(np.int64)).to(device)
             generators = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in rows] if sample else []
             for step in range(suffix):
-                out_ = model(current)
+                out_ = ask(model, current)
                 logits = getattr(out_, "logits", out_)
                 last = logits[:, -1].double()
                 if sample:
