@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..data import row_ids
 from ..data.likelihood import token_statistics
 from ..data.text import TextDataset
 from ..data.text_target import CachedTextTarget
@@ -42,7 +43,7 @@ def text_arrays(text: TextDataset, *, drop_duplicates: bool = True) -> tuple[Tex
     packed = np.stack([text.ids, text.mask.astype(np.int64)], axis=1)
     if not drop_duplicates:
         return text, packed, np.zeros(len(packed), dtype=np.int64)
-    _, first = np.unique(packed.reshape(len(packed), -1), axis=0, return_index=True)
+    first = np.unique(row_ids(packed), return_index=True)[1]  # the classifiers' duplicate rule
     if len(first) < len(packed):
         keep = np.sort(first)
         warnings.warn(

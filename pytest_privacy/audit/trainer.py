@@ -218,21 +218,22 @@ class PrivacyTrainer:
         if not isinstance(text, TextDataset):
             raise TypeError(f"an LM canary run fine-tunes on a TextDataset, got {type(text).__name__}.")
         canaries = LMCanarySet.draw(text, seed=seed, repetitions=repetitions, per_count=per_count, length=length)
+        data_id = dataset_identity(*text_arrays(text)[1:])  # the texts' identity, as their audit names them
         source = text_source(model_source(how), text)  # (the same checks as an audit's)
         source = lm_canary_texts(source.train_fn, text, canaries)
         _, x, y = text_arrays(source.text, drop_duplicates=False)  # a canary's copies are the point
         device_type = self.executor.device_type(device)
         model_seed = np.random.SeedSequence(seed, spawn_key=(0x6C6D, 1))
-        data_id = digest(x)
-        self._describe_keys(source, data_id, x)
+        planted_id = digest(x)
+        self._describe_keys(source, planted_id, x)
         keep = np.ones(len(x), dtype=bool)
-        keys = [source.key(data_id, keep, model_seed, device_type)]
+        keys = [source.key(planted_id, keep, model_seed, device_type)]
         job = TrainJob(source, x, y, keep[None], (model_seed,), device, self.max_memory)
         start, trained_before = time.perf_counter(), self.models_trained
         [trained] = self._train(job, keys, [0], reuse=True, target=None, what="fine-tuning with canaries")
         return LMCanaryRun(
             canaries, trained.entry["candidate_ll"], seed, time.perf_counter() - start,
-            self.models_trained > trained_before, dataset_identity(*text_arrays(text)[1:]),
+            self.models_trained > trained_before, data_id,
         )
 
     def _describe_keys(self, source: ModelSource, data_id: str, x: np.ndarray) -> None:
