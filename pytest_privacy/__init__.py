@@ -46,6 +46,7 @@ _EXPORTS = {
     "GateResult": "results",
     "Verdict": "results",
     "TrainingRecipe": "engine.recipe",
+    "LMRecipe": "engine.lm_recipe",
     "train_ensemble": "engine.ensemble",
     "Ensemble": "engine.ensemble",
     "balanced_keep": "engine.seeds",

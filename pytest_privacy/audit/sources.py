@@ -209,13 +209,18 @@ class FunctionSource:
 
 
 def model_source(how: Any) -> ModelSource:
-    """The source for what a user gave: a recipe, a training function, or a source itself."""
+    """The source for what a user gave: a recipe (a classifier's or a language model's), a training
+    function, or a source itself."""
+    from ..engine.lm_recipe import LMRecipe
+    from .lm_recipe_source import LMRecipeSource
     from .stacked_source import StackedFunctionSource, is_stacked
 
-    if isinstance(how, (RecipeSource, FunctionSource, StackedFunctionSource)):
+    if isinstance(how, (RecipeSource, FunctionSource, StackedFunctionSource, LMRecipeSource)):
         return how
     if isinstance(how, TrainingRecipe):
         return RecipeSource(how)
+    if isinstance(how, LMRecipe):
+        return LMRecipeSource(how)
     if not callable(how) or is_module(how):
         raise TypeError(
             f"an audit trains a pytest_privacy.TrainingRecipe or a training function (x, y, *, seed, device) -> "

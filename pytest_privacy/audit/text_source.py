@@ -99,20 +99,25 @@ class TextFunctionSource(FunctionSource):
 
 
 
-def text_source(source: Any, text: TextDataset, *, population: float = 0.0) -> TextFunctionSource:
-    """The fine-tunes of a language-model audit from what the user gave: a training function (its
-    source from :func:`~pytest_privacy.audit.sources.model_source`); anything else is an error that
-    says what to give."""
-    if not isinstance(source, FunctionSource):
+def text_source(source: Any, text: TextDataset, *, population: float = 0.0) -> Any:
+    """The fine-tunes of a language-model audit from what the user gave (its source from
+    :func:`~pytest_privacy.audit.sources.model_source`): an :class:`~pytest_privacy.LMRecipe`, trained by the
+    engine, or a training function, called once per model; anything else is an error that says what to
+    give."""
+    from .lm_recipe_source import LMRecipeSource
+
+    if not isinstance(source, (FunctionSource, LMRecipeSource)):
         raise TypeError(
-            "a TextDataset is audited with fine-tunes by your own function: define privacy_train_fn returning "
-            "train(data, *, seed, device) -> model (data: the fine-tune's half, a TextDataset); a TrainingRecipe "
-            "or @stacked_training function trains classifiers."
+            "a TextDataset is audited with language-model fine-tunes: return a pytest_privacy.LMRecipe from "
+            "privacy_recipe, or define privacy_train_fn returning train(data, *, seed, device) -> model (data: the "
+            "fine-tune's half, a TextDataset); a TrainingRecipe or @stacked_training function trains classifiers."
         )
     if population:
         raise ValueError(
             "a language model's audit holds no population out (its attacks need none): drop population= / "
             "--privacy-population for this test."
         )
+    if isinstance(source, LMRecipeSource):
+        return source
     return TextFunctionSource(source.train_fn, text)
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["TokenStatistics", "candidate_log_likelihoods", "token_statistics"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["TokenStatistics", "candidate_log_likelihoods", "next_token_statistics", "token_statistics"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,28 @@ def _takes_attention_mask(model: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return "attention_mask" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def next_token_statistics(
+    logits: torch.Tensor, ids: torch.Tensor, *, spread: bool
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """One batch's ``lp``, ``mu``, ``sigma`` ``[B, T - 1]`` in float64 from its logits ``[B, T, V]`` on ids
+    ``[B, T]`` (position ``t - 1`` predicts token ``t``; ``mu``, ``sigma`` None unless ``spread``).
+
+    Reduced in the logits' precision, float32 at least (float64 logits stay float64): the statistics are
+    stored in float32, and a float64 pass over the vocabulary costs four times as much for digits the
+    store drops (relative error about 3e-7 at a vocabulary of 1,745)."""
+    import torch
+
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
+    logp = torch.log_softmax(logits[:, :-1].to(dtype), dim=-1)
+    lp = logp.gather(-1, ids[:, 1:, None])[..., 0]
+    if not spread:
+        return lp.double(), None, None
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    sigma = (p * (logp - mu[..., None]).square()).sum(-1).sqrt()  # two passes: no cancellation in float32
+    return lp.double(), mu.double(), sigma.double()
 
 
 def token_statistics(
@@ -85,16 +110,11 @@ def token_statistics(
                     f"the model must return next-token logits [B, T, V] for ids [B, T] = {tuple(batch.shape)}, got "
                     f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}."
                 )
-            logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)  # position t-1 predicts token t
-            nxt = batch[:, 1:]
             rows = slice(start, start + len(batch))
-            lp[rows, 1:] = logp.gather(-1, nxt[..., None])[..., 0].cpu().numpy()
-            if mu is None or sigma is None:
-                continue
-            p = logp.exp()
-            m = (p * logp).sum(-1)
-            mu[rows, 1:] = m.cpu().numpy()
-            sigma[rows, 1:] = ((p * logp.square()).sum(-1) - m.square()).clamp_min(0).sqrt().cpu().numpy()
+            values = next_token_statistics(logits, batch, spread=spread)
+            for dest, value in zip((lp, mu, sigma), values):
+                if dest is not None and value is not None:
+                    dest[rows, 1:] = value.cpu().numpy()
     return TokenStatistics(lp, mu, sigma, mask)
 
 

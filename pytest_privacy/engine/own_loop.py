@@ -101,6 +101,7 @@ from .training_data import gather_rows
 __all__ = [
     "PerModelBatches",
     "StackedModels",
+    "clip_per_model_",
     "init_seed",
     "per_model_loss",
     "seeded_model",
@@ -330,22 +331,28 @@ class StackedModels(nn.Module):
         """Clip each model's gradient by its own norm over all of its parameters, as
         ``torch.nn.utils.clip_grad_norm_`` does for one model; returns the M norms
         before clipping."""
-        grads = [p.grad for p in self.stacked if p.grad is not None]
-        if not grads:
-            return self.stacked[0].new_zeros(self.n_models)
-        with torch.no_grad():
-            # torch's order of operations: each tensor's norm, then their norm.
-            per_tensor = torch.stack(
-                [
-                    torch.linalg.vector_norm(g.flatten(1), norm_type, dim=1)
-                    for g in grads
-                ]
-            )
-            norms = torch.linalg.vector_norm(per_tensor, norm_type, dim=0)
-            factor = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-            for g in grads:
-                g.mul_(factor.view(-1, *[1] * (g.dim() - 1)).to(g.dtype))
-        return norms
+        return clip_per_model_(list(self.stacked), max_norm, norm_type=norm_type)
+
+
+def clip_per_model_(
+    stacked: Sequence[torch.Tensor], max_norm: float, *, norm_type: float = 2.0
+) -> torch.Tensor:
+    """Clip the gradients of stacked tensors ``[M, ...]`` in place, each model by its own norm over
+    all of its slices (``torch.nn.utils.clip_grad_norm_`` on that model alone); returns the M norms
+    before clipping."""
+    grads = [p.grad for p in stacked if p.grad is not None]
+    if not grads:
+        return stacked[0].new_zeros(stacked[0].shape[0])
+    with torch.no_grad():
+        # torch's order of operations: each tensor's norm, then their norm.
+        per_tensor = torch.stack(
+            [torch.linalg.vector_norm(g.flatten(1), norm_type, dim=1) for g in grads]
+        )
+        norms = torch.linalg.vector_norm(per_tensor, norm_type, dim=0)
+        factor = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(factor.view(-1, *[1] * (g.dim() - 1)).to(g.dtype))
+    return norms
 
 
 class PerModelBatches:

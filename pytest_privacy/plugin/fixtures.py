@@ -20,6 +20,7 @@ from ..config import PrivacyConfig
 from ..data import Baseline
 from ..data.text import TextDataset
 from ..engine.executors import make_executor
+from ..engine.lm_recipe import LMRecipe
 from ..engine.progress import Lines, Progress
 from ..engine.recipe import TrainingRecipe
 from ..stats.looks import AUTO_SCHEDULE, FIXED_LOOK, AdaptiveReferences
@@ -96,8 +97,8 @@ _UNDEFINED = object()  # what the placeholder fixtures return: the user has not 
 
 @pytest.fixture(scope="session")
 def privacy_recipe() -> Any:
-    """Override me: return the ``TrainingRecipe`` your model is trained with (or define
-    ``privacy_train_fn`` instead)."""
+    """Override me: return the ``TrainingRecipe`` your model is trained with, or for a language model
+    the ``LMRecipe`` it is fine-tuned with (or define ``privacy_train_fn`` instead)."""
     return _UNDEFINED
 
 
@@ -152,8 +153,11 @@ def _population(request: pytest.FixtureRequest, config: PrivacyConfig) -> float:
 
 def _source(kind: str, how: Any) -> Any:
     """The model source of the user's fixture, with an error that names the fixture."""
-    if kind == "recipe" and not isinstance(how, TrainingRecipe):
-        raise TypeError(f"privacy_recipe must return a pytest_privacy.TrainingRecipe, got {type(how).__name__}.")
+    if kind == "recipe" and not isinstance(how, (TrainingRecipe, LMRecipe)):
+        raise TypeError(
+            f"privacy_recipe must return a pytest_privacy.TrainingRecipe (a classifier) or LMRecipe (a language model's "
+            f"fine-tune), got {type(how).__name__}."
+        )
     try:
         return model_source(how)
     except TypeError as exc:
@@ -317,10 +321,10 @@ def mmd_baseline_model(
     (seen in training) is left out of every comparison."""
     c = privacy_config
     kind, _, dataset = _opening(privacy_recipe, privacy_train_fn, privacy_dataset)
-    if kind != "recipe":  # said before anything trains
+    if kind != "recipe" or not isinstance(privacy_recipe, TrainingRecipe):  # said before anything trains
         pytest.fail(
-            "mmd_baseline_model trains your recipe with the MMD+mixup defense, so it needs a "
-            "`privacy_recipe` fixture. With `privacy_train_fn`, train your own defended model and compare "
+            "mmd_baseline_model trains your classifier recipe with the MMD+mixup defense, so it needs a "
+            "`privacy_recipe` fixture returning a TrainingRecipe. Otherwise train your own defended model and compare "
             "against pytest_privacy.Baseline(model, membership_data, points, description) (see the README).",
             pytrace=False,
         )

@@ -1,0 +1,174 @@
+"""Reference fine-tunes of a language model: the engine (an :class:`~pytest_privacy.LMRecipe`, all models as
+one program) against the plain loop a team would write (one model at a time: peft's LoRA adapters, or a
+full fine-tune, torch's AdamW, transformers' scheduler, torch's clipping; then each model's per-token
+statistics of every text), on the same halves, seeds and minibatches, in the same run.
+
+The base: a tiny GPT-2 (transformers, built from a config) pretrained on public generated tickets and
+saved; the fine-tunes train on halves of other tickets. Each case prints one line, e.g.
+``16 LoRA references: loop 41.2 s, engine 9.8 s, 4.20x, final loss 1.92 / 1.91`` (the final loss: the
+models' mean token NLL on their own halves), and a warm cache against a cold one through the trainer.
+Everything is written as JSON with ``--out``.
+
+    python benchmarks/bench_lm.py [--models 16] [--n 800] [--epochs 2] [--threads 2] [--out f.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import os
+import platform
+import tempfile
+import time
+
+from _output import emit  # benchmarks/ is on sys.path when a script runs
+
+
+def _base(text, *, width: int, layers: int, seed: int = 0):
+    """A tiny GPT-2 pretrained for a few epochs on ``text`` (public tickets), in eval mode."""
+    import numpy as np
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(
+        vocab_size=len(text.tokenizer), n_positions=text.ids.shape[1], n_embd=width, n_layer=layers, n_head=2,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )
+    model = transformers.GPT2LMHeadModel(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    ids, mask = torch.from_numpy(text.ids), torch.from_numpy(text.mask).long()
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        for b in np.array_split(rng.permutation(len(ids)), len(ids) // 32):
+            loss = model(input_ids=ids[b], labels=ids[b].masked_fill(mask[b] == 0, -100)).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+def _loop(recipe, folder, ids, mask, keep, seeds):
+    """The plain loop: one model at a time, as a team writes it (peft LoRA or a full fine-tune)."""
+    import numpy as np
+    import peft
+    import torch
+    import transformers
+
+    from pytest_privacy.data.likelihood import token_statistics
+    from pytest_privacy.engine.own_loop import PerModelBatches
+
+    out = []
+    ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask).long()
+    for m, seed in enumerate(seeds):
+        model = transformers.GPT2LMHeadModel.from_pretrained(folder)
+        if recipe.lora:
+            model = peft.get_peft_model(model, peft.LoraConfig(
+                r=recipe.lora_rank, lora_alpha=recipe.lora_rank, target_modules=["c_attn", "c_proj", "c_fc"],
+                fan_in_fan_out=True, lora_dropout=0.0))
+        model.eval()  # dropout off, as the engine's fine-tunes
+        params = [p for p in model.parameters() if p.requires_grad]
+        batches = PerModelBatches(np.zeros((len(ids), 1)), np.zeros(len(ids)), keep[[m]], [seed],
+                                  batch_size=recipe.batch_size, steps_per_epoch=int(keep[m].sum()) // recipe.batch_size)
+        opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, foreach=True)
+        sched = transformers.get_linear_schedule_with_warmup(opt, recipe.warmup_steps, recipe.epochs * len(batches))
+        for _ in range(recipe.epochs):
+            for idx in batches.iter_indices():
+                xb, mb = ids_t[idx[0]], mask_t[idx[0]]
+                loss = model(input_ids=xb, attention_mask=mb, labels=xb.masked_fill(mb == 0, -100)).loss
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+                opt.step()
+                sched.step()
+        stats = token_statistics(model, ids, mask, spread=True)
+        out.append(stats.lp)
+    return out
+
+
+def _member_loss(lps, mask, keep) -> float:
+    """The models' mean token NLL on their own halves (tokens after each text's first)."""
+    import numpy as np
+
+    real = mask.copy()
+    real[:, 0] = False
+    return float(np.mean([-lp[k][real[k]].mean() for lp, k in zip(lps, keep)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=16)
+    parser.add_argument("--n", type=int, default=800, help="private tickets (each model fine-tunes on half)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cases", default="lora,full")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    import numpy as np
+    import torch
+
+    from pytest_privacy import LMRecipe, PrivacyTrainer, load_example_dataset
+    from pytest_privacy.engine.lm_finetune import finetune_models
+    from pytest_privacy.engine.seeds import balanced_keep, model_seeds
+    from pytest_privacy.engine.store import ModelStore
+
+    torch.set_num_threads(args.threads)
+    tickets = load_example_dataset("tickets", n=args.n + 600, seed=7)
+    public, private = tickets.subset(np.arange(600)), tickets.subset(np.arange(600, 600 + args.n))
+    t0 = time.perf_counter()
+    base = _base(public, width=args.width, layers=args.layers)
+    folder = tempfile.mkdtemp()
+    base.save_pretrained(folder)
+    pretrain = time.perf_counter() - t0
+    ids, mask = private.ids, private.mask
+    keep = balanced_keep(args.models, len(ids), 0)
+    seeds = model_seeds(0, range(args.models))
+    recipes = {
+        "lora": LMRecipe(base=folder, lora_rank=8, target_modules=("c_attn", "c_proj", "c_fc"), lr=1e-2,
+                         epochs=args.epochs, batch_size=16, warmup_steps=4),
+        "full": LMRecipe(base=folder, lr=2e-3, epochs=args.epochs, batch_size=16, warmup_steps=4),
+    }
+    rows = []
+    for case in args.cases.split(","):
+        recipe = recipes[case]
+        start = time.perf_counter()
+        looped = _loop(recipe, folder, ids, mask, keep, seeds)
+        loop_s = time.perf_counter() - start
+        start = time.perf_counter()
+        tuned = finetune_models(recipe, copy.deepcopy(base), ids, mask, keep, seeds, device=torch.device("cpu"),
+                                budget=8 << 30, precision="float32")
+        engine_s = time.perf_counter() - start
+        loss_loop = _member_loss(looped, mask, keep)
+        loss_engine = _member_loss([t.statistics["lm_lp"].astype(np.float64) for t in tuned], mask, keep)
+        # the trainer: a cold run (train, score, store) against a warm one (everything from the store)
+        store = tempfile.mkdtemp()
+        start = time.perf_counter()
+        PrivacyTrainer(store=ModelStore(store)).audit(recipe, private, n_references=args.models, seed=0)
+        cold = time.perf_counter() - start
+        start = time.perf_counter()
+        warm_trainer = PrivacyTrainer(store=ModelStore(store))
+        warm_trainer.audit(recipe, private, n_references=args.models, seed=0)
+        warm = time.perf_counter() - start
+        assert warm_trainer.models_trained == 0
+        name = f"{args.models} {'LoRA references' if recipe.lora else 'full fine-tunes'}"
+        print(f"{name}: loop {loop_s:.1f} s, engine {engine_s:.1f} s, {loop_s / engine_s:.2f}x, final loss "
+              f"{loss_loop:.3f} / {loss_engine:.3f}; trainer cold {cold:.1f} s, warm {warm:.2f} s ({cold / warm:.0f}x)",
+              flush=True)
+        rows.append({"case": name, "loop_s": round(loop_s, 2), "engine_s": round(engine_s, 2),
+                     "speedup": round(loop_s / engine_s, 2), "final_loss_loop": round(loss_loop, 4),
+                     "final_loss_engine": round(loss_engine, 4), "trainer_cold_s": round(cold, 2),
+                     "trainer_warm_s": round(warm, 3), "warm_speedup": round(cold / warm, 1)})
+    emit({
+        "benchmark": "bench_lm", "date": datetime.date.today().isoformat(), "machine": platform.machine(),
+        "cpus": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
+        "settings": {"models": args.models, "texts": args.n, "length": int(ids.shape[1]), "vocab": len(tickets.tokenizer),
+                     "epochs": args.epochs, "width": args.width, "layers": args.layers, "pretrain_s": round(pretrain, 1)},
+        "rows": rows,
+    }, args.out, show=False)
+
+
+if __name__ == "__main__":
+    main()
