@@ -87,6 +87,34 @@ def _loop(recipe, folder, ids, mask, keep, seeds):
     return out
 
 
+def _matmul_rate(threads: int) -> float:
+    """This machine's float32 matmul rate (GFLOP/s) on ``threads`` threads: 1024x1024 products, best of 5."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / 10)
+    return 2 * 1024**3 / best / 1e9
+
+
+def _flops(base, recipe, keep, n_texts: int, length: int) -> float:
+    """The linear layers' matmul FLOPs of the fine-tunes and their scoring (attention's own products and
+    every elementwise op left out): per token, 2 P forward, 2 P for the inputs' gradient, 2 P more for the
+    weights' in a full fine-tune (P: the linear layers' weights, the output head included); then one
+    forward pass over every text per model."""
+    from pytest_privacy.engine.stacked_lm import _linear_shape
+
+    p = sum(s[0] * s[1] for s in (_linear_shape(m) for m in base.modules()) if s is not None)
+    steps = int(keep.sum(axis=1).min()) // recipe.batch_size
+    trained = len(keep) * recipe.epochs * steps * recipe.batch_size * length
+    return (4 if recipe.lora else 6) * p * trained + 2 * p * len(keep) * n_texts * length
+
+
 def _member_loss(lps, mask, keep) -> float:
     """The models' mean token NLL on their own halves (tokens after each text's first)."""
     import numpy as np
@@ -131,6 +159,7 @@ def main() -> None:
                          epochs=args.epochs, batch_size=16, warmup_steps=4),
         "full": LMRecipe(base=folder, lr=2e-3, epochs=args.epochs, batch_size=16, warmup_steps=4),
     }
+    rate = _matmul_rate(args.threads)
     rows = []
     for case in args.cases.split(","):
         recipe = recipes[case]
@@ -154,16 +183,23 @@ def main() -> None:
         warm = time.perf_counter() - start
         assert warm_trainer.models_trained == 0
         name = f"{args.models} {'LoRA references' if recipe.lora else 'full fine-tunes'}"
+        gflop = _flops(base, recipe, keep, len(ids), ids.shape[1]) / 1e9  # the loop reads every text at full length
+        # the engine trims each minibatch to its longest text: counted at the longest text of all (an upper bound)
+        engine_gflop = _flops(base, recipe, keep, len(ids), int(mask.sum(axis=1).max())) / 1e9
         print(f"{name}: loop {loop_s:.1f} s, engine {engine_s:.1f} s, {loop_s / engine_s:.2f}x, final loss "
-              f"{loss_loop:.3f} / {loss_engine:.3f}; trainer cold {cold:.1f} s, warm {warm:.2f} s ({cold / warm:.0f}x)",
-              flush=True)
+              f"{loss_loop:.3f} / {loss_engine:.3f}; trainer cold {cold:.1f} s, warm {warm:.2f} s ({cold / warm:.0f}x); "
+              f"linear layers' GFLOP: loop {gflop:.0f} at {gflop / loop_s / rate:.0%}, engine <= {engine_gflop:.0f} at <= "
+              f"{engine_gflop / engine_s / rate:.0%} of the {rate:.0f} GFLOP/s matmul rate", flush=True)
         rows.append({"case": name, "loop_s": round(loop_s, 2), "engine_s": round(engine_s, 2),
                      "speedup": round(loop_s / engine_s, 2), "final_loss_loop": round(loss_loop, 4),
                      "final_loss_engine": round(loss_engine, 4), "trainer_cold_s": round(cold, 2),
-                     "trainer_warm_s": round(warm, 3), "warm_speedup": round(cold / warm, 1)})
+                     "trainer_warm_s": round(warm, 3), "warm_speedup": round(cold / warm, 1),
+                     "loop_linear_gflop": round(gflop, 1), "loop_matmul_fraction": round(gflop / loop_s / rate, 3),
+                     "engine_linear_gflop_at_most": round(engine_gflop, 1),
+                     "engine_matmul_fraction_at_most": round(engine_gflop / engine_s / rate, 3)})
     emit({
         "benchmark": "bench_lm", "date": datetime.date.today().isoformat(), "machine": platform.machine(),
-        "cpus": os.cpu_count(), "threads": args.threads, "torch": torch.__version__,
+        "cpus": os.cpu_count(), "threads": args.threads, "torch": torch.__version__, "matmul_gflops": round(rate, 1),
         "settings": {"models": args.models, "texts": args.n, "length": int(ids.shape[1]), "vocab": len(tickets.tokenizer),
                      "epochs": args.epochs, "width": args.width, "layers": args.layers, "pretrain_s": round(pretrain, 1)},
         "rows": rows,

@@ -47,23 +47,74 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torc
     import torch.nn.functional as F
 
     m, b, t, v = logits.shape
-    if logits.dtype.itemsize < 4:
-        logits = logits.float()
-    # Position t predicts token t + 1: the targets shift left, the last position and padding ignored (no
-    # slice of the logits, whose backward would fill and copy a tensor of their size).
-    targets = F.pad(ids[..., 1:].masked_fill(~mask[..., 1:], -100), (0, 1), value=-100)
-    nll = F.cross_entropy(logits.reshape(-1, v), targets.reshape(-1), ignore_index=-100, reduction="none")
-    real = (targets != -100).to(nll.dtype)
+    # Position t predicts token t + 1: the targets shift left, the last position and padding ignored.
+    targets = F.pad(ids[..., 1:].masked_fill(~mask[..., 1:], -1), (0, 1), value=-1)
+    nll = _TokenNLL.apply(logits.reshape(-1, v), targets.reshape(-1))
+    real = (targets >= 0).to(nll.dtype)
     return nll.view(m, b, t).sum((1, 2)) / real.sum((1, 2)).clamp_min(1)
+
+
+_ROWS_PER_PASS = 256  # rows of logits the gradient is formed over at a time: they stay in the CPU's cache
+
+
+def _token_nll() -> Any:
+    import torch
+
+    class TokenNLL(torch.autograd.Function):
+        """``-log softmax(logits)[target]`` per row (0 where the target is -1), in float32 at least: the
+        cross-entropy, with a backward that forms ``softmax - onehot`` in one pass over the logits, a block
+        of rows at a time (torch's log-softmax and nll backward fill and read tensors of the logits' size
+        several times: most of a small LM's step on a CPU)."""
+
+        @staticmethod
+        def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            wide = logits if logits.dtype.itemsize >= 4 else logits.float()
+            lse = torch.logsumexp(wide, dim=-1)
+            keep = targets >= 0
+            picked = wide.gather(-1, targets.clamp_min(0)[:, None])[:, 0]
+            ctx.save_for_backward(logits, lse, targets)
+            return torch.where(keep, lse - picked, torch.zeros_like(lse))
+
+        @staticmethod
+        def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+            logits, lse, targets = ctx.saved_tensors
+            g = torch.where(targets >= 0, grad, torch.zeros_like(grad))
+            out = torch.empty(logits.shape, dtype=lse.dtype, device=logits.device)
+            for start in range(0, len(out), _ROWS_PER_PASS):
+                rows = slice(start, start + _ROWS_PER_PASS)
+                block = out[rows]
+                torch.sub(logits[rows], lse[rows, None], out=block)
+                block.exp_().mul_(g[rows, None])
+            hit = targets >= 0
+            out[hit, targets[hit]] -= g[hit]
+            return out.to(logits.dtype), None
+
+    return TokenNLL
+
+
+class _Lazy:
+    """The autograd function, built on first use (``import pytest_privacy`` imports no torch)."""
+
+    fn: Any = None
+
+    @classmethod
+    def apply(cls, *args: Any) -> Any:
+        if cls.fn is None:
+            cls.fn = _token_nll()
+        return cls.fn.apply(*args)
+
+
+_TokenNLL = _Lazy
 
 
 def finetune(
     recipe: LMRecipe, stack: StackedLoRA | StackedFull, ids: torch.Tensor, mask: torch.Tensor,
-    batches: PerModelBatches, *, precision: str = "float32", tick: Callable[[], Any] | None = None,
+    batches: PerModelBatches, *, precision: str = "float32", tick: Callable[[], Any] | None = None, trim: bool = True,
 ) -> list[float]:
     """Train the stack's models for ``recipe.epochs`` on their own minibatches (``batches``: point indices
     per model and step, into ``ids``/``mask [N, T]`` on the training device); returns each model's loss on
-    its last minibatch."""
+    its last minibatch. ``trim``: each step reads only the columns up to its longest text (the rest is
+    padding, which a causal model's logits on real tokens never depend on; the texts are right-padded)."""
     import torch
 
     params = stack.trainable()
@@ -76,6 +127,9 @@ def finetune(
         for idx in batches.iter_indices():
             index = torch.from_numpy(idx).to(ids.device)
             xb, mb = ids[index], mask[index]
+            if trim:  # the columns after the batch's longest text are padding: a causal model never reads them
+                width = max(2, int(mb.sum(-1).max()))
+                xb, mb = xb[..., :width], mb[..., :width]
             for group in opt.param_groups:
                 group["lr"] = recipe.learning_rate(step, total)
             with autocast(precision, ids.device):
@@ -93,11 +147,12 @@ def finetune(
 
 def score(
     stack: StackedLoRA | StackedFull, ids: np.ndarray, mask: np.ndarray, *, device: torch.device, budget: int,
-    precision: str = "float32",
+    precision: str = "float32", trim: bool = True,
 ) -> list[dict[str, np.ndarray]]:
     """Every model's per-token statistics (``lm_lp``, ``lm_mu``, ``lm_sigma``, float32 ``[N, T]``; zero in
     column 0 and on padding, which nothing reads) on every text, in chunks of texts whose logits ``[M, b, T, V]`` and their float64 reduction fit
-    ``budget`` bytes: no more than one chunk's logits are ever alive."""
+    ``budget`` bytes: no more than one chunk's logits are ever alive. ``trim``: texts are read in order of
+    length, each chunk only up to its longest text (as :func:`finetune` trims)."""
     import torch
 
     from ..data.likelihood import next_token_statistics
@@ -105,27 +160,34 @@ def score(
     n, t = ids.shape
     m = stack.n_models
     out = [{k: np.zeros((n, t), dtype=np.float32) for k in ("lm_lp", "lm_mu", "lm_sigma")} for _ in range(m)]
+    lengths = mask.sum(axis=1)
+    order = np.argsort(lengths, kind="stable")  # texts of like length together: each chunk trims to its longest
     chunk = 1  # until the vocabulary is known
     start = 0
     with torch.no_grad():
         while start < n:
-            rows = slice(start, min(n, start + chunk))
-            batch = torch.from_numpy(ids[rows]).to(device)
+            rows = order[start : start + chunk]
+            width = max(2, int(lengths[rows].max())) if trim else t
+            batch = torch.from_numpy(ids[rows, :width]).to(device)
             with autocast(precision, device):
                 logits = stack.logits(batch.expand(m, *batch.shape))
             b = batch.shape[0]
-            values = next_token_statistics(logits.reshape(m * b, t, -1), batch.repeat(m, 1), spread=True)
+            values = next_token_statistics(logits.reshape(m * b, width, -1), batch.repeat(m, 1), spread=True)
             for key, value in zip(("lm_lp", "lm_mu", "lm_sigma"), values):
                 assert value is not None
-                value = value.view(m, b, t - 1).float().cpu().numpy()
+                value = value.view(m, b, width - 1).float().cpu().numpy()
                 for j in range(m):
-                    out[j][key][rows, 1:] = np.where(mask[rows, 1:], value[j], 0.0)
-            start = rows.stop
+                    out[j][key][rows, 1:width] = np.where(mask[rows, 1:width], value[j], 0.0)
+            start += len(rows)
             chunk = max(1, min(budget // max(1, m * t * logits.shape[-1] * 8 * 4), _ROWS // m))
     return out
 
 
 _ROWS = 16  # texts x models per scoring pass: larger passes only move more memory (measured, 2-core CPU)
+# A CPU training step's logits at most (bytes, at full text length): larger steps fault fresh pages in for
+# every temporary of that size (glibc maps them anew above 32 MiB) and leave the cache; 16 GPT-2 fine-tunes
+# of the benchmark trained in 10.8 s as one stack of 16, 8.1-8.8 s as stacks of 2-4.
+_CPU_STEP_LOGITS = 32 << 20
 
 
 @dataclass
@@ -159,6 +221,7 @@ def finetune_models(
     import torch
 
     base = base.to(device)
+    check_causal(base, device)
     reason = unstackable_layer(base, recipe) if len(seeds) > 1 else None
     if reason is not None:
         warnings.warn(
@@ -168,6 +231,8 @@ def finetune_models(
     vocab = _vocab(base, device)
     per_model = _bytes_per_model(base, recipe, ids.shape[1], vocab)
     most = 1 if reason is not None else max(1, budget // per_model)
+    if device.type == "cpu":  # a CPU step is fastest while its logits stay near the cache (measured: stacks of 2-4)
+        most = min(most, max(1, _CPU_STEP_LOGITS // (recipe.batch_size * ids.shape[1] * vocab * 4)))
     ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
     packed = np.zeros((len(ids), 1), dtype=np.int64)  # the batches draw point indices only
     steps = keep.sum(axis=1) // recipe.batch_size
@@ -188,6 +253,23 @@ def finetune_models(
             if tick is not None:
                 tick(len(chunk))
     return [out[i] for i in range(len(seeds))]
+
+
+def check_causal(base: nn.Module, device: torch.device) -> None:
+    """Refuse a model whose logits at a token depend on the tokens after it: the engine reads texts without
+    an attention mask and trims padding off, which is exact for a causal model only."""
+    import torch
+
+    from .stacked_lm import _logits
+
+    ids = torch.tensor([[1, 0, 1, 0, 0, 1]], device=device)
+    with torch.no_grad():
+        whole, prefix = _logits(base(ids)), _logits(base(ids[:, :3]))
+    if not torch.allclose(whole[:, :3].float(), prefix.float(), rtol=1e-4, atol=1e-5):
+        raise ValueError(
+            f"LMRecipe fine-tunes causal language models, but {type(base).__name__}'s logits at a token change with "
+            "the tokens after it: train it with privacy_train_fn (your own loop, with its attention mask)."
+        )
 
 
 def _vocab(base: nn.Module, device: torch.device) -> int:

@@ -180,3 +180,24 @@ def test_bad_recipes_and_data_are_errors_before_training(texts, folder):
     with pytest.raises(ValueError, match="beyond the base's vocabulary of 10"):
         trainer.audit(LMRecipe(base=lambda: small, batch_size=8), texts, n_references=2, seed=0)
     assert trainer.models_trained == 0
+
+
+class _LooksAhead(nn.Module):
+    """Each position sees the mean of the whole text: not a causal language model."""
+
+    def __init__(self, vocab):
+        super().__init__()
+        self.embed, self.head = nn.Embedding(vocab, 8), nn.Linear(8, vocab)
+
+    def forward(self, ids):
+        e = self.embed(ids)
+        return self.head(e + e.mean(1, keepdim=True))
+
+
+def test_a_model_that_reads_ahead_is_refused_before_training(texts):
+    vocab = len(texts.tokenizer)
+    recipe = LMRecipe(base=lambda: _LooksAhead(vocab), batch_size=8)
+    keep = np.ones((1, len(texts)), dtype=bool)
+    with pytest.raises(ValueError, match="causal language models.*_LooksAhead"):
+        finetune_models(recipe, recipe.base(), texts.ids, texts.mask, keep, [np.random.SeedSequence(0)],
+                        device=torch.device("cpu"), budget=1 << 30, precision="float32")
