@@ -47,64 +47,14 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torc
     import torch.nn.functional as F
 
     m, b, t, v = logits.shape
-    # Position t predicts token t + 1: the targets shift left, the last position and padding ignored.
-    targets = F.pad(ids[..., 1:].masked_fill(~mask[..., 1:], -1), (0, 1), value=-1)
-    nll = _TokenNLL.apply(logits.reshape(-1, v), targets.reshape(-1))
-    real = (targets >= 0).to(nll.dtype)
+    if logits.dtype.itemsize < 4:
+        logits = logits.float()
+    # Position t predicts token t + 1: the targets shift left, the last position and padding ignored (no
+    # slice of the logits, whose backward would fill and copy a tensor of their size).
+    targets = F.pad(ids[..., 1:].masked_fill(~mask[..., 1:], -100), (0, 1), value=-100)
+    nll = F.cross_entropy(logits.reshape(-1, v), targets.reshape(-1), ignore_index=-100, reduction="none")
+    real = (targets != -100).to(nll.dtype)
     return nll.view(m, b, t).sum((1, 2)) / real.sum((1, 2)).clamp_min(1)
-
-
-_ROWS_PER_PASS = 256  # rows of logits the gradient is formed over at a time: they stay in the CPU's cache
-
-
-def _token_nll() -> Any:
-    import torch
-
-    class TokenNLL(torch.autograd.Function):
-        """``-log softmax(logits)[target]`` per row (0 where the target is -1), in float32 at least: the
-        cross-entropy, with a backward that forms ``softmax - onehot`` in one pass over the logits, a block
-        of rows at a time (torch's log-softmax and nll backward fill and read tensors of the logits' size
-        several times: most of a small LM's step on a CPU)."""
-
-        @staticmethod
-        def forward(ctx: Any, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            wide = logits if logits.dtype.itemsize >= 4 else logits.float()
-            lse = torch.logsumexp(wide, dim=-1)
-            keep = targets >= 0
-            picked = wide.gather(-1, targets.clamp_min(0)[:, None])[:, 0]
-            ctx.save_for_backward(logits, lse, targets)
-            return torch.where(keep, lse - picked, torch.zeros_like(lse))
-
-        @staticmethod
-        def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-            logits, lse, targets = ctx.saved_tensors
-            g = torch.where(targets >= 0, grad, torch.zeros_like(grad))
-            out = torch.empty(logits.shape, dtype=lse.dtype, device=logits.device)
-            for start in range(0, len(out), _ROWS_PER_PASS):
-                rows = slice(start, start + _ROWS_PER_PASS)
-                block = out[rows]
-                torch.sub(logits[rows], lse[rows, None], out=block)
-                block.exp_().mul_(g[rows, None])
-            hit = targets >= 0
-            out[hit, targets[hit]] -= g[hit]
-            return out.to(logits.dtype), None
-
-    return TokenNLL
-
-
-class _Lazy:
-    """The autograd function, built on first use (``import pytest_privacy`` imports no torch)."""
-
-    fn: Any = None
-
-    @classmethod
-    def apply(cls, *args: Any) -> Any:
-        if cls.fn is None:
-            cls.fn = _token_nll()
-        return cls.fn.apply(*args)
-
-
-_TokenNLL = _Lazy
 
 
 def finetune(
