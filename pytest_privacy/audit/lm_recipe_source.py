@@ -135,5 +135,29 @@ class LMRecipeSource:
             return Built(None)
         return Built(CachedTextTarget(job.x[:, 0], job.x[:, 1].astype(bool), entries[-1], retrain, model=target))
 
+    def as_function(self) -> Callable[..., Any]:
+        """The recipe as a training function ``(data, *, seed, device) -> model``: one fine-tune on every text
+        of ``data`` (a canary run's), named in cache keys by the recipe, the base's weights and the precision
+        (call on the source :meth:`on` the training device)."""
+        import torch
+
+        from ..engine.lm_finetune import finetune_models
+
+        recipe, base = self.recipe, self.base
+
+        def finetune(data: Any, *, seed: int, device: str) -> Any:
+            dev = torch.device(device)
+            [tuned] = finetune_models(
+                recipe, base, data.ids, data.mask, np.ones((1, len(data)), dtype=bool), [np.random.SeedSequence(seed)],
+                device=dev, budget=1 << 62, precision=_precision(recipe, dev.type), keep_models=True,
+            )
+            return tuned.model
+
+        # (the version is in the function's cache key: the recipe, the base's weights, the arithmetic)
+        finetune.__pytest_privacy_version__ = (  # type: ignore[attr-defined]
+            f"LMRecipe {digest(recipe.canonical_json(), self.base_digest, recipe.precision)[:32]}"
+        )
+        return finetune
+
     def user_code(self) -> tuple[Any, ...]:
         return (self.recipe.base,) if callable(self.recipe.base) else ()

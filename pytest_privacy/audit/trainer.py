@@ -33,6 +33,7 @@ from .lm_canaries import (
     LMCanarySet,
     lm_canary_texts,
 )
+from .lm_recipe_source import LMRecipeSource
 from .setup import AuditSetup
 from .sources import model_source
 from .split import Split
@@ -211,7 +212,7 @@ class PrivacyTrainer:
         repetitions: tuple[int, ...] = DEFAULT_REPETITIONS, per_count: int = DEFAULT_PER_COUNT,
         length: int = DEFAULT_LENGTH,
     ) -> LMCanaryRun:
-        """Fine-tune ``how`` (a training function) once on ``text`` with canaries planted
+        """Fine-tune ``how`` (a training function or an LMRecipe) once on ``text`` with canaries planted
         (:class:`~pytest_privacy.audit.lm_canaries.LMCanarySet`: ``per_count`` per repetition count, each
         planted with probability 1/2) and rank every canary's secret among the whole space: what
         ``assert_canary_exposure_below`` judges. Cached like every model (its key covers the canaries)."""
@@ -220,9 +221,13 @@ class PrivacyTrainer:
         canaries = LMCanarySet.draw(text, seed=seed, repetitions=repetitions, per_count=per_count, length=length)
         data_id = dataset_identity(*text_arrays(text)[1:])  # the texts' identity, as their audit names them
         source = text_source(model_source(how), text)  # (the same checks as an audit's)
-        source = lm_canary_texts(source.train_fn, text, canaries)
-        _, x, y = text_arrays(source.text, drop_duplicates=False)  # a canary's copies are the point
         device_type = self.executor.device_type(device)
+        if isinstance(source, LMRecipeSource):  # one fine-tune by the recipe, named by it
+            source.check(*text_arrays(text)[1:], len(text))
+            source = lm_canary_texts(source.on(device_type).as_function(), text, canaries)
+        else:
+            source = lm_canary_texts(source.train_fn, text, canaries)
+        _, x, y = text_arrays(source.text, drop_duplicates=False)  # a canary's copies are the point
         model_seed = np.random.SeedSequence(seed, spawn_key=(0x6C6D, 1))
         planted_id = digest(x)
         self._describe_keys(source, planted_id, x)

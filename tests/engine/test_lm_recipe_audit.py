@@ -201,3 +201,19 @@ def test_a_model_that_reads_ahead_is_refused_before_training(texts):
     with pytest.raises(ValueError, match="causal language models.*_LooksAhead"):
         finetune_models(recipe, recipe.base(), texts.ids, texts.mask, keep, [np.random.SeedSequence(0)],
                         device=torch.device("cpu"), budget=1 << 30, precision="float32")
+
+
+def test_a_canary_run_fine_tunes_by_the_recipe_and_is_cached_under_it(texts, folder, tmp_path):
+    recipe = LMRecipe(base=folder, lr=1e-2, epochs=3, batch_size=8)
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+    run = trainer.lm_canary_run(recipe, texts, seed=0)
+    assert run.trained and trainer.models_trained == 1
+    assert run.candidate_ll.shape == (10 ** run.canaries.secrets.shape[1],)
+    assert np.ptp(run.candidate_ll) > 0  # the fine-tune ranks the secrets
+    again = PrivacyTrainer(store=ModelStore(tmp_path))
+    warm = again.lm_canary_run(recipe, texts, seed=0)
+    assert again.models_trained == 0 and not warm.trained
+    np.testing.assert_array_equal(warm.candidate_ll, run.candidate_ll)
+    other = PrivacyTrainer(store=ModelStore(tmp_path))
+    other.lm_canary_run(recipe.model_copy(update={"lr": 2e-2}), texts, seed=0)
+    assert other.models_trained == 1  # another recipe is another fine-tune

@@ -63,3 +63,52 @@ def test_the_three_lm_gates_as_a_team_writes_them(pytester, epochs, outcome):
     if outcome == "failed":
         result.stdout.fnmatch_lines(["*leak proven*", "*a secret is exposed*", "*PII extracted*"])
 
+
+
+RECIPE_CONFTEST = """
+import pytest
+import torch
+import transformers
+from pytest_privacy import LMRecipe, load_example_dataset
+
+TICKETS = load_example_dataset("tickets", n=160, seed=2)
+
+
+def tiny_gpt():
+    torch.manual_seed(0)  # the same base every call (its weights are in the cache key)
+    config = transformers.GPT2Config(vocab_size=len(TICKETS.tokenizer), n_positions=64, n_embd=16, n_layer=1, n_head=2,
+                                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+    return transformers.GPT2LMHeadModel(config)
+
+
+@pytest.fixture(scope="session")
+def privacy_dataset():
+    return TICKETS
+
+
+@pytest.fixture(scope="session")
+def privacy_recipe():
+    return LMRecipe(base=tiny_gpt, lr=2e-2, epochs=EPOCHS, batch_size=16, schedule="constant")
+
+
+EPOCHS = 8
+"""
+
+
+@pytest.mark.slow
+def test_an_lm_recipe_is_gated_through_the_fixtures_and_cached(pytester):
+    """privacy_recipe returning an LMRecipe: the three gates a team writes, the references fine-tuned as one
+    program by the engine; a second session fine-tunes nothing (the extraction gate's target is the one
+    model fine-tuned again: it needs the live model)."""
+    pytest.importorskip("transformers")
+    pytester.makeconftest(RECIPE_CONFTEST)
+    pytester.makepyfile(test_release=CONTRACT)
+    args = ("--privacy-references=4", "--privacy-cache-dir=cache", "-rfs", "-W", "error::pytest_privacy.engine.lm_finetune.LMEngineWarning")
+    first = pytester.runpytest_subprocess(*args)
+    first.assert_outcomes(failed=3)  # 8 epochs on 80 tickets: the fine-tunes memorise
+    first.stdout.fnmatch_lines(["*models: 6 trained*", "*LMRecipe (full fine-tune): every field, and the base's weights*",
+                                "*FAILED*test_finetune_does_not_leak*", "*FAILED*test_no_secret_exposed*",
+                                "*FAILED*test_no_pii_extracted*"])
+    second = pytester.runpytest_subprocess(*args)
+    second.assert_outcomes(failed=3)
+    second.stdout.fnmatch_lines(["*models: 1 trained*6 loaded from cache*"])
