@@ -107,9 +107,9 @@ def _flops(base, recipe, keep, n_texts: int, length: int) -> float:
     every elementwise op left out): per token, 2 P forward, 2 P for the inputs' gradient, 2 P more for the
     weights' in a full fine-tune (P: the linear layers' weights, the output head included); then one
     forward pass over every text per model."""
-    from pytest_privacy.engine.stacked_lm import _linear_shape
+    from pytest_privacy.engine.stacked_lm import linear_shape
 
-    p = sum(s[0] * s[1] for s in (_linear_shape(m) for m in base.modules()) if s is not None)
+    p = sum(s[0] * s[1] for s in (linear_shape(m) for m in base.modules()) if s is not None)
     steps = int(keep.sum(axis=1).min()) // recipe.batch_size
     trained = len(keep) * recipe.epochs * steps * recipe.batch_size * length
     return (4 if recipe.lora else 6) * p * trained + 2 * p * len(keep) * n_texts * length

@@ -54,8 +54,10 @@ _EXPORTS = {
     "training_function": "audit.training_functions",
     "stacked_training": "audit.stacked_source",
     "StackedModels": "engine.own_loop",
+    "StackedAdapters": "engine.own_loop",
     "PerModelBatches": "engine.own_loop",
     "per_model_loss": "engine.own_loop",
+    "per_model_lm_loss": "engine.own_loop",
     "PrivacyTrainer": "audit",
 }
 

@@ -67,7 +67,7 @@ class LMRecipeSource:
     def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
         import torch
 
-        from ..engine.lm_finetune import _vocab
+        from ..engine.lm_finetune import vocabulary
         from ..engine.stacked_lm import adaptable_layers
 
         if x.ndim != 3 or x.shape[1] != 2:
@@ -86,7 +86,7 @@ class LMRecipeSource:
             )
         if self.recipe.lora:
             adaptable_layers(self.base, self.recipe.target_modules)  # names that match nothing: an error now
-        vocab = _vocab(self.base, torch.device("cpu"))
+        vocab = vocabulary(self.base, torch.device("cpu"))
         if int(x[:, 0].max()) >= vocab:
             raise ValueError(
                 f"token id {int(x[:, 0].max())} is beyond the base's vocabulary of {vocab}: the texts were tokenised "

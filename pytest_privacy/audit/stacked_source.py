@@ -46,11 +46,18 @@ __all__ = ["StackedFunctionSource", "is_stacked", "stacked_training"]
 
 def stacked_training(
     *, model: Callable[[], Any], batch_size: int = 64, augmentations: tuple[str, ...] = (), version: str | None = None,
+    lora_rank: int | None = None, lora_alpha: float | None = None, target_modules: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a ``privacy_train_fn(models, batches, *, device) -> None`` as a loop over stacked models:
     ``model`` builds one model (called once per model, under that model's seed), ``batch_size`` is
     each model's minibatch, ``augmentations`` the views the loop trains on (LiRA's query set) and
-    ``version`` a tag to bump when something outside the code changes. All are in the cache key."""
+    ``version`` a tag to bump when something outside the code changes. All are in the cache key.
+
+    On a :class:`~pytest_privacy.TextDataset` the models are language models fine-tuned from ``model()``
+    (a pretrained model, the same weights every call) and ``batches`` yields ``(ids, mask) [M, B, T]``;
+    ``lora_rank`` makes ``models`` a :class:`~pytest_privacy.StackedAdapters` (LoRA adapters over one
+    frozen copy; ``lora_alpha``, ``target_modules`` as in :class:`~pytest_privacy.LMRecipe`) instead of
+    :class:`~pytest_privacy.StackedModels` (full fine-tunes)."""
     from ..data.augmentations import check_augmentations
     from ..data.querying import is_module
 
@@ -63,11 +70,21 @@ def stacked_training(
         raise ValueError(f"stacked_training(batch_size=...) must be a positive integer, got {batch_size!r}.")
     augmentations = tuple(augmentations)
     check_augmentations(augmentations)
+    lora = None
+    if lora_rank is not None or lora_alpha is not None or target_modules is not None:
+        from ..engine.lm_recipe import LMRecipe
+
+        checked = LMRecipe(  # the same checks as a recipe's (a rank of 0, alpha without a rank, ...)
+            base=model, lora_rank=lora_rank, lora_alpha=lora_alpha,
+            target_modules=None if target_modules is None else tuple(target_modules),
+        )
+        lora = (checked.lora_rank, checked.lora_alpha, checked.target_modules)
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn.__pytest_privacy_stacked__ = (model, batch_size)  # type: ignore[attr-defined]
         fn.__pytest_privacy_augmentations__ = augmentations  # type: ignore[attr-defined]
         fn.__pytest_privacy_version__ = version  # type: ignore[attr-defined]
+        fn.__pytest_privacy_lora__ = lora  # type: ignore[attr-defined]
         return fn
 
     return mark
@@ -109,6 +126,11 @@ class StackedFunctionSource:
     def check(self, x: np.ndarray, y: np.ndarray, min_points: int) -> None:
         from ..engine.own_loop import check_layers, seeded_model
 
+        if getattr(self.train_fn, "__pytest_privacy_lora__", None) is not None:
+            raise TypeError(
+                "stacked_training(lora_rank=...) fine-tunes language models: privacy_dataset must be a "
+                "pytest_privacy.TextDataset."
+            )
         if min_points < self.batch_size:
             raise ValueError(
                 f"stacked_training(batch_size={self.batch_size}) is larger than the {min_points} points some model "

@@ -105,19 +105,23 @@ def text_source(source: Any, text: TextDataset, *, population: float = 0.0) -> A
     engine, or a training function, called once per model; anything else is an error that says what to
     give."""
     from .lm_recipe_source import LMRecipeSource
+    from .stacked_source import StackedFunctionSource
+    from .stacked_text_source import StackedTextSource
 
-    if not isinstance(source, (FunctionSource, LMRecipeSource)):
+    if isinstance(source, StackedFunctionSource) and not isinstance(source, StackedTextSource):
+        source = StackedTextSource(source.train_fn)  # the user's loop, on stacked language models
+    if not isinstance(source, (FunctionSource, LMRecipeSource, StackedTextSource)):
         raise TypeError(
             "a TextDataset is audited with language-model fine-tunes: return a pytest_privacy.LMRecipe from "
             "privacy_recipe, or define privacy_train_fn returning train(data, *, seed, device) -> model (data: the "
-            "fine-tune's half, a TextDataset); a TrainingRecipe or @stacked_training function trains classifiers."
+            "fine-tune's half, a TextDataset), or a @stacked_training loop; a TrainingRecipe trains classifiers."
         )
     if population:
         raise ValueError(
             "a language model's audit holds no population out (its attacks need none): drop population= / "
             "--privacy-population for this test."
         )
-    if isinstance(source, LMRecipeSource):
+    if isinstance(source, (LMRecipeSource, StackedTextSource)):
         return source
     return TextFunctionSource(source.train_fn, text)
 

@@ -37,6 +37,7 @@ from .lm_recipe_source import LMRecipeSource
 from .setup import AuditSetup
 from .sources import model_source
 from .split import Split
+from .stacked_text_source import StackedTextSource
 from .text_source import text_arrays, text_source
 
 __all__ = ["PrivacyTrainer"]
@@ -222,7 +223,7 @@ class PrivacyTrainer:
         data_id = dataset_identity(*text_arrays(text)[1:])  # the texts' identity, as their audit names them
         source = text_source(model_source(how), text)  # (the same checks as an audit's)
         device_type = self.executor.device_type(device)
-        if isinstance(source, LMRecipeSource):  # one fine-tune by the recipe, named by it
+        if isinstance(source, (LMRecipeSource, StackedTextSource)):  # one fine-tune by the recipe or loop, named by it
             source.check(*text_arrays(text)[1:], len(text))
             source = lm_canary_texts(source.on(device_type).as_function(), text, canaries)
         else:

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .lm_loss import lm_loss
 from .own_loop import PerModelBatches, clip_per_model_
 from .precision import autocast
 from .stacked_lm import (
     StackedFull,
     StackedLoRA,
-    _linear_shape,
+    linear_shape,
     make_stack,
     unstackable_layer,
 )
@@ -33,28 +34,11 @@ if TYPE_CHECKING:
 
     from .lm_recipe import LMRecipe
 
-__all__ = ["FineTuned", "LMEngineWarning", "finetune", "finetune_models", "lm_loss", "score"]
+__all__ = ["FineTuned", "LMEngineWarning", "check_causal", "finetune", "finetune_models", "score", "vocabulary"]
 
 
 class LMEngineWarning(UserWarning):
     """The engine could not stack a base's fine-tunes and trains them one at a time (it says why)."""
-
-
-def lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Each model's causal-LM loss ``[M]`` from logits ``[M, B, T, V]``: the mean negative log-likelihood
-    of every real token after a text's first over its minibatch (Hugging Face's ``labels`` loss, padding
-    ignored), in float32 at least."""
-    import torch.nn.functional as F
-
-    m, b, t, v = logits.shape
-    if logits.dtype.itemsize < 4:
-        logits = logits.float()
-    # Position t predicts token t + 1: the targets shift left, the last position and padding ignored (no
-    # slice of the logits, whose backward would fill and copy a tensor of their size).
-    targets = F.pad(ids[..., 1:].masked_fill(~mask[..., 1:], -100), (0, 1), value=-100)
-    nll = F.cross_entropy(logits.reshape(-1, v), targets.reshape(-1), ignore_index=-100, reduction="none")
-    real = (targets != -100).to(nll.dtype)
-    return nll.view(m, b, t).sum((1, 2)) / real.sum((1, 2)).clamp_min(1)
 
 
 def finetune(
@@ -152,9 +136,9 @@ def _bytes_per_model(base: nn.Module, recipe: LMRecipe, length: int, vocab: int)
     """Training memory of one stacked fine-tune: its trained tensors with gradient and two AdamW
     buffers, and one minibatch's activations (every linear layer's output, kept with its gradient) and
     logits (with their softmax and gradient)."""
-    outputs = sum(s[1] for s in (_linear_shape(m) for m in base.modules()) if s is not None)
+    outputs = sum(s[1] for s in (linear_shape(m) for m in base.modules()) if s is not None)
     if recipe.lora:
-        trained = sum(recipe.lora_rank * sum(s) for s in (_linear_shape(m) for m in base.modules()) if s is not None)
+        trained = sum(recipe.lora_rank * sum(s) for s in (linear_shape(m) for m in base.modules()) if s is not None)
     else:
         trained = sum(p.numel() for p in base.parameters())
     return 4 * (4 * int(trained) + recipe.batch_size * length * (2 * outputs + 3 * vocab))
@@ -178,7 +162,7 @@ def finetune_models(
             f"LMRecipe: fine-tuning {len(seeds)} models of {type(base).__name__} one at a time, not as one program: "
             f"{reason}.", LMEngineWarning, stacklevel=3,
         )
-    vocab = _vocab(base, device)
+    vocab = vocabulary(base, device)
     per_model = _bytes_per_model(base, recipe, ids.shape[1], vocab)
     most = 1 if reason is not None else max(1, budget // per_model)
     if device.type == "cpu":  # a CPU step is fastest while its logits stay near the cache (measured: stacks of 2-4)
@@ -210,11 +194,11 @@ def check_causal(base: nn.Module, device: torch.device) -> None:
     an attention mask and trims padding off, which is exact for a causal model only."""
     import torch
 
-    from .stacked_lm import _logits
+    from .stacked_lm import output_logits
 
     ids = torch.tensor([[1, 0, 1, 0, 0, 1]], device=device)
     with torch.no_grad():
-        whole, prefix = _logits(base(ids)), _logits(base(ids[:, :3]))
+        whole, prefix = output_logits(base(ids)), output_logits(base(ids[:, :3]))
     if not torch.allclose(whole[:, :3].float(), prefix.float(), rtol=1e-4, atol=1e-5):
         raise ValueError(
             f"LMRecipe fine-tunes causal language models, but {type(base).__name__}'s logits at a token change with "
@@ -222,11 +206,11 @@ def check_causal(base: nn.Module, device: torch.device) -> None:
         )
 
 
-def _vocab(base: nn.Module, device: torch.device) -> int:
+def vocabulary(base: nn.Module, device: torch.device) -> int:
     """The base's vocabulary (the last axis of its logits on a two-token text)."""
     import torch
 
-    from .stacked_lm import _logits
+    from .stacked_lm import output_logits
 
     with torch.no_grad():
-        return int(_logits(base(torch.zeros(1, 2, dtype=torch.long, device=device))).shape[-1])
+        return int(output_logits(base(torch.zeros(1, 2, dtype=torch.long, device=device))).shape[-1])

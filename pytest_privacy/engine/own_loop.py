@@ -88,6 +88,7 @@ time.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -100,8 +101,10 @@ from .training_data import gather_rows
 
 __all__ = [
     "PerModelBatches",
+    "StackedAdapters",
     "StackedModels",
     "clip_per_model_",
+    "per_model_lm_loss",
     "init_seed",
     "per_model_loss",
     "seeded_model",
@@ -122,6 +125,16 @@ def seeded_model(
             "e.g. lambda: MyNet()."
         )
     return module
+
+
+def per_model_lm_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each language model's loss ``[M]`` on its own minibatch: logits ``[M, B, T, V]`` on ids and mask
+    ``[M, B, T]`` (as :class:`PerModelBatches` gives them for token ids), the mean negative log-likelihood
+    of every real token after a text's first (Hugging Face's ``labels`` loss, per model). Backpropagate
+    its sum, as for :func:`per_model_loss`."""
+    from .lm_loss import lm_loss
+
+    return lm_loss(logits, ids, mask.bool())
 
 
 def per_model_loss(
@@ -168,6 +181,29 @@ def check_layers(module: nn.Module) -> None:
                 "batch counter as a Python number, which vmap cannot do per model; "
                 "give it a numeric momentum (default 0.1)."
             )
+
+
+def _tie(module: nn.Module, tied: list[tuple[str, str]]) -> None:
+    """Point each tied name at its source parameter (``tied``: ``(name, source)`` pairs)."""
+    for name, source in tied:
+        parent, _, leaf = name.rpartition(".")
+        setattr(module.get_submodule(parent), leaf, module.get_parameter(source))
+
+
+def _to_meta_keeping_ties(module: nn.Module) -> tuple[nn.Module, list[tuple[str, str]]]:
+    """``module.to("meta")`` with its tied parameters still tied (a language model's output head and input
+    embeddings): moving to meta makes a new parameter per attribute, which would leave the head out of
+    the stacked parameters (only the first of tied names is stacked) and on the meta device."""
+    first: dict[int, str] = {}
+    tied: list[tuple[str, str]] = []
+    for name, p in module.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            tied.append((name, first[id(p)]))
+        else:
+            first[id(p)] = name
+    module = module.to("meta")
+    _tie(module, tied)
+    return module, tied
 
 
 class StackedModels(nn.Module):
@@ -233,7 +269,7 @@ class StackedModels(nn.Module):
         # The architecture, on the meta device: functional_call replaces every tensor it
         # holds, so it needs no memory of its own. Kept out of the module tree so that
         # parameters() yields only the stacked tensors (see train() for its mode).
-        base = modules[0].to("meta")
+        base, self._tied = _to_meta_keeping_ties(modules[0])
         object.__setattr__(self, "_base", base)
         from . import stacked_conv
         from .model_by_model import ModelByModel
@@ -283,14 +319,20 @@ class StackedModels(nn.Module):
             xs = x if in_dim == 0 else x.expand(self.n_models, *x.shape)
             return self._per_model(self.params(), xs)
         base = self._base
-        return vmap(
-            lambda p, b, xb: functional_call(base, (p, b), (xb,)),
-            in_dims=(0, 0, in_dim),
-        )(self.params(), self.stacked_buffers(), x)
+
+        def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+            out = functional_call(base, (p, b), (xb,))
+            # a language model's output object (Hugging Face): its logits (vmap returns tensors only)
+            return getattr(out, "logits", out)
+
+        with warnings.catch_warnings():
+            # CPU attention has no batching rule: vmap runs it model by model (correct; see stacked_lm)
+            warnings.filterwarnings("ignore", message=".*performance drop because we have not yet implemented the batching rule")
+            return vmap(one, in_dims=(0, 0, in_dim))(self.params(), self.stacked_buffers(), x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Each model on its own inputs: ``x [M, B, ...] -> [M, B, ...]`` (logits
-        ``[M, B, C]``)."""
+        ``[M, B, C]``; a language model's ``[M, B, T, V]``, read from its output's ``.logits``)."""
         if x.dim() < 1 or x.shape[0] != self.n_models:
             raise ValueError(
                 f"x must lead with the model axis ({self.n_models} models), got shape "
@@ -323,6 +365,7 @@ class StackedModels(nn.Module):
             for name, value in self.stacked_buffers().items():
                 parent, _, leaf = name.rpartition(".")
                 module.get_submodule(parent)._buffers[leaf] = value[m].clone()
+        _tie(module, self._tied)
         return module.train(self.training)
 
     def clip_grad_norm_(
@@ -353,6 +396,53 @@ def clip_per_model_(
         for g in grads:
             g.mul_(factor.view(-1, *[1] * (g.dim() - 1)).to(g.dtype))
     return norms
+
+
+class StackedAdapters(nn.Module):
+    """M LoRA fine-tunes of one pretrained language model, for your own loop: ONE frozen copy of
+    ``factory()`` (built once: it must load the same weights every call), each adapted layer carrying M
+    adapters of rank ``rank`` (``alpha / rank * B A``, peft's LoRA without dropout; A drawn under each
+    model's seed, B zero). ``models(ids [M, B, T])`` runs the base once over the stacked ``[M*B, T]``
+    and adds each model's update to its own rows; ``parameters()`` yields the adapters ``[M, ...]`` (and
+    the frozen base's weights, which take no gradient), so one optimizer trains all M; ``model(m)`` is
+    fine-tune ``m`` as a plain copy of the base with its adapter merged."""
+
+    def __init__(
+        self, factory: Callable[[], nn.Module], seeds: Sequence[np.random.SeedSequence], *, rank: int,
+        alpha: float | None = None, target_modules: Sequence[str] | None = None,
+    ) -> None:
+        from .lm_recipe import LMRecipe
+        from .stacked_lm import StackedLoRA
+
+        super().__init__()
+        base = factory()
+        if not isinstance(base, nn.Module):
+            raise TypeError(f"the model factory returned {type(base).__name__}, not an nn.Module.")
+        recipe = LMRecipe(base=factory, lora_rank=rank, lora_alpha=alpha,
+                          target_modules=None if target_modules is None else tuple(target_modules))
+        stack = StackedLoRA(base, recipe, list(seeds))
+        object.__setattr__(self, "_stack", stack)
+        self.n_models = stack.n_models
+        self.base = stack.base  # frozen; registered so that .to() moves it with the adapters
+        self.adapters = nn.ParameterList(stack.trainable())
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Each model on its own ids: ``[M, B, T] -> [M, B, T, V]``."""
+        if ids.dim() != 3 or ids.shape[0] != self.n_models:
+            raise ValueError(f"ids must be [M, B, T] with M = {self.n_models} models, got {tuple(ids.shape)}.")
+        return self._stack.logits(ids)
+
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """The same as calling the module (what the engine's scoring reads)."""
+        return self(ids)
+
+    def model(self, m: int) -> nn.Module:
+        """Fine-tune ``m`` as a plain copy of the base, its adapter merged into the weights."""
+        return self._stack.alone(m)
+
+    def clip_grad_norm_(self, max_norm: float, *, norm_type: float = 2.0) -> torch.Tensor:
+        """Clip each model's adapters' gradient by its own norm (see :meth:`StackedModels.clip_grad_norm_`)."""
+        return clip_per_model_(list(self.adapters), max_norm, norm_type=norm_type)
 
 
 class PerModelBatches:

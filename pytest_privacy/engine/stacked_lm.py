@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from .lm_recipe import LMRecipe
 
-__all__ = ["StackedFull", "StackedLoRA", "adaptable_layers", "make_stack", "unstackable_layer"]
+__all__ = ["StackedFull", "StackedLoRA", "adaptable_layers", "linear_shape", "make_stack", "output_logits", "unstackable_layer"]
 
 
 def _is_conv1d(layer: Any) -> bool:
@@ -40,7 +40,7 @@ def _is_conv1d(layer: Any) -> bool:
     return type(layer).__name__ == "Conv1D" and hasattr(layer, "nf") and getattr(layer, "weight", None) is not None
 
 
-def _linear_shape(layer: Any) -> tuple[int, int] | None:
+def linear_shape(layer: Any) -> tuple[int, int] | None:
     """``(in, out)`` of an ``nn.Linear`` or transformers ``Conv1D``, else None."""
     from torch import nn
 
@@ -62,7 +62,7 @@ def adaptable_layers(base: nn.Module, targets: Sequence[str] | None) -> list[str
     ``lm_head``/``head`` or the model's ``get_output_embeddings()``). A named layer of another kind, or a
     name that matches nothing, is an error listing what there is."""
     named = dict(base.named_modules())
-    linear = [n for n, m in named.items() if n and _linear_shape(m) is not None]
+    linear = [n for n, m in named.items() if n and linear_shape(m) is not None]
     if targets is None:
         head = _head(base)
         chosen = [n for n in linear if named[n] is not head and n.rsplit(".", 1)[-1] not in ("lm_head", "head")]
@@ -76,7 +76,7 @@ def adaptable_layers(base: nn.Module, targets: Sequence[str] | None) -> list[str
                     f"layers: {', '.join(sorted({n.rsplit('.', 1)[-1] for n in linear})) or 'none'}."
                 )
             for n in hits:
-                if _linear_shape(named[n]) is None:
+                if linear_shape(named[n]) is None:
                     raise ValueError(
                         f"LMRecipe(target_modules=...): layer {n!r} is a {type(named[n]).__name__}; LoRA adapts "
                         "nn.Linear and transformers Conv1D layers."
@@ -117,7 +117,8 @@ class _NotStackable(RuntimeError):
         self.layer = layer
 
 
-def _logits(out: Any) -> torch.Tensor:
+def output_logits(out: Any) -> torch.Tensor:
+    """A model's logits: its output, or the output's ``.logits`` (a Hugging Face model)."""
     return getattr(out, "logits", out)
 
 
@@ -136,7 +137,7 @@ class StackedLoRA:
         self.names = adaptable_layers(self.base, recipe.target_modules)
         modules = dict(self.base.named_modules())
         dtype, device = next(self.base.parameters()).dtype, next(self.base.parameters()).device
-        shapes = [_linear_shape(modules[n]) for n in self.names]
+        shapes = [linear_shape(modules[n]) for n in self.names]
         r = int(recipe.lora_rank)  # type: ignore[arg-type]
         a_rows: list[list[torch.Tensor]] = [[] for _ in self.names]
         for seed in seeds:  # model m's A as peft draws it (nn.Linear's kaiming-uniform), under its own seed
@@ -145,8 +146,8 @@ class StackedLoRA:
                     w = torch.empty(r, fan_in)
                     torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5))
                     a_rows[i].append(w)
-        self.a = [torch.stack(rows).to(device, dtype).requires_grad_() for rows in a_rows]
-        self.b = [torch.zeros(self.n_models, out, r, device=device, dtype=dtype, requires_grad=True)
+        self.a = [torch.nn.Parameter(torch.stack(rows).to(device, dtype)) for rows in a_rows]
+        self.b = [torch.nn.Parameter(torch.zeros(self.n_models, out, r, device=device, dtype=dtype))
                   for (_, out) in shapes]  # type: ignore[misc]
         self.adapters = [_Adapted(modules[n], a, b, self.scale, n) for n, a, b in zip(self.names, self.a, self.b, strict=True)]
         self._hooks = [modules[a.name].register_forward_hook(a) for a in self.adapters]
@@ -160,7 +161,7 @@ class StackedLoRA:
         m, b, t = ids.shape
         for adapter in self.adapters:
             adapter.rows = m * b
-        out = _logits(self.base(ids.reshape(m * b, t)))
+        out = output_logits(self.base(ids.reshape(m * b, t)))
         return out.reshape(m, b, t, -1)
 
     def alone(self, m: int) -> nn.Module:
@@ -206,7 +207,7 @@ class StackedFull:
     def _one(self, p: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
         from torch.func import functional_call
 
-        return _logits(functional_call(self.base, {**p, **self.buffers}, (ids,)))
+        return output_logits(functional_call(self.base, {**p, **self.buffers}, (ids,)))
 
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
         """Each model on its own ids: ``[M, B, T] -> [M, B, T, V]`` (vmap over the model axis; a stack of
@@ -253,7 +254,7 @@ def unstackable_layer(base: nn.Module, recipe: LMRecipe, *, vocab_ids: int = 2) 
                     b[1].normal_(generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             together = stack.logits(ids)
-            alone = torch.stack([_logits(stack.alone(m)(ids[m])) for m in range(2)])
+            alone = torch.stack([output_logits(stack.alone(m)(ids[m])) for m in range(2)])
     except _NotStackable as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - any failure to run stacked means: one at a time

@@ -13,7 +13,8 @@ peft = pytest.importorskip("peft")
 
 import torch  # noqa: E402
 
-from pytest_privacy.engine.lm_finetune import finetune, lm_loss, score  # noqa: E402
+from pytest_privacy.engine.lm_finetune import finetune, score
+from pytest_privacy.engine.lm_loss import lm_loss  # noqa: E402
 from pytest_privacy.engine.lm_recipe import LMRecipe  # noqa: E402
 from pytest_privacy.engine.own_loop import PerModelBatches  # noqa: E402
 from pytest_privacy.engine.seeds import model_seeds  # noqa: E402
@@ -140,3 +141,17 @@ def test_scores_of_the_stack_are_each_models_own(base, texts):
             np.testing.assert_allclose(stats[m][key][real], value[real], rtol=1e-5, atol=1e-6)
             assert not stats[m][key][~real].any()  # padding: zero, never read
     assert not np.allclose(stats[0]["lm_lp"], stats[1]["lm_lp"])  # the models differ
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
+@pytest.mark.parametrize("warmup", [0, 3])
+def test_the_learning_rate_is_transformers_schedule(schedule, warmup):
+    recipe = LMRecipe(base=lambda: torch.nn.Linear(2, 2), lr=0.5, warmup_steps=warmup, schedule=schedule)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    make = {"linear": transformers.get_linear_schedule_with_warmup, "cosine": transformers.get_cosine_schedule_with_warmup,
+            "constant": lambda o, w, t: transformers.get_constant_schedule_with_warmup(o, w)}[schedule]
+    sched = make(opt, warmup, 20)
+    for step in range(20):
+        assert recipe.learning_rate(step, 20) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12)
+        opt.step()
+        sched.step()

@@ -1,30 +1,15 @@
-"""LMRecipe's settings: typos and values that only look right are errors, and its learning rate is
-transformers' warm-up schedule, step for step."""
+"""LMRecipe's settings: typos and values that only look right are errors (its schedule is checked against
+transformers' in tests/engine/test_lm_finetune.py)."""
 
 import pytest
 
 from pytest_privacy import LMRecipe
 
 torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
 
 
 def _base():
     return torch.nn.Linear(2, 2)
-
-
-@pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])
-@pytest.mark.parametrize("warmup", [0, 3])
-def test_the_learning_rate_is_transformers_schedule(schedule, warmup):
-    recipe = LMRecipe(base=_base, lr=0.5, warmup_steps=warmup, schedule=schedule)
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
-    make = {"linear": transformers.get_linear_schedule_with_warmup, "cosine": transformers.get_cosine_schedule_with_warmup,
-            "constant": lambda o, w, t: transformers.get_constant_schedule_with_warmup(o, w)}[schedule]
-    sched = make(opt, warmup, 20)
-    for step in range(20):
-        assert recipe.learning_rate(step, 20) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12)
-        opt.step()
-        sched.step()
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

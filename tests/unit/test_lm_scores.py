@@ -291,3 +291,17 @@ def test_lm_scores_by_name_find_a_memorised_text_and_refuse_what_they_cannot_run
         lm_scores(model, TextDataset(ids=data.ids, mask=data.mask), "zlib")
     with pytest.raises(TypeError, match="TextDataset"):
         lm_scores(model, (data.ids, data.mask), "lm_loss")
+
+
+def test_min_k_plus_plus_reads_a_float32_uniform_distribution_as_flat():
+    """A uniform next-token distribution reduced in float32 has a sigma of rounding noise, not 0: its tokens
+    are exactly typical (z = 0), not a ratio of two rounding errors."""
+    from pytest_privacy.attacks.lm.scores import min_k_plus_plus
+
+    mu = np.full((2, 5), -np.log(50.0))
+    lp = mu * (1 + np.array([[0, 3e-7, -2e-7, 1e-7, 0], [0, -1e-7, 2e-7, 0, 1e-7]]))
+    sigma = np.abs(mu) * np.array([[0, 2e-7, 5e-8, 3e-7, 1e-7], [0, 1e-7, 1e-7, 2e-7, 4e-8]])
+    mask = np.ones((2, 5), dtype=bool)
+    np.testing.assert_array_equal(min_k_plus_plus(lp, mu, sigma, mask), [0.0, 0.0])
+    sigma[0, 1] = 0.5  # a real spread: that token is scored, (lp - mu) / sigma
+    assert min_k_plus_plus(lp, mu, sigma, mask)[0] != 0.0

@@ -94,6 +94,9 @@ def min_k(lp: np.ndarray, mask: np.ndarray, *, k: float = 0.2) -> np.ndarray:
     return _lowest_mean(np.asarray(lp), scored_tokens(lp, mask), k)
 
 
+_FLAT = 1e-5  # a standard deviation this small, relative to the mean log-probability, is float32 rounding
+
+
 def min_k_plus_plus(lp: np.ndarray, mu: np.ndarray, sigma: np.ndarray, mask: np.ndarray, *, k: float = 0.2) -> np.ndarray:
     """Min-K%++: each token's log-likelihood standardised by the model's own next-token distribution
     (``(lp_t - mu_t) / sigma_t``), then the mean of the ``ceil(k n)`` lowest. A token where the model
@@ -106,9 +109,12 @@ def min_k_plus_plus(lp: np.ndarray, mu: np.ndarray, sigma: np.ndarray, mask: np.
         raise ValueError("sigma must be >= 0 on scored tokens: it is a standard deviation.")
     # sigma = 0: every token the model deems possible is equally likely (a uniform next-token
     # distribution, e.g. an untrained zero-initialised head), so lp equals mu and the token is exactly
-    # typical: z = 0, the limit, rather than 0 / 0.
-    flat = scored & (sigma == 0)
-    if (np.abs(lp - mu)[flat] > 1e-9 * np.maximum(1.0, np.abs(mu[flat]))).any():
+    # typical: z = 0, the limit, rather than 0 / 0. "Zero" to the statistics' own precision: they are
+    # reduced and stored in float32 (resolution 1.2e-7 relative; a few roundings), where a uniform
+    # distribution's sigma comes out as rounding noise, not 0.
+    tolerance = _FLAT * np.maximum(1.0, np.abs(mu))
+    flat = scored & (sigma <= tolerance)
+    if (np.abs(lp - mu)[flat] > tolerance[flat]).any():
         raise ValueError("where sigma = 0 every possible token is equally likely, so lp must equal mu there; it does not.")
     z = np.where(scored & ~flat, (lp - mu) / np.where(scored & ~flat, sigma, 1.0), 0.0)
     return _lowest_mean(z, scored, k)
