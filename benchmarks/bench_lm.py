@@ -9,7 +9,7 @@ saved; the fine-tunes train on halves of other tickets. Each case prints one lin
 models' mean token NLL on their own halves), and a warm cache against a cold one through the trainer.
 Everything is written as JSON with ``--out``.
 
-    python benchmarks/bench_lm.py [--models 16] [--n 800] [--epochs 2] [--threads 2] [--out f.json]
+    python benchmarks/bench_lm.py [--models 16] [--n 800] [--epochs 2] [--threads 2] [--device cpu] [--out f.json]
 """
 
 from __future__ import annotations
@@ -49,7 +49,39 @@ def _base(text, *, width: int, layers: int, seed: int = 0):
     return model.eval()
 
 
-def _loop(recipe, folder, ids, mask, keep, seeds):
+def _reset_peak(device: str) -> int:
+    """Start measuring peak memory: returns the baseline (bytes): CUDA's allocator, or this process's resident
+    set on Linux (its high-water mark reset through /proc/self/clear_refs)."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return _status("VmRSS")
+
+
+def _peak(device: str) -> int:
+    """Peak memory (bytes) since :func:`_reset_peak`."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated()
+    return _status("VmHWM")
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _loop(recipe, folder, ids, mask, keep, seeds, device="cpu"):
     """The plain loop: one model at a time, as a team writes it (peft LoRA or a full fine-tune)."""
     import numpy as np
     import peft
@@ -60,9 +92,9 @@ def _loop(recipe, folder, ids, mask, keep, seeds):
     from pytest_privacy.engine.own_loop import PerModelBatches
 
     out = []
-    ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask).long()
+    ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).long().to(device)
     for m, seed in enumerate(seeds):
-        model = transformers.GPT2LMHeadModel.from_pretrained(folder)
+        model = transformers.GPT2LMHeadModel.from_pretrained(folder).to(device)
         if recipe.lora:
             model = peft.get_peft_model(model, peft.LoraConfig(
                 r=recipe.lora_rank, lora_alpha=recipe.lora_rank, target_modules=["c_attn", "c_proj", "c_fc"],
@@ -76,13 +108,14 @@ def _loop(recipe, folder, ids, mask, keep, seeds):
         for _ in range(recipe.epochs):
             for idx in batches.iter_indices():
                 xb, mb = ids_t[idx[0]], mask_t[idx[0]]
-                loss = model(input_ids=xb, attention_mask=mb, labels=xb.masked_fill(mb == 0, -100)).loss
+                with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+                    loss = model(input_ids=xb, attention_mask=mb, labels=xb.masked_fill(mb == 0, -100)).loss
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
                 opt.step()
                 sched.step()
-        stats = token_statistics(model, ids, mask, spread=True)
+        stats = token_statistics(model, ids, mask, spread=True, device=device)
         out.append(stats.lp)
     return out
 
@@ -133,13 +166,15 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cases", default="lora,full")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (both sides in bf16 autocast there)")
     parser.add_argument("--out")
     args = parser.parse_args()
     import numpy as np
     import torch
 
     from pytest_privacy import LMRecipe, PrivacyTrainer, load_example_dataset
-    from pytest_privacy.engine.lm_finetune import finetune_models
+    from pytest_privacy.engine.ensemble import default_memory_budget
+    from pytest_privacy.engine.lm_finetune import finetune_models, models_per_stack
     from pytest_privacy.engine.seeds import balanced_keep, model_seeds
     from pytest_privacy.engine.store import ModelStore
 
@@ -163,23 +198,31 @@ def main() -> None:
     rows = []
     for case in args.cases.split(","):
         recipe = recipes[case]
+        baseline = _reset_peak(args.device)
         start = time.perf_counter()
-        looped = _loop(recipe, folder, ids, mask, keep, seeds)
+        looped = _loop(recipe, folder, ids, mask, keep, seeds, args.device)
         loop_s = time.perf_counter() - start
+        loop_peak = _peak(args.device) - baseline
+        baseline = _reset_peak(args.device)
         start = time.perf_counter()
-        tuned = finetune_models(recipe, copy.deepcopy(base), ids, mask, keep, seeds, device=torch.device("cpu"),
-                                budget=8 << 30, precision="float32")
+        device = torch.device(args.device)
+        budget = default_memory_budget(device)
+        tuned = finetune_models(recipe, copy.deepcopy(base), ids, mask, keep, seeds, device=device, budget=budget,
+                                precision="bf16" if args.device == "cuda" else "float32")
         engine_s = time.perf_counter() - start
+        engine_peak = _peak(args.device) - baseline
+        per_stack = models_per_stack(recipe, base.to(device), ids.shape[1], device=device, budget=budget)
         loss_loop = _member_loss(looped, mask, keep)
         loss_engine = _member_loss([t.statistics["lm_lp"].astype(np.float64) for t in tuned], mask, keep)
         # the trainer: a cold run (train, score, store) against a warm one (everything from the store)
         store = tempfile.mkdtemp()
         start = time.perf_counter()
-        PrivacyTrainer(store=ModelStore(store)).audit(recipe, private, n_references=args.models, seed=0)
+        PrivacyTrainer(store=ModelStore(store)).audit(recipe, private, n_references=args.models, seed=0,
+                                                      device=args.device)
         cold = time.perf_counter() - start
         start = time.perf_counter()
         warm_trainer = PrivacyTrainer(store=ModelStore(store))
-        warm_trainer.audit(recipe, private, n_references=args.models, seed=0)
+        warm_trainer.audit(recipe, private, n_references=args.models, seed=0, device=args.device)
         warm = time.perf_counter() - start
         assert warm_trainer.models_trained == 0
         name = f"{args.models} {'LoRA references' if recipe.lora else 'full fine-tunes'}"
@@ -189,17 +232,21 @@ def main() -> None:
         print(f"{name}: loop {loop_s:.1f} s, engine {engine_s:.1f} s, {loop_s / engine_s:.2f}x, final loss "
               f"{loss_loop:.3f} / {loss_engine:.3f}; trainer cold {cold:.1f} s, warm {warm:.2f} s ({cold / warm:.0f}x); "
               f"linear layers' GFLOP: loop {gflop:.0f} at {gflop / loop_s / rate:.0%}, engine <= {engine_gflop:.0f} at <= "
-              f"{engine_gflop / engine_s / rate:.0%} of the {rate:.0f} GFLOP/s matmul rate", flush=True)
+              f"{engine_gflop / engine_s / rate:.0%} of the {rate:.0f} GFLOP/s matmul rate; peak memory: loop "
+              f"{loop_peak / 2**20:.0f} MiB, engine {engine_peak / 2**20:.0f} MiB (stacks of {per_stack}: "
+              f"{engine_peak / per_stack / 2**20:.0f} MiB a model)", flush=True)
         rows.append({"case": name, "loop_s": round(loop_s, 2), "engine_s": round(engine_s, 2),
                      "speedup": round(loop_s / engine_s, 2), "final_loss_loop": round(loss_loop, 4),
                      "final_loss_engine": round(loss_engine, 4), "trainer_cold_s": round(cold, 2),
                      "trainer_warm_s": round(warm, 3), "warm_speedup": round(cold / warm, 1),
                      "loop_linear_gflop": round(gflop, 1), "loop_matmul_fraction": round(gflop / loop_s / rate, 3),
                      "engine_linear_gflop_at_most": round(engine_gflop, 1),
-                     "engine_matmul_fraction_at_most": round(engine_gflop / engine_s / rate, 3)})
+                     "engine_matmul_fraction_at_most": round(engine_gflop / engine_s / rate, 3),
+                     "loop_peak_mib": round(loop_peak / 2**20), "engine_peak_mib": round(engine_peak / 2**20),
+                     "engine_models_per_stack": per_stack, "engine_peak_mib_per_model": round(engine_peak / per_stack / 2**20)})
     emit({
         "benchmark": "bench_lm", "date": datetime.date.today().isoformat(), "machine": platform.machine(),
-        "cpus": os.cpu_count(), "threads": args.threads, "torch": torch.__version__, "matmul_gflops": round(rate, 1),
+        "cpus": os.cpu_count(), "threads": args.threads, "device": args.device, "torch": torch.__version__, "matmul_gflops": round(rate, 1),
         "settings": {"models": args.models, "texts": args.n, "length": int(ids.shape[1]), "vocab": len(tickets.tokenizer),
                      "epochs": args.epochs, "width": args.width, "layers": args.layers, "pretrain_s": round(pretrain, 1)},
         "rows": rows,

@@ -7,7 +7,9 @@
 # benchmarks/wheels (each skipped when already importable), (2) print the GPU and the
 # Python/torch/CUDA versions, stopping with "CUDA is not available" (exit 2) when torch sees no GPU,
 # (3) the CUDA-relevant tests -> $OUT/gpu_tests.txt, (4) bench_training.py on cuda ->
-# $OUT/bench_cuda.json while nvidia-smi samples utilisation -> $OUT/gpu_util.csv. Every step runs
+# $OUT/bench_cuda.json while nvidia-smi samples utilisation -> $OUT/gpu_util.csv, (5) bench_lm.py on cuda
+# (16 LoRA and 16 full GPT-2 fine-tunes, engine against the peft loop; needs transformers and peft, from the
+# carried wheels) -> $OUT/bench_lm.json. Every step runs
 # under `timeout`, all together within GPU_CHECK_BUDGET seconds (default 450); a failed step is
 # recorded in $OUT/summary.txt and makes the exit status 1, but the later steps still run.
 #
@@ -193,6 +195,16 @@ run "bench" 270 "$PY" benchmarks/bench_training.py --device "$DEVICE" --cases "$
     --out "$OUT/bench_cuda.json" >"$OUT/bench_cuda.log" 2>&1
 stop_sampler
 tail -5 "$OUT/bench_cuda.log"
+
+# ---------------------------------------------------------------- 5. language models
+banner "5. language-model references (16 LoRA and 16 full fine-tunes of a tiny GPT-2 on $DEVICE) -> $OUT/bench_lm.json"
+ensure transformers transformers  # (from the carried wheels: transformers, tokenizers, peft and their deps)
+ensure peft peft
+if "$PY" -c "import transformers, peft" 2>/dev/null; then
+    run "bench_lm" 100 "$PY" benchmarks/bench_lm.py --device "$DEVICE" --models 16 --n 800 --epochs 2 \
+        --out "$OUT/bench_lm.json" >"$OUT/bench_lm.log" 2>&1
+    grep -E "references|fine-tunes" "$OUT/bench_lm.log" | tee -a "$SUMMARY" || true
+fi
 
 # ---------------------------------------------------------------- summary
 banner "summary -> $SUMMARY"

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from .lm_recipe import LMRecipe
 
-__all__ = ["FineTuned", "LMEngineWarning", "check_causal", "finetune", "finetune_models", "score", "vocabulary"]
+__all__ = ["FineTuned", "LMEngineWarning", "check_causal", "finetune", "finetune_models", "models_per_stack", "score", "vocabulary"]
 
 
 class LMEngineWarning(UserWarning):
@@ -162,11 +162,7 @@ def finetune_models(
             f"LMRecipe: fine-tuning {len(seeds)} models of {type(base).__name__} one at a time, not as one program: "
             f"{reason}.", LMEngineWarning, stacklevel=3,
         )
-    vocab = vocabulary(base, device)
-    per_model = _bytes_per_model(base, recipe, ids.shape[1], vocab)
-    most = 1 if reason is not None else max(1, budget // per_model)
-    if device.type == "cpu":  # a CPU step is fastest while its logits stay near the cache (measured: stacks of 2-4)
-        most = min(most, max(1, _CPU_STEP_LOGITS // (recipe.batch_size * ids.shape[1] * vocab * 4)))
+    most = 1 if reason is not None else models_per_stack(recipe, base, ids.shape[1], device=device, budget=budget)
     ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
     packed = np.zeros((len(ids), 1), dtype=np.int64)  # the batches draw point indices only
     steps = keep.sum(axis=1) // recipe.batch_size
@@ -187,6 +183,16 @@ def finetune_models(
             if tick is not None:
                 tick(len(chunk))
     return [out[i] for i in range(len(seeds))]
+
+
+def models_per_stack(recipe: LMRecipe, base: nn.Module, length: int, *, device: torch.device, budget: int) -> int:
+    """How many fine-tunes train as one stack: as many as ``budget`` bytes hold and, on a CPU, no more than
+    keep a step's logits near the cache (a CPU step is fastest so: measured, stacks of 2-4)."""
+    vocab = vocabulary(base, device)
+    most = max(1, budget // _bytes_per_model(base, recipe, length, vocab))
+    if device.type == "cpu":
+        most = min(most, max(1, _CPU_STEP_LOGITS // (recipe.batch_size * length * vocab * 4)))
+    return most
 
 
 def check_causal(base: nn.Module, device: torch.device) -> None:
