@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import emit  # noqa: E402
 
 from pytest_privacy import (  # noqa: E402
+    LMRecipe,
     MembershipData,
     References,
     TrainingRecipe,
@@ -205,6 +206,10 @@ CASES: list[tuple[str, str, Callable[[], object]]] = [
     ("TextDataset", "texts without a tokenizer", lambda: TextDataset(["a b c"], max_length=4)),
     ("TextDataset", "ids without their mask", lambda: TextDataset(ids=np.ones((2, 3), int))),
     ("TextDataset", "no texts", lambda: TextDataset([], tokenizer=lambda t: [1, 2], max_length=4)),
+    ("TextDataset", "a text longer than max_length", lambda: TextDataset(["a b c d e"], tokenizer=lambda t: [1] * 5, max_length=4)),
+    ("LMRecipe", "lora_rnk=8 (typo)", lambda: LMRecipe(base=lambda: None, lora_rnk=8)),
+    ("LMRecipe", "an nn.Module instance as base", lambda: LMRecipe(base=_torch().nn.Linear(2, 2))),
+    ("LMRecipe", "target_modules without lora_rank", lambda: LMRecipe(base=lambda: None, target_modules=("c_attn",))),
     ("lm_scores", "attack 'mink'", lambda: lm_scores(Tripwire(), TextDataset(ids=np.ones((2, 3), int), mask=np.ones((2, 3), bool)), "mink")),
     ("lm_scores", "a tuple for data", lambda: lm_scores(Tripwire(), (np.ones((2, 3), int),), "lm_loss")),
     ("stats.exposure", "NaN secret", lambda: exposure(float("nan"), np.zeros(5), space_size=100, enumerated=False)),

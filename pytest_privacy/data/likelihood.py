@@ -4,7 +4,8 @@ deviation ``sigma`` of ``log p_v`` under the model's next-token distribution at 
 
 A model is any ``nn.Module`` or callable taking ids ``[B, T]`` (int64) and, when it accepts one, an
 ``attention_mask`` ``[B, T]``, returning next-token logits ``[B, T, V]`` or an object with ``.logits``
-(a Hugging Face model). The logits at position ``t - 1`` predict token ``t``. Texts are read in
+(a Hugging Face model); log-probabilities are logits too, and probabilities (non-negative, summing to 1
+over the vocabulary, as an API may return them) are read through their logarithm, as for classifiers. The logits at position ``t - 1`` predict token ``t``. Texts are read in
 batches, so no more than one batch's logits ``[B, T, V]`` are ever alive; the statistics are reduced
 in float64 as each batch arrives.
 """
@@ -110,6 +111,14 @@ def token_statistics(
                     f"the model must return next-token logits [B, T, V] for ids [B, T] = {tuple(batch.shape)}, got "
                     f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}."
                 )
+            if int(batch.max()) >= logits.shape[-1]:
+                raise ValueError(
+                    f"token id {int(batch.max())} is beyond the model's {logits.shape[-1]} next-token logits: the texts "
+                    "were tokenised with another tokenizer than the model's (its vocabulary is smaller)."
+                )
+            if bool((logits >= 0).all()) and bool(torch.allclose(logits.double().sum(-1), torch.ones((), dtype=torch.float64), atol=1e-4)):
+                # probabilities (an API's next-token distribution): their logarithm is what log-softmax reads
+                logits = torch.log(logits.double().clamp_min(1e-300))
             rows = slice(start, start + len(batch))
             values = next_token_statistics(logits, batch, spread=spread)
             for dest, value in zip((lp, mu, sigma), values):

@@ -69,8 +69,11 @@ class TextDataset:
     text (truncated to ``max_length`` tokens, padded with ``pad_id`` behind a False mask), or
     ``TextDataset(ids=..., mask=...)`` takes int64 ids ``[N, T]`` and a boolean mask as they are.
 
+    A text longer than ``max_length`` tokens is an error unless ``truncate=True`` (then its first
+    ``max_length`` tokens are kept, and ``truncated`` counts such texts).
+
     Attributes: ``ids [N, T]`` int64, ``mask [N, T]`` bool, ``texts`` (None for ids given as they are),
-    ``lengths [N]`` real tokens per text.
+    ``lengths [N]`` real tokens per text, ``truncated`` how many texts were cut to ``max_length``.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class TextDataset:
         mask: Any = None,
         pad_id: int = 0,
         pii_spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+        truncate: bool = False,
     ) -> None:
         if (texts is None) == (ids is None):
             raise ValueError("give texts (with a tokenizer) or token ids (with their mask), one of the two.")
@@ -95,8 +99,18 @@ class TextDataset:
                 raise ValueError("texts need a tokenizer (a Hugging Face tokenizer, a tokenizers.Tokenizer or a callable).")
             if max_length is None or isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
                 raise ValueError(f"max_length must be an integer >= 2 (tokens kept per text), got {max_length!r}.")
+            if not isinstance(truncate, bool):
+                raise TypeError(f"truncate must be True or False, got {truncate!r}.")
             encode = _encoder(tokenizer)
-            encoded = [encode(t)[:max_length] for t in texts]
+            full = [encode(t) for t in texts]
+            longer = [i for i, row in enumerate(full) if len(row) > max_length]
+            if longer and not truncate:  # a text cut silently would be audited on what it does not say
+                raise ValueError(
+                    f"{len(longer)} of {len(texts)} texts are longer than max_length={max_length} tokens (text "
+                    f"{longer[0]}: {len(full[longer[0]])}): raise max_length, or pass truncate=True to keep the first "
+                    f"{max_length} tokens of each (TextDataset.truncated then counts them)."
+                )
+            encoded = [row[:max_length] for row in full]
             ids_arr = np.full((len(texts), max_length), pad_id, dtype=np.int64)
             mask_arr = np.zeros((len(texts), max_length), dtype=bool)
             for i, row in enumerate(encoded):
@@ -105,6 +119,7 @@ class TextDataset:
                 ids_arr[i, : len(row)] = row
                 mask_arr[i, : len(row)] = True
             self.texts: list[str] | None = list(texts)
+            self.truncated = len(longer)
         else:
             ids_arr, mask_arr = np.asarray(ids), np.asarray(mask) if mask is not None else None
             if ids_arr.ndim != 2 or ids_arr.dtype.kind not in "iu":
@@ -113,6 +128,7 @@ class TextDataset:
                 raise ValueError("ids need their attention mask: a boolean array of the same shape (True on real tokens).")
             ids_arr = ids_arr.astype(np.int64, copy=False)
             self.texts = None
+            self.truncated = 0
         lengths = mask_arr.sum(axis=1)
         if (lengths < 2).any():
             i = int(np.flatnonzero(lengths < 2)[0])

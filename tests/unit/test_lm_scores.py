@@ -137,7 +137,11 @@ def test_token_statistics_read_a_causal_model_position_by_position(dtype):
 def test_text_datasets_tokenise_once_and_keep_ids_int64():
     vocab = {w: i + 1 for i, w in enumerate("my card number is please refund order".split())}
     encode = lambda text: [vocab[w] for w in text.split()]  # noqa: E731  any callable str -> list[int]
-    data = TextDataset(["my card number is", "please refund", "refund my order please refund"], tokenizer=encode, max_length=4)
+    texts = ["my card number is", "please refund", "refund my order please refund"]
+    with pytest.raises(ValueError, match="1 of 3 texts are longer than max_length=4 tokens .text 2: 5.*truncate=True"):
+        TextDataset(texts, tokenizer=encode, max_length=4)  # never cut silently
+    data = TextDataset(texts, tokenizer=encode, max_length=4, truncate=True)
+    assert data.truncated == 1 and TextDataset(texts, tokenizer=encode, max_length=5).truncated == 0
     assert data.ids.dtype == np.int64 and data.ids.shape == (3, 4) and data.mask.dtype == np.bool_
     assert data.ids[1].tolist() == [vocab["please"], vocab["refund"], 0, 0] and data.lengths.tolist() == [4, 2, 4]
     assert data.subset([2, 0]).texts == ["refund my order please refund", "my card number is"]
@@ -305,3 +309,29 @@ def test_min_k_plus_plus_reads_a_float32_uniform_distribution_as_flat():
     np.testing.assert_array_equal(min_k_plus_plus(lp, mu, sigma, mask), [0.0, 0.0])
     sigma[0, 1] = 0.5  # a real spread: that token is scored, (lp - mu) / sigma
     assert min_k_plus_plus(lp, mu, sigma, mask)[0] != 0.0
+
+
+def test_token_statistics_read_probabilities_as_log_probabilities_and_refuse_a_smaller_vocabulary():
+    """A model (an API) returning next-token probabilities gets the statistics of its log-probabilities, not
+    of a softmax over probabilities (nearly uniform: every gate would PASS); ids beyond its vocabulary are
+    a clear error, not an index error from inside torch."""
+    torch = pytest.importorskip("torch")
+    from pytest_privacy.data.likelihood import token_statistics
+
+    torch.manual_seed(0)
+    table = torch.randn(10, 7, dtype=torch.float64)  # reads 10 token ids, predicts over 7
+
+    def logits_model(ids):
+        return table[ids]
+
+    def probability_model(ids):
+        return torch.softmax(table[ids], -1)
+
+    ids = np.array([[1, 2, 3, 4], [5, 6, 0, 1]])
+    mask = np.ones_like(ids, dtype=bool)
+    expected = token_statistics(logits_model, ids, mask, spread=True)
+    got = token_statistics(probability_model, ids, mask, spread=True)
+    for a, b in ((got.lp, expected.lp), (got.mu, expected.mu), (got.sigma, expected.sigma)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="token id 9 is beyond the model's 7 next-token logits"):
+        token_statistics(logits_model, np.array([[1, 2, 3, 9]]), np.ones((1, 4), dtype=bool))
