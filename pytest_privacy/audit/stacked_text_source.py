@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data.text_target import CachedTextTarget
 from ..engine.executors import Entry, Trained
 from ..engine.store import digest
 from .job import Built, library_versions
@@ -127,9 +126,9 @@ class StackedTextSource(StackedFunctionSource):
     def build(
         self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
     ) -> Built:
-        if len(entries) <= n_references:  # references only
-            return Built(None)
-        return Built(CachedTextTarget(job.x[:, 0], job.x[:, 1].astype(bool), entries[-1], retrain, model=target))
+        from .text_source import text_built
+
+        return text_built(job, entries, n_references=n_references, target=target, retrain=retrain)
 
 
 class _Scored:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..engine.progress import Progress
     from .job import TrainJob
 
-__all__ = ["TextFunctionSource", "text_arrays", "text_source"]
+__all__ = ["TextFunctionSource", "text_arrays", "text_built", "text_source"]
 
 
 def text_arrays(text: TextDataset, *, drop_duplicates: bool = True) -> tuple[TextDataset, np.ndarray, np.ndarray]:
@@ -93,9 +93,18 @@ class TextFunctionSource(FunctionSource):
     def build(
         self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
     ) -> Built:
-        if len(entries) <= n_references:  # references only
-            return Built(None)
-        return Built(CachedTextTarget(job.x[:, 0], job.x[:, 1].astype(bool), entries[-1], retrain, model=target))
+        return text_built(job, entries, n_references=n_references, target=target, retrain=retrain)
+
+
+def text_built(
+    job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
+) -> Built:
+    """What every language-model source builds: the target (the entry after the references, if any) as a
+    :class:`CachedTextTarget` answering from its stored statistics; the references are read from the
+    entries by the trainer."""
+    if len(entries) <= n_references:  # references only
+        return Built(None)
+    return Built(CachedTextTarget(job.x[:, 0], job.x[:, 1].astype(bool), entries[-1], retrain, model=target))
 
 
 

@@ -173,7 +173,7 @@ def test_mmd_baseline_with_a_training_function_is_an_error_before_any_training(p
     pytester.makepyfile("def test_x(mmd_baseline_model):\n    pass\n")
     result = pytester.runpytest_subprocess("--privacy-references=4")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*mmd_baseline_model trains your recipe*pytest_privacy.Baseline*"])
+    result.stdout.fnmatch_lines(["*mmd_baseline_model trains your classifier recipe*pytest_privacy.Baseline*"])
     assert "models:" not in result.stdout.str()  # nothing was trained first
 
 
