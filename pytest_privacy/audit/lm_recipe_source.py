@@ -23,6 +23,7 @@ from ..engine.lm_recipe import LMRecipe, load_base
 from ..engine.seeds import torch_seed
 from ..engine.store import digest
 from .job import Built, library_versions
+from .text_packing import text_built
 
 if TYPE_CHECKING:
     from ..engine.progress import Progress
@@ -130,8 +131,6 @@ class LMRecipeSource:
     def build(
         self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
     ) -> Built:
-        from .text_source import text_built
-
         return text_built(job, entries, n_references=n_references, target=target, retrain=retrain)
 
     def as_function(self) -> Callable[..., Any]:

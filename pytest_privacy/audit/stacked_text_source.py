@@ -33,6 +33,7 @@ from ..engine.executors import Entry, Trained
 from ..engine.store import digest
 from .job import Built, library_versions
 from .stacked_source import StackedFunctionSource
+from .text_packing import text_built
 
 if TYPE_CHECKING:
     from .job import TrainJob
@@ -126,8 +127,6 @@ class StackedTextSource(StackedFunctionSource):
     def build(
         self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
     ) -> Built:
-        from .text_source import text_built
-
         return text_built(job, entries, n_references=n_references, target=target, retrain=retrain)
 
 

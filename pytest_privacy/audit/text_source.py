@@ -6,53 +6,31 @@ float32 ``[N, T]``: what every LM attack reads), never its weights; the target c
 :class:`~pytest_privacy.data.text_target.CachedTextTarget`, which trains again on demand (generation).
 
 The texts travel through the audit's job as one int64 array ``[N, 2, T]`` (the ids and the mask), so
-the split, the cache keys, the locks and the executors are the classifiers' own.
+the split, the cache keys, the locks and the executors are the classifiers' own (:mod:`.text_packing`).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data import row_ids
 from ..data.likelihood import token_statistics
 from ..data.text import TextDataset
-from ..data.text_target import CachedTextTarget
 from ..engine.executors import Entry, Trained
 from ..engine.store import digest
-from .dataset import PrivacyDataWarning
 from .job import Built, library_versions
 from .sources import FunctionSource
+from .text_packing import text_built
 from .training_functions import declared
 
 if TYPE_CHECKING:
     from ..engine.progress import Progress
     from .job import TrainJob
 
-__all__ = ["TextFunctionSource", "text_arrays", "text_built", "text_source"]
-
-
-def text_arrays(text: TextDataset, *, drop_duplicates: bool = True) -> tuple[TextDataset, np.ndarray, np.ndarray]:
-    """The texts an audit trains and scores on: duplicates dropped but the first (a copy of a member
-    among the non-members would make any attack look better than it is), with a warning giving the
-    count; and the job's arrays, ``x [N, 2, T]`` int64 (ids, mask) and ``y [N]`` zeros."""
-    packed = np.stack([text.ids, text.mask.astype(np.int64)], axis=1)
-    if not drop_duplicates:
-        return text, packed, np.zeros(len(packed), dtype=np.int64)
-    first = np.unique(row_ids(packed), return_index=True)[1]  # the classifiers' duplicate rule
-    if len(first) < len(packed):
-        keep = np.sort(first)
-        warnings.warn(
-            f"dropped {len(packed) - len(keep)} texts that duplicate an earlier one (ids and mask): a copy of a "
-            "member among the non-members would make any attack look better than it is.",
-            PrivacyDataWarning, stacklevel=3,
-        )
-        text, packed = text.subset(keep), packed[keep]
-    return text, packed, np.zeros(len(packed), dtype=np.int64)
+__all__ = ["TextFunctionSource", "text_source"]
 
 
 @dataclass(frozen=True)
@@ -94,18 +72,6 @@ class TextFunctionSource(FunctionSource):
         self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
     ) -> Built:
         return text_built(job, entries, n_references=n_references, target=target, retrain=retrain)
-
-
-def text_built(
-    job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
-) -> Built:
-    """What every language-model source builds: the target (the entry after the references, if any) as a
-    :class:`CachedTextTarget` answering from its stored statistics; the references are read from the
-    entries by the trainer."""
-    if len(entries) <= n_references:  # references only
-        return Built(None)
-    return Built(CachedTextTarget(job.x[:, 0], job.x[:, 1].astype(bool), entries[-1], retrain, model=target))
-
 
 
 def text_source(source: Any, text: TextDataset, *, population: float = 0.0) -> Any:

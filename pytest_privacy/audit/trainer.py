@@ -38,7 +38,8 @@ from .setup import AuditSetup
 from .sources import model_source
 from .split import Split
 from .stacked_text_source import StackedTextSource
-from .text_source import text_arrays, text_source
+from .text_packing import text_arrays
+from .text_source import text_source
 
 __all__ = ["PrivacyTrainer"]
 
