@@ -92,9 +92,10 @@ class PrivacyConfig(StrictSettings):
     canaries: int | None = _setting(
         None, "canaries in a one-run DP audit (dp_canary_run) (default: 300 input-space canaries, at most half "
         "of privacy_dataset; 1000 mislabelled ones)", ge=2)
-    canary_kind: Literal["input", "mislabelled"] = _setting(
+    canary_kind: Literal["input", "mislabelled", "gradient"] = _setting(
         "input", "input (new points out of the data's distribution, random labels: what a loop without noise "
-        "memorises) or mislabelled (data points relabelled) (default: input)")
+        "memorises), mislabelled (data points relabelled) or gradient (white-box Dirac gradient canaries inside the "
+        "built-in DP-SGD, for a TrainingRecipe with defense=DPSGD) (default: input)")
     cache_dir: str | None = _setting(
         None, "where trained models are cached: a path or fsspec URL (default: under .pytest_cache)")
     no_cache: bool = _setting(False, "train every model afresh and store nothing")

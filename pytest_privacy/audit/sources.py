@@ -108,7 +108,8 @@ class RecipeSource:
         )
         logits = trained.logits(job.x, device=job.device)
         return [
-            Trained({"logits": logits[j], **{f"param.{k}": v[j].numpy() for k, v in trained.params.items()}})
+            Trained({"logits": logits[j], **{f"param.{k}": v[j].numpy() for k, v in trained.params.items()},
+                     **{f"extra.{k}": v[j] for k, v in trained.extras.items()}})
             for j in range(len(unit))
         ]
 

@@ -35,13 +35,16 @@ from .lm_canaries import (
 )
 from .lm_recipe_source import LMRecipeSource
 from .setup import AuditSetup
-from .sources import model_source
+from .sources import RecipeSource, model_source
 from .split import Split
 from .stacked_text_source import StackedTextSource
 from .text_packing import text_arrays
 from .text_source import text_source
 
 __all__ = ["PrivacyTrainer"]
+
+
+DEFAULT_GRADIENT_CANARIES = 1000  # white-box canaries: one parameter coordinate each
 
 
 @dataclass
@@ -179,6 +182,8 @@ class PrivacyTrainer:
         :func:`~pytest_privacy.audit.canaries.default_count`). Cached like every model (its key covers
         the canaries)."""
         source = model_source(how)
+        if kind == "gradient":
+            return self._gradient_canary_run(source, dataset, n_canaries=n_canaries, seed=seed, device=device)
         if source.validation_share > 0:
             raise ValueError("a one-run audit trains on all the data: a defense with a validation pool cannot join it.")
         x, y = as_dataset(dataset)
@@ -207,6 +212,41 @@ class PrivacyTrainer:
             None if defense is None else defense.accountant_epsilon,
             description, dataset_identity(*as_dataset(dataset)),
             no_trace(trained.entry["logits"][:, 0][: len(y)]),
+        )
+
+    def _gradient_canary_run(
+        self, source: Any, dataset: Any, *, n_canaries: int | None, seed: int, device: str
+    ) -> CanaryRun:
+        """One run of the built-in DP-SGD with white-box Dirac gradient canaries planted in its clipped sums
+        (:mod:`pytest_privacy.engine.defenses.dp_sgd`), each scored by the privatized sum at its coordinate."""
+        recipe = getattr(source, "recipe", None)
+        if not isinstance(source, RecipeSource) or getattr(recipe.defense, "kind", None) != "dp_sgd":
+            raise ValueError(
+                "gradient canaries are planted inside the built-in DP-SGD: audit a TrainingRecipe with "
+                "defense=DPSGD(...); for any other training loop use input canaries (kind='input')."
+            )
+        count = DEFAULT_GRADIENT_CANARIES if n_canaries is None else n_canaries
+        if not isinstance(count, (int, np.integer)) or isinstance(count, bool) or count < 2:
+            raise ValueError(f"n_canaries must be an integer >= 2, got {count!r}.")
+        defense = recipe.defense.model_copy(update={"canaries": int(count)})
+        source = RecipeSource(recipe.with_defense(defense))
+        x, y = as_dataset(dataset)
+        keep = np.ones(len(y), dtype=bool)
+        source.check(x, y, len(y))
+        device_type = self.executor.device_type(device)
+        source = source.on(device_type)
+        model_seed = np.random.SeedSequence(seed, spawn_key=(0x63616E, 2))
+        data_id = dataset_identity(x, y)
+        self._describe_keys(source, data_id, x)
+        keys = [source.key(data_id, keep, model_seed, device_type)]
+        job = TrainJob(source, x, y, keep[None], (model_seed,), device, self.max_memory)
+        start, trained_before = time.perf_counter(), self.models_trained
+        [trained] = self._train(job, keys, [0], reuse=True, target=None, what="training the canary model")
+        return CanaryRun(
+            np.asarray(trained.entry["extra.dp_canary_scores"], dtype=np.float64),
+            np.asarray(trained.entry["extra.dp_canary_included"], dtype=bool), seed, time.perf_counter() - start,
+            self.models_trained > trained_before, defense.accountant_epsilon,
+            f"{int(count)} white-box Dirac gradient canaries inside DP-SGD (clip {defense.clip:g}), one run", data_id,
         )
 
     def lm_canary_run(

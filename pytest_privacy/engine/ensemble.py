@@ -67,6 +67,7 @@ class Ensemble:
     _base: nn.Module | None = field(default=None, repr=False)
     seed: int | None = None
     _activations: int | None = field(default=None, repr=False)  # per example, for eval batch sizes
+    extras: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # what the defense measured, [M, ...]
 
     def __len__(self) -> int:
         return int(self.keep.shape[0])
@@ -370,6 +371,8 @@ def train_models(
                     validation, data_std=scale, precision=precision,
                 )
             )
-    params = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}
+    joined = {k: torch.cat([p[k] for p in stacks]) for k in stacks[0]}
+    params = {k: v for k, v in joined.items() if not k.startswith("extra.")}
+    extras = {k.removeprefix("extra."): v.numpy() for k, v in joined.items() if k.startswith("extra.")}
     base = modules[0].to("meta").to_empty(device="cpu").eval()  # architecture only; weights live in params
-    return Ensemble(recipe, params, keep.copy(), list(seeds), example_shape, n_classes, _base=base)
+    return Ensemble(recipe, params, keep.copy(), list(seeds), example_shape, n_classes, _base=base, extras=extras)

@@ -50,7 +50,7 @@ def model_seeds(seed: int, indices: range | list[int]) -> list[np.random.SeedSeq
 
 def child_seed(seed: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
     """Model ``seed``'s stream ``k`` (0 init, 1 minibatches and views, 2 the MMD defense's draws, 3 DP
-    noise, 4 dropout masks, 5 noise views): stateless,
+    noise, 4 dropout masks, 5 noise views, 6 DP-SGD's white-box canaries): stateless,
     where ``spawn()`` would depend on how often it was called before."""
     return np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, k))
 

@@ -196,7 +196,8 @@ def train_stack(
     precision: str = "float32",
 ) -> dict[str, torch.Tensor]:
     """Train ``len(modules)`` models as one stacked program, in ``precision`` (resolved: ``"float32"``
-    or ``"bf16"``); returns their parameters on the CPU."""
+    or ``"bf16"``); returns their parameters on the CPU, and what the defense measured per model under
+    ``extra.`` names."""
     import torch
     from torch.func import functional_call, stack_module_state, vmap
 
@@ -274,7 +275,10 @@ def train_stack(
             defense.end_epoch(stack, epoch)
         tick(1)
     final = {**params, **buffers, **(stack.ema or {})}
-    return {k: v.detach().cpu() for k, v in final.items()}
+    out = {k: v.detach().cpu() for k, v in final.items()}
+    # what the defense measured (DP-SGD's canary scores), beside the weights under an "extra." prefix
+    out.update({f"extra.{k}": torch.from_numpy(v) for k, v in (defense.extras() if defense else {}).items()})
+    return out
 
 
 def conv_layout(device: torch.device) -> str:

@@ -94,6 +94,10 @@ class Defense(Protocol):
     def end_epoch(self, stack: DefenseContext, epoch: EpochLayout) -> None:
         """Work after each epoch's steps (may step the optimizer itself)."""
 
+    def extras(self) -> dict[str, np.ndarray]:
+        """What the defense measured while training, per model (arrays ``[M, ...]``), stored with each model
+        beside its weights (DP-SGD's white-box canary scores); usually nothing."""
+
 
 class NoDefense:
     """The undefended trainer: the defaults every defense can inherit from."""
@@ -106,6 +110,9 @@ class NoDefense:
 
     def end_epoch(self, stack: DefenseContext, epoch: EpochLayout) -> None:
         return None
+
+    def extras(self) -> dict[str, np.ndarray]:
+        return {}
 
 
 class DefenseSettings(StrictSettings):
