@@ -3,7 +3,11 @@
 
 import pytest
 
-from pytest_privacy import assert_auc_below, assert_no_more_vulnerable_than, assert_tpr_at_fpr_below
+from pytest_privacy import (
+    assert_auc_below,
+    assert_no_more_vulnerable_than,
+    assert_tpr_at_fpr_below,
+)
 
 # Scores with few distinct values (correct or not; the share of copies still correct): their top
 # value already flags far more than 1% of non-members, so no threshold reaches FPR 1% and a TPR gate
