@@ -176,6 +176,11 @@ def test_bad_recipes_and_data_are_errors_before_training(texts, folder):
     x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
     with pytest.raises(TypeError, match="TextDataset"):
         trainer.audit(LMRecipe(base=folder, batch_size=8), (x, np.arange(40) % 2), n_references=2, seed=0)
+    from pytest_privacy import TextDataset
+
+    left = TextDataset(ids=texts.ids[:, ::-1].copy(), mask=texts.mask[:, ::-1].copy())  # padding first
+    with pytest.raises(ValueError, match="not right-padded"):
+        trainer.audit(LMRecipe(base=folder, batch_size=8), left, n_references=2, seed=0)
     small = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=10, n_positions=64, n_embd=8, n_layer=1, n_head=2))
     with pytest.raises(ValueError, match="beyond the base's vocabulary of 10"):
         trainer.audit(LMRecipe(base=lambda: small, batch_size=8), texts, n_references=2, seed=0)
