@@ -65,3 +65,42 @@ def test_gradient_canaries_need_the_built_in_dp_sgd():
         PrivacyTrainer().canary_run(lambda x, y, *, seed, device: None, data, seed=0, kind="gradient")
     with pytest.raises(ValueError, match="n_canaries must be an integer >= 2"):
         PrivacyTrainer().canary_run(TrainingRecipe(**RECIPE, defense=DPSGD()), data, seed=0, kind="gradient", n_canaries=1)
+
+
+def test_the_dp_canary_run_fixture_plants_gradient_canaries_when_asked(pytester):
+    """--privacy-canary-kind=gradient (or the marker's canary_kind) through dp_canary_run: the honest recipe
+    passes its claim, the one whose noise was all but forgotten fails it; a recipe without DP-SGD is an
+    error before training."""
+    pytest.importorskip("opacus", reason="DP-SGD needs the [dp] extra")
+    pytester.makeconftest(
+        "import pytest\n"
+        "from pytest_privacy import load_example_dataset\n"
+        "@pytest.fixture(scope='session')\n"
+        "def privacy_dataset():\n"
+        "    return load_example_dataset('digits')\n"
+    )
+    pytester.makepyfile(test_claims=f"""
+import pytest
+from pytest_privacy import TrainingRecipe, assert_dp_claim_holds
+from pytest_privacy.engine.defenses import DPSGD
+
+RECIPE = {RECIPE!r}
+
+@pytest.mark.parametrize("epsilon", [2.0, 1000.0], ids=["honest", "forgotten"])
+def test_claim(epsilon, request, dp_canary_run):
+    assert_dp_claim_holds(dp_canary_run, epsilon=2.0, delta=1e-5)
+
+@pytest.fixture
+def privacy_recipe(request):
+    callspec = getattr(request.node, "callspec", None)
+    epsilon = None if callspec is None else callspec.params["epsilon"]
+    return TrainingRecipe(**RECIPE, defense=None if epsilon is None else DPSGD(epsilon=epsilon))
+
+def test_no_dp_sgd(dp_canary_run):
+    pass
+""")
+    result = pytester.runpytest_subprocess("--privacy-canary-kind=gradient", "-rfE")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    for line in ("*PASS*test_claim?honest?*1000 white-box Dirac gradient canaries*", "*FAIL*test_claim?forgotten?*",
+                 "*gradient canaries are planted inside the built-in DP-SGD*"):
+        result.stdout.fnmatch_lines([line])
