@@ -91,7 +91,7 @@ class _GradientCanaries:
     the model's sampling rate (Poisson sampling, the mechanism the accountant bounds), drawn from the same
     stream: the score never reads when it joined."""
 
-    def __init__(self, k: int, stack: DefenseContext, activity: Any) -> None:
+    def __init__(self, k: int, stack: DefenseContext, activity: Any, rates: list[float]) -> None:
         sizes = [int(v[0].numel()) for v in stack.params.values()]
         total = sum(sizes)
         if k > total:
@@ -110,15 +110,17 @@ class _GradientCanaries:
             self.coordinates.append(shuffled[np.argsort(quiet[m][shuffled], kind="stable")[:k]])
             self.included[m] = rng.random(k) < 0.5
             self.rngs.append(rng)
-        self.rates = [min(1.0, stack.recipe.batch_size / int(n)) for n in stack.keep.sum(axis=1)]
+        self.rates = rates  # each model's sampling rate: the one its noise is calibrated for
+        # Where each model's canaries sit, found once (every step plants and scores at the same places):
+        # per parameter, (name, positions in the canary list, flat offsets in the parameter).
+        self.slots = [self._where(c) for c in self.coordinates]
         self.scores = np.zeros((len(stack.seeds), k), dtype=np.float64)
 
     def joining(self, m: int) -> np.ndarray:
-        """The included canaries that join model ``m``'s sum this step (each with the sampling rate)."""
-        drawn = self.rngs[m].random(self.included.shape[1]) < self.rates[m]
-        return np.flatnonzero(drawn & self.included[m])
+        """Which of model ``m``'s canaries join its sum this step: included, and drawn with the sampling rate."""
+        return (self.rngs[m].random(self.included.shape[1]) < self.rates[m]) & self.included[m]
 
-    def where(self, coordinates: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    def _where(self, coordinates: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """``(parameter name, positions in the canary list, flat offsets in that parameter)`` per parameter."""
         out = []
         block = np.searchsorted(self.offsets, coordinates, side="right") - 1
@@ -148,7 +150,7 @@ class _PerExampleClipped:
             return F.cross_entropy(functional_call(base, p, (x1.unsqueeze(0),)), t1.unsqueeze(0))
 
         self.per_sample = vmap(vmap(grad(sample_loss), in_dims=(None, 0, 0)))
-        self.canaries = _GradientCanaries(settings.canaries, stack, self._activity) if settings.canaries else None
+        self.canaries = _GradientCanaries(settings.canaries, stack, self._activity, rates) if settings.canaries else None
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
         import torch
@@ -199,10 +201,10 @@ class _PerExampleClipped:
         if c is None:
             return
         flat = {k: v.view(v.shape[0], -1) for k, v in summed.items()}
-        for m, on in enumerate(active):
-            if on:
-                for name, _, offsets in c.where(c.coordinates[m][c.joining(m)]):
-                    flat[name][m, offsets] += self.settings.clip
+        for m in (m for m, on in enumerate(active) if on):
+            joins = c.joining(m)
+            for name, positions, offsets in c.slots[m]:
+                flat[name][m, offsets[joins[positions]]] += self.settings.clip
 
     def _score(self, private: dict[str, torch.Tensor], active: tuple[bool, ...]) -> None:
         """Add the privatized sum at every canary's coordinate to its score, at every step the model takes."""
@@ -210,10 +212,9 @@ class _PerExampleClipped:
         if c is None:
             return
         flat = {k: v.view(v.shape[0], -1) for k, v in private.items()}
-        for m, on in enumerate(active):
-            if on:
-                for name, hit, offsets in c.where(c.coordinates[m]):
-                    c.scores[m, hit] += flat[name][m, offsets].double().cpu().numpy()
+        for m in (m for m, on in enumerate(active) if on):
+            for name, positions, offsets in c.slots[m]:
+                c.scores[m, positions] += flat[name][m, offsets].double().cpu().numpy()
 
 
 def dp_noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: int) -> float:
