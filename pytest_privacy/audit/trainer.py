@@ -196,11 +196,8 @@ class PrivacyTrainer:
         source = source.on(device_type)  # what the keys promise, wherever it trains
         model_seed = np.random.SeedSequence(seed, spawn_key=(0x63616E, 1))
         data_id = digest(x, y_train)  # the canaries (inputs and labels) are part of the data
-        self._describe_keys(source, data_id, x)
-        keys = [source.key(data_id, keep, model_seed, device_type)]
-        job = TrainJob(source, x, y_train, keep[None], (model_seed,), device, self.max_memory)
         start, trained_before = time.perf_counter(), self.models_trained
-        [trained] = self._train(job, keys, [0], reuse=True, target=None, what="training the canary model")
+        trained = self._one_run(source, data_id, x, y_train, keep, model_seed, device, device_type, "training the canary model")
         if "logits" not in trained.entry:
             raise ValueError("the model answers only labels: a canary audit scores log-probabilities; return logits.")
         scores = canaries.scores(trained.entry["logits"][:, 0])
@@ -237,11 +234,8 @@ class PrivacyTrainer:
         source = source.on(device_type)
         model_seed = np.random.SeedSequence(seed, spawn_key=(0x63616E, 2))
         data_id = dataset_identity(x, y)
-        self._describe_keys(source, data_id, x)
-        keys = [source.key(data_id, keep, model_seed, device_type)]
-        job = TrainJob(source, x, y, keep[None], (model_seed,), device, self.max_memory)
         start, trained_before = time.perf_counter(), self.models_trained
-        [trained] = self._train(job, keys, [0], reuse=True, target=None, what="training the canary model")
+        trained = self._one_run(source, data_id, x, y, keep, model_seed, device, device_type, "training the canary model")
         return CanaryRun(
             np.asarray(trained.entry["extra.dp_canary_scores"], dtype=np.float64),
             np.asarray(trained.entry["extra.dp_canary_included"], dtype=bool), seed, time.perf_counter() - start,
@@ -271,17 +265,26 @@ class PrivacyTrainer:
             source = lm_canary_texts(source.train_fn, text, canaries)
         _, x, y = text_arrays(source.text, drop_duplicates=False)  # a canary's copies are the point
         model_seed = np.random.SeedSequence(seed, spawn_key=(0x6C6D, 1))
-        planted_id = digest(x)
-        self._describe_keys(source, planted_id, x)
-        keep = np.ones(len(x), dtype=bool)
-        keys = [source.key(planted_id, keep, model_seed, device_type)]
-        job = TrainJob(source, x, y, keep[None], (model_seed,), device, self.max_memory)
         start, trained_before = time.perf_counter(), self.models_trained
-        [trained] = self._train(job, keys, [0], reuse=True, target=None, what="fine-tuning with canaries")
+        trained = self._one_run(
+            source, digest(x), x, y, np.ones(len(x), dtype=bool), model_seed, device, device_type, "fine-tuning with canaries"
+        )
         return LMCanaryRun(
             canaries, trained.entry["candidate_ll"], seed, time.perf_counter() - start,
             self.models_trained > trained_before, data_id,
         )
+
+    def _one_run(
+        self, source: ModelSource, data_id: str, x: np.ndarray, y: np.ndarray, keep: np.ndarray,
+        model_seed: np.random.SeedSequence, device: str, device_type: str, what: str,
+    ) -> Trained:
+        """One model of ``source`` on the ``keep`` rows of ``x`` (a one-run audit's): from the store, or
+        trained through the same keys, locks and executor as every audit's models."""
+        self._describe_keys(source, data_id, x)
+        keys = [source.key(data_id, keep, model_seed, device_type)]
+        job = TrainJob(source, x, y, keep[None], (model_seed,), device, self.max_memory)
+        [trained] = self._train(job, keys, [0], reuse=True, target=None, what=what)
+        return trained
 
     def _describe_keys(self, source: ModelSource, data_id: str, x: np.ndarray) -> None:
         """Say in the session's summary what this audit's cache keys cover: the code and the data."""

@@ -222,3 +222,26 @@ def test_a_canary_run_fine_tunes_by_the_recipe_and_is_cached_under_it(texts, fol
     other = PrivacyTrainer(store=ModelStore(tmp_path))
     other.lm_canary_run(recipe.model_copy(update={"lr": 2e-2}), texts, seed=0)
     assert other.models_trained == 1  # another recipe is another fine-tune
+
+
+@pytest.mark.parametrize("damage", ["flip_data_byte", "truncate"])
+def test_a_stored_fine_tune_edited_by_hand_is_fine_tuned_again_not_trusted(texts, folder, tmp_path, damage):
+    """An LMRecipe's stored statistics are bound to their key like every entry: one damaged by hand is trained
+    again (the same fine-tune: the same statistics), never read."""
+    from pytest_privacy.audit.lm_recipe_source import LMRecipeSource
+    from pytest_privacy.audit.split import Split
+    from pytest_privacy.audit.text_packing import text_arrays
+    from pytest_privacy.audit.dataset import dataset_identity
+    from tests.helpers import damage_entry
+
+    recipe = LMRecipe(base=folder, lora_rank=2, lr=1e-2, batch_size=8)
+    store = ModelStore(tmp_path)
+    first = PrivacyTrainer(store=store).audit(recipe, texts, n_references=2, seed=0).membership_data()
+    _, x, y = text_arrays(texts)
+    split = Split.make(len(x), 2, 0)
+    source = LMRecipeSource(recipe).on("cpu")
+    damage_entry(store, source.key(dataset_identity(x, y), split.keep[1], split.seeds[1], "cpu"), damage)
+    again = PrivacyTrainer(store=ModelStore(tmp_path))
+    second = again.audit(recipe, texts, n_references=2, seed=0).membership_data()
+    assert again.models_trained == 1
+    np.testing.assert_allclose(second.references.lp, first.references.lp, atol=1e-5)

@@ -41,23 +41,22 @@ def _simulate(rng, sigma, *, knows_steps):
     return per_step.sum(axis=1), included
 
 
-def test_an_honest_claim_is_falsely_failed_at_most_at_the_error_rate():
+def _fails(seed, runs, *, knows_steps):
+    """How many of ``runs`` simulated runs FAIL the honest claim (epsilon 2, the accountant's own)."""
     pytest.importorskip("opacus", reason="the accountant's sigma needs the [dp] extra")
-    sigma, claim = _sigma(), DPClaim.of(epsilon=2.0, delta=1e-5)
-    rng = np.random.default_rng(0)
-    fails = sum(
-        judge_dp_claim(_Run(*_simulate(rng, sigma, knows_steps=False)), claim, confidence=0.95).verdict.value == "fail"
-        for _ in range(SEEDS)
+    sigma, claim, rng = _sigma(), DPClaim.of(epsilon=2.0, delta=1e-5), np.random.default_rng(seed)
+    return sum(
+        judge_dp_claim(_Run(*_simulate(rng, sigma, knows_steps=knows_steps)), claim, confidence=0.95).verdict.value
+        == "fail"
+        for _ in range(runs)
     )
+
+
+def test_an_honest_claim_is_falsely_failed_at_most_at_the_error_rate():
+    fails = _fails(0, SEEDS, knows_steps=False)
     assert fails <= stats.binom.ppf(0.999, SEEDS, 0.05), fails
 
 
 def test_reading_the_steps_a_canary_joined_would_fail_the_honest_claim():
-    pytest.importorskip("opacus", reason="the accountant's sigma needs the [dp] extra")
-    sigma, claim = _sigma(), DPClaim.of(epsilon=2.0, delta=1e-5)
-    rng = np.random.default_rng(1)
-    fails = sum(
-        judge_dp_claim(_Run(*_simulate(rng, sigma, knows_steps=True)), claim, confidence=0.95).verdict.value == "fail"
-        for _ in range(20)
-    )
+    fails = _fails(1, 20, knows_steps=True)
     assert fails >= 15, fails  # the subsampling the accountant counts on is gone
