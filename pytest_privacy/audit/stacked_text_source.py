@@ -103,7 +103,7 @@ class StackedTextSource(StackedFunctionSource):
         models = self._fit(ids, mask, job.keep[group], [job.seeds[i] for i in group], count, device)
         budget = default_memory_budget(device) if job.max_memory is None else int(job.max_memory)
         with torch.no_grad():
-            stats = score(_Scored(models), ids, mask, device=device, budget=max(budget // 4, 1 << 24))
+            stats = score(models, ids, mask, device=device, budget=max(budget // 4, 1 << 24))
         return {
             i: Trained(stats[j], models.model(j).cpu().eval() if job.keep_models else None) for j, i in enumerate(group)
         }
@@ -128,13 +128,3 @@ class StackedTextSource(StackedFunctionSource):
         self, job: TrainJob, entries: list[Entry], *, n_references: int, target: Any, retrain: Callable[[], Any]
     ) -> Built:
         return text_built(job, entries, n_references=n_references, target=target, retrain=retrain)
-
-
-class _Scored:
-    """The user's stacked models as the engine's scoring reads a stack."""
-
-    def __init__(self, models: Any) -> None:
-        self.models, self.n_models = models, models.n_models
-
-    def logits(self, ids: Any) -> Any:
-        return self.models(ids)

@@ -80,13 +80,15 @@ def finetune(
 
 
 def score(
-    stack: StackedLoRA | StackedFull, ids: np.ndarray, mask: np.ndarray, *, device: torch.device, budget: int,
+    stack: Any, ids: np.ndarray, mask: np.ndarray, *, device: torch.device, budget: int,
     precision: str = "float32", trim: bool = True,
 ) -> list[dict[str, np.ndarray]]:
-    """Every model's per-token statistics (``lm_lp``, ``lm_mu``, ``lm_sigma``, float32 ``[N, T]``; zero in
-    column 0 and on padding, which nothing reads) on every text, in chunks of texts whose logits ``[M, b, T, V]`` and their float64 reduction fit
-    ``budget`` bytes: no more than one chunk's logits are ever alive. ``trim``: texts are read in order of
-    length, each chunk only up to its longest text (as :func:`finetune` trims)."""
+    """Every model of ``stack`` (anything with ``n_models`` and ``logits(ids [M, b, T])``: the engine's
+    stacks, ``StackedModels``, ``StackedAdapters``) scored on every text: per-token statistics (``lm_lp``,
+    ``lm_mu``, ``lm_sigma``, float32 ``[N, T]``; zero in column 0 and on padding, which nothing reads), in
+    chunks of texts whose logits ``[M, b, T, V]`` and their reduction fit ``budget`` bytes: no more than one
+    chunk's logits are ever alive. ``trim``: texts are read in order of length, each chunk only up to its
+    longest text (as :func:`finetune` trims)."""
     import torch
 
     from ..data.likelihood import next_token_statistics

@@ -341,6 +341,11 @@ class StackedModels(nn.Module):
             )
         return self._call(x, 0)
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The same as calling the module (what the engine's scoring of stacked language models reads, as
+        for :class:`StackedAdapters`)."""
+        return self(x)
+
     def forward_shared(self, x: torch.Tensor) -> torch.Tensor:
         """Every model on the same inputs: ``x [B, ...] -> [M, B, ...]`` (e.g. to
         evaluate)."""
