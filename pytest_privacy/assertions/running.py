@@ -46,9 +46,10 @@ def trials(
     model: Any, data: MembershipData, attack: str, attack_options: Mapping[str, Any] | None
 ) -> tuple[np.ndarray, np.ndarray, str, int | None]:
     """``(scores, is_member, variant, queries)`` of a TPR gate: ``[N]`` for one target, or ``[K, N]``
-    pooled over every model of a recipe audit (``data.recipe``) when the attack scores logits.
-    Label-only attacks query the target model itself, so a recipe audit judges them on it alone."""
-    if data.recipe is not None and get_attack(attack).score is not None and not attack_options:
+    pooled over every model of a recipe audit (``data.recipe``) when the attack scores what the audit
+    kept (logits; a language model's log-likelihoods). Label-only attacks and Min-K%++ (the next-token
+    spread) query the target model itself, so a recipe audit judges them on it alone."""
+    if data.recipe is not None and get_attack(attack).pools and not attack_options:
         scores, member, variant = recipe_scores(data, attack)
         return scores, member, f"{variant}; recipe audit of {len(scores)} models", None
     scores, variant, queries = attack_scores(model, data, attack, attack_options=attack_options)

@@ -271,12 +271,18 @@ def lira_from_statistics(
 FIXED_VARIANCE_BELOW = 64
 
 
+def default_variance(n_references: int) -> Literal["fixed", "per_example"]:
+    """LiRA's variance at ``n_references``: one shared (``fixed``) below :data:`FIXED_VARIANCE_BELOW`,
+    each point's own above."""
+    return "fixed" if n_references < FIXED_VARIANCE_BELOW else "per_example"
+
+
 def _lira(variant: str, variance: str | None) -> ScoreFn:
     """A registered LiRA: ``variance=None`` picks fixed below 64 references, per-example above."""
 
     def score(logits: np.ndarray, labels: np.ndarray, refs: References | None, pop: Any = None) -> tuple[np.ndarray, str]:
         assert refs is not None
-        chosen = variance or ("fixed" if refs.n_references < FIXED_VARIANCE_BELOW else "per_example")
+        chosen = variance or default_variance(refs.n_references)
         # Offline also needs keep: it fits the OUT references of each point only.
         s = lira_scores(logits, refs.logits, labels, refs.keep, variant=variant, variance=chosen)  # type: ignore[arg-type]
         return s, f"{variant}, {chosen.replace('_', '-')} variance"

@@ -54,11 +54,20 @@ class Attack:
     needs_inputs: bool = False
     # (references, labels, confidence) -> a check of the attack's own model of the scores, or None
     diagnose: Callable[..., Any] | None = None
+    # a text attack that reads the next-token distribution's mean and spread (Min-K%++): reference
+    # fine-tunes keep only log-likelihoods, so a recipe audit judges it on the target alone
+    needs_spread: bool = False
 
     @property
     def label_only(self) -> bool:
         """Whether the attack needs only predicted labels."""
         return self.score_labels is not None
+
+    @property
+    def pools(self) -> bool:
+        """Whether a recipe audit can score every model with it from what the audit kept (logits, or
+        a language model's log-likelihoods); label-only and spread-reading attacks query the target."""
+        return self.score is not None or (self.score_text is not None and not self.needs_spread)
 
     @property
     def text(self) -> bool:

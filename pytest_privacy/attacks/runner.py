@@ -112,20 +112,31 @@ def _text_scores(model: Any, data: MembershipData, attack: str, attack_options: 
 def recipe_scores(data: MembershipData, attack: str = "lira") -> tuple[np.ndarray, np.ndarray, str]:
     """A recipe audit's trials (``data.recipe``): ``attack``'s scores ``[K, N]`` with every model in
     turn the target and the others its references, the membership ``[K, N]``, and the variant.
-    Only attacks that score logits pool; label-only attacks query a model (use ``attack_scores``)."""
+    Only attacks that score what the audit kept pool (:attr:`~.registry.Attack.pools`); label-only
+    attacks query a model (use ``attack_scores``)."""
     data = as_membership_data(data)
     trials, refs = data.recipe, data.references
     if trials is None or refs is None:
         raise ValueError("recipe_scores needs a recipe audit: MembershipData.with_recipe_trials(model).")
     spec = get_attack(attack)
-    if spec.score is None:
-        raise ValueError(f"attack {attack!r} queries the model for labels; a recipe audit pools score attacks only.")
+    if not spec.pools:
+        raise ValueError(f"attack {attack!r} queries the target model itself; a recipe audit pools score attacks only.")
+    if isinstance(data, TextMembershipData) != spec.text:
+        return _text_scores(None, data, attack, None)  # (the error naming the attacks of this kind)
     rows, variant = [], ""
+    base: dict[str, Any] = {}  # the base model's statistics, read once for every trial (ref_base)
     for k in range(trials.n_models):
-        pop = None if trials.population_logits is None else trials.population_logits[k]
-        if spec.needs_population and pop is None:
-            raise ValueError(f"attack {attack!r} needs population points: see attack_scores.")
-        extra = {"inputs": data.x} if spec.needs_inputs else {}
-        scores, variant = spec.score(trials.logits[k], data.y, trials.references_without(k, refs), pop, **extra)
+        if spec.text:
+            from .lm.query import TextQuery
+
+            trial = TextMembershipData(data.text, trials.keep[k], trials.references_without(k, refs), base=data.base)
+            assert spec.score_text is not None
+            scores, variant = spec.score_text(TextQuery.recorded(trial, trials.lp[k], base=base))
+        else:
+            pop = None if trials.population_logits is None else trials.population_logits[k]
+            if spec.needs_population and pop is None:
+                raise ValueError(f"attack {attack!r} needs population points: see attack_scores.")
+            extra = {"inputs": data.x} if spec.needs_inputs else {}
+            scores, variant = spec.score(trials.logits[k], data.y, trials.references_without(k, refs), pop, **extra)
         rows.append(np.asarray(scores, dtype=np.float64))
     return np.stack(rows), trials.keep.copy(), variant

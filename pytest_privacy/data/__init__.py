@@ -5,9 +5,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # (text_membership builds on this module)
+    from .text_membership import TextRecipeTrials
 
 __all__ = [
     "AuditPlan", "Baseline", "MembershipData", "Population", "RecipeTrials", "References", "as_float32", "as_membership_data",
@@ -114,12 +117,13 @@ class RecipeTrials:
 class AuditPlan:
     """How an audit is judged, beside its data and as immutable as it: ``looks`` (an
     :class:`~pytest_privacy.stats.looks.AdaptiveReferences`: more references on demand, for
-    ``n_references="auto"``; None: the references at hand) and ``trials`` (a :class:`RecipeTrials`:
-    every model of the recipe the target in turn, for ``audit="recipe"``; None: the one target).
+    ``n_references="auto"``; None: the references at hand) and ``trials`` (a :class:`RecipeTrials`, or
+    a language model's :class:`~pytest_privacy.data.text_membership.TextRecipeTrials`: every model of
+    the recipe the target in turn, for ``audit="recipe"``; None: the one target).
     Data derived from an audit (``subset``, ``shuffled_membership``) keeps its plan."""
 
     looks: Any = None
-    trials: RecipeTrials | None = None
+    trials: RecipeTrials | TextRecipeTrials | None = None
 
 
 class MembershipData:
@@ -168,7 +172,7 @@ class MembershipData:
         return self._plan.looks
 
     @property
-    def recipe(self) -> RecipeTrials | None:
+    def recipe(self) -> Any:
         """The plan's recipe trials (``audit="recipe"``), or None."""
         return self._plan.trials
 

@@ -13,7 +13,7 @@ import numpy as np
 from . import AuditPlan, MembershipData
 from .text import TextDataset
 
-__all__ = ["TextMembershipData", "TextReferences"]
+__all__ = ["TextMembershipData", "TextRecipeTrials", "TextReferences"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,27 @@ class TextReferences:
         return TextReferences(self.lp[:, idx], self.keep[:, idx], self.seed)
 
 
+@dataclass(frozen=True)
+class TextRecipeTrials:
+    """Every fine-tune of a language model's audit scored as the target in turn (``audit="recipe"``):
+    ``lp [K, N, T]`` each model's per-token log-likelihoods of the audited texts (model 0 is
+    ``target_model``) and ``keep [K, N]`` which texts each fine-tuned on; each model's references are
+    the others. The text counterpart of :class:`~pytest_privacy.data.RecipeTrials`."""
+
+    lp: np.ndarray
+    keep: np.ndarray
+
+    @property
+    def n_models(self) -> int:
+        """Number of models K (each one a target in turn)."""
+        return int(self.keep.shape[0])
+
+    def references_without(self, k: int, references: TextReferences) -> TextReferences:
+        """Model ``k``'s references: every other model."""
+        others = np.arange(self.n_models) != k
+        return TextReferences(self.lp[others], self.keep[others], references.seed)
+
+
 class TextMembershipData(MembershipData):
     """Audited texts (``text``), ``is_member`` (which the target fine-tuned on), and optionally the
     reference fine-tunes (``references``, a :class:`TextReferences`) and the ``base`` model the
@@ -66,23 +87,40 @@ class TextMembershipData(MembershipData):
                     f"the references cover texts {references.lp.shape[1:]} but the audit has {text.ids.shape}: score "
                     "them on exactly these texts, in this order."
                 )
-        if self.plan.trials is not None:
-            raise ValueError("audit='recipe' pools classifier trials; a language model is audited as one target.")
         self.text = text
         self.references = references  # type: ignore[assignment]
         self.base = base
 
     def with_recipe_trials(self, model: Any) -> MembershipData:
-        raise ValueError("audit='recipe' pools classifier trials; a language model is audited as one target.")
+        """The same audit as a recipe audit: ``model`` (the target, whose members ``is_member`` says)
+        and every reference fine-tune each scored as the target in turn, pooled by the TPR gates
+        (:func:`pytest_privacy.stats.pooled.pooled_gate`). The target's log-likelihoods are read here,
+        once; the references' were read when they were trained."""
+        from .likelihood import token_statistics
+
+        refs = self.references
+        if refs is None:
+            raise ValueError("a recipe audit needs reference fine-tunes: they are the other targets.")
+        lp = token_statistics(model, self.text.ids, self.text.mask).lp.astype(refs.lp.dtype, copy=False)
+        trials = TextRecipeTrials(np.concatenate([lp[None], refs.lp]), np.concatenate([self.is_member[None], refs.keep]))
+        return self.with_plan(trials=trials)
 
     def _subset(self, idx: np.ndarray) -> MembershipData:
         refs = None if self.references is None else self.references.subset(idx)
-        return TextMembershipData(self.text.subset(idx), self.is_member[idx], refs, base=self.base)
+        t = self.recipe
+        trials = None if t is None else TextRecipeTrials(t.lp[:, idx], t.keep[:, idx])
+        return TextMembershipData(self.text.subset(idx), self.is_member[idx], refs, base=self.base, plan=AuditPlan(trials=trials))
 
     def _shuffled(self, seed: int) -> MembershipData:
-        out = TextMembershipData(
-            self.text, np.random.default_rng(seed).permutation(self.is_member), self.references, base=self.base
-        )
+        perm = np.random.default_rng(seed).permutation(len(self))
+        t, refs = self.recipe, self.references
+        if t is None:
+            out = TextMembershipData(self.text, self.is_member[perm], refs, base=self.base)
+        else:  # every model's membership by the same permutation, as for a classifier's recipe audit
+            assert refs is not None
+            refs = TextReferences(refs.lp, refs.keep[:, perm], refs.seed)
+            trials = TextRecipeTrials(t.lp, t.keep[:, perm])
+            out = TextMembershipData(self.text, self.is_member[perm], refs, base=self.base, plan=AuditPlan(trials=trials))
         out.data_id = self.data_id
         return out
 

@@ -112,6 +112,48 @@ def test_an_attack_of_the_other_kind_is_an_error_naming_the_right_ones(memorised
     assert measure_attack(setup.target, setup.membership_data(), fpr=0.05).verdict is Verdict.MEASURED
 
 
+def _judged(gate, *args, **kwargs):
+    """A gate's result whatever its verdict (a FAIL's from the error)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return gate(*args, on_inconclusive="warn", **kwargs)
+        except PrivacyLeakError:
+            return None
+
+
+def test_a_recipe_audit_pools_every_fine_tune_as_the_target_in_turn(memorised):
+    """audit='recipe' on text: 5 fine-tunes x 100 non-members certify an FPR one target's 100 cannot,
+    the membership no model trained on is not called a leak by any pooled attack, and Min-K%++ (which
+    needs the next-token spread the references do not keep) is judged on the target alone."""
+    setup, *_ = memorised
+    data = setup.membership_data()
+    recipe = data.with_recipe_trials(setup.target)
+    assert recipe.recipe.n_models == 5 and recipe.recipe.lp.shape == (5, *TEXT.ids.shape)
+    one = _judged(assert_tpr_at_fpr_below, setup.target, data, fpr=0.02, max_tpr=0.3)
+    assert one.verdict is Verdict.INCONCLUSIVE and "183 non-members" in one.reason  # 100 cannot certify 0.02
+    with pytest.raises(PrivacyLeakError, match=r"(?s)recipe audit of 5 models.*500 members, 500 non-members"):
+        assert_tpr_at_fpr_below(setup.target, recipe, fpr=0.02, max_tpr=0.3)
+    shuffled = recipe.shuffled_membership(1)
+    for attack in LM_ATTACKS:
+        r = _judged(assert_tpr_at_fpr_below, setup.target, shuffled, attack=attack, fpr=0.05, max_tpr=0.3)
+        assert r is not None and r.verdict is not Verdict.FAIL, attack
+        assert ("recipe audit of 5 models" in r.variant) == (attack != "min_k_plus_plus"), (attack, r.variant)
+    # lm_lira on every trial: a shared variance (4 references), members ranked above non-members in each.
+    from sklearn.metrics import roc_auc_score
+
+    from pytest_privacy.attacks.runner import recipe_scores
+
+    scores, keep, variant = recipe_scores(recipe, "lm_lira")
+    assert "fixed variance" in variant and min(roc_auc_score(k, s) for k, s in zip(keep, scores)) > 0.9
+    half = recipe.subset(np.arange(100))
+    assert half.recipe.lp.shape == (5, 100, TEXT.ids.shape[1]) and half.recipe.keep.shape == (5, 100)
+    with pytest.raises(ValueError, match="needs reference fine-tunes"):
+        TextMembershipData(data.text, data.is_member).with_recipe_trials(setup.target)
+
+
 def test_pii_of_a_memorised_fine_tune_is_extracted_and_of_an_untrained_one_not(memorised):
     from pytest_privacy import LMAuditResult, assert_no_extraction
 

@@ -228,10 +228,10 @@ def test_a_canary_run_fine_tunes_by_the_recipe_and_is_cached_under_it(texts, fol
 def test_a_stored_fine_tune_edited_by_hand_is_fine_tuned_again_not_trusted(texts, folder, tmp_path, damage):
     """An LMRecipe's stored statistics are bound to their key like every entry: one damaged by hand is trained
     again (the same fine-tune: the same statistics), never read."""
+    from pytest_privacy.audit.dataset import dataset_identity
     from pytest_privacy.audit.lm_recipe_source import LMRecipeSource
     from pytest_privacy.audit.split import Split
     from pytest_privacy.audit.text_packing import text_arrays
-    from pytest_privacy.audit.dataset import dataset_identity
     from tests.helpers import damage_entry
 
     recipe = LMRecipe(base=folder, lora_rank=2, lr=1e-2, batch_size=8)

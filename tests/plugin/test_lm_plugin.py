@@ -35,6 +35,10 @@ def test_a_fine_tuned_lm_is_gated_through_the_fixtures(pytester):
     second = pytester.runpytest_subprocess(*args)
     second.assert_outcomes(failed=2, passed=len(lm) - 1, skipped=len(ATTACKS) - len(lm))
     second.stdout.fnmatch_lines(["*models: 0 trained*5 loaded from cache*"])
+    # audit='recipe' on text: the target and its 4 references each the target in turn, pooled; nothing trained.
+    recipe = pytester.runpytest_subprocess(*args, "--privacy-audit=recipe", "-k", "leaks")
+    recipe.assert_outcomes(failed=1)
+    recipe.stdout.fnmatch_lines(["*min_k (k=0.2; recipe audit of 5 models) TPR*", "*models: 0 trained*5 loaded from cache*"])
 
 
 CONTRACT = """

@@ -183,14 +183,18 @@ def test_lm_lira_is_the_gaussian_test_on_each_texts_mean_log_likelihood():
     m = 8
     keep = balanced_keep(m, len(lp), 0)
     refs = lp[None] + rng.normal(scale=0.3, size=(m, *lp.shape)) + 0.5 * keep[:, :, None]
-    scores = lm_lira(lp, refs, keep, mask)
+    scores = lm_lira(lp, refs, keep, mask, variance="per_example")
+    fixed = lm_lira(lp, refs, keep, mask)  # the default below 64 references: one variance, the IN values'
+    phi = lambda row, i: sum(_tokens(row, mask[i])) / len(_tokens(row, mask[i]))  # noqa: E731
+    all_in = [phi(refs[j, i], i) for i in range(len(lp)) for j in range(m) if keep[j, i]]
     for i in range(len(lp)):
-        phi = lambda row: sum(_tokens(row, mask[i])) / len(_tokens(row, mask[i]))  # noqa: E731
-        ins = [phi(refs[j, i]) for j in range(m) if keep[j, i]]
-        outs = [phi(refs[j, i]) for j in range(m) if not keep[j, i]]
-        target = phi(lp[i])
+        ins = [phi(refs[j, i], i) for j in range(m) if keep[j, i]]
+        outs = [phi(refs[j, i], i) for j in range(m) if not keep[j, i]]
+        target = phi(lp[i], i)
         expected = stats.norm.logpdf(target, np.median(ins), np.std(ins)) - stats.norm.logpdf(target, np.median(outs), np.std(outs))
         assert scores[i] == pytest.approx(expected, rel=1e-10)
+        s = np.std(all_in)
+        assert fixed[i] == pytest.approx(stats.norm.logpdf(target, np.median(ins), s) - stats.norm.logpdf(target, np.median(outs), s), rel=1e-9)
     with pytest.raises(ValueError, match=r"\[M, N, T\]"):
         lm_lira(lp, refs[:, :3], keep, mask)
 

@@ -3,7 +3,6 @@ per-token statistics it reads once (and with the spread Min-K%++ needs only when
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +17,22 @@ __all__ = ["TextQuery"]
 @dataclass
 class TextQuery:
     """The ``model`` under audit, the audit ``data`` (texts, references, base model) and the device the
-    statistics are read on."""
+    statistics are read on. ``model=None`` with statistics already read (:meth:`recorded`) is a
+    recipe audit's trial: a reference fine-tune as the target, known by its log-likelihoods alone."""
 
     model: Any
     data: TextMembershipData
     device: str = "cpu"
     _read: dict[bool, TokenStatistics] = field(default_factory=dict, repr=False)
+    # the base model's statistics, read once and shared by every query of one audit (a recipe's trials)
+    _base: dict[str, TokenStatistics] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def recorded(cls, data: TextMembershipData, lp: np.ndarray, *, base: dict[str, TokenStatistics]) -> TextQuery:
+        """A query of a model known only by its log-likelihoods ``lp [N, T]`` of ``data``'s texts;
+        ``base`` is the memo of the base model's statistics, shared with the other trials."""
+        stats = TokenStatistics(lp=lp, mu=None, sigma=None, mask=data.text.mask)
+        return cls(None, data, _read={False: stats}, _base=base)
 
     @property
     def mask(self) -> np.ndarray:
@@ -35,17 +44,22 @@ class TextQuery:
         sigma; a read with them serves a read without)."""
         have = self._read.get(True) or (None if spread else self._read.get(False))
         if have is None:
+            if self.model is None:  # (the runner pools only attacks that read log-likelihoods alone)
+                raise ValueError("this model is known by its log-likelihoods alone: its next-token spread was not kept.")
             text = self.data.text
             have = self._read[spread] = token_statistics(self.model, text.ids, text.mask, spread=spread, device=self.device)
         return have
 
-    @functools.cached_property
+    @property
     def base_statistics(self) -> TokenStatistics:
-        """The base model's statistics of the audited texts (``ref_base``); an error without one."""
+        """The base model's statistics of the audited texts (``ref_base``), read once; an error without one."""
+        if "base" in self._base:
+            return self._base["base"]
         if self.data.base is None:
             raise ValueError(
                 "ref_base compares with the base model the fine-tunes started from: define a privacy_base_model "
                 "fixture returning it (or build TextMembershipData(..., base=model))."
             )
         text = self.data.text
-        return token_statistics(self.data.base, text.ids, text.mask, device=self.device)
+        self._base["base"] = token_statistics(self.data.base, text.ids, text.mask, device=self.device)
+        return self._base["base"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..lira import default_variance
 from ..registry import Attack, register_attack, register_suite
 from .query import TextQuery
 from .scores import lm_lira, lm_loss, min_k, min_k_plus_plus, ref_base, zlib_score
@@ -44,12 +45,14 @@ def _lira(variant: str):  # type: ignore[no-untyped-def]
     def score(q: TextQuery) -> tuple[np.ndarray, str]:
         refs = q.data.references
         assert refs is not None  # (the runner checks needs_references)
-        return lm_lira(q.statistics().lp, refs.lp, refs.keep, q.mask, variant=variant), f"{variant}, per-example variance"
+        chosen = default_variance(refs.n_references)
+        scores = lm_lira(q.statistics().lp, refs.lp, refs.keep, q.mask, variant=variant, variance=chosen)
+        return scores, f"{variant}, {chosen.replace('_', '-')} variance"
 
     return score
 
 
-for _name, _fn, _refs, _what in [
+for _name, _fn, _refs, _what in [  # (Min-K%++ alone reads the next-token spread)
     ("lm_loss", _lm_loss, False, "mean token log-likelihood of each text (minus its loss)"),
     ("zlib", _zlib, False, "log-likelihood over the text's zlib entropy (Carlini et al. 2021)"),
     ("min_k", _min_k, False, "Min-K% Prob: the mean of the lowest 20% token log-likelihoods (Shi et al. 2024)"),
@@ -58,4 +61,4 @@ for _name, _fn, _refs, _what in [
     ("lm_lira", _lira("online"), True, "LiRA online on each text's mean log-likelihood over reference fine-tunes"),
     ("lm_lira_offline", _lira("offline"), True, "LiRA offline (OUT references only) on each text's mean log-likelihood"),
 ]:
-    register_attack(Attack(_name, "lm", _refs, _what, score_text=_fn))
+    register_attack(Attack(_name, "lm", _refs, _what, score_text=_fn, needs_spread=_name == "min_k_plus_plus"))
