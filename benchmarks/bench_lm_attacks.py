@@ -2,6 +2,10 @@
 LM (the tests' GRU, full fine-tune, no scrubbing) fine-tuned on generated support tickets, at 2, 4, 8
 and 16 reference fine-tunes (the first references of one set of 16 per seed), over several seeds.
 Prints one JSON object: per seed, references and attack, AUC and TPR at FPR 1% and 5%; and the medians.
+TPR at FPR 0.1% needs more non-members than one target has (n/2: one false positive is 0.5% of 200),
+so it is read from the recipe's 17 models each the target in turn (the others its 16 references,
+``audit="recipe"``): 17 x n/2 non-member trials at one threshold; Min-K%++ reads the next-token spread,
+which references do not keep, so it has no pooled figure.
 
     python benchmarks/bench_lm_attacks.py [--n 400] [--epochs 4] [--seeds 3] [--threads 2] [--out f.json]
 """
@@ -23,7 +27,7 @@ from helpers import finetune_tiny  # noqa: E402  the tests' tiny GRU LM and its 
 
 from pytest_privacy import PrivacyTrainer, load_example_dataset  # noqa: E402
 from pytest_privacy.attacks import ATTACKS  # noqa: E402
-from pytest_privacy.attacks.runner import attack_scores  # noqa: E402
+from pytest_privacy.attacks.runner import attack_scores, recipe_scores  # noqa: E402
 from pytest_privacy.data.text_membership import TextMembershipData, TextReferences  # noqa: E402
 from pytest_privacy.stats.roc import auc, tpr_at_fpr  # noqa: E402
 
@@ -47,7 +51,7 @@ def main() -> None:
     def finetune(data, *, seed, device):
         return finetune_tiny(data, seed=seed, device=device, epochs=args.epochs, vocab=vocab)
 
-    rows, start = [], time.perf_counter()
+    rows, pooled, start = [], [], time.perf_counter()
     for seed in range(args.seeds):
         setup = PrivacyTrainer().audit(finetune, text, n_references=16, seed=seed)
         full = setup.membership_data()
@@ -61,6 +65,16 @@ def main() -> None:
                     "tpr_at_1pct": round(tpr_at_fpr(s, data.is_member, 0.01), 4),
                     "tpr_at_5pct": round(tpr_at_fpr(s, data.is_member, 0.05), 4),
                 })
+        recipe = TextMembershipData(full.text, full.is_member, full.references).with_recipe_trials(setup.target)
+        for name in ATTACK_NAMES:
+            if ATTACKS[name].pools:
+                s, keep, _ = recipe_scores(recipe, name)
+                pooled.append({
+                    "seed": seed, "attack": name, "models": len(s), "nonmember_trials": int((~keep).sum()),
+                    "auc": round(auc(s.ravel(), keep.ravel()), 4),
+                    "tpr_at_01pct": round(tpr_at_fpr(s.ravel(), keep.ravel(), 0.001), 4),
+                    "tpr_at_1pct": round(tpr_at_fpr(s.ravel(), keep.ravel(), 0.01), 4),
+                })
     medians = {
         f"{name}@{m}": {
             k: statistics.median(r[k] for r in rows if r["attack"] == name and r["references"] == m)
@@ -68,13 +82,20 @@ def main() -> None:
         }
         for m in (2, 4, 8, 16) for name in ATTACK_NAMES
     }
+    pooled_medians = {
+        name: {k: statistics.median(r[k] for r in pooled if r["attack"] == name) for k in ("auc", "tpr_at_01pct", "tpr_at_1pct")}
+        for name in ATTACK_NAMES if ATTACKS[name].pools
+    }
     emit({
         "when": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.processor() or platform.machine(),
         "threads": args.threads, "n": args.n, "epochs": args.epochs, "seeds": args.seeds,
         "seconds": round(time.perf_counter() - start, 1), "medians": medians, "rows": rows,
+        "pooled_medians": pooled_medians, "pooled": pooled,
     }, args.out, show=False)
     for key, v in medians.items():
         print(f"{key:28s} AUC {v['auc']:.3f}  TPR@1% {v['tpr_at_1pct']:.3f}  TPR@5% {v['tpr_at_5pct']:.3f}")
+    for name, v in pooled_medians.items():
+        print(f"{name + ' (17 models)':28s} AUC {v['auc']:.3f}  TPR@0.1% {v['tpr_at_01pct']:.3f}  TPR@1% {v['tpr_at_1pct']:.3f}")
 
 
 if __name__ == "__main__":
