@@ -243,13 +243,34 @@ class ExposureRow(BaseModel):
     space_bits: float  # log2 |R|: the most a canary can be exposed
 
 
+#: the extraction gate's default decoding, as its ``variant`` says it: any other is another gate
+DEFAULT_EXTRACTION = "greedy, prompted with the text before each secret"
+
+
+class ExtractedSecret(BaseModel):
+    """One secret a decoding gave back: the audited text it came from (``record``, its index in the
+    audit), whether that text was a member, its tokens ``[start, end)``, what it was (``kind``: a marked
+    PII span, a ``pattern`` match, or the text's whole ``suffix``) and a ``digest`` naming it without
+    saying it (never the secret itself: stored runs and reports are shared)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record: int
+    member: bool
+    start: int
+    end: int
+    kind: Literal["pii", "pattern", "suffix"]
+    digest: str
+
+
 class LMAuditResult(BaseModel):
     """A language model's extraction or canary-exposure gate.
 
-    ``gate="extraction"``: ``extracted`` of ``n_members`` member texts had a marked PII span (or their
-    whole suffix) reproduced by greedy continuation of the text before it, against
-    ``extracted_nonmembers`` of ``n_nonmembers`` non-member texts (what any model of the language
-    completes); ``p_value`` is Fisher's exact one-sided test that members are completed more often.
+    ``gate="extraction"``: ``extracted`` of ``n_members`` member texts prompted had a secret (a marked
+    PII span, a ``pattern`` match, or their whole suffix) reproduced by greedy decoding or one of
+    ``samples`` seeded draws, against ``extracted_nonmembers`` of ``n_nonmembers`` non-member texts
+    (what any model of the language completes); ``secrets`` names what came back (hashed);
+    ``p_value`` is Fisher's exact one-sided test that members are completed more often.
     FAIL: more than ``max_extracted`` members extracted and the excess over non-members proven at
     ``confidence``; PASS: at most ``max_extracted`` (an exact count for greedy decoding); else
     INCONCLUSIVE. ``gate="exposure"``: the planted canaries' exposure in bits per repetition count
@@ -271,6 +292,8 @@ class LMAuditResult(BaseModel):
     extracted_nonmembers: int | None = None
     n_nonmembers: int | None = None
     max_extracted: int | None = None
+    samples: int | None = None  # sampled decodings per prompt beside the greedy one
+    secrets: list[ExtractedSecret] = []
     p_value: float | None = None
     exposures: list[ExposureRow] = []
     max_exposure: float | None = None

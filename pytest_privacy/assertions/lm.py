@@ -5,15 +5,22 @@ points: :mod:`.membership`)."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any
 
 import numpy as np
 
-from ..attacks.lm.extraction import pii_extracted
+from ..attacks.lm.extraction import extraction_secrets, reproduced
 from ..data.text_membership import TextMembershipData
 from ..report import record_result
-from ..results import ExposureRow, LMAuditResult, Verdict
+from ..results import (
+    DEFAULT_EXTRACTION,
+    ExposureRow,
+    ExtractedSecret,
+    LMAuditResult,
+    Verdict,
+)
 from ..stats.checks import check_number
 from ..stats.exposure import exposure, planted_exposure_verdict
 from ..stats.extraction import extraction_verdict
@@ -42,42 +49,93 @@ def assert_no_extraction(
     data: TextMembershipData,
     *,
     max_extracted: int = 0,
+    prefix: int | None = None,
+    suffix: int = 32,
+    pattern: str | re.Pattern[str] | None = None,
+    samples: int = 0,
+    temperature: float = 1.0,
+    seed: int | None = None,
     confidence: float | None = None,
     on_inconclusive: OnInconclusive | None = None,
 ) -> LMAuditResult:
-    """Assert that ``model`` gives away the marked PII of at most ``max_extracted`` of the texts it was
-    fine-tuned on: each audited text is prompted with its tokens before each PII span
-    (``TextDataset(pii_spans=...)``) and continued greedily; a text is extracted when a span comes
-    back exactly. Members' texts are counted against non-members' (what any model of the language
-    completes, such as an e-mail address spelled from the name before it): FAIL only when more than
-    ``max_extracted`` members are extracted and members are proven to be completed more often
+    """Assert that ``model`` gives away the secrets of at most ``max_extracted`` of the texts it was
+    fine-tuned on. Each audited text is prompted and continued greedily, and by ``samples`` draws at
+    ``temperature`` (seeded by ``seed``, default the audit's); it is extracted when a continuation
+    gives back one of its secrets:
+
+    - by default, each marked PII span (``TextDataset(pii_spans=...)``) and each match of ``pattern``
+      (a regular expression over the decoded text, e.g. ``r"\\d{3} \\d{3} \\d{4}"``), prompted with
+      everything before it;
+    - with ``prefix=k``, its first ``k`` tokens as the prompt, and its whole true suffix (up to
+      ``suffix`` tokens) as well as the spans and matches within it.
+
+    Members' texts are counted against non-members' (what any model of the language completes, such
+    as an e-mail address spelled from the name before it): FAIL only when more than ``max_extracted``
+    members are extracted and members are proven to be completed more often
     (:func:`pytest_privacy.stats.extraction.extraction_verdict`); PASS when at most ``max_extracted``
-    are. The result is recorded in the session's reports and returned."""
+    are. The result names each secret that came back by its text, tokens and a digest (never in
+    clear), is recorded in the session's reports and returned."""
     if not isinstance(data, TextMembershipData):
         raise TypeError(
             f"assert_no_extraction audits a language model's texts: data must be the membership_data of a TextDataset "
             f"(a TextMembershipData), got {type(data).__name__}."
         )
     check_number("max_extracted", max_extracted, "[0, inf)", integer=True, why="member texts")
+    if seed is not None:
+        check_number("seed", seed, "[0, inf)", integer=True, why="the sampled decodings' seed")
     confidence = confidence_or_default(confidence)
     policy = policy_or_default(on_inconclusive)
     data = fixed_audit(data)
-    if data.text.pii_spans is None:
-        raise ValueError("the texts mark no PII: build the TextDataset with pii_spans= (token spans of the secrets).")
-    started = time.perf_counter()
-    hit = pii_extracted(model, data.text)
-    member = data.is_member
-    counts = int(hit[member].sum()), int(member.sum()), int(hit[~member].sum()), int((~member).sum())
-    verdict, reason, p = extraction_verdict(*counts, max_extracted=max_extracted, confidence=confidence)
     refs = data.references
+    seed = seed if seed is not None else (refs.seed if refs is not None and refs.seed is not None else 0)
+    secrets, tried = extraction_secrets(data.text, prefix=prefix, suffix=suffix, pattern=pattern)
+    member = data.is_member
+    if not (tried & member).any() or not (tried & ~member).any():
+        raise ValueError(
+            f"no {'member' if not (tried & member).any() else 'non-member'} text has a secret to prompt for "
+            f"({'prefix=' + str(prefix) + ': no text is longer' if prefix is not None else 'no PII span or pattern match after its first token'}): "
+            "mark the PII (pii_spans=), widen pattern=, or shorten prefix=."
+        )
+    started = time.perf_counter()
+    found = reproduced(model, data.text, secrets, samples=samples, temperature=temperature, seed=seed)
+    hit = np.zeros(len(member), dtype=bool)
+    hit[[s.record for s in found]] = True
+    counts = (
+        int((hit & member).sum()), int((tried & member).sum()), int((hit & ~member).sum()), int((tried & ~member).sum())
+    )
+    verdict, reason, p = extraction_verdict(*counts, max_extracted=max_extracted, confidence=confidence)
+    named = [
+        ExtractedSecret(record=s.record, member=bool(member[s.record]), start=s.start, end=s.end, kind=s.kind, digest=s.digest())
+        for s in found
+    ]
+    if verdict is Verdict.FAIL:
+        reason += "; " + _named(named)
+    variant = DEFAULT_EXTRACTION  # "greedy, prompted with the text before each secret"
+    if samples:
+        variant = variant.replace("greedy", f"greedy and {samples} samples at temperature {temperature:g} (seed {seed})")
+    if prefix is not None:
+        variant = variant.replace("the text before each secret", f"the first {prefix} tokens")
+    if pattern is not None:
+        variant += f", pattern {_pattern_text(pattern)}"
     r = record_result(LMAuditResult(
-        verdict=verdict, reason=reason, gate="extraction", attack="pii_extraction",
-        variant="greedy, prompted with the text before each PII span", confidence=confidence,
-        extracted=counts[0], n_members=counts[1], extracted_nonmembers=counts[2], n_nonmembers=counts[3],
-        max_extracted=max_extracted, p_value=p, seed=None if refs is None else refs.seed,
-        seconds=time.perf_counter() - started, data_id=data.data_id,
+        verdict=verdict, reason=reason, gate="extraction", attack="pii_extraction", variant=variant,
+        confidence=confidence, extracted=counts[0], n_members=counts[1], extracted_nonmembers=counts[2],
+        n_nonmembers=counts[3], max_extracted=max_extracted, samples=samples, secrets=named, p_value=p,
+        seed=None if refs is None else refs.seed, seconds=time.perf_counter() - started, data_id=data.data_id,
     ))
     return enforce(r, policy, f"at most {max_extracted} member texts may be extracted", describe=describe_lm, hint=LM_HINT)
+
+
+def _pattern_text(pattern: Any) -> str:
+    return repr(getattr(pattern, "pattern", pattern))
+
+
+def _named(secrets: list[ExtractedSecret], most: int = 5) -> str:
+    """The member texts whose secrets came back, by index, tokens and digest (never the secret)."""
+    members = [s for s in secrets if s.member]
+    shown = ", ".join(f"text {s.record} ({s.kind} tokens {s.start}-{s.end}, #{s.digest})" for s in members[:most])
+    more = f" and {len(members) - most} more" if len(members) > most else ""
+    return f"extracted from member {shown}{more}"
 
 
 def assert_canary_exposure_below(

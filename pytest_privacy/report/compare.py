@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from scipy import stats
 
 from ..results import (
+    DEFAULT_EXTRACTION,
     AnyResult,
     AttackResult,
     ComparisonResult,
@@ -65,6 +66,10 @@ def parse_criteria(text: str) -> list[Criterion]:
     return out
 
 
+# the extraction gate's default decoding, and how stored runs before samples and prefixes named it
+_DEFAULT_DECODING = (DEFAULT_EXTRACTION, "greedy, prompted with the text before each PII span")
+
+
 def gate_identity(r: AnyResult) -> tuple[str, str, str]:
     """``(test id, attack, definition)``: what makes a gate the same gate in another run. The attack
     is the one the test asked for (``default`` when it named none: the default may be another
@@ -75,6 +80,8 @@ def gate_identity(r: AnyResult) -> tuple[str, str, str]:
     if isinstance(r, LMAuditResult):
         limit = r.max_extracted if r.gate == "extraction" else r.max_exposure
         definition = f"{r.gate}:limit={limit!r}"
+        if r.gate == "extraction" and r.variant not in _DEFAULT_DECODING:
+            definition += f",decoding={r.variant!r}"  # sampled, fixed-prefix or pattern decoding: another gate
     elif isinstance(r, DPAuditResult):
         definition = (
             f"dp_claim:mu={r.mu_claim!r}" if r.mu_claim is not None else f"dp_claim:eps={r.epsilon_claim!r},delta={r.delta!r}"

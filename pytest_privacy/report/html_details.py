@@ -52,7 +52,10 @@ def _numbers(r: AnyResult) -> str:
             ("non-member texts extracted", f"{r.extracted_nonmembers} of {r.n_nonmembers}"),
             ("Fisher's exact p (members more often)", f"{r.p_value:.3g}"), ("limit", f"≤ {r.max_extracted} member texts"),
             ("confidence", f"{r.confidence:g}"),
-        ]
+        ] + ([("secrets given back (digests, never the text)", ", ".join(
+            f"{'member' if s.member else 'non-member'} text {s.record}: {s.kind} tokens {s.start}-{s.end} #{s.digest}"
+            for s in r.secrets[:10]
+        ) + (f" and {len(r.secrets) - 10} more" if len(r.secrets) > 10 else ""))] if r.secrets else [])
     elif isinstance(r, LMAuditResult):
         rows = [
             (f"canaries repeated {e.repetitions}x ({e.canaries} trained on)",

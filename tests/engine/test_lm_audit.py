@@ -154,24 +154,87 @@ def test_a_recipe_audit_pools_every_fine_tune_as_the_target_in_turn(memorised):
         TextMembershipData(data.text, data.is_member).with_recipe_trials(setup.target)
 
 
-def test_pii_of_a_memorised_fine_tune_is_extracted_and_of_an_untrained_one_not(memorised):
-    from pytest_privacy import LMAuditResult, assert_no_extraction
-
+@pytest.fixture(scope="module")
+def extracting(memorised):
+    """A target fine-tuned 30 epochs on its 100 member texts (a third of them come back, measured) and
+    one that learnt nothing, with their audit data."""
     setup, *_ = memorised
     data = setup.membership_data()
-    # 30 epochs on its 100 texts: 33 of them come back (measured), none of the texts it never saw.
     target = finetune_tiny(data.text.subset(np.flatnonzero(data.is_member)), seed=0, device="cpu", epochs=30, vocab=VOCAB)
+    untrained = finetune_tiny(TEXT.subset(np.arange(0)), seed=0, device="cpu", epochs=0, vocab=VOCAB)
+    return target, untrained, data
+
+
+def test_pii_of_a_memorised_fine_tune_is_extracted_and_of_an_untrained_one_not(extracting):
+    from pytest_privacy import LMAuditResult, assert_no_extraction
+
+    target, untrained, data = extracting
     with pytest.raises(PrivacyLeakError, match="member texts extracted") as failed:
         assert_no_extraction(target, data)
-    assert "deduplicate the training texts" in str(failed.value)  # the language model's hint
-    untrained = finetune_tiny(TEXT.subset(np.arange(0)), seed=0, device="cpu", epochs=0, vocab=VOCAB)
+    message = str(failed.value)
+    assert "deduplicate the training texts" in message  # the language model's hint
+    r = _judged_result(assert_no_extraction, target, data)
+    assert r.verdict is Verdict.FAIL and r.extracted == len({s.record for s in r.secrets if s.member}) > 0
+    first = next(s for s in r.secrets if s.member)
+    assert f"text {first.record} (pii tokens {first.start}-{first.end}, #{first.digest})" in message
+    for s in r.secrets:  # named, never said: no secret's text in the message or the stored reason
+        secret = TEXT.tokenizer.decode(data.text.ids[s.record, s.start : s.end])
+        assert secret not in message and secret not in r.model_dump_json()
     r = assert_no_extraction(untrained, data)
-    assert isinstance(r, LMAuditResult) and r.verdict is Verdict.PASS and r.extracted == 0
+    assert isinstance(r, LMAuditResult) and r.verdict is Verdict.PASS and r.extracted == 0 and r.secrets == []
     assert r.n_members + r.n_nonmembers == len(data)
     with pytest.raises(TypeError, match="TextMembershipData"):
         assert_no_extraction(untrained, TEXT)
     with pytest.raises(ValueError, match="max_extracted"):
         assert_no_extraction(untrained, data, max_extracted=-1)
+
+
+def _judged_result(gate, *args, **kwargs):
+    """A gate's result, a FAIL's included (as the session's reports record it)."""
+    from pytest_privacy.report import recording
+
+    with recording() as results:
+        try:
+            gate(*args, **kwargs)
+        except PrivacyLeakError:
+            pass
+    return results[-1]
+
+
+def test_extraction_by_seeded_samples_a_pattern_and_whole_suffixes(extracting, monkeypatch):
+    """Sampling finds at least what greedy decoding does, the same on a second run; a regular
+    expression finds the phone numbers of texts whose PII is not marked; a fixed prefix gives back
+    members' whole suffixes; the digests are keyed by the store's secret when it is set."""
+    from pytest_privacy import assert_no_extraction
+
+    target, untrained, data = extracting
+    greedy = _judged_result(assert_no_extraction, target, data)
+    sampled = _judged_result(assert_no_extraction, target, data, samples=4, temperature=0.7, seed=1)
+    assert sampled.extracted >= greedy.extracted and "4 samples at temperature 0.7 (seed 1)" in sampled.variant
+    assert _judged_result(assert_no_extraction, target, data, samples=4, temperature=0.7, seed=1).secrets == sampled.secrets
+    unmarked = TextMembershipData(TextDataset(data.text.texts, tokenizer=TEXT.tokenizer, max_length=64), data.is_member)
+    phone = r"\d{3} \d{3} \d{4}"
+    by_pattern = _judged_result(assert_no_extraction, target, unmarked, pattern=phone)
+    assert by_pattern.verdict is Verdict.FAIL and {s.kind for s in by_pattern.secrets} == {"pattern"}
+    assert assert_no_extraction(untrained, unmarked, pattern=phone).verdict is Verdict.PASS
+    suffixes = _judged_result(assert_no_extraction, target, data, prefix=20, suffix=8)
+    assert suffixes.verdict is Verdict.FAIL and "suffix" in {s.kind for s in suffixes.secrets if s.member}
+    assert "prompted with the first 20 tokens" in suffixes.variant
+    monkeypatch.setenv("PYTEST_PRIVACY_STORE_KEY", "a secret of this team")
+    keyed = _judged_result(assert_no_extraction, target, data)
+    assert [s.record for s in keyed.secrets] == [s.record for s in greedy.secrets]
+    assert all(a.digest != b.digest for a, b in zip(keyed.secrets, greedy.secrets))
+    for kwargs, message in [
+        ({"prefix": 0}, "prefix must be an integer >= 1"), ({"samples": -1}, "samples must be"),
+        ({"samples": 2, "temperature": 0}, "temperature must be"), ({"pattern": "("}, "regular expression"),
+        ({"suffix": 0}, "suffix must be"), ({"prefix": 64}, "no member text has a secret"),
+        ({"seed": -1}, "seed"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            assert_no_extraction(target, data, **kwargs)
+    ids_only = TextMembershipData(TextDataset(ids=data.text.ids, mask=data.text.mask), data.is_member)
+    with pytest.raises(ValueError, match="decoded texts"):
+        assert_no_extraction(target, ids_only, pattern=phone)
 
 
 def test_planted_canaries_are_exposed_by_a_fine_tune_and_not_by_one_that_learnt_nothing(tmp_path):

@@ -24,6 +24,7 @@ from pytest_privacy.report.session_report import build_report
 from pytest_privacy.results import (
     DPAuditResult,
     ExposureRow,
+    ExtractedSecret,
     LMAuditResult,
     SessionReport,
     Verdict,
@@ -98,6 +99,7 @@ def session_report() -> SessionReport:
         verdict=Verdict.FAIL, reason="PII extracted: 33/100 member texts <extracted>", gate="extraction",
         attack="pii_extraction", variant="greedy", confidence=0.95, extracted=33, n_members=100,
         extracted_nonmembers=0, n_nonmembers=100, max_extracted=0, p_value=1e-12, seed=0,
+        secrets=[ExtractedSecret(record=7, member=True, start=12, end=15, kind="pii", digest="0123456789ab")],
         test_id="tests/test_lm.py::test_no_pii_extracted",
     ))
     results.append(LMAuditResult(
@@ -181,6 +183,7 @@ def test_a_comparison_and_a_dp_audit_read_sensibly(report):
     assert "vs Memoriser" in words and "TPR − baseline ≤ 0 at FPR 0.1" in words
     assert "ε ≥ 0.400 (perfect guesses would prove 3.100)" in words  # a result without epsilon_detectable and "claim ε ≤ 8 at δ 1e-05" in words
     assert "130/200 guesses of 1000 canaries" in words
+    assert "member text 7: pii tokens 12-15 #0123456789ab" in words  # an extracted secret, named by its digest
 
 
 def test_without_matplotlib_the_report_says_its_figures_are_missing(report, tmp_path, monkeypatch):

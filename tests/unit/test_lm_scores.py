@@ -221,7 +221,11 @@ def _memorising_lm(torch, texts_ids, vocab):
 
 def test_greedy_continuations_reproduce_what_the_model_memorised_and_nothing_else():
     torch = pytest.importorskip("torch")
-    from pytest_privacy.attacks.lm.extraction import continuations, extracted
+    from pytest_privacy.attacks.lm.extraction import (
+        continuations,
+        extraction_secrets,
+        reproduced,
+    )
 
     rng = np.random.default_rng(0)
     vocab = 50
@@ -236,11 +240,17 @@ def test_greedy_continuations_reproduce_what_the_model_memorised_and_nothing_els
     for _ in range(8):
         row.append(int(model(torch.tensor([row]))[0, -1].argmax()))
     assert gen[5].tolist() == row[4:]
-    flags = extracted(gen, ids, mask, prefix=4)
-    assert flags[:4].all() and not flags[4:].any()  # members' suffixes come back, non-members' do not
-    # a PII span of a non-member is extracted only if reproduced; a member's span is
-    spans = [[(6, 9)]] * 8
-    assert (extracted(gen, ids, mask, prefix=4, pii_spans=spans) == flags).all()
+    text = TextDataset(ids=ids, mask=mask, pii_spans=[[(6, 9)]] * 8)
+    secrets, tried = extraction_secrets(text, prefix=4, suffix=8)
+    assert tried.all() and sorted({s.kind for s in secrets}) == ["pii", "suffix"]
+    found = reproduced(model, text, secrets, batch_size=3)
+    # members' suffixes (and the spans inside them) come back, non-members' do not
+    assert sorted({s.record for s in found}) == [0, 1, 2, 3] and {s.kind for s in found} == {"pii", "suffix"}
+    for s in found:  # each reproduced secret is the greedy continuation's tokens at its place
+        assert tuple(gen[s.record, s.start - 4 : s.end - 4]) == s.tokens == tuple(ids[s.record, s.start : s.end])
+    # prompted before the span instead: the span comes back for members only
+    spans, _ = extraction_secrets(text)
+    assert [s.prompt for s in spans] == [6] * 8 and sorted(s.record for s in reproduced(model, text, spans)) == [0, 1, 2, 3]
     again = continuations(model, ids, mask, prefix=4, suffix=8, sample=True, seed=3, batch_size=8)
     assert np.array_equal(again, continuations(model, ids, mask, prefix=4, suffix=8, sample=True, seed=3, batch_size=2))
     with pytest.raises(ValueError, match="fewer than prefix"):

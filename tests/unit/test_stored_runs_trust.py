@@ -84,6 +84,21 @@ def test_gates_differing_only_in_their_limit_are_different_gates():
     assert sorted(g.status for g in c.changes) == ["gone", "new"] and c.failed
 
 
+def test_an_extraction_gate_with_another_decoding_is_another_gate():
+    """Greedy decoding before each secret is one gate, whatever a stored run from before samples
+    and prefixes called it; sampled or fixed-prefix decoding is another (its counts are not comparable)."""
+    from pytest_privacy.results import DEFAULT_EXTRACTION, LMAuditResult, Verdict
+
+    def extraction(variant: str) -> LMAuditResult:
+        return LMAuditResult(verdict=Verdict.PASS, reason="", gate="extraction", attack="pii_extraction", variant=variant,
+                             confidence=0.95, max_extracted=0, test_id="t::x")
+
+    default = gate_key(extraction(DEFAULT_EXTRACTION))
+    assert gate_key(extraction("greedy, prompted with the text before each PII span")) == default
+    sampled = gate_key(extraction("greedy and 4 samples at temperature 1 (seed 0), prompted with the text before each secret"))
+    assert sampled != default and gate_key(extraction("greedy, prompted with the first 8 tokens")) not in (default, sampled)
+
+
 def test_a_run_whose_keys_are_ambiguous_says_so_instead_of_guessing():
     twice = _report(_result(1.0, seed=1), _result(2.0, seed=2))  # one test recorded the same gate twice
     c = _compare(twice, twice)

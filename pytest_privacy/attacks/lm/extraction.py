@@ -1,19 +1,23 @@
-"""Extraction from a language model (DESIGN.md section 10): continue each record's first ``prefix``
-tokens for ``suffix`` tokens, greedily (or by seeded sampling), and count a record as extracted when
-the continuation reproduces one of its marked PII spans, or its whole true suffix. The gate counts
-members so extracted against the same decoding of non-members' prefixes (what any model of the
-language would complete).
+"""Extraction from a language model (DESIGN.md section 10): prompt each record with its tokens up to
+a secret and decode, greedily and by seeded sampling; a record is extracted when a decoding
+reproduces the secret. Secrets are the record's marked PII spans (``TextDataset(pii_spans=...)``),
+the strings a user's ``pattern`` (a regular expression) finds in it, or, with a fixed ``prefix``, its
+whole true suffix. The gate counts members so extracted against the same decoding of non-members'
+prompts (what any model of the language would complete).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["continuations", "extracted", "pii_extracted"]
+__all__ = ["Secret", "continuations", "extraction_secrets", "pii_extracted", "reproduced"]
 
 
 def continuations(
@@ -59,55 +63,150 @@ def continuations(
     return out
 
 
-def extracted(
-    generated: np.ndarray, ids: np.ndarray, mask: np.ndarray, *, prefix: int,
-    pii_spans: Sequence[Sequence[tuple[int, int]]] | None = None,
-) -> np.ndarray:
-    """``[N]`` bool: whether each record's continuation ``generated [N, S]`` reproduces a marked PII
-    span of the record (token spans ``[start, end)`` wholly within ``[prefix, prefix + S)``) or the
-    record's whole true suffix (its real tokens after the prefix, up to ``S`` of them)."""
-    generated, ids, mask = np.asarray(generated), np.asarray(ids), np.asarray(mask)
-    s = generated.shape[1]
-    out = np.zeros(len(ids), dtype=bool)
-    for i in range(len(ids)):
-        real = int(mask[i].sum())
-        true_suffix = ids[i, prefix : min(real, prefix + s)]
-        if len(true_suffix) and np.array_equal(generated[i, : len(true_suffix)], true_suffix):
-            out[i] = True
-            continue
-        for start, end in (pii_spans[i] if pii_spans is not None else ()):
-            if prefix <= start < end <= min(real, prefix + s) and np.array_equal(
-                generated[i, start - prefix : end - prefix], ids[i, start:end]
-            ):
-                out[i] = True
-                break
+@dataclass(frozen=True)
+class Secret:
+    """What one record could give away: its tokens ``[start, end)`` (``kind`` "pii", "pattern" or
+    "suffix"), prompted with the record's first ``prompt`` tokens; reproduced when a continuation of
+    ``length`` tokens holds ``tokens`` (the record's ``[start, end)``) at their place ("pii",
+    "suffix") or ``string`` anywhere in its decoded text ("pattern")."""
+
+    record: int
+    start: int
+    end: int
+    kind: str
+    prompt: int
+    length: int
+    tokens: tuple[int, ...] = ()
+    string: str = ""
+
+    def digest(self) -> str:
+        """12 hex digits naming the secret without saying it: HMAC-SHA256 under the store's secret
+        (``PYTEST_PRIVACY_STORE_KEY``) when set, else SHA-256. Unkeyed, a short secret (a phone number)
+        can be found again by trying every candidate: set the key where stored runs are shared."""
+        from ...report.signing import signing_key
+
+        body = self.string.encode() if self.kind == "pattern" else np.asarray(self.tokens, dtype=np.int64).tobytes()
+        key = signing_key()
+        h = hmac.new(key, body, hashlib.sha256) if key is not None else hashlib.sha256(body)
+        return h.hexdigest()[:12]
+
+
+def _decoder(text: Any) -> Any:
+    decode = getattr(text.tokenizer, "decode", None)
+    if decode is None or text.texts is None:
+        raise ValueError(
+            "pattern= finds secrets in the decoded texts: build the TextDataset from texts with a tokenizer that "
+            "decodes (a Hugging Face tokenizer, a tokenizers.Tokenizer, WordTokenizer), or mark them with pii_spans=."
+        )
+    return lambda ids: decode([int(i) for i in ids])
+
+
+def _pattern_secrets(text: Any, pattern: re.Pattern[str], prefix: int | None, suffix: int) -> list[Secret]:
+    """Each match of ``pattern`` in each record's decoded text, prompted with the record's tokens
+    decoded before the match (or its first ``prefix``), continued through the token that ends it."""
+    decode = _decoder(text)
+    out = []
+    for i in range(len(text)):
+        real = int(text.lengths[i])
+        ids = text.ids[i, :real]
+        whole = decode(ids)
+        ends = [len(decode(ids[:k])) for k in range(real + 1)]  # decoded length of each token prefix
+        for m in pattern.finditer(whole):
+            if not m.group():
+                continue
+            first = max(k for k in range(real + 1) if ends[k] <= m.start())  # tokens wholly before the match
+            last = min((k for k in range(real + 1) if ends[k] >= m.end()), default=real)
+            prompt = first if prefix is None else prefix
+            if prompt < 1 or first < prompt or last - prompt > suffix:
+                continue  # nothing to prompt with, inside the prompt, or beyond what is generated
+            out.append(Secret(i, first, last, "pattern", prompt, last - prompt, string=m.group()))
     return out
+
+
+def extraction_secrets(
+    text: Any, *, prefix: int | None = None, suffix: int = 32, pattern: str | re.Pattern[str] | None = None,
+) -> tuple[list[Secret], np.ndarray]:
+    """The secrets of each record of ``text`` (a TextDataset) and which records were tried ``[N]``.
+
+    ``prefix=None``: each marked PII span (and each ``pattern`` match), prompted with everything
+    before it; a span at the very start is not tried. ``prefix=k``: every record with more than ``k``
+    real tokens, prompted with its first ``k``; its secrets are its true suffix (up to ``suffix``
+    tokens) and the PII spans and ``pattern`` matches within that suffix."""
+    if prefix is not None and (isinstance(prefix, bool) or not isinstance(prefix, int) or prefix < 1):
+        raise ValueError(f"prefix must be an integer >= 1 (tokens each record is prompted with) or None, got {prefix!r}.")
+    if isinstance(suffix, bool) or not isinstance(suffix, int) or suffix < 1:
+        raise ValueError(f"suffix must be an integer >= 1 (tokens generated after a fixed prefix), got {suffix!r}.")
+    if pattern is not None:
+        try:
+            pattern = re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            raise ValueError(f"pattern must be a regular expression (str or re.Pattern), got {pattern!r}: {exc}.") from None
+    if prefix is None and text.pii_spans is None and pattern is None:
+        raise ValueError(
+            "the texts mark no PII: build the TextDataset with pii_spans= (token spans of the secrets), pass "
+            "pattern= (a regular expression finding them), or prefix= to test whole suffixes."
+        )
+    secrets: list[Secret] = []
+    for i in range(len(text)):
+        real = int(text.lengths[i])
+        if prefix is not None and real > prefix:
+            end = min(real, prefix + suffix)
+            secrets.append(Secret(i, prefix, end, "suffix", prefix, end - prefix, tuple(int(t) for t in text.ids[i, prefix:end])))
+        for start, end in (text.pii_spans[i] if text.pii_spans is not None else ()):
+            prompt = start if prefix is None else prefix
+            if prompt >= 1 and start >= prompt and end - prompt <= (suffix if prefix is not None else end):
+                secrets.append(Secret(i, start, end, "pii", prompt, end - prompt, tuple(int(t) for t in text.ids[i, start:end])))
+    if pattern is not None:
+        secrets += _pattern_secrets(text, pattern, prefix, suffix)
+    tried = np.zeros(len(text), dtype=bool)
+    tried[[s.record for s in secrets]] = True
+    return secrets, tried
+
+
+def reproduced(
+    model: Any, text: Any, secrets: list[Secret], *, samples: int = 0, temperature: float = 1.0, seed: int = 0,
+    batch_size: int = 64, device: str = "cpu",
+) -> list[Secret]:
+    """The ``secrets`` some decoding gives back: greedy, and ``samples`` draws at ``temperature`` (each
+    from a generator seeded by ``seed``, the draw and the record: the same whatever the batch size).
+    Prompts of one length are decoded together, for the longest secret among them."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise ValueError(f"samples must be an integer >= 0 (sampled decodings beside the greedy one), got {samples!r}.")
+    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
+    decode = _decoder(text) if any(s.kind == "pattern" for s in secrets) else None
+    by_prompt: dict[int, list[Secret]] = {}
+    for s in secrets:
+        by_prompt.setdefault(s.prompt, []).append(s)
+    found: list[Secret] = []
+    for prompt, group in sorted(by_prompt.items()):
+        records = sorted({s.record for s in group})
+        row = {r: j for j, r in enumerate(records)}
+        length = max(s.length for s in group)
+        left = set(group)
+        for draw in range(samples + 1):
+            draw_seed = int(np.random.SeedSequence([seed, draw, prompt]).generate_state(1)[0] % 2**31)
+            generated = continuations(
+                model, text.ids[records], text.mask[records], prefix=prompt, suffix=length, batch_size=batch_size,
+                sample=draw > 0, temperature=temperature, seed=draw_seed, device=device,
+            )
+            for s in list(left):
+                g = generated[row[s.record], : s.length]
+                at = s.start - s.prompt  # where the secret's tokens sit in the continuation
+                hit = s.string in decode(g) if s.kind == "pattern" else tuple(int(t) for t in g[at : at + len(s.tokens)]) == s.tokens
+                if hit:
+                    found.append(s)
+                    left.discard(s)
+            if not left:
+                break
+    return sorted(found, key=lambda s: (s.record, s.start, s.kind))
 
 
 def pii_extracted(model: Any, text: Any, *, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
     """``[N]`` bool: whether greedy continuation of the text before each marked PII span of a record
-    (``text.pii_spans``, a :class:`~pytest_privacy.data.text.TextDataset`'s) reproduces the span, for
-    any span of the record. A span at the very start (nothing before it to prompt with) is not tried.
-    Prompts of one length are decoded together, each for its own span's length."""
-    if text.pii_spans is None:
-        raise ValueError(
-            "the texts mark no PII: build the TextDataset with pii_spans= (token spans of the secrets), or "
-            "gate the whole suffix with extracted(continuations(...))."
-        )
-    by_start: dict[int, list[tuple[int, int, int]]] = {}
-    for i, spans in enumerate(text.pii_spans):
-        for start, end in spans:
-            if start >= 1:
-                by_start.setdefault(start, []).append((i, start, end))
+    (``text.pii_spans``) reproduces the span, for any span of the record (what
+    :func:`pytest_privacy.assert_no_extraction` does by default)."""
+    secrets, _ = extraction_secrets(text)
     out = np.zeros(len(text), dtype=bool)
-    for start, items in sorted(by_start.items()):
-        rows = np.array([i for i, _, _ in items])
-        longest = max(end - start for _, _, end in items)
-        generated = continuations(
-            model, text.ids[rows], text.mask[rows], prefix=start, suffix=longest, batch_size=batch_size, device=device
-        )
-        for (i, s, e), g in zip(items, generated):
-            if np.array_equal(g[: e - s], text.ids[i, s:e]):
-                out[i] = True
+    out[[s.record for s in reproduced(model, text, secrets, batch_size=batch_size, device=device)]] = True
     return out
-
