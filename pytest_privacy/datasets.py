@@ -22,7 +22,7 @@ class Dataset(NamedTuple):
     y: np.ndarray
 
 
-def load_example_dataset(name: str, *, n: int | None = None, seed: int = 0) -> Any:
+def load_example_dataset(name: str, *, n: int | None = None, seed: int = 0, tokenizer: str | None = None) -> Any:
     """Load an example data set: a classification one (``x, y``), or ``"tickets"`` (a TextDataset).
 
     - ``"digits"``: scikit-learn's 1,797 handwritten 8x8 digits, ``x [N, 8, 8]`` in [0, 1]
@@ -44,13 +44,19 @@ def load_example_dataset(name: str, *, n: int | None = None, seed: int = 0) -> A
       :class:`~pytest_privacy.data.text.TextDataset` with a word-level tokenizer trained on them
       (``dataset.tokenizer``, which also knows the default canary format and the ten digits) and the
       PII as token spans (``dataset.pii_spans``); 64 tokens at most.
-      Deterministic in ``(n, seed)``.
+      ``tokenizer="bpe"``: a byte-level BPE of 512 tokens instead, trained here on the tickets
+      (``tokenizers``, the ``lm`` extra; a ``tokenizers.Tokenizer`` that decodes back to the text
+      exactly; never downloaded), about 49 tokens a ticket. Deterministic in ``(n, seed)``.
     """
+    if tokenizer is not None and name != "tickets":
+        raise ValueError(f"tokenizer= chooses the tickets' tokenizer; {name!r} is not text.")
     if name == "tickets":
         n = 2000 if n is None else n
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
             raise ValueError(f"n must be an integer of at least 2 for 'tickets', got {n!r}.")
-        return _tickets(int(n), int(seed))
+        if tokenizer not in (None, "word", "bpe"):
+            raise ValueError(f"tokenizer must be 'word' (the default) or 'bpe' (byte-level BPE), got {tokenizer!r}.")
+        return _tickets(int(n), int(seed), bpe=tokenizer == "bpe")
     if name == "digits":
         x, y = _digits()
     elif name == "mnist1d":
@@ -247,7 +253,35 @@ _TEMPLATES = (
 )
 
 
-def _tickets(n: int, seed: int) -> Any:
+def _bpe(corpus: list[str], vocab_size: int = 512) -> Any:
+    """A byte-level BPE trained on ``corpus`` (id 0 the padding): every byte is a token, so no text is
+    unknown and each digit alone is one token (the canaries' alphabet); it decodes back exactly."""
+    try:
+        from tokenizers import (
+            Tokenizer,
+            decoders,
+            models,
+            pre_tokenizers,
+            processors,
+            trainers,
+        )
+    except ImportError:
+        raise ImportError(
+            "tokenizer='bpe' trains a byte-level BPE with the tokenizers package: pip install 'pytest-privacy[lm]'."
+        ) from None
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus, trainer)
+    return tokenizer
+
+
+def _tickets(n: int, seed: int, *, bpe: bool = False) -> Any:
     """``n`` support tickets with a name, a phone number and an e-mail address each, marked as PII."""
     from .data.text import DEFAULT_CANARY_FORMAT, TextDataset, WordTokenizer
 
@@ -273,12 +307,16 @@ def _tickets(n: int, seed: int) -> Any:
         texts.append(text)
         char_spans.append(spans)
     # The tokenizer also knows the default canary format and the ten digits (lm_canary_run's secrets).
-    tokenizer = WordTokenizer([*texts, DEFAULT_CANARY_FORMAT, " ".join("0123456789")])
+    corpus = [*texts, DEFAULT_CANARY_FORMAT, " ".join("0123456789")]
+    tokenizer = _bpe(corpus) if bpe else WordTokenizer(corpus)
     token_spans = []
     for text, spans in zip(texts, char_spans):
-        offsets = tokenizer.offsets(text)
+        offsets = tokenizer.encode(text).offsets if bpe else tokenizer.offsets(text)
         token_spans.append([
-            (next(i for i, (s, _) in enumerate(offsets) if s >= start), 1 + max(i for i, (_, e) in enumerate(offsets) if e <= end))
+            # (a span starts at its first token with text: a bare space before it belongs to the prompt)
+            (next(i for i, (s, e) in enumerate(offsets) if s >= start and e > s), 1 + max(i for i, (_, e) in enumerate(offsets) if e <= end))
             for start, end in spans
         ])
-    return TextDataset(texts, tokenizer=tokenizer, max_length=64, pii_spans=token_spans)
+    # A BPE trained on few tickets has few merges, so its tickets are longer: room for the longest, by 8.
+    longest = max(len(e.ids) for e in tokenizer.encode_batch(texts)) if bpe else 0
+    return TextDataset(texts, tokenizer=tokenizer, max_length=max(64, -(-longest // 8) * 8), pii_spans=token_spans)

@@ -315,3 +315,40 @@ def test_a_loop_that_ignores_its_data_is_no_pass_and_ids_a_model_cannot_read_are
     with pytest.raises(QueryFailed, match=r"querying the model \(TinyLM\) failed on inputs of shape \[16, 64\].*IndexError"):
         measure_attack(small, data, attack="min_k")
 
+
+
+def test_tickets_with_a_byte_level_bpe_trained_here_are_audited_the_same_way(tmp_path):
+    """load_example_dataset("tickets", tokenizer="bpe"): a byte-level BPE of 512 tokens trained on the
+    tickets (tokenizers, nothing downloaded) that decodes back exactly, the PII spans its tokens, the
+    same data on a second call; a fine-tune on it is audited, its PII extracted and canaries planted
+    (each digit one token) as with the word-level tokenizer."""
+    pytest.importorskip("tokenizers")
+    from pytest_privacy import assert_no_extraction
+
+    bpe = load_example_dataset("tickets", n=200, tokenizer="bpe")
+    assert type(bpe.tokenizer).__module__.startswith("tokenizers") and bpe.tokenizer.get_vocab_size() == 512
+    assert np.array_equal(bpe.ids, load_example_dataset("tickets", n=200, tokenizer="bpe").ids)
+    for i in range(len(bpe)):
+        assert bpe.tokenizer.decode(bpe.ids[i, : bpe.lengths[i]].tolist()) == bpe.texts[i]
+        name, phone, email = (bpe.tokenizer.decode(bpe.ids[i, s:e].tolist()).strip() for s, e in bpe.pii_spans[i])
+        assert name in bpe.texts[i] and phone in bpe.texts[i] and email.endswith("@example.com")
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+
+    def finetune(data, *, seed, device):
+        return finetune_tiny(data, seed=seed, device=device, epochs=30, vocab=512)
+
+    setup = trainer.audit(finetune, bpe, n_references=2, seed=0)
+    data = setup.membership_data()
+    assert measure_attack(setup.target, data, attack="min_k", fpr=0.05).auc_low > 0.6
+    # A phone number is 7 BPE tokens (3 words): greedy decoding gives back 1 of 100 members' PII, which
+    # proves nothing (INCONCLUSIVE); 8 seeded samples at temperature 0.7 give back 12, against 2 (FAIL).
+    greedy = _judged_result(assert_no_extraction, setup.target, data, on_inconclusive="warn")
+    assert greedy.verdict is Verdict.INCONCLUSIVE and greedy.extracted <= 2
+    with pytest.raises(PrivacyLeakError, match="member texts extracted"):
+        assert_no_extraction(setup.target, data, samples=8, temperature=0.7)
+    run = trainer.lm_canary_run(finetune, bpe, seed=0)
+    assert len(run.canaries.alphabet) == 10 and run.candidate_ll.shape[-1] == 10**4
+    with pytest.raises(ValueError, match="'word' .* or 'bpe'"):
+        load_example_dataset("tickets", n=20, tokenizer="BPE")
+    with pytest.raises(ValueError, match="not text"):
+        load_example_dataset("digits", tokenizer="bpe")
