@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from helpers import NOISE_LABELS_TRAIN_FN_CONFTEST as CONFTEST
+from helpers import TINY_LM_SOURCE, noise_labels
 from helpers import TRAIN_FN_TESTS as TESTS
-from helpers import noise_labels
 
 from pytest_privacy import TrainingRecipe, load_example_dataset
 from pytest_privacy.audit import PrivacyTrainer
@@ -178,6 +178,30 @@ def test_ray_gives_the_local_results(ray_cluster, tmp_path, data):
     np.testing.assert_allclose(ray_setup.references.logits, local_setup.references.logits, rtol=1e-4, atol=1e-5)
     for name, value in local_setup.ensemble.params.items():
         np.testing.assert_allclose(ray_setup.ensemble.params[name], value, rtol=1e-4, atol=1e-6)
+
+
+def _finetune_checking_ids(data, *, seed, device):
+    """The tests' tiny LM fine-tune, refusing token ids that are not int64 (what Ray's workers receive)."""
+    assert data.ids.dtype == np.int64 and data.mask.dtype == np.bool_, (data.ids.dtype, data.mask.dtype)
+    return finetune_tiny(data, seed=seed, device=device, epochs=2, vocab=_TICKETS_VOCAB)  # noqa: F821 (exec below)
+
+
+_TICKETS_VOCAB = len(load_example_dataset("tickets", n=80).tokenizer)
+exec(TINY_LM_SOURCE)  # TinyLM, finetune_tiny: defined here, so Ray ships them with this module by value
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+def test_a_language_models_fine_tunes_on_ray_get_int64_ids_and_give_the_local_results(ray_cluster, tmp_path):
+    text = load_example_dataset("tickets", n=80)
+    local = PrivacyTrainer().audit(_finetune_checking_ids, text, n_references=2, seed=0).membership_data()
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path), executor=RayExecutor())
+    remote = trainer.audit(_finetune_checking_ids, text, n_references=2, seed=0).membership_data()
+    assert trainer.models_trained == 3 and remote.x.dtype == np.int64
+    np.testing.assert_allclose(remote.references.lp, local.references.lp, rtol=1e-5, atol=1e-5)
+    again = PrivacyTrainer(store=ModelStore(tmp_path), executor=RayExecutor())
+    again.audit(_finetune_checking_ids, text, n_references=2, seed=0)
+    assert again.models_trained == 0  # what the workers stored is read back
 
 
 @pytest.mark.slow

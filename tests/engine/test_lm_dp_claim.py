@@ -6,7 +6,13 @@ planted once with probability 1/2, scored by their log-likelihood (``lm_canary_r
 import numpy as np
 import pytest
 
-from pytest_privacy import PrivacyLeakError, PrivacyTrainer, Verdict, assert_dp_claim_holds, load_example_dataset
+from pytest_privacy import (
+    PrivacyLeakError,
+    PrivacyTrainer,
+    Verdict,
+    assert_dp_claim_holds,
+    load_example_dataset,
+)
 
 opacus = pytest.importorskip("opacus", reason="the team's DP-SGD loop uses opacus (the [dp] extra)")
 torch = pytest.importorskip("torch")
