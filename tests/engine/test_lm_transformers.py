@@ -98,3 +98,42 @@ def test_canaries_in_a_hugging_face_fine_tune(hub):
     r = assert_canary_exposure_below(run, max_exposure=13.3, on_inconclusive="warn")  # the space's 13.29 bits: never above
     assert [row.repetitions for row in r.exposures] == [1, 4, 16]
     assert r.exposures[-1].exposure > r.exposures[0].exposure  # 16 copies are exposed more than one
+
+
+def test_the_example_base_is_pretrained_once_cached_by_the_store_and_loaded_with_from_pretrained(tmp_path, monkeypatch):
+    """example_base: a tiny GPT-2 pretrained on public texts, saved for from_pretrained; a second call
+    reads the store's entry (pretraining nothing) and saves the same weights; an entry damaged by hand is
+    pretrained again, not trusted; bad settings are errors before any training."""
+    from helpers import damage_entry
+
+    from pytest_privacy.engine import example_base as module
+
+    public = load_example_dataset("tickets", n=120, seed=3)
+    store = ModelStore(tmp_path / "store")
+    first = module.example_base(public, folder=tmp_path / "a", store=store, width=16, layers=1, epochs=2, lr=1e-2)
+    model = transformers.AutoModelForCausalLM.from_pretrained(first)
+    assert model.config.vocab_size == len(public.tokenizer) and model.config.n_layer == 1
+    ids = torch.from_numpy(public.ids[:4])
+    untrained = transformers.GPT2LMHeadModel(model.config)
+    loss = lambda m: m(input_ids=ids, labels=ids.masked_fill(~torch.from_numpy(public.mask[:4]), -100)).loss  # noqa: E731
+    assert loss(model) < loss(untrained) - 1.0  # pretrained: it predicts the tickets' words
+    (key,) = [f.split("/")[-1].removesuffix(".safetensors") for f in store._relative_files() if f.endswith(".safetensors")]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("pretrained again although the store holds it")
+
+    with monkeypatch.context() as m:
+        m.setattr(module, "_pretrain", no_training)
+        second = module.example_base(public, folder=tmp_path / "b", store=store, width=16, layers=1, epochs=2, lr=1e-2)
+    again = transformers.AutoModelForCausalLM.from_pretrained(second)
+    for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), name
+    damage_entry(store, key, "flip_data_byte")
+    with pytest.warns(UserWarning, match="corrupt|checksum|damaged"):
+        third = module.example_base(public, folder=tmp_path / "c", store=store, width=16, layers=1, epochs=2, lr=1e-2)
+    assert torch.equal(transformers.AutoModelForCausalLM.from_pretrained(third).lm_head.weight, model.lm_head.weight)
+    for kwargs, message in [({"width": 15}, "multiple of heads"), ({"epochs": 0}, "epochs"), ({"lr": -1}, "lr")]:
+        with pytest.raises(ValueError, match=message):
+            module.example_base(public, folder=tmp_path / "d", **kwargs)
+    with pytest.raises(TypeError, match="TextDataset"):
+        module.example_base(public.texts, folder=tmp_path / "d")

@@ -7,4 +7,4 @@ from pytest_privacy import LMRecipe
 
 @pytest.fixture(scope="session")
 def privacy_recipe(base_folder):
-    return LMRecipe(base=base_folder, lr=5e-3, epochs=12, batch_size=16, warmup_steps=10)
+    return LMRecipe(base=base_folder, lr=1e-2, epochs=12, batch_size=16, warmup_steps=10)
