@@ -50,7 +50,7 @@ from .registry import Attack, ScoreFn, register_attack
 if TYPE_CHECKING:
     from ..data import References
 
-__all__ = ["RMIA_VARIANTS", "rmia_log_ratio", "rmia_scores"]
+__all__ = ["RMIA_VARIANTS", "log_ratio_from_log_probs", "rmia_log_ratio", "rmia_scores"]
 
 RMIA_VARIANTS = ("online", "offline")
 
@@ -200,10 +200,24 @@ def _log_ratios(
 
     Audit and population points go through the same row-wise code, so identical inputs give bitwise
     identical ratios (ties are then decided by the strict '>' exactly as written)."""
-    n_refs, n_rows = refs.shape[0], target.shape[0]
+    return log_ratio_from_log_probs(
+        _log_query_mean_prob(target, y), _log_query_mean_prob(refs, y), keep, n_points=n_points, variant=variant,
+        offline_a=offline_a,
+    )
+
+
+def log_ratio_from_log_probs(
+    log_p_target: np.ndarray, log_p_refs: np.ndarray, keep: np.ndarray | None, *, n_points: int | None = None,
+    variant: str = "online", offline_a: float = 0.3,
+) -> np.ndarray:
+    """RMIA's ``log[p(x|theta) / p(x)]`` from log-probabilities already read: the target's
+    ``log_p_target [P]`` and the references' ``log_p_refs [M, P]``, the first ``n_points`` rows (all,
+    by default) audit points with ``keep [M, n_points]``, the rest population points no reference
+    trained on; ``p(x)`` as :func:`rmia_scores` says. Any probability of a point under a model will
+    do: a classifier's true-label probability, or a text's mean-token probability (``lm_rmia_ratio``)."""
+    n_refs, n_rows = log_p_refs.shape
+    n_points = n_rows if n_points is None else n_points
     keep_b = as_keep(keep, n_refs, n_points)
-    log_p_target = _log_query_mean_prob(target, y)
-    log_p_refs = _log_query_mean_prob(refs, y)  # [M, P]
     is_in = np.concatenate([keep_b, np.zeros((n_refs, n_rows - n_points), dtype=bool)], axis=1)  # [M, P]
 
     if variant == "offline":

@@ -199,6 +199,27 @@ def test_lm_lira_is_the_gaussian_test_on_each_texts_mean_log_likelihood():
         lm_lira(lp, refs[:, :3], keep, mask)
 
 
+def test_lm_rmia_ratio_is_the_target_over_the_references_mean_token_probability():
+    """Literal float64 loop: p(x|theta) = exp(mean_t lp_t), p(x) = (mean over IN references + mean over
+    OUT references) / 2, the score log p(x|theta) - log p(x) (RMIA's ratio, Zarifzadeh et al. 2024)."""
+    from pytest_privacy.attacks.lm.scores import lm_rmia_ratio
+    from pytest_privacy.engine.seeds import balanced_keep
+
+    lp, mask, rng = _random_batch(5, n=6, t=9)
+    m = 6
+    keep = balanced_keep(m, len(lp), 1)
+    refs = lp[None] + rng.normal(scale=0.3, size=(m, *lp.shape)) + 0.4 * keep[:, :, None]
+    scores = lm_rmia_ratio(lp, refs, keep, mask)
+    for i in range(len(lp)):
+        prob = lambda row: math.exp(sum(_tokens(row, mask[i])) / len(_tokens(row, mask[i])))  # noqa: E731
+        ins = [prob(refs[j, i]) for j in range(m) if keep[j, i]]
+        outs = [prob(refs[j, i]) for j in range(m) if not keep[j, i]]
+        marginal = (sum(ins) / len(ins) + sum(outs) / len(outs)) / 2
+        assert scores[i] == pytest.approx(math.log(prob(lp[i]) / marginal), rel=1e-10, abs=1e-12)
+    with pytest.raises(ValueError, match=r"\[M, N, T\]"):
+        lm_rmia_ratio(lp, refs[:, :3], keep, mask)
+
+
 def _memorising_lm(torch, texts_ids, vocab):
     """A causal 'model' that has memorised ``texts_ids``: at each position it puts its mass on the token
     that followed the same (previous, current) pair in a memorised text, else spreads it evenly."""

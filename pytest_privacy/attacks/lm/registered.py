@@ -9,7 +9,15 @@ import numpy as np
 from ..lira import default_variance
 from ..registry import Attack, register_attack, register_suite
 from .query import TextQuery
-from .scores import lm_lira, lm_loss, min_k, min_k_plus_plus, ref_base, zlib_score
+from .scores import (
+    lm_lira,
+    lm_loss,
+    lm_rmia_ratio,
+    min_k,
+    min_k_plus_plus,
+    ref_base,
+    zlib_score,
+)
 
 __all__: list[str] = []
 
@@ -52,6 +60,12 @@ def _lira(variant: str):  # type: ignore[no-untyped-def]
     return score
 
 
+def _rmia_ratio(q: TextQuery) -> tuple[np.ndarray, str]:
+    refs = q.data.references
+    assert refs is not None  # (the runner checks needs_references)
+    return lm_rmia_ratio(q.statistics().lp, refs.lp, refs.keep, q.mask), "online, ratio to p(x), no population"
+
+
 for _name, _fn, _refs, _what in [  # (Min-K%++ alone reads the next-token spread)
     ("lm_loss", _lm_loss, False, "mean token log-likelihood of each text (minus its loss)"),
     ("zlib", _zlib, False, "log-likelihood over the text's zlib entropy (Carlini et al. 2021)"),
@@ -60,5 +74,6 @@ for _name, _fn, _refs, _what in [  # (Min-K%++ alone reads the next-token spread
     ("ref_base", _ref_base, False, "target log-likelihood minus the base model's (needs privacy_base_model)"),
     ("lm_lira", _lira("online"), True, "LiRA online on each text's mean log-likelihood over reference fine-tunes"),
     ("lm_lira_offline", _lira("offline"), True, "LiRA offline (OUT references only) on each text's mean log-likelihood"),
+    ("lm_rmia_ratio", _rmia_ratio, True, "RMIA's ratio p(x|theta) / p(x) on each text's mean-token probability (no population)"),
 ]:
     register_attack(Attack(_name, "lm", _refs, _what, score_text=_fn, needs_spread=_name == "min_k_plus_plus"))

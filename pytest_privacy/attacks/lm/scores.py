@@ -27,7 +27,7 @@ import numpy as np
 
 from ...stats.checks import check_number
 
-__all__ = ["lm_lira", "lm_loss", "min_k", "min_k_plus_plus", "ref_base", "scored_tokens", "zlib_bits", "zlib_score"]
+__all__ = ["lm_lira", "lm_loss", "lm_rmia_ratio", "min_k", "min_k_plus_plus", "ref_base", "scored_tokens", "zlib_bits", "zlib_score"]
 
 
 def scored_tokens(lp: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -147,3 +147,18 @@ def lm_lira(
     phi_r = np.stack([lm_loss(r, mask) for r in reference_lp])[..., None]
     chosen = variance or default_variance(len(reference_lp))
     return lira_from_statistics(phi_t, phi_r, keep, variant=variant, variance=chosen)  # type: ignore[arg-type]
+
+
+def lm_rmia_ratio(lp: np.ndarray, reference_lp: np.ndarray, keep: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
+    """RMIA's likelihood ratio for a language model (Zarifzadeh et al. 2024, as ``rmia_ratio`` ranks it
+    for classifiers: an unlimited population): ``log p(x|theta) - log p(x)``, ``p(x|theta) =
+    exp(mean_t lp_t)`` the text's mean-token probability (the statistic LM LiRA reads, as a
+    probability) and ``p(x) = (mean over IN references + mean over OUT references) / 2``."""
+    from ..rmia import log_ratio_from_log_probs
+
+    reference_lp = np.asarray(reference_lp)
+    if reference_lp.ndim != 3 or reference_lp.shape[1:] != np.asarray(lp).shape:
+        raise ValueError(
+            f"reference log-likelihoods must be [M, N, T] for texts [N, T] = {np.asarray(lp).shape}, got {reference_lp.shape}."
+        )
+    return log_ratio_from_log_probs(lm_loss(lp, mask), np.stack([lm_loss(r, mask) for r in reference_lp]), keep)
