@@ -132,9 +132,15 @@ def _pattern_text(pattern: Any) -> str:
 
 def _named(secrets: list[ExtractedSecret], most: int = 5) -> str:
     """The member texts whose secrets came back, by index, tokens and digest (never the secret)."""
-    members = [s for s in secrets if s.member]
-    shown = ", ".join(f"text {s.record} ({s.kind} tokens {s.start}-{s.end}, #{s.digest})" for s in members[:most])
-    more = f" and {len(members) - most} more" if len(members) > most else ""
+    by_text: dict[int, list[ExtractedSecret]] = {}
+    for s in secrets:
+        if s.member:
+            by_text.setdefault(s.record, []).append(s)
+    shown = ", ".join(
+        f"text {record} (" + "; ".join(f"{s.kind} tokens {s.start}-{s.end}, #{s.digest}" for s in found) + ")"
+        for record, found in list(by_text.items())[:most]
+    )
+    more = f" and {len(by_text) - most} more texts" if len(by_text) > most else ""
     return f"extracted from member {shown}{more}"
 
 

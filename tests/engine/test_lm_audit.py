@@ -176,7 +176,7 @@ def test_pii_of_a_memorised_fine_tune_is_extracted_and_of_an_untrained_one_not(e
     r = _judged_result(assert_no_extraction, target, data)
     assert r.verdict is Verdict.FAIL and r.extracted == len({s.record for s in r.secrets if s.member}) > 0
     first = next(s for s in r.secrets if s.member)
-    assert f"text {first.record} (pii tokens {first.start}-{first.end}, #{first.digest})" in message
+    assert f"text {first.record} (pii tokens {first.start}-{first.end}, #{first.digest}" in message
     for s in r.secrets:  # named, never said: no secret's text in the message or the stored reason
         secret = TEXT.tokenizer.decode(data.text.ids[s.record, s.start : s.end])
         assert secret not in message and secret not in r.model_dump_json()
