@@ -9,8 +9,10 @@ seeds:
 
 Each with SGD and with Adam. Prints, per case, how often the claim FAILed, PASSed and was
 INCONCLUSIVE, the median epsilon lower bound, and the seconds per run; the README quotes the rows.
+``--white-box``: the loop declares ``on_step`` and calls it after each step, so the canaries are
+scored white-box (each step's update along their gradient) instead of by the final model's loss.
 
-    python benchmarks/dp_claim_power.py [--seeds 20] [--kind input|mislabelled] [--out results.json]
+    python benchmarks/dp_claim_power.py [--seeds 20] [--kind input|mislabelled] [--white-box] [--out results.json]
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ CLAIM = {"epsilon": 2.0, "delta": 1e-5}
 EPOCHS, BATCH, CLIP = 30, 64, 1.0
 
 
-def opacus_loop(optimizer: str, noise: str):
-    """A team's training function: an MLP trained by their own opacus loop."""
+def opacus_loop(optimizer: str, noise: str, *, white_box: bool = False):
+    """A team's training function: an MLP trained by their own opacus loop (calling ``on_step`` after
+    each step when ``white_box``)."""
 
-    def train(x, y, *, seed, device):
+    def loop(x, y, *, seed, device, on_step=None):
         import torch
         from torch import nn
 
@@ -65,8 +68,16 @@ def opacus_loop(optimizer: str, noise: str):
                 opt.zero_grad()
                 nn.functional.cross_entropy(model(xb), yb).backward()
                 opt.step()
+                if on_step is not None:
+                    on_step(model)
         return model
 
+    if white_box:
+        def train(x, y, *, seed, device, on_step):
+            return loop(x, y, seed=seed, device=device, on_step=on_step)
+    else:
+        def train(x, y, *, seed, device):
+            return loop(x, y, seed=seed, device=device)
     return train
 
 
@@ -75,6 +86,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--kind", default="input", choices=("input", "mislabelled"))
     parser.add_argument("--cases", default="all", help="comma-separated optimizer:noise, e.g. sgd:noise 0")
+    parser.add_argument("--white-box", action="store_true", help="score the canaries at every step (on_step)")
     parser.add_argument("--out")
     args = parser.parse_args()
     import torch
@@ -97,7 +109,7 @@ def main() -> None:
         for seed in range(args.seeds):
             start = time.perf_counter()
             run = PrivacyTrainer().canary_run(
-                opacus_loop(optimizer, noise), data, seed=seed, kind=args.kind  # the kind's default count
+                opacus_loop(optimizer, noise, white_box=args.white_box), data, seed=seed, kind=args.kind  # the default count
             )
             with recording() as results:
                 try:
@@ -108,7 +120,8 @@ def main() -> None:
             bounds.append(results[0].epsilon_low)
             seconds.append(time.perf_counter() - start)
         row = {
-            "optimizer": optimizer, "noise": noise, "kind": args.kind, "seeds": args.seeds, "canaries": len(run.scores),
+            "optimizer": optimizer, "noise": noise, "kind": args.kind, "white_box": args.white_box, "seeds": args.seeds,
+            "canaries": len(run.scores),
             "fail": verdicts.count("fail"), "pass": verdicts.count("pass"), "inconclusive": verdicts.count("inconclusive"),
             "median_epsilon_low": statistics.median(bounds), "seconds_per_run": statistics.median(seconds),
         }
@@ -119,7 +132,7 @@ def main() -> None:
             f"{row['seconds_per_run']:.1f} s a run",
             flush=True,
         )
-    emit({"claim": CLAIM, "epochs": EPOCHS, "batch": BATCH, "clip": CLIP, "rows": rows}, args.out, show=False)
+    emit({"claim": CLAIM, "epochs": EPOCHS, "batch": BATCH, "clip": CLIP, "white_box": args.white_box, "rows": rows}, args.out, show=False)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ from .lm_canaries import (
 )
 from .lm_recipe_source import LMRecipeSource
 from .setup import AuditSetup
-from .sources import RecipeSource, model_source
+from .sources import FunctionSource, RecipeSource, model_source
 from .split import Split
 from .stacked_text_source import StackedTextSource
+from .step_scores import SCORES as STEP_SCORES
+from .step_scores import StepScoredSource, takes_on_step
 from .text_packing import text_arrays
 from .text_source import text_source
 
@@ -191,6 +193,8 @@ class PrivacyTrainer:
         canaries = CanarySet.draw(x, y, count, seed, kind)
         x_train, y_train, keep = canaries.training_set(x, y)
         x = x_train
+        if type(source) is FunctionSource and takes_on_step(source.train_fn):  # white-box: every step read
+            source = StepScoredSource(source.train_fn, rows=canaries.rows, labels=canaries.labels)
         source.check(x, y_train, int(keep.sum()))
         device_type = self.executor.device_type(device)
         source = source.on(device_type)  # what the keys promise, wherever it trains
@@ -200,8 +204,12 @@ class PrivacyTrainer:
         trained = self._one_run(source, data_id, x, y_train, keep, model_seed, device, device_type, "training the canary model")
         if "logits" not in trained.entry:
             raise ValueError("the model answers only labels: a canary audit scores log-probabilities; return logits.")
-        scores = canaries.scores(trained.entry["logits"][:, 0])
-        description = canaries.describe()
+        if STEP_SCORES in trained.entry:
+            scores = np.asarray(trained.entry[STEP_SCORES], dtype=np.float64)
+            description = canaries.describe() + "; scored white-box: each step's update along the canary's gradient (on_step)"
+        else:
+            scores = canaries.scores(trained.entry["logits"][:, 0])
+            description = canaries.describe()
         recipe = getattr(source, "recipe", None)
         defense = getattr(recipe, "defense", None)
         return CanaryRun(
