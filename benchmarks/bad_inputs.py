@@ -34,14 +34,17 @@ from pytest_privacy import (  # noqa: E402
     assert_auc_below,
     assert_dp_claim_holds,
     assert_epsilon_below,
+    assert_no_extraction,
     assert_no_more_vulnerable_than,
     assert_tpr_at_fpr_below,
     attack_scores,
+    load_example_dataset,
     measure_attack,
 )
 from pytest_privacy.attacks.lm.runner import lm_scores  # noqa: E402
 from pytest_privacy.audit import PrivacyTrainer  # noqa: E402
 from pytest_privacy.data.text import TextDataset  # noqa: E402
+from pytest_privacy.data.text_membership import TextMembershipData  # noqa: E402
 from pytest_privacy.engine.store import ModelStore  # noqa: E402
 from pytest_privacy.metrics import gate  # noqa: E402
 from pytest_privacy.report.storage import RunStorage  # noqa: E402
@@ -60,6 +63,10 @@ Y = RNG.integers(0, 3, 200)
 MEMBER = np.arange(200) % 2 == 0
 REFS = References(RNG.normal(size=(4, 200, 3)).astype(np.float32), np.stack([MEMBER, ~MEMBER] * 2))
 DATA = MembershipData(X, Y, MEMBER, REFS)
+TEXT_IDS = np.arange(1, 201).reshape(20, 10)  # 20 texts of 10 distinct tokens, a PII span in each
+TEXTS = TextMembershipData(
+    TextDataset(ids=TEXT_IDS, mask=np.ones((20, 10), bool), pii_spans=[[(4, 7)]] * 20), np.arange(20) % 2 == 0
+)
 
 
 class Tripwire:
@@ -212,6 +219,14 @@ CASES: list[tuple[str, str, Callable[[], object]]] = [
     ("LMRecipe", "target_modules without lora_rank", lambda: LMRecipe(base=lambda: None, target_modules=("c_attn",))),
     ("lm_scores", "attack 'mink'", lambda: lm_scores(Tripwire(), TextDataset(ids=np.ones((2, 3), int), mask=np.ones((2, 3), bool)), "mink")),
     ("lm_scores", "a tuple for data", lambda: lm_scores(Tripwire(), (np.ones((2, 3), int),), "lm_loss")),
+    ("assert_no_extraction", "prefix=0", lambda: assert_no_extraction(Tripwire(), TEXTS, prefix=0)),
+    ("assert_no_extraction", "samples=-1", lambda: assert_no_extraction(Tripwire(), TEXTS, samples=-1)),
+    ("assert_no_extraction", "temperature=0", lambda: assert_no_extraction(Tripwire(), TEXTS, samples=2, temperature=0)),
+    ("assert_no_extraction", "pattern='(' (not a regex)", lambda: assert_no_extraction(Tripwire(), TEXTS, pattern="(")),
+    ("assert_no_extraction", "pattern on ids without texts", lambda: assert_no_extraction(Tripwire(), TEXTS, pattern=r"\d+")),
+    ("assert_no_extraction", "prefix longer than every text", lambda: assert_no_extraction(Tripwire(), TEXTS, prefix=10)),
+    ("load_example_dataset", "tokenizer='BPE' (case)", lambda: load_example_dataset("tickets", n=20, tokenizer="BPE")),
+    ("load_example_dataset", "a tokenizer for digits", lambda: load_example_dataset("digits", tokenizer="bpe")),
     ("stats.exposure", "NaN secret", lambda: exposure(float("nan"), np.zeros(5), space_size=100, enumerated=False)),
     ("stats.exposure", "space_size=1", lambda: exposure(0.0, np.zeros(5), space_size=1, enumerated=False)),
 ]

@@ -94,7 +94,7 @@ def assert_no_extraction(
         raise ValueError(
             f"no {'member' if not (tried & member).any() else 'non-member'} text has a secret to prompt for "
             f"({'prefix=' + str(prefix) + ': no text is longer' if prefix is not None else 'no PII span or pattern match after its first token'}): "
-            "mark the PII (pii_spans=), widen pattern=, or shorten prefix=."
+            "pass the PII's token spans to the TextDataset (pii_spans=), a wider pattern=, or a shorter prefix=."
         )
     started = time.perf_counter()
     found = reproduced(model, data.text, secrets, samples=samples, temperature=temperature, seed=seed)
