@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..attacks.lm.extraction import extraction_secrets, reproduced
+from ..attacks.lm.extraction import Secret, extraction_secrets, reproduced
 from ..data.text_membership import TextMembershipData
 from ..report import record_result
 from ..results import (
@@ -105,7 +105,7 @@ def assert_no_extraction(
     )
     verdict, reason, p = extraction_verdict(*counts, max_extracted=max_extracted, confidence=confidence)
     named = [
-        ExtractedSecret(record=s.record, member=bool(member[s.record]), start=s.start, end=s.end, kind=s.kind, digest=s.digest())
+        ExtractedSecret(record=s.record, member=bool(member[s.record]), start=s.start, end=s.end, kind=s.kind, digest=_digest(s))
         for s in found
     ]
     if verdict is Verdict.FAIL:
@@ -124,6 +124,21 @@ def assert_no_extraction(
         seed=None if refs is None else refs.seed, seconds=time.perf_counter() - started, data_id=data.data_id,
     ))
     return enforce(r, policy, f"at most {max_extracted} member texts may be extracted", describe=describe_lm, hint=LM_HINT)
+
+
+def _digest(secret: Secret) -> str:
+    """12 hex digits naming a secret without saying it: HMAC-SHA256 under the store's secret
+    (``PYTEST_PRIVACY_STORE_KEY``) when set, else SHA-256. Unkeyed, a short secret (a phone number) can
+    be found again by trying every candidate: set the key where stored runs are shared."""
+    import hashlib
+    import hmac
+
+    from ..report.signing import signing_key
+
+    body = secret.string.encode() if secret.kind == "pattern" else np.asarray(secret.tokens, dtype=np.int64).tobytes()
+    key = signing_key()
+    h = hmac.new(key, body, hashlib.sha256) if key is not None else hashlib.sha256(body)
+    return h.hexdigest()[:12]
 
 
 def _pattern_text(pattern: Any) -> str:

@@ -5,12 +5,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # (text_membership builds on this module)
-    from .text_membership import TextRecipeTrials
 
 __all__ = [
     "AuditPlan", "Baseline", "MembershipData", "Population", "RecipeTrials", "References", "as_float32", "as_membership_data",
@@ -123,7 +120,7 @@ class AuditPlan:
     Data derived from an audit (``subset``, ``shuffled_membership``) keeps its plan."""
 
     looks: Any = None
-    trials: RecipeTrials | TextRecipeTrials | None = None
+    trials: Any = None  # RecipeTrials, TextRecipeTrials (text_membership builds on this module) or None
 
 
 class MembershipData:

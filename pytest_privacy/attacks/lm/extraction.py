@@ -9,8 +9,6 @@ prompts (what any model of the language would complete).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -78,17 +76,6 @@ class Secret:
     length: int
     tokens: tuple[int, ...] = ()
     string: str = ""
-
-    def digest(self) -> str:
-        """12 hex digits naming the secret without saying it: HMAC-SHA256 under the store's secret
-        (``PYTEST_PRIVACY_STORE_KEY``) when set, else SHA-256. Unkeyed, a short secret (a phone number)
-        can be found again by trying every candidate: set the key where stored runs are shared."""
-        from ...report.signing import signing_key
-
-        body = self.string.encode() if self.kind == "pattern" else np.asarray(self.tokens, dtype=np.int64).tobytes()
-        key = signing_key()
-        h = hmac.new(key, body, hashlib.sha256) if key is not None else hashlib.sha256(body)
-        return h.hexdigest()[:12]
 
 
 def _decoder(text: Any) -> Any:
