@@ -84,8 +84,8 @@ def test_a_lora_fine_tune_of_a_pretrained_gpt2_is_audited_and_cached(hub, tmp_pa
     data.base = transformers.GPT2LMHeadModel.from_pretrained(folder)
     scores = {a: measure_attack(setup.target, data, attack=a, fpr=0.1) for a in ("lm_loss", "ref_base", "lm_lira")}
     assert scores["ref_base"].auc != scores["lm_loss"].auc  # the base model was read
-    # A LoRA fine-tune of this tiny GPT-2 leaks little (measured at 40 epochs: lm_lira AUC 0.58, ref_base
-    # 0.61 at 4 references): the honest verdict at FPR 0.1 is no FAIL.
+    # A LoRA fine-tune of this tiny GPT-2 leaks little (measured at 40 epochs, 4 references: lm_lira AUC 0.51
+    # with its shared variance, 0.58 with each text's own; ref_base 0.61): the honest verdict at FPR 0.1 is no FAIL.
     assert all(r.auc < 0.75 for r in scores.values())
     again = PrivacyTrainer(store=ModelStore(tmp_path))
     again.audit(_lora(folder, 25), text, n_references=4, seed=0)
