@@ -132,6 +132,19 @@ def test_the_example_base_is_pretrained_once_cached_by_the_store_and_loaded_with
     with pytest.warns(UserWarning, match="corrupt|checksum|damaged"):
         third = module.example_base(public, folder=tmp_path / "c", store=store, width=16, layers=1, epochs=2, lr=1e-2)
     assert torch.equal(transformers.AutoModelForCausalLM.from_pretrained(third).lm_head.weight, model.lm_head.weight)
+    # Two CI jobs asking for another base at once: one pretrains under the store's lock, the other reads it.
+    import threading
+
+    calls, pretrain = [], module._pretrain
+    monkeypatch.setattr(module, "_pretrain", lambda *a, **k: calls.append(1) or pretrain(*a, **k))
+    folders = [tmp_path / "e", tmp_path / "f"]
+    jobs = [threading.Thread(target=module.example_base, args=(public,), kwargs=dict(folder=f, store=store, width=8, layers=1, epochs=1))
+            for f in folders]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    assert len(calls) == 1 and (folders[0] / "config.json").exists() and (folders[1] / "config.json").exists()
     for kwargs, message in [({"width": 15}, "multiple of heads"), ({"epochs": 0}, "epochs"), ({"lr": -1}, "lr")]:
         with pytest.raises(ValueError, match=message):
             module.example_base(public, folder=tmp_path / "d", **kwargs)
