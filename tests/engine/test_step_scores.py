@@ -56,3 +56,9 @@ def test_a_loop_that_reports_its_steps_is_scored_white_box_and_cached(tmp_path):
     assert "white-box" not in plain.description and not np.allclose(plain.scores, run.scores)
     with pytest.raises(Exception, match="called it fewer than twice"):
         PrivacyTrainer().canary_run(forgets_to_call, DATA, n_canaries=100, seed=0)
+
+    def passes_weights(x, y, *, seed, device, on_step):
+        return _loop(x, y, seed=seed, on_step=lambda model: on_step(model.state_dict()))
+
+    with pytest.raises(Exception, match="takes the model being trained"):
+        PrivacyTrainer().canary_run(passes_weights, DATA, n_canaries=100, seed=0)
