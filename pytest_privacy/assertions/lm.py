@@ -181,7 +181,13 @@ def assert_canary_exposure_below(
     confidence = confidence_or_default(confidence)
     policy = policy_or_default(on_inconclusive)
     c, ll = run.canaries, np.asarray(run.candidate_ll)
-    exposures = [exposure(float(ll[s]), np.delete(ll, s), space_size=c.space_size, enumerated=True) for s in c.secret_index]
+    secret_ll = getattr(run, "secret_ll", None)
+    if secret_ll is None:  # every secret of the space ranked
+        exposures = [exposure(float(ll[s]), np.delete(ll, s), space_size=c.space_size, enumerated=True) for s in c.secret_index]
+        ranked = "every secret ranked"
+    else:  # a uniform sample of the space: exact bounds from the count, the paper's fitted estimate
+        exposures = [exposure(float(s), ll, space_size=c.space_size, enumerated=False, confidence=confidence) for s in secret_ll]
+        ranked = f"ranked among {len(ll):,} sampled secrets"
     planted = [e for e, inc in zip(exposures, c.included) if inc]
     verdict, reason, _ = planted_exposure_verdict(planted, max_exposure=max_exposure, confidence=confidence)
     if run.no_trace and verdict is Verdict.PASS:
@@ -205,7 +211,7 @@ def assert_canary_exposure_below(
         reason += f"; the {len(never)} canaries never planted reach {max(never):.2f} bits at most (chance)"
     r = record_result(LMAuditResult(
         verdict=verdict, reason=reason, gate="exposure", attack="canary_exposure",
-        variant=f"{c.secrets.shape[1]} digits after '{c.format}', every secret ranked", confidence=confidence,
+        variant=f"{c.secrets.shape[1]} digits after '{c.format}', {ranked}", confidence=confidence,
         exposures=rows, max_exposure=float(max_exposure), seed=run.seed, seconds=run.seconds, data_id=run.data_id,
     ))
     return enforce(r, policy, f"no planted canary may be exposed beyond {max_exposure:g} bits", describe=describe_lm, hint=LM_HINT)

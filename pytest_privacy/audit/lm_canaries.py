@@ -5,7 +5,10 @@ model: a canary's exposure is how far up its own secret comes.
 
 All canaries share the format, so one pass over the secret space (:func:`~pytest_privacy.data.likelihood.
 candidate_log_likelihoods`) ranks every canary's secret; the log-likelihoods of the whole space are what
-the store keeps for the run.
+the store keeps for the run. A space too large to enumerate (more than 10^6 secrets) is sampled, as the
+paper does: :data:`SAMPLED_CANDIDATES` secrets drawn uniformly and seeded, scored beside the canaries'
+own (:func:`~pytest_privacy.data.likelihood.sequence_log_likelihoods`); the exposure is then bounded
+exactly from the count above the secret and estimated by the paper's fitted distribution.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data.likelihood import candidate_log_likelihoods
+from ..data.likelihood import candidate_log_likelihoods, sequence_log_likelihoods
 from ..data.text import DEFAULT_CANARY_FORMAT, TextDataset
 from ..engine.executors import Trained
 from ..engine.store import digest
@@ -27,18 +30,22 @@ if TYPE_CHECKING:
     from ..engine.progress import Progress
     from .job import TrainJob
 
-__all__ = ["DEFAULT_REPETITIONS", "LMCanaryRun", "LMCanarySet", "TextCanarySource"]
+__all__ = ["DEFAULT_REPETITIONS", "SAMPLED_CANDIDATES", "LMCanaryRun", "LMCanarySet", "TextCanarySource"]
 
 DEFAULT_REPETITIONS = (1, 4, 16)  # how often each canary is planted, as in the paper's figures
 DEFAULT_PER_COUNT = 8  # canaries drawn per repetition count (about half of them planted)
 DEFAULT_LENGTH = 4  # secret digits: 10^4 secrets, every one ranked exactly (13.3 bits at most)
 _MAX_ENUMERATED = 10**6
+SAMPLED_CANDIDATES = 20_000  # secrets scored when the space is sampled: exposures certified up to ~12 bits
+_MAX_LENGTH = 18  # digits: a secret's index stays an int64
 
 
 @dataclass(frozen=True)
 class LMCanarySet:
     """The canaries of one run: the format's tokens, the secret alphabet's token ids, each canary's
-    secret (alphabet indices ``[K, length]``), its repetition count and whether it was planted."""
+    secret (alphabet indices ``[K, length]``), its repetition count and whether it was planted; and,
+    for a space too large to enumerate, the uniformly sampled secrets it is ranked by (``sampled [n,
+    length]``; None: every secret is ranked)."""
 
     prefix: np.ndarray
     alphabet: np.ndarray
@@ -46,6 +53,7 @@ class LMCanarySet:
     repetitions: np.ndarray
     included: np.ndarray
     format: str
+    sampled: np.ndarray | None = None
 
     @classmethod
     def draw(
@@ -60,8 +68,8 @@ class LMCanarySet:
         for name, v, low in (("per_count", per_count, 1), ("length", length, 1)):
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}.")
-        if 10**length > _MAX_ENUMERATED:
-            raise ValueError(f"length={length} digits make 10^{length} secrets; at most 10^6 are ranked exactly: use length <= 6.")
+        if length > _MAX_LENGTH:
+            raise ValueError(f"length={length} digits: use length <= {_MAX_LENGTH} (10^{length} secrets cannot be indexed).")
         prefix = np.asarray(text.encode(format), dtype=np.int64)
         digits = [text.encode(str(d)) for d in range(10)]
         if any(len(d) != 1 for d in digits) or len({d[0] for d in digits}) != 10:
@@ -73,9 +81,12 @@ class LMCanarySet:
             raise ValueError(f"a canary of {len(prefix) + length} tokens does not fit the texts' {text.ids.shape[1]}.")
         rng = np.random.default_rng([seed, 0x6C6D63])
         k = per_count * len(repetitions)
+        sampled = None
+        if 10**length > _MAX_ENUMERATED:  # (a stream of its own: the canaries are the same either way)
+            sampled = np.random.default_rng([seed, 0x736D70]).integers(0, 10, (SAMPLED_CANDIDATES, length))
         return cls(
             prefix, np.array([d[0] for d in digits], dtype=np.int64), rng.integers(0, 10, (k, length)),
-            np.repeat(np.asarray(repetitions, dtype=np.int64), per_count), rng.random(k) < 0.5, format,
+            np.repeat(np.asarray(repetitions, dtype=np.int64), per_count), rng.random(k) < 0.5, format, sampled,
         )
 
     @property
@@ -128,6 +139,7 @@ class TextCanarySource(TextFunctionSource):
         return digest(
             "pytest-privacy-lm-canaries/1", self.identity, data_id, np.packbits(keep_row), seed.entropy, seed.spawn_key,
             c.prefix, c.alphabet, c.secrets, c.repetitions, np.packbits(c.included), *library_versions(device_type),
+            *(() if c.sampled is None else ("sampled", c.sampled)),
         )
 
     def train(self, job: TrainJob, unit: list[int], *, progress: Progress) -> list[Trained]:
@@ -137,15 +149,20 @@ class TextCanarySource(TextFunctionSource):
         assert c is not None
         device = str(resolve_device(job.device))
         model = self.train_fn(self.text, seed=self.seed_of(job.seeds[0]), device=device)
-        ll = candidate_log_likelihoods(model, c.prefix, c.alphabet, c.secrets.shape[1], device=device)
-        return [Trained({"candidate_ll": ll}, model if job.keep_models else None)]
+        if c.sampled is None:
+            entry = {"candidate_ll": candidate_log_likelihoods(model, c.prefix, c.alphabet, c.secrets.shape[1], device=device)}
+        else:  # the sample ranks the canaries' secrets, scored the same way
+            entry = {"candidate_ll": sequence_log_likelihoods(model, c.prefix, c.alphabet, c.sampled, device=device),
+                     "secret_ll": sequence_log_likelihoods(model, c.prefix, c.alphabet, c.secrets, device=device)}
+        return [Trained(entry, model if job.keep_models else None)]
 
 
 @dataclass(frozen=True)
 class LMCanaryRun:
     """One fine-tune with planted canaries: the canaries, and the fine-tuned model's log-likelihood of
     every secret of the space after the format (``candidate_ll``, lexicographic order): what
-    ``assert_canary_exposure_below`` ranks each canary's secret among."""
+    ``assert_canary_exposure_below`` ranks each canary's secret among. For a sampled space,
+    ``candidate_ll`` holds the sampled secrets' (``canaries.sampled``) and ``secret_ll`` the canaries'."""
 
     canaries: LMCanarySet
     candidate_ll: np.ndarray
@@ -154,11 +171,14 @@ class LMCanaryRun:
     trained: bool
     data_id: str
     accountant_epsilon: float | None = None  # (no recipe: a DP claim is the team's own)
+    secret_ll: np.ndarray | None = None
 
     @property
     def scores(self) -> np.ndarray:
         """Each canary's secret's log-likelihood after the format: higher, more likely planted (the
         one-run DP audit's score; every canary shares the format, so the scores are comparable)."""
+        if self.secret_ll is not None:
+            return np.asarray(self.secret_ll)
         return np.asarray(self.candidate_ll)[self.canaries.secret_index]
 
     @property

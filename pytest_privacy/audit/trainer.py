@@ -279,7 +279,7 @@ class PrivacyTrainer:
         )
         return LMCanaryRun(
             canaries, trained.entry["candidate_ll"], seed, time.perf_counter() - start,
-            self.models_trained > trained_before, data_id,
+            self.models_trained > trained_before, data_id, secret_ll=trained.entry.get("secret_ll"),
         )
 
     def _one_run(

@@ -22,7 +22,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TokenStatistics", "candidate_log_likelihoods", "next_token_statistics", "token_statistics"]
+__all__ = ["TokenStatistics", "candidate_log_likelihoods", "next_token_statistics", "sequence_log_likelihoods", "token_statistics"]
 
 
 @dataclass(frozen=True)
@@ -159,3 +159,28 @@ def candidate_log_likelihoods(
             )
     return totals
 
+
+
+def sequence_log_likelihoods(
+    model: Any, prefix: np.ndarray, alphabet: np.ndarray, secrets: np.ndarray, *, batch_size: int = 512, device: str = "cpu"
+) -> np.ndarray:
+    """``[K]`` float64: ``log p(s | prefix)`` of each secret of ``secrets [K, length]`` (alphabet
+    indices), each read in one pass over ``prefix`` and its tokens: what a sample of a space too large to
+    enumerate (:func:`candidate_log_likelihoods`) is scored by."""
+    import torch
+
+    from .querying import ask, evaluating, is_module
+
+    prefix, alphabet, secrets = (np.asarray(a, dtype=np.int64) for a in (prefix, alphabet, secrets))
+    rows = np.concatenate([np.broadcast_to(prefix, (len(secrets), len(prefix))), alphabet[secrets]], axis=1)
+    at = np.arange(len(prefix) - 1, rows.shape[1] - 1)  # the positions that predict the secret's tokens
+    out = np.empty(len(rows))
+    with_mask = _takes_attention_mask(model)
+    context = evaluating(model) if is_module(model) else contextlib.nullcontext()
+    with torch.no_grad(), context:
+        for start in range(0, len(rows), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(rows[start : start + batch_size])).to(device)
+            got = ask(model, batch, attention_mask=torch.ones_like(batch)) if with_mask else ask(model, batch)
+            lp = torch.log_softmax(getattr(got, "logits", got)[:, at].double(), dim=-1)
+            out[start : start + len(batch)] = lp.gather(-1, batch[:, at + 1, None]).sum((1, 2)).cpu().numpy()
+    return out

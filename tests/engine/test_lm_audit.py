@@ -255,8 +255,8 @@ def test_planted_canaries_are_exposed_by_a_fine_tune_and_not_by_one_that_learnt_
         assert_canary_exposure_below(run, max_exposure=10.0)
     again = PrivacyTrainer(store=ModelStore(tmp_path))
     assert not again.lm_canary_run(_finetune(10), TEXT, seed=0).trained and again.models_trained == 0
-    with pytest.raises(ValueError, match="length=7"):
-        trainer.lm_canary_run(fine_tune, TEXT, seed=0, length=7)
+    with pytest.raises(ValueError, match="length=19"):
+        trainer.lm_canary_run(fine_tune, TEXT, seed=0, length=19)
     with pytest.raises(TypeError, match="lm_canary_run fixture"):
         assert_canary_exposure_below(TEXT, max_exposure=10.0)
     no_digits = TextDataset(["no digits here at all"] * 2 + ["nor here"], tokenizer=TEXT.tokenizer.__class__(["no digits here at all nor"]), max_length=8)
@@ -277,6 +277,35 @@ def test_families_and_more_references_work_on_texts(memorised, tmp_path):
     with pytest.raises(PrivacyLeakError):
         assert_tpr_at_fpr_below(setup.target, data, fpr=0.1, max_tpr=0.3, attack="lm_lira")
     assert trainer.models_trained == AUTO_SCHEDULE[0] + 1  # decided at the first look: no more fine-tunes
+
+
+def test_a_space_too_large_to_enumerate_is_sampled_with_exact_bounds(tmp_path):
+    """Secrets of 8 digits (10^8): ranked among 20,000 secrets drawn uniformly, as the paper does. A
+    canary planted 16 times beats every sampled secret (its exposure certified above 10 bits from the
+    count alone); a fine-tune that learnt nothing exposes none; the sample is part of the cache key."""
+    from pytest_privacy import assert_canary_exposure_below
+    from pytest_privacy.audit.lm_canaries import SAMPLED_CANDIDATES
+    from pytest_privacy.data.likelihood import sequence_log_likelihoods
+
+    trainer = PrivacyTrainer(store=ModelStore(tmp_path))
+    run = trainer.lm_canary_run(_finetune(10), TEXT, seed=0, length=8, repetitions=(1, 16), per_count=4)
+    assert run.canaries.sampled.shape == (SAMPLED_CANDIDATES, 8) and run.secret_ll.shape == (8,)
+    assert np.array_equal(run.scores, run.secret_ll)
+    with pytest.raises(PrivacyLeakError, match="a secret is exposed") as failed:
+        assert_canary_exposure_below(run, max_exposure=10.0)
+    assert "ranked among 20,000 sampled secrets" in str(failed.value)
+    nothing = trainer.lm_canary_run(_finetune(0), TEXT, seed=0, length=8, repetitions=(1, 16), per_count=4)
+    r = assert_canary_exposure_below(nothing, max_exposure=10.0)
+    assert r.verdict is Verdict.PASS and all(row.high < 10.0 for row in r.exposures)
+    # the scores are the model's own: one secret scored by hand, token by token
+    import torch
+
+    model = finetune_tiny(TEXT.subset(np.arange(0)), seed=0, device="cpu", epochs=0, vocab=VOCAB)
+    c = nothing.canaries
+    ids = torch.from_numpy(np.r_[c.prefix, c.alphabet[c.secrets[0]]][None])
+    lp = torch.log_softmax(model(ids)[0].double(), -1)
+    by_hand = sum(float(lp[len(c.prefix) - 1 + j, c.alphabet[c.secrets[0, j]]]) for j in range(8))
+    assert sequence_log_likelihoods(model, c.prefix, c.alphabet, c.secrets[:1])[0] == pytest.approx(by_hand, rel=1e-12)
 
 
 def test_a_dp_claim_is_audited_on_a_language_models_canaries():
