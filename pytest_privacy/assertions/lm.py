@@ -114,7 +114,7 @@ def assert_no_extraction(
     if samples:
         variant = variant.replace("greedy", f"greedy and {samples} samples at temperature {temperature:g} (seed {seed})")
     if prefix is not None:
-        variant = variant.replace("the text before each secret", f"the first {prefix} tokens")
+        variant = variant.replace("the text before each secret", f"the first {prefix} tokens (up to {suffix} generated)")
     if pattern is not None:
         variant += f", pattern {_pattern_text(pattern)}"
     r = record_result(LMAuditResult(
