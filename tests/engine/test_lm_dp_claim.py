@@ -36,7 +36,7 @@ class ConvLM(nn.Module):
         return self.head(torch.relu(self.conv(h)).transpose(1, 2))
 
 
-def dp_finetune(*, forget_noise: bool, epochs: int = 40):
+def dp_finetune(*, forget_noise: bool, epochs: int = 30):
     """The team's loop: opacus DP-SGD (Poisson batches of 64 expected, clipping at 1, SGD lr 4), with
     the noise its accountant sets for epsilon = 2 at delta = 1e-5, or none at all."""
 
@@ -74,8 +74,8 @@ def dp_finetune(*, forget_noise: bool, epochs: int = 40):
 
 @pytest.mark.slow
 def test_an_honest_dp_fine_tune_passes_its_claim_and_the_same_loop_without_noise_fails_it():
-    # Measured over seeds 0-2: the noise-free loop proves eps >= 3.21 / 3.21 / 3.64 (247-249 of 250 guesses
-    # right), the honest one eps >= 0.000 each time.
+    # Measured over seeds 0-2: the noise-free loop proves eps >= 2.70 / 2.55 / 2.93, the honest one
+    # eps >= 0.09 / 0.00 / 0.00.
     trainer = PrivacyTrainer()
     honest = dp_finetune(forget_noise=False)
     run = trainer.lm_canary_run(honest, TEXT, seed=0, repetitions=(1,), per_count=500)
@@ -83,5 +83,5 @@ def test_an_honest_dp_fine_tune_passes_its_claim_and_the_same_loop_without_noise
     r = assert_dp_claim_holds(run, epsilon=2.0, delta=1e-5)
     assert r.verdict is Verdict.PASS and r.n_canaries == 500 and "power" in r.reason
     forgot = trainer.lm_canary_run(dp_finetune(forget_noise=True), TEXT, seed=0, repetitions=(1,), per_count=500)
-    with pytest.raises(PrivacyLeakError, match=r"claim violated: the canaries prove epsilon >= 3\.\d+ > 2"):
+    with pytest.raises(PrivacyLeakError, match=r"claim violated: the canaries prove epsilon >= 2\.[6-9]\d* > 2"):
         assert_dp_claim_holds(forgot, epsilon=2.0, delta=1e-5)
