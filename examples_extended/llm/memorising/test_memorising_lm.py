@@ -25,6 +25,6 @@ def test_memorising_finetune_exposes_canaries(lm_canary_run):
 
 @leaks
 def test_memorising_finetune_completes_pii(target_model, membership_data):
-    # Greedy decoding and 8 seeded samples at temperature 0.7 for each prompt: greedy alone gives back
-    # 2 of 200 members' PII here, which proves nothing against 0 of 200 non-members' (INCONCLUSIVE).
-    assert_no_extraction(target_model, membership_data, max_extracted=0, samples=8, temperature=0.7)
+    # Greedy decoding gives back 19 of 200 members' PII against 0 of 200 non-members' (8 seeded samples at
+    # temperature 0.7 as well: 37 against 2, at five times the cost).
+    assert_no_extraction(target_model, membership_data, max_extracted=0)
