@@ -165,22 +165,10 @@ def sequence_log_likelihoods(
     model: Any, prefix: np.ndarray, alphabet: np.ndarray, secrets: np.ndarray, *, batch_size: int = 512, device: str = "cpu"
 ) -> np.ndarray:
     """``[K]`` float64: ``log p(s | prefix)`` of each secret of ``secrets [K, length]`` (alphabet
-    indices), each read in one pass over ``prefix`` and its tokens: what a sample of a space too large to
-    enumerate (:func:`candidate_log_likelihoods`) is scored by."""
-    import torch
-
-    from .querying import ask, evaluating, is_module
-
+    indices): each canary text read whole by :func:`token_statistics` (its checks included), the
+    secret's tokens summed. What a sample of a space too large to enumerate
+    (:func:`candidate_log_likelihoods`) is scored by."""
     prefix, alphabet, secrets = (np.asarray(a, dtype=np.int64) for a in (prefix, alphabet, secrets))
     rows = np.concatenate([np.broadcast_to(prefix, (len(secrets), len(prefix))), alphabet[secrets]], axis=1)
-    at = np.arange(len(prefix) - 1, rows.shape[1] - 1)  # the positions that predict the secret's tokens
-    out = np.empty(len(rows))
-    with_mask = _takes_attention_mask(model)
-    context = evaluating(model) if is_module(model) else contextlib.nullcontext()
-    with torch.no_grad(), context:
-        for start in range(0, len(rows), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(rows[start : start + batch_size])).to(device)
-            got = ask(model, batch, attention_mask=torch.ones_like(batch)) if with_mask else ask(model, batch)
-            lp = torch.log_softmax(getattr(got, "logits", got)[:, at].double(), dim=-1)
-            out[start : start + len(batch)] = lp.gather(-1, batch[:, at + 1, None]).sum((1, 2)).cpu().numpy()
-    return out
+    lp = token_statistics(model, rows, np.ones(rows.shape, dtype=bool), batch_size=batch_size, device=device).lp
+    return lp[:, len(prefix) :].sum(axis=1)

@@ -305,7 +305,8 @@ def test_a_space_too_large_to_enumerate_is_sampled_with_exact_bounds(tmp_path):
     ids = torch.from_numpy(np.r_[c.prefix, c.alphabet[c.secrets[0]]][None])
     lp = torch.log_softmax(model(ids)[0].double(), -1)
     by_hand = sum(float(lp[len(c.prefix) - 1 + j, c.alphabet[c.secrets[0, j]]]) for j in range(8))
-    assert sequence_log_likelihoods(model, c.prefix, c.alphabet, c.secrets[:1])[0] == pytest.approx(by_hand, rel=1e-12)
+    # (token_statistics reduces a float32 model's log-softmax in float32: 8 tokens, each within ~2^-24 relative)
+    assert sequence_log_likelihoods(model, c.prefix, c.alphabet, c.secrets[:1])[0] == pytest.approx(by_hand, rel=8 * 2**-23)
 
 
 def test_a_dp_claim_is_audited_on_a_language_models_canaries():
