@@ -225,7 +225,7 @@ def test_extraction_by_seeded_samples_a_pattern_and_whole_suffixes(extracting, m
     assert [s.record for s in keyed.secrets] == [s.record for s in greedy.secrets]
     assert all(a.digest != b.digest for a, b in zip(keyed.secrets, greedy.secrets))
     for kwargs, message in [
-        ({"prefix": 0}, "prefix must be an integer >= 1"), ({"samples": -1}, "samples must be"),
+        ({"prefix": 0}, r"prefix must be an integer in \[1, inf\)"), ({"samples": -1}, "samples must be"),
         ({"samples": 2, "temperature": 0}, "temperature must be"), ({"pattern": "("}, "regular expression"),
         ({"suffix": 0}, "suffix must be"), ({"prefix": 64}, "no member text has a secret"),
         ({"seed": -1}, "seed"),

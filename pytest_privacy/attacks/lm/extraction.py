@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ...stats.checks import check_number
+
 __all__ = ["Secret", "continuations", "extraction_secrets", "pii_extracted", "reproduced"]
 
 
@@ -119,10 +121,9 @@ def extraction_secrets(
     before it; a span at the very start is not tried. ``prefix=k``: every record with more than ``k``
     real tokens, prompted with its first ``k``; its secrets are its true suffix (up to ``suffix``
     tokens) and the PII spans and ``pattern`` matches within that suffix."""
-    if prefix is not None and (isinstance(prefix, bool) or not isinstance(prefix, int) or prefix < 1):
-        raise ValueError(f"prefix must be an integer >= 1 (tokens each record is prompted with) or None, got {prefix!r}.")
-    if isinstance(suffix, bool) or not isinstance(suffix, int) or suffix < 1:
-        raise ValueError(f"suffix must be an integer >= 1 (tokens generated after a fixed prefix), got {suffix!r}.")
+    if prefix is not None:
+        prefix = int(check_number("prefix", prefix, "[1, inf)", integer=True, why="tokens each record is prompted with, or None"))
+    suffix = int(check_number("suffix", suffix, "[1, inf)", integer=True, why="tokens generated after a fixed prefix"))
     if pattern is not None:
         try:
             pattern = re.compile(pattern)
@@ -157,10 +158,8 @@ def reproduced(
     """The ``secrets`` some decoding gives back: greedy, and ``samples`` draws at ``temperature`` (each
     from a generator seeded by ``seed``, the draw and the record: the same whatever the batch size).
     Prompts of one length are decoded together, for the longest secret among them."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
-        raise ValueError(f"samples must be an integer >= 0 (sampled decodings beside the greedy one), got {samples!r}.")
-    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature > 0):
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
+    samples = int(check_number("samples", samples, "[0, inf)", integer=True, why="sampled decodings beside the greedy one"))
+    check_number("temperature", temperature, "(0, inf)", why="the sampled decodings' temperature")
     decode = _decoder(text) if any(s.kind == "pattern" for s in secrets) else None
     by_prompt: dict[int, list[Secret]] = {}
     for s in secrets:
