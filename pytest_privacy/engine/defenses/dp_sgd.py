@@ -21,7 +21,7 @@ who knew them would test the mechanism without its subsampling, which the accoun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -198,23 +198,26 @@ class _PerExampleClipped:
     def _plant(self, summed: dict[str, torch.Tensor], active: tuple[bool, ...]) -> None:
         """Add each canary joining this step to its model's clipped sum (``clip`` at its coordinate)."""
         c = self.canaries
-        if c is None:
-            return
-        flat = {k: v.view(v.shape[0], -1) for k, v in summed.items()}
-        for m in (m for m, on in enumerate(active) if on):
+        for m, flat, slots in self._canary_slots(summed, active):
             joins = c.joining(m)
-            for name, positions, offsets in c.slots[m]:
+            for name, positions, offsets in slots:
                 flat[name][m, offsets[joins[positions]]] += self.settings.clip
 
     def _score(self, private: dict[str, torch.Tensor], active: tuple[bool, ...]) -> None:
         """Add the privatized sum at every canary's coordinate to its score, at every step the model takes."""
         c = self.canaries
-        if c is None:
-            return
-        flat = {k: v.view(v.shape[0], -1) for k, v in private.items()}
-        for m in (m for m, on in enumerate(active) if on):
-            for name, positions, offsets in c.slots[m]:
+        for m, flat, slots in self._canary_slots(private, active):
+            for name, positions, offsets in slots:
                 c.scores[m, positions] += flat[name][m, offsets].double().cpu().numpy()
+
+    def _canary_slots(self, tensors: dict[str, torch.Tensor], active: tuple[bool, ...]) -> Iterator[tuple[int, dict[str, torch.Tensor], Any]]:
+        """``(m, tensors flattened per model, model m's canary slots)`` for each model taking this step;
+        nothing without canaries. Planting and scoring read the same slots."""
+        if self.canaries is None:
+            return
+        flat = {k: v.view(v.shape[0], -1) for k, v in tensors.items()}
+        for m in (m for m, on in enumerate(active) if on):
+            yield m, flat, self.canaries.slots[m]
 
 
 def dp_noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: int) -> float:
